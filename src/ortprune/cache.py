@@ -1,0 +1,23 @@
+"""Where ortprune keeps downloads, sources, builds and derived models (~/.cache/ortprune)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+
+def cache_dir(*parts: str) -> Path:
+    """``$ORTPRUNE_CACHE`` or ``$XDG_CACHE_HOME/ortprune`` or ``~/.cache/ortprune``, joined with ``parts``."""
+    root = os.environ.get("ORTPRUNE_CACHE")
+    base = Path(root) if root else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ortprune"
+    return base.joinpath(*parts)
+
+
+def file_digest(path: str | Path, length: int = 16) -> str:
+    """SHA-256 of a file's bytes (streamed), shortened to ``length`` hex digits."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:length]

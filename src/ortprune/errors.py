@@ -1,0 +1,38 @@
+"""One exception family for everything a user can cause; the CLI prints it in one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class OrtpruneError(Exception):
+    """An error the user can fix: the message names the file and the problem."""
+
+    def __init__(self, message: str, path: str | Path | None = None) -> None:
+        self.path = None if path is None else Path(path)
+        super().__init__(f"{path}: {message}" if path is not None else message)
+
+
+class ModelError(OrtpruneError):
+    """A model file that cannot be read as ONNX (truncated, not ONNX, missing external data...)."""
+
+
+class NoModelsError(OrtpruneError):
+    """A path that holds no model files."""
+
+
+class ConfigError(OrtpruneError):
+    """A reduced-build config that does not follow ORT's grammar."""
+
+    def __init__(self, message: str, path: str | Path | None = None, line: int | None = None) -> None:
+        where = path if line is None else f"{path or '<config>'}:{line}"
+        super().__init__(message, where)
+        self.line = line
+
+
+class BuildError(OrtpruneError):
+    """An ORT build that failed or cannot start."""
+
+
+class RuntimeLoadError(OrtpruneError):
+    """A shared library that is not a usable ONNX Runtime."""

@@ -1,0 +1,394 @@
+"""OpConfig: the data model of ORT's reduced-build config (``build.py --include_ops_by_config``).
+
+The grammar is the one ``tools/python/util/reduced_build_config_parser.py`` accepts:
+
+    # comment
+    domain;opset[,opset...];Op1,Op2{"inputs": {"0": ["float"]}},Op3
+    !globally_allowed_types;float,int64_t
+    !no_ops_specified_means_all_ops_are_required
+
+Unlike ORT's parser, repeated entries for the same op *union* their type info instead of replacing it
+(ORT issue #16742), so merging configs never drops a type a model needs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ortprune._io import atomic_write_text
+from ortprune.errors import ConfigError
+
+#: Operator domains ORT registers kernels for (``tools/ci_build/op_registration_utils.py``), public names.
+KNOWN_DOMAINS: frozenset[str] = frozenset(
+    {
+        "ai.onnx",
+        "ai.onnx.ml",
+        "ai.onnx.training",
+        "ai.onnx.preview.training",
+        "com.microsoft",
+        "com.microsoft.nchwc",
+        "com.microsoft.experimental",
+        "com.microsoft.dml",
+        "com.ms.internal.nhwc",
+        "org.pytorch.aten",
+        "com.intel.ai",
+        "com.xilinx",
+    }
+)
+
+#: C++ type names ORT's config uses for tensor element types (``ort_format_model/types.py``).
+CPP_TYPES: frozenset[str] = frozenset(
+    {
+        "float",
+        "double",
+        "MLFloat16",
+        "BFloat16",
+        "int8_t",
+        "int16_t",
+        "int32_t",
+        "int64_t",
+        "uint8_t",
+        "uint16_t",
+        "uint32_t",
+        "uint64_t",
+        "bool",
+        "std::string",
+        "Float8E4M3FN",
+        "Float8E4M3FNUZ",
+        "Float8E5M2",
+        "Float8E5M2FNUZ",
+    }
+)
+
+
+def normalize_domain(domain: str) -> str:
+    """ONNX spells the default domain as ''; ORT's config calls it 'ai.onnx'."""
+    return domain or "ai.onnx"
+
+
+@dataclass(frozen=True, order=True)
+class OpId:
+    """One operator at one opset of its domain: the unit of a config line."""
+
+    domain: str
+    opset: int
+    op: str
+
+    def __str__(self) -> str:
+        return f"{self.domain};{self.opset};{self.op}"
+
+
+@dataclass
+class OpTypes:
+    """Per-op type info: element types per input/output index, or ORT's 'custom' tuples (OneHot)."""
+
+    inputs: dict[int, set[str]] = field(default_factory=dict)
+    outputs: dict[int, set[str]] = field(default_factory=dict)
+    custom: set[tuple[str, ...]] = field(default_factory=set)
+
+    def update(self, other: OpTypes) -> None:
+        for mine, theirs in ((self.inputs, other.inputs), (self.outputs, other.outputs)):
+            for idx, types in theirs.items():
+                mine.setdefault(idx, set()).update(types)
+        self.custom.update(other.custom)
+
+    def is_empty(self) -> bool:
+        return not any(self.inputs.values()) and not any(self.outputs.values()) and not self.custom
+
+    def to_json(self) -> str:
+        """The same JSON ORT's ``to_config_entry`` writes (sorted indices and types)."""
+        if self.custom:
+            return json.dumps({"custom": sorted(list(t) for t in self.custom)})
+        info: dict[str, dict[int, list[str]]] = {}
+        for key, table in (("inputs", self.inputs), ("outputs", self.outputs)):
+            entries = {i: sorted(t) for i, t in sorted(table.items()) if t}
+            if entries:
+                info[key] = entries
+        return json.dumps(info)
+
+    @classmethod
+    def from_json(cls, text: str) -> OpTypes:
+        data = json.loads(text)
+        if not isinstance(data, dict) or not set(data) <= {"inputs", "outputs", "custom"}:
+            raise ValueError('type info must be an object with keys "inputs", "outputs" or "custom"')
+        result = cls()
+        for key, table in (("inputs", result.inputs), ("outputs", result.outputs)):
+            for idx, types in data.get(key, {}).items():
+                if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+                    raise ValueError(f"{key}[{idx}] must be a list of type names")
+                table[int(idx)] = set(types)
+        for triple in data.get("custom", []):
+            result.custom.add(tuple(triple))
+        return result
+
+    def copy(self) -> OpTypes:
+        new = OpTypes()
+        new.update(self)
+        return new
+
+
+@dataclass
+class OpConfig:
+    """Required operators (domain → opset → op names), with optional per-op type info."""
+
+    ops: dict[str, dict[int, set[str]]] = field(default_factory=dict)
+    types: dict[tuple[str, str], OpTypes] = field(default_factory=dict)
+    globally_allowed_types: frozenset[str] | None = None
+    no_ops_means_all: bool = False
+    comments: list[str] = field(default_factory=list)
+
+    # ---- construction ---------------------------------------------------------------------------
+    def add(self, domain: str, opset: int, op: str, types: OpTypes | None = None) -> None:
+        domain = normalize_domain(domain)
+        self.ops.setdefault(domain, {}).setdefault(int(opset), set()).add(op)
+        if types is not None and not types.is_empty():
+            self.types.setdefault((domain, op), OpTypes()).update(types)
+
+    @classmethod
+    def from_ids(cls, ids: Iterable[OpId]) -> OpConfig:
+        config = cls()
+        for i in ids:
+            config.add(i.domain, i.opset, i.op)
+        return config
+
+    # ---- queries --------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[OpId]:
+        for domain in sorted(self.ops):
+            for opset in sorted(self.ops[domain]):
+                for op in sorted(self.ops[domain][opset]):
+                    yield OpId(domain, opset, op)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __contains__(self, item: object) -> bool:
+        if not isinstance(item, OpId):
+            return False
+        return item.op in self.ops.get(item.domain, {}).get(item.opset, set())
+
+    def op_names(self) -> set[tuple[str, str]]:
+        """(domain, op) pairs regardless of opset."""
+        return {(i.domain, i.op) for i in self}
+
+    def has_type_info(self) -> bool:
+        return any(not t.is_empty() for t in self.types.values())
+
+    # ---- algebra --------------------------------------------------------------------------------
+    def copy(self) -> OpConfig:
+        return OpConfig(
+            ops={d: {o: set(s) for o, s in m.items()} for d, m in self.ops.items()},
+            types={k: v.copy() for k, v in self.types.items()},
+            globally_allowed_types=self.globally_allowed_types,
+            no_ops_means_all=self.no_ops_means_all,
+            comments=list(self.comments),
+        )
+
+    @classmethod
+    def merge(cls, *configs: OpConfig) -> OpConfig:
+        """Union of ops, opsets and type info (types are unioned per op, never replaced)."""
+        result = cls()
+        allowed: set[str] | None = None
+        for config in configs:
+            for i in config:
+                result.add(i.domain, i.opset, i.op)
+            for key, types in config.types.items():
+                result.types.setdefault(key, OpTypes()).update(types)
+            if config.globally_allowed_types is not None:
+                allowed = (allowed or set()) | set(config.globally_allowed_types)
+            result.no_ops_means_all |= config.no_ops_means_all
+        result.globally_allowed_types = None if allowed is None else frozenset(allowed)
+        return result
+
+    def __or__(self, other: OpConfig) -> OpConfig:
+        return OpConfig.merge(self, other)
+
+    def diff(self, other: OpConfig) -> ConfigDiff:
+        """What ``other`` adds to and removes from ``self`` (per domain, opset and op)."""
+        mine, theirs = set(self), set(other)
+        return ConfigDiff(added=sorted(theirs - mine), removed=sorted(mine - theirs))
+
+    def covers(self, required: OpConfig) -> list[OpId]:
+        """The ops of ``required`` (e.g. a model's scan) this config would not keep a kernel for.
+
+        ORT keeps a kernel registration when some opset listed for the op falls inside the
+        registration's [since, until] range. Registrations follow the op's schema versions, so a
+        listed opset serves a required one when both resolve to the same schema version.
+        """
+        from ortprune.schemas import since_version
+
+        missing = []
+        for need in required:
+            listed = [o for o, ops in self.ops.get(need.domain, {}).items() if need.op in ops]
+            want = since_version(need.domain, need.op, need.opset)
+            if not any(o == need.opset or since_version(need.domain, need.op, o) == want for o in listed):
+                missing.append(need)
+        return missing
+
+    # ---- text -----------------------------------------------------------------------------------
+    @classmethod
+    def parse(cls, text: str, source: str | Path | None = None) -> OpConfig:
+        config = cls()
+        for lineno, raw in enumerate(text.splitlines(), start=1):
+            line = raw.strip()
+            try:
+                config._parse_line(line)
+            except (ValueError, json.JSONDecodeError) as e:
+                raise ConfigError(f"{e} in line {line!r}", source, lineno) from None
+        if config.globally_allowed_types is not None and config.has_type_info():
+            raise ConfigError("globally allowed types and per-op type info cannot be combined (ORT rejects it)", source)
+        return config
+
+    def _parse_line(self, line: str) -> None:
+        if not line:
+            return
+        if line.startswith("#"):
+            self.comments.append(line[1:].strip())
+            return
+        if line.startswith("!globally_allowed_types;"):
+            if self.globally_allowed_types is not None:
+                raise ValueError("globally allowed types were already specified")
+            types = {t.strip() for t in line.split(";", 1)[1].split(",") if t.strip()}
+            unknown = types - CPP_TYPES
+            if unknown:
+                raise ValueError(f"unknown type name(s) {sorted(unknown)}")
+            self.globally_allowed_types = frozenset(types)
+            return
+        if line == "!no_ops_specified_means_all_ops_are_required":
+            self.no_ops_means_all = True
+            return
+        if line.startswith("!"):
+            raise ValueError("unknown directive")
+        fields = [f.strip() for f in line.split(";")] if "{" not in line else _split_op_line(line)
+        if len(fields) != 3:
+            raise ValueError(f"expected 'domain;opset;Op1,Op2' (3 fields separated by ';'), got {len(fields)}")
+        domain, opsets_text, ops_text = fields
+        if domain not in KNOWN_DOMAINS:
+            raise ValueError(f"unknown domain {domain!r} (known: {', '.join(sorted(KNOWN_DOMAINS))})")
+        try:
+            opsets = [int(s) for s in opsets_text.split(",")]
+        except ValueError:
+            raise ValueError(f"opset must be a comma-separated list of integers, got {opsets_text!r}") from None
+        if any(o < 1 for o in opsets):
+            raise ValueError(f"opset must be positive, got {opsets_text!r}")
+        entries = list(_split_ops(ops_text))
+        if not entries:
+            raise ValueError("no operators listed")
+        for op, type_json in entries:
+            if not op.isidentifier():
+                raise ValueError(f"invalid operator name {op!r}")
+            op_types = OpTypes.from_json(type_json) if type_json else None
+            for opset in opsets:
+                self.add(domain, opset, op, op_types)
+
+    def format(self, header: Iterable[str] | None = None) -> str:
+        """The config text; byte-compatible with what ORT's generators write."""
+        lines = [f"# {c}" if c else "#" for c in (self.comments if header is None else header)]
+        if self.no_ops_means_all:
+            lines.append("!no_ops_specified_means_all_ops_are_required")
+        if self.globally_allowed_types is not None:
+            lines.append("!globally_allowed_types;" + ",".join(sorted(self.globally_allowed_types)))
+        for domain in sorted(self.ops):
+            for opset in sorted(self.ops[domain]):
+                names = sorted(self.ops[domain][opset])
+                if not names:
+                    continue
+                rendered = []
+                for op in names:
+                    t = self.types.get((domain, op))
+                    rendered.append(op + (t.to_json() if t is not None and not t.is_empty() else ""))
+                lines.append(f"{domain};{opset};{','.join(rendered)}")
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def load(cls, path: str | Path) -> OpConfig:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError("config file does not exist", path) from None
+        except UnicodeDecodeError:
+            raise ConfigError("config file is not UTF-8 text", path) from None
+        return cls.parse(text, path)
+
+    def save(self, path: str | Path, header: Iterable[str] | None = None) -> Path:
+        return atomic_write_text(path, self.format(header))
+
+    # ---- interop with ORT's own parser ----------------------------------------------------------
+    def to_ort_required_ops(self) -> dict[str, dict[int, set[str]]]:
+        """The ``required_ops`` dict ORT's ``parse_config`` returns for this config."""
+        return {d: {o: set(s) for o, s in m.items() if s} for d, m in self.ops.items()}
+
+    def to_json_dict(self) -> dict[str, object]:
+        return {
+            "ops": [str(i) for i in self],
+            "types": {f"{d}:{o}": json.loads(t.to_json()) for (d, o), t in sorted(self.types.items())},
+            "globally_allowed_types": None
+            if self.globally_allowed_types is None
+            else sorted(self.globally_allowed_types),
+            "no_ops_means_all": self.no_ops_means_all,
+        }
+
+
+@dataclass(frozen=True)
+class ConfigDiff:
+    added: list[OpId]
+    removed: list[OpId]
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed)
+
+    def format(self) -> str:
+        return "".join([f"+ {i}\n" for i in self.added] + [f"- {i}\n" for i in self.removed])
+
+
+def _split_op_line(line: str) -> list[str]:
+    """Split on the first two ';' only: JSON type info may not contain ';' but be defensive."""
+    parts = line.split(";", 2)
+    return [p.strip() for p in parts]
+
+
+def _split_ops(text: str) -> Iterator[tuple[str, str | None]]:
+    """Yield (op, json-or-None) from 'A,B{...},C', matching braces as ORT's parser does."""
+    cur, end = 0, len(text)
+    while cur < end:
+        comma = text.find(",", cur)
+        brace = text.find("{", cur)
+        if comma == -1:
+            comma = end
+        if brace != -1 and brace < comma:
+            depth, i = 0, brace
+            while i < end:
+                if text[i] == "{":
+                    depth += 1
+                elif text[i] == "}":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                i += 1
+            if depth != 0:
+                raise ValueError("unbalanced '{' in type info")
+            yield text[cur:brace].strip(), text[brace : i + 1]
+            cur = i + 1
+            if cur < end:
+                if text[cur] != ",":
+                    raise ValueError(f"expected ',' after type info, got {text[cur]!r}")
+                cur += 1
+        else:
+            name = text[cur:comma].strip()
+            if name:
+                yield name, None
+            elif comma != end or cur != end:
+                raise ValueError("empty operator name")
+            cur = comma + 1
+
+
+def configs_by_source(configs: Mapping[str, OpConfig]) -> dict[OpId, list[str]]:
+    """For each op, the names of the configs (models) that require it."""
+    where: dict[OpId, list[str]] = {}
+    for name, config in configs.items():
+        for i in config:
+            where.setdefault(i, []).append(name)
+    return where

