@@ -68,6 +68,78 @@ def scan(
         console.print(f"wrote {output} ({len(result.config)} ops from {len(result.models)} model(s))")
 
 
+class VariantName(str, Enum):
+    full = "full"
+    no_contrib = "no-contrib"
+    reduced = "reduced"
+    reduced_types = "reduced-types"
+    minimal = "minimal"
+
+
+@app.command()
+def build(
+    source: Annotated[
+        str, typer.Option("--source", help="ORT source: debian:<version>, git:<tag> (online), a directory or tarball.")
+    ] = "debian:1.21.0",
+    variant: Annotated[VariantName, typer.Option("--variant", help="What to build.")] = VariantName.full,
+    config: Annotated[Path | None, typer.Option("--config", help="Op config (reduced variants).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Copy libonnxruntime.so + manifest.json here.")] = None,
+    deps: Annotated[Path | None, typer.Option("--deps", help="Directory of dependency archives (offline).")] = None,
+    extra: Annotated[
+        list[str] | None, typer.Option("--extra", help="Extra size flag for build.py, e.g. --extra=--enable_lto.")
+    ] = None,
+    wheel: Annotated[bool, typer.Option("--wheel", help="Also build the pruned Python wheel.")] = False,
+    jobs: Annotated[int | None, typer.Option("-j", "--jobs", help="Compile jobs (default: cores).")] = None,
+) -> None:
+    """Build an ONNX Runtime variant with ORT's own build.py (MinSizeRel, shared library), cached and resumable."""
+    from ortprune.build import build_variant, export
+    from ortprune.report.progress import build_progress
+
+    with build_progress(console, f"{variant.value}") as progress:
+        result = build_variant(source, variant.value, config, deps, tuple(extra or ()), wheel, jobs, progress)
+    lib = export(result, out) if out else Path(result.library)
+    console.print(
+        f"[green]built[/] {variant.value}: {lib} ({result.library_bytes:,} bytes, {result.wall_time_s:.0f} s of build)"
+    )
+
+
+deps_app = typer.Typer(help="Dependency archives for offline ORT builds.", no_args_is_help=True)
+source_app = typer.Typer(help="ONNX Runtime source trees.", no_args_is_help=True)
+app.add_typer(deps_app, name="deps")
+app.add_typer(source_app, name="source")
+
+
+@deps_app.command("fetch")
+def deps_fetch(
+    ort_version: Annotated[str, typer.Option("--ort-version", help="ORT release the deps are for.")] = "1.21.0",
+    origin: Annotated[str, typer.Option("--from", help="Where from (only 'debian' is known).")] = "debian",
+    directory: Annotated[Path | None, typer.Option("--dir", help="Target (default ~/.cache/ortprune/deps/V).")] = None,
+) -> None:
+    """Fill a directory with every dependency archive ORT needs, from Debian's package pool."""
+    from ortprune.build.deps import fetch_debian
+
+    if origin != "debian":
+        raise OrtpruneError(f"unknown origin {origin!r}: only 'debian' is supported")
+    d = fetch_debian(ort_version, directory)
+    for name, path in sorted(d.archives.items()):
+        out.print(f"{name:12} {path}")
+    out.print(f"{'safeint':12} {d.safeint_include}")
+
+
+@source_app.command("fetch")
+def source_fetch(
+    version: Annotated[str, typer.Argument(help="ORT release, e.g. 1.21.0.")],
+    origin: Annotated[str, typer.Option("--from", help="debian (offline-friendly) or git.")] = "debian",
+) -> None:
+    """Download and extract ORT's source; prints its directory."""
+    from ortprune.build.sources import resolve_source
+
+    if origin not in ("debian", "git"):
+        raise OrtpruneError(f"unknown origin {origin!r}: use debian or git")
+    spec = f"debian:{version}" if origin == "debian" else f"git:v{version}"
+    out.print(str(resolve_source(spec)))
+
+
 def _model_paths(models: list[Path] | None, bundled: bool) -> list[Path]:
     paths = list(models or [])
     if bundled:
