@@ -140,6 +140,52 @@ def source_fetch(
     out.print(str(resolve_source(spec)))
 
 
+@app.command()
+def probe(
+    lib: Annotated[Path, typer.Argument(help="The libonnxruntime.so to probe.")],
+    config: Annotated[Path | None, typer.Option("--config", help="Probe the ops of this config.")] = None,
+    models: Annotated[list[Path] | None, typer.Option("--models", help="Probe the ops these models need.")] = None,
+    all_ops: Annotated[bool, typer.Option("--all", help="Probe every op ONNX and ORT define.")] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")] = None,
+    jobs: Annotated[int | None, typer.Option("-j", "--jobs", help="Parallel probe workers.")] = None,
+    missing_only: Annotated[bool, typer.Option("--missing-only", help="List only ops not implemented.")] = False,
+) -> None:
+    """Which ops LIB really implements: one single-node session per op, isolated; exit 1 if any is missing."""
+    from ortprune.report.verify import print_probe
+    from ortprune.verify import ops_for
+    from ortprune.verify import probe as run_probe
+
+    report = run_probe(lib, ops_for(config, models, all_ops), jobs)
+    print_probe(report, out, show_all=not missing_only)
+    if json_out:
+        report.write_json(json_out)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def verify(
+    models: Annotated[list[Path], typer.Argument(help="Model files to run on both libraries.")],
+    lib: Annotated[Path, typer.Option("--lib", help="The pruned libonnxruntime.so.")],
+    reference: Annotated[
+        Path | None, typer.Option("--reference", help="Full library (default: $ORT_DYLIB_PATH or the wheel's).")
+    ] = None,
+    optimization_level: Annotated[Level, typer.Option("--optimization-level", "-O")] = Level.all,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Max abs diff allowed per output.")] = 1e-5,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")] = None,
+) -> None:
+    """Run MODELS on the pruned library and a reference; compare every output; exit 1 on any difference."""
+    from ortprune.report.verify import print_verify
+    from ortprune.verify import verify as run_verify
+
+    report = run_verify(lib, models, reference, optimization_level.value, tolerance)
+    print_verify(report, out)
+    if json_out:
+        report.write_json(json_out)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def _model_paths(models: list[Path] | None, bundled: bool) -> list[Path]:
     paths = list(models or [])
     if bundled:

@@ -1,0 +1,41 @@
+"""Terminal tables for probe and verify."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from ortprune.verify import ProbeReport, VerifyReport
+from ortprune.verify.probe import IMPLEMENTED, MISSING
+
+_STATUS_STYLE = {IMPLEMENTED: "green", MISSING: "bold red"}
+
+
+def print_probe(report: ProbeReport, console: Console, show_all: bool = True) -> None:
+    table = Table(title=f"probe {report.library} (ONNX Runtime {report.library_version})", title_justify="left")
+    for col in ("op", "type", "status", "detail"):
+        table.add_column(col, overflow="fold")
+    for r in report.results:
+        if show_all or r.status != IMPLEMENTED:
+            table.add_row(r.op, r.element_type or "", r.status, r.detail[:120], style=_STATUS_STYLE.get(r.status, "yellow"))
+    console.print(table)
+    counts = report.to_json_dict()["counts"]
+    console.print(", ".join(f"{v} {k}" for k, v in counts.items()))  # type: ignore[attr-defined]
+
+
+def print_verify(report: VerifyReport, console: Console) -> None:
+    table = Table(title=f"verify {report.pruned} against {report.reference} (level {report.optimization_level})",
+                  title_justify="left")  # fmt: skip
+    for col in ("model", "status", "max |diff|", "min cosine", "pruned ms", "reference ms", "detail"):
+        table.add_column(col, overflow="fold")
+    for m in report.models:
+        mad = max((o.max_abs_diff for o in m.outputs), default=None)
+        cos = min((o.min_row_cosine for o in m.outputs), default=None)
+        detail = f"missing {m.missing_op}; add: {m.fix}" if m.fix else m.detail[:120]
+        table.add_row(
+            m.model.rsplit("/", 1)[-1], m.status,
+            "" if mad is None else f"{mad:.2e}", "" if cos is None else f"{cos:.7f}",
+            "" if m.pruned_ms is None else f"{m.pruned_ms:.1f}", "" if m.reference_ms is None else f"{m.reference_ms:.1f}",
+            detail, style="green" if m.status == "ok" else "bold red",
+        )  # fmt: skip
+    console.print(table)

@@ -1,0 +1,199 @@
+"""verify: run each model on a pruned library and on a reference, compare every output, time both."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ortprune._io import atomic_write_text
+from ortprune.errors import OrtpruneError
+from ortprune.scan.lazy import load_structure
+
+SENTENCES = [
+    "ONNX Runtime can be pruned to the operators a model needs.",
+    "A small library ships faster.",
+    "Embeddings map text to vectors; similar texts land close together.",
+    "Hello, World!",
+]
+
+_NO_IMPL = re.compile(r"Could not find an implementation for (\w+)\((\d+)\) node")
+_NO_KERNEL = re.compile(r"Failed to find kernel for ([\w.]+)\.(\w+)\((\d+)\)|Failed to find kernel for (\w+)\((\d+)\)")
+
+
+@dataclass
+class OutputDiff:
+    name: str
+    shape: list[int]
+    max_abs_diff: float
+    min_row_cosine: float
+    ok: bool
+
+
+@dataclass
+class ModelVerdict:
+    model: str
+    status: str  # "ok", "differs", "missing-op", "error"
+    detail: str = ""
+    missing_op: str | None = None
+    fix: str | None = None  # the config line that would make the pruned library load the model
+    outputs: list[OutputDiff] = field(default_factory=list)
+    pruned_ms: float | None = None
+    reference_ms: float | None = None
+
+
+@dataclass
+class VerifyReport:
+    pruned: str
+    reference: str
+    optimization_level: str
+    tolerance: float
+    models: list[ModelVerdict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(m.status == "ok" for m in self.models)
+
+    def to_json_dict(self) -> dict[str, object]:
+        return asdict(self) | {"ok": self.ok}
+
+    def write_json(self, path: str | Path) -> None:
+        atomic_write_text(path, json.dumps(self.to_json_dict(), indent=2) + "\n")
+
+
+def missing_op(message: str, opsets: dict[str, int]) -> tuple[str, str] | None:
+    """(op as ORT names it, config line that fixes it) from ORT's load error, or None."""
+    m = _NO_IMPL.search(message)
+    if m:
+        domain, op = "ai.onnx", m[1]
+    else:
+        k = _NO_KERNEL.search(message)
+        if not k:
+            return None
+        domain, op = (k[1], k[2]) if k[1] else ("ai.onnx", k[4])
+    opset = opsets.get(domain, 1)
+    return f"{domain}:{op}", f"{domain};{opset};{op}"
+
+
+def _tokenizer_for(model: Path) -> Path | None:
+    for d in (model.parent, model.parent.parent):
+        if (d / "tokenizer.json").is_file():
+            return d / "tokenizer.json"
+    from ortprune.bundled import BUNDLED
+
+    for b in BUNDLED:
+        try:
+            if b.path().resolve() == model.resolve():
+                return b.tokenizer() / "tokenizer.json"
+        except OrtpruneError:
+            continue
+    return None
+
+
+def make_inputs(session: Any, model: Path, batch: int = 4, seq: int = 16, seed: int = 0) -> dict[str, np.ndarray]:
+    """Realistic feeds: token ids from the model's tokenizer when there is one, else generated values
+    that respect each input's element type and shape (symbolic dims: batch first, then sequence)."""
+    names = [i.name for i in session.inputs]
+    tok_path = _tokenizer_for(model)
+    if tok_path is not None and "input_ids" in names:
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(tok_path))
+        tok.enable_padding()
+        tok.enable_truncation(512)
+        enc = tok.encode_batch(SENTENCES[:batch])
+        table = {
+            "input_ids": np.array([e.ids for e in enc], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in enc], dtype=np.int64),
+        }
+        return {i.name: table[i.name].astype(i.dtype) for i in session.inputs if i.name in table}
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for i in session.inputs:
+        dims = [d if isinstance(d, int) and d > 0 else (batch if k == 0 else seq) for k, d in enumerate(i.shape)]
+        dtype = i.dtype
+        if dtype is None:
+            raise OrtpruneError(f"input {i.name!r} has a type verify cannot generate ({i.type_name})", model)
+        if np.issubdtype(dtype, np.floating):
+            feeds[i.name] = rng.standard_normal(dims).astype(dtype)
+        elif dtype == np.bool_:
+            feeds[i.name] = np.ones(dims, dtype=bool)
+        elif "mask" in i.name:
+            feeds[i.name] = np.ones(dims, dtype=dtype)
+        else:
+            feeds[i.name] = rng.integers(0, 100, size=dims).astype(dtype)
+    return feeds
+
+
+def _time(session: Any, feeds: dict[str, np.ndarray], repeat: int) -> tuple[dict[str, np.ndarray], float]:
+    out = session.run(feeds)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        session.run(feeds)
+        times.append(time.perf_counter() - t0)
+    return out, statistics.median(times) * 1000 if times else 0.0
+
+
+def compare_outputs(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], tolerance: float) -> list[OutputDiff]:
+    diffs = []
+    for name, r in ref.items():
+        g = got[name]
+        if r.shape != g.shape:
+            diffs.append(OutputDiff(name, list(g.shape), float("inf"), -1.0, False))
+            continue
+        rf, gf = r.astype(np.float64), g.astype(np.float64)
+        mad = float(np.max(np.abs(rf - gf))) if r.size else 0.0
+        rows_r = rf.reshape(rf.shape[0], -1) if rf.ndim > 1 else rf.reshape(1, -1)
+        rows_g = gf.reshape(rows_r.shape)
+        num = np.sum(rows_r * rows_g, axis=1)
+        den = np.linalg.norm(rows_r, axis=1) * np.linalg.norm(rows_g, axis=1)
+        cos = np.where(den > 0, num / np.where(den > 0, den, 1), 1.0)
+        diffs.append(OutputDiff(name, list(r.shape), mad, float(np.min(cos)) if cos.size else 1.0, mad <= tolerance))
+    return diffs
+
+
+def verify(
+    pruned: str | Path,
+    models: list[Path],
+    reference: str | Path | None = None,
+    level: str = "all",
+    tolerance: float = 1e-5,
+    repeat: int = 5,
+) -> VerifyReport:
+    """Load each model on both libraries at ``level``, feed the same inputs, compare outputs and time."""
+    from ortprune.runtime import OrtError, Session, load_library
+
+    p_lib = load_library(pruned)
+    r_lib = load_library(reference)
+    report = VerifyReport(str(p_lib.path), str(r_lib.path), level, tolerance)
+    for model in models:
+        opsets = {o.domain or "ai.onnx": o.version for o in load_structure(model).model.opset_import}
+        opsets.setdefault("com.microsoft", 1)
+        verdict = ModelVerdict(str(model), "ok")
+        report.models.append(verdict)
+        with Session(model, r_lib, optimization_level=level) as ref:
+            feeds = make_inputs(ref, model)
+            ref_out, verdict.reference_ms = _time(ref, feeds, repeat)
+        try:
+            sess = Session(model, p_lib, optimization_level=level)
+        except OrtError as e:
+            found = missing_op(e.ort_message, opsets)
+            verdict.status = "missing-op" if found else "error"
+            verdict.detail = e.ort_message[:500]
+            if found:
+                verdict.missing_op, verdict.fix = found
+            continue
+        with sess:
+            got, verdict.pruned_ms = _time(sess, feeds, repeat)
+        verdict.outputs = compare_outputs(ref_out, got, tolerance)
+        if not all(o.ok for o in verdict.outputs):
+            verdict.status = "differs"
+    return report

@@ -1,0 +1,156 @@
+"""probe: which operators a libonnxruntime really implements, asked one single-node model at a time.
+
+Each probe creates a session on the library through :mod:`ortprune.runtime`. Probes run in worker
+processes (a batch each, in parallel); a worker that crashes inside the library is replaced and its
+unfinished probes re-run one per process, so a crash is reported for one op instead of ending the run.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ortprune._io import atomic_write_text
+from ortprune.errors import OrtpruneError, RuntimeLoadError
+from ortprune.opconfig import OpConfig, OpId
+from ortprune.verify.probe_models import probe_model
+
+IMPLEMENTED, MISSING, UNKNOWN = "implemented", "missing", "could-not-probe"
+_NOT_IMPLEMENTED = 9  # OrtErrorCode ORT_NOT_IMPLEMENTED
+_MISSING_TEXT = re.compile(r"Could not find an implementation for|Failed to find kernel for|Kernel not found")
+#: Errors raised from a kernel's constructor: ORT found the kernel, only our made-up attributes upset it.
+_KERNEL_RAN = re.compile(r"OpKernelInfo|KernelInfo&")
+
+
+def classify(code: int | None, message: str) -> str:
+    """A probe's status from the session-creation result (None: success)."""
+    if code is None:
+        return IMPLEMENTED
+    if _MISSING_TEXT.search(message) and code in (_NOT_IMPLEMENTED, 1, 6):
+        return MISSING
+    if _KERNEL_RAN.search(message):
+        return IMPLEMENTED
+    return UNKNOWN
+
+
+@dataclass
+class ProbeResult:
+    op: str  # "domain;opset;Op"
+    status: str
+    element_type: str | None = None
+    detail: str = ""
+
+
+@dataclass
+class ProbeReport:
+    library: str
+    library_version: str
+    results: list[ProbeResult] = field(default_factory=list)
+
+    def by_status(self, status: str) -> list[ProbeResult]:
+        return [r for r in self.results if r.status == status]
+
+    @property
+    def ok(self) -> bool:
+        return not self.by_status(MISSING)
+
+    def to_json_dict(self) -> dict[str, object]:
+        counts = {s: len(self.by_status(s)) for s in (IMPLEMENTED, MISSING, UNKNOWN)}
+        return {"library": self.library, "library_version": self.library_version, "counts": counts,
+                "results": [asdict(r) for r in self.results]}  # fmt: skip
+
+    def write_json(self, path: str | Path) -> None:
+        atomic_write_text(path, json.dumps(self.to_json_dict(), indent=2) + "\n")
+
+
+def _worker_cmd(lib: str) -> list[str]:
+    return [sys.executable, "-m", "ortprune.verify._probe_worker", lib]
+
+
+def _run_batch(lib: str, batch: list[tuple[str, bytes]]) -> dict[str, tuple[int | None, str]]:
+    """Probe a batch in one worker; returns what it finished before exiting (all, unless it crashed)."""
+    payload = json.dumps([[i, base64.b64encode(m).decode()] for i, m in batch])
+    proc = subprocess.run(_worker_cmd(lib), input=payload, capture_output=True, text=True)
+    done: dict[str, tuple[int | None, str]] = {}
+    for line in proc.stdout.splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if item.get("fatal"):
+            raise RuntimeLoadError(item["fatal"], lib)
+        done[item["id"]] = (item["code"], item["message"])
+    if proc.returncode != 0 and not done and len(batch) > 1:
+        pass  # crashed before the first result: the caller re-runs each probe alone
+    elif proc.returncode < 0 and len(batch) == 1 and batch[0][0] not in done:
+        done[batch[0][0]] = (-1, f"the library crashed (signal {-proc.returncode}) creating this session")
+    return done
+
+
+def probe(lib: str | Path, ops: Iterable[OpId], jobs: int | None = None) -> ProbeReport:
+    """Probe each op on ``lib``; isolated in worker processes, ``jobs`` of them at once."""
+    from ortprune.runtime import load_library
+
+    library = load_library(lib)  # fails here, once, for a bad path or a non-ORT library
+    ops = sorted(set(ops))
+    report = ProbeReport(library=str(library.path), library_version=library.version)
+    models = {str(op): probe_model(op) for op in ops}
+    todo = [(k, p.model) for k, p in models.items() if p.model is not None]
+    jobs = max(1, jobs or os.cpu_count() or 2)
+    batches = [todo[i::jobs] for i in range(jobs) if todo[i::jobs]]
+    results: dict[str, tuple[int | None, str]] = {}
+    with ThreadPoolExecutor(jobs) as pool:
+        for done in pool.map(lambda b: _run_batch(str(library.path), b), batches):
+            results.update(done)
+    leftover = [(k, m) for k, m in todo if k not in results]
+    if leftover:  # a worker crashed: isolate each remaining probe
+        with ThreadPoolExecutor(jobs) as pool:
+            for done in pool.map(lambda item: _run_batch(str(library.path), [item]), leftover):
+                results.update(done)
+    for key, p in models.items():
+        if p.model is None:
+            report.results.append(ProbeResult(key, UNKNOWN, None, p.reason))
+            continue
+        code, message = results.get(key, (-1, "no result from the probe worker"))
+        status = classify(code, message) if code != -1 else UNKNOWN
+        report.results.append(ProbeResult(key, status, p.element_type, "" if code is None else message[:300]))
+    return report
+
+
+def all_known_ops() -> list[OpId]:
+    """Every (domain, since-version, op) of the ONNX schemas and ORT's own (contrib) schemas."""
+    import onnx.defs
+
+    from ortprune.schemas import _ort_schemas
+
+    ops: set[OpId] = set()
+    for s in onnx.defs.get_all_schemas_with_history():
+        if not s.deprecated:
+            ops.add(OpId(s.domain or "ai.onnx", s.since_version, s.name))
+    for (domain, name), versions in _ort_schemas().items():
+        if domain not in ("ai.onnx", "ai.onnx.ml"):
+            ops.update(OpId(domain, v.since_version, name) for v in versions)
+    return sorted(ops)
+
+
+def ops_for(config: Path | None = None, models: list[Path] | None = None, all_ops: bool = False,
+            level: str = "all") -> list[OpId]:  # fmt: skip
+    """The ops to probe: a config's, the models' (scanned at ``level``), or every known op."""
+    chosen = [x for x in (config, models, all_ops) if x]
+    if len(chosen) != 1:
+        raise OrtpruneError("probe needs exactly one of --config, --models or --all")
+    if config:
+        return list(OpConfig.load(config))
+    if models:
+        from ortprune.scan import scan
+
+        return list(scan(models, level).config)
+    return all_known_ops()
