@@ -178,6 +178,8 @@ class Session:
     def run(self, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Run the model. ``feeds`` maps every input name to an array of exactly its element type and
         rank; returns the requested (default: all) outputs as new numpy arrays."""
+        if self.closed:
+            raise OrtpruneError("the session is closed", self.path)
         arrays = self._check_feeds(feeds)
         out_names = list(self.output_names if outputs is None else outputs)
         for name in out_names:
