@@ -1,0 +1,304 @@
+"""Find, load and check a ``libonnxruntime`` shared library; own its OrtEnv; turn statuses into exceptions."""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+import re
+import sys
+import threading
+import weakref
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ortprune.errors import OrtpruneError, RuntimeLoadError
+from ortprune.runtime import _capi
+from ortprune.runtime._capi import LOG_LEVELS, MAX_API_VERSION, MIN_API_VERSION, SLOTS
+
+
+class OrtError(OrtpruneError):
+    """A call into ONNX Runtime failed: carries ORT's error code and its message unchanged."""
+
+    def __init__(self, code: int, ort_message: str, what: str, path: str | Path | None = None) -> None:
+        self.code = code
+        self.code_name = _capi.ERROR_CODES.get(code, f"code {code}")
+        self.ort_message = ort_message
+        self.what = what
+        super().__init__(f"{what}: [{self.code_name}] {ort_message}", path)
+
+
+LIBRARY_ENV = "ORT_DYLIB_PATH"
+
+
+def find_library(path: str | os.PathLike[str] | None = None) -> str:
+    """The library to load: ``path``, else ``$ORT_DYLIB_PATH``, else the one inside the installed
+    ``onnxruntime`` wheel (found without importing it). A bare file name (no ``/``) is left to the
+    dynamic loader's search path, as the ``ort`` crate does."""
+    if path is not None:
+        return _checked_path(os.fspath(path), "the given library path")
+    env = os.environ.get(LIBRARY_ENV)
+    if env:
+        return _checked_path(env, f"${LIBRARY_ENV}")
+    found = wheel_library()
+    if found is None:
+        raise RuntimeLoadError(
+            f"no ONNX Runtime library found: pass a path (lib=... / --lib), set {LIBRARY_ENV}, "
+            "or pip install onnxruntime (its wheel ships libonnxruntime)"
+        )
+    return str(found)
+
+
+def wheel_library() -> Path | None:
+    """``onnxruntime/capi/libonnxruntime.so.1.N.M`` of an installed onnxruntime wheel, or None."""
+    try:
+        spec = importlib.util.find_spec("onnxruntime")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    candidates: list[Path] = []
+    for loc in spec.submodule_search_locations:
+        capi = Path(loc) / "capi"
+        if sys.platform == "darwin":
+            candidates += capi.glob("libonnxruntime*.dylib")
+        elif sys.platform == "win32":
+            candidates += capi.glob("onnxruntime.dll")
+        else:
+            candidates += capi.glob("libonnxruntime.so*")
+
+    def version(p: Path) -> tuple[int, ...]:
+        return tuple(int(x) for x in re.findall(r"\d+", p.name))
+
+    return max(candidates, key=version) if candidates else None
+
+
+def _checked_path(path: str, source: str) -> str:
+    if os.sep not in path and not os.path.exists(path):
+        return path  # a bare soname for dlopen's search path
+    p = Path(path)
+    if not p.exists():
+        raise RuntimeLoadError(f"no such file ({source})", p)
+    if not p.is_file():
+        raise RuntimeLoadError(f"not a file ({source}); expected a libonnxruntime shared library", p)
+    return str(p.resolve())
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    """``"1.21.0"`` → (1, 21, 0); extra suffixes (``1.22.0-dev``) are ignored."""
+    m = re.match(r"\s*(\d+)\.(\d+)(?:\.(\d+))?", text)
+    if not m:
+        raise ValueError(text)
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+
+
+def negotiate_api(version: str) -> int:
+    """The C API version to request from a library reporting ``version`` (its minor number, capped at
+    the newest we know). Raises RuntimeLoadError when the library is older than ``MIN_API_VERSION``."""
+    try:
+        major, minor, _ = parse_version(version)
+    except ValueError:
+        raise RuntimeLoadError(f"unrecognised ONNX Runtime version string {version!r}") from None
+    if major != 1:
+        raise RuntimeLoadError(f"ONNX Runtime {version} has an unknown major version; ortprune knows 1.x")
+    if minor < MIN_API_VERSION:
+        raise RuntimeLoadError(
+            f"ONNX Runtime {version} is too old: ortprune needs C API {MIN_API_VERSION} "
+            f"(ONNX Runtime >= 1.{MIN_API_VERSION})"
+        )
+    return min(minor, MAX_API_VERSION)
+
+
+class Library:
+    """A loaded ONNX Runtime: its C API table, one OrtEnv and a CPU memory info, released by their owner.
+
+    Use :func:`load_library` to share one instance per file. Handles are counted in :meth:`live_handles`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, log_level: str | int = "warning") -> None:
+        self.path = find_library(path)
+        try:
+            self._dll = ctypes.CDLL(self.path)
+        except OSError as e:
+            raise RuntimeLoadError(f"cannot load as a shared library: {e}", self.path) from None
+        try:
+            get_base = self._dll.OrtGetApiBase
+        except AttributeError:
+            raise RuntimeLoadError("not an ONNX Runtime library: it does not export OrtGetApiBase", self.path) from None
+        get_base.restype = ctypes.POINTER(_capi.OrtApiBase)
+        get_base.argtypes = []
+        base = get_base()
+        if not base:
+            raise RuntimeLoadError("OrtGetApiBase returned NULL", self.path)
+        raw_version = base.contents.GetVersionString()
+        self.version: str = (raw_version or b"").decode("utf-8", "replace")
+        try:
+            self.api_version = negotiate_api(self.version)
+        except RuntimeLoadError as e:
+            raise RuntimeLoadError(str(e), self.path) from None
+        api = base.contents.GetApi(self.api_version)
+        if not api:
+            raise RuntimeLoadError(
+                f"GetApi({self.api_version}) returned NULL although the library reports version {self.version}",
+                self.path,
+            )
+        self._table = ctypes.cast(api, ctypes.POINTER(ctypes.c_void_p))
+        self._fns: dict[str, Any] = {}
+        self._handles = _HandleCount()
+        self.f = _Functions(self)
+
+        self.env = ctypes.c_void_p()
+        self.check(self.f.CreateEnv(_level(log_level, LOG_LEVELS, "log level"), b"ortprune", ctypes.byref(self.env)),
+                   "creating the ORT environment")  # fmt: skip
+        self._env_finalizer = self.own(self, "env", self.env.value, self.f.ReleaseEnv)
+        mem = ctypes.c_void_p()
+        self.check(self.f.CreateCpuMemoryInfo(_capi.ARENA_ALLOCATOR, _capi.MEM_TYPE_DEFAULT, ctypes.byref(mem)),
+                   "creating CPU memory info")  # fmt: skip
+        self.memory_info = mem
+        self._mem_finalizer = self.own(self, "memory_info", mem.value, self.f.ReleaseMemoryInfo)
+        alloc = ctypes.c_void_p()
+        self.check(self.f.GetAllocatorWithDefaultOptions(ctypes.byref(alloc)), "getting the default allocator")
+        self.allocator = alloc  # owned by ORT: never released
+
+    # -- the function table -------------------------------------------------------------------------
+    def function(self, name: str) -> Any:
+        """The C function ``name`` of the OrtApi table, typed from :data:`SLOTS`."""
+        fn = self._fns.get(name)
+        if fn is None:
+            slot = SLOTS[name]
+            if slot.since > self.api_version:
+                raise RuntimeLoadError(
+                    f"{name} needs C API {slot.since}; this library serves {self.api_version}", self.path
+                )
+            addr = self._table[slot.index]
+            if not addr:
+                raise RuntimeLoadError(f"OrtApi slot {slot.index} ({name}) is NULL", self.path)
+            fn = ctypes.CFUNCTYPE(slot.restype, *slot.argtypes)(addr)
+            self._fns[name] = fn
+        return fn
+
+    def has(self, name: str) -> bool:
+        return SLOTS[name].since <= self.api_version
+
+    def check(self, status: int | None, what: str, path: str | Path | None = None) -> None:
+        """Turn an ``OrtStatus*`` into :class:`OrtError` (the status is always released)."""
+        if not status:
+            return
+        try:
+            code = int(self.f.GetErrorCode(status))
+            message = (self.f.GetErrorMessage(status) or b"").decode("utf-8", "replace")
+        finally:
+            self.f.ReleaseStatus(status)
+        raise OrtError(code, message, what, path)
+
+    # -- handle ownership ---------------------------------------------------------------------------
+    def own(self, owner: object, kind: str, ptr: int | None, release: Callable[[Any], None]) -> weakref.finalize:
+        """Register ``ptr`` as a live handle of ``kind`` held by ``owner``. The returned finalizer releases
+        it exactly once: when called (``close()``), when ``owner`` is collected, or at exit -- in reverse
+        order of creation, so sessions go before the env they were made in."""
+        self._handles.add(kind)
+        return weakref.finalize(owner, _release, self._handles, kind, ptr, release)
+
+    def live_handles(self) -> dict[str, int]:
+        """Handles currently held, by kind (env, memory_info, session, session_options)."""
+        return self._handles.live()
+
+    def released_handles(self) -> dict[str, int]:
+        """Handles released so far, by kind."""
+        return self._handles.released()
+
+    # -- queries ------------------------------------------------------------------------------------
+    def available_providers(self) -> list[str]:
+        arr = ctypes.POINTER(ctypes.c_char_p)()
+        n = ctypes.c_int()
+        self.check(self.f.GetAvailableProviders(ctypes.byref(arr), ctypes.byref(n)), "listing providers")
+        try:
+            return [(arr[i] or b"").decode() for i in range(n.value)]
+        finally:
+            self.check(self.f.ReleaseAvailableProviders(arr, n), "releasing the provider list")
+
+    def build_info(self) -> str | None:
+        """ORT's build info string (git commit, build type), or None if this API version lacks it."""
+        if not self.has("GetBuildInfoString"):
+            return None
+        raw = self.f.GetBuildInfoString()
+        return raw.decode("utf-8", "replace") if raw else None
+
+    def __repr__(self) -> str:
+        return f"Library({self.path!r}, version={self.version!r}, api={self.api_version})"
+
+
+class _HandleCount:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: Counter[str] = Counter()
+        self._released: Counter[str] = Counter()
+
+    def add(self, kind: str) -> None:
+        with self._lock:
+            self._live[kind] += 1
+
+    def remove(self, kind: str) -> None:
+        with self._lock:
+            self._live[kind] -= 1
+            self._released[kind] += 1
+
+    def live(self) -> dict[str, int]:
+        with self._lock:
+            return {k: v for k, v in self._live.items() if v}
+
+    def released(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._released)
+
+
+def _release(count: _HandleCount, kind: str, ptr: int | None, release: Callable[[Any], None]) -> None:
+    if ptr:
+        release(ptr)
+    count.remove(kind)
+
+
+class _Functions:
+    """Attribute access to the typed C functions: ``lib.f.Run(...)``."""
+
+    def __init__(self, lib: Library) -> None:
+        self._lib = weakref.ref(lib)
+
+    def __getattr__(self, name: str) -> Any:
+        lib = self._lib()
+        if lib is None:
+            raise RuntimeLoadError("the library object is gone")
+        fn = lib.function(name)
+        setattr(self, name, fn)
+        return fn
+
+
+def _level(value: str | int, table: dict[str, int], what: str) -> int:
+    if isinstance(value, int):
+        return value
+    try:
+        return table[value.lower()]
+    except KeyError:
+        raise OrtpruneError(f"unknown {what} {value!r}; choose one of {', '.join(table)}") from None
+
+
+_LIBRARIES: dict[str, Library] = {}
+_LIBRARIES_LOCK = threading.Lock()
+
+
+def load_library(path: str | os.PathLike[str] | Library | None = None) -> Library:
+    """The shared :class:`Library` for ``path`` (see :func:`find_library`), loaded once per file."""
+    if isinstance(path, Library):
+        return path
+    key = find_library(path)
+    with _LIBRARIES_LOCK:
+        lib = _LIBRARIES.get(key)
+        if lib is None:
+            lib = _LIBRARIES[key] = Library(key)
+        return lib
+
+
+def available_providers(lib: str | os.PathLike[str] | Library | None = None) -> list[str]:
+    return load_library(lib).available_providers()

@@ -1,0 +1,314 @@
+"""An inference session on any libonnxruntime: metadata and ``run`` with numpy arrays."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ortprune.errors import OrtpruneError
+from ortprune.runtime import _capi
+from ortprune.runtime.library import Library, _level, load_library
+
+
+class InputError(OrtpruneError):
+    """Feeds that do not match the model's inputs (name, element type, rank or fixed dimension).
+
+    Checked in Python before ORT is called."""
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One model input or output as ORT sees it.
+
+    ``shape`` holds ints for fixed dimensions, the dimension's name for symbolic ones and None for
+    unnamed dynamic ones. ``dtype`` is None for element types numpy cannot exchange (string, bfloat16…)
+    and for non-tensor values (``kind`` "sequence", "map"...)."""
+
+    name: str
+    kind: str
+    element_type: int
+    shape: tuple[int | str | None, ...]
+
+    @property
+    def dtype(self) -> np.dtype[Any] | None:
+        return _capi.ELEMENT_DTYPES.get(self.element_type) if self.kind == "tensor" else None
+
+    @property
+    def type_name(self) -> str:
+        if self.kind != "tensor":
+            return self.kind
+        return _capi.ELEMENT_NAMES.get(self.element_type, f"element type {self.element_type}")
+
+
+class Session:
+    """``Session(model, lib=None, threads=None, optimization_level="all", log_level=None)``.
+
+    ``model`` is a path or the model's bytes; ``lib`` a :class:`Library`, a path to a libonnxruntime or
+    None (see :func:`ortprune.runtime.find_library`). ``threads`` sets ORT's intra- and inter-op thread
+    counts (as fastembed does); None leaves ORT's default. ``optimized_model_path`` makes ORT write the
+    graph it optimized; ``config`` adds session config entries (``AddSessionConfigEntry``).
+    ``run`` may be called from several threads at once. ``close()`` (or ``with``) releases the session.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | bytes | bytearray | memoryview,
+        lib: Library | str | os.PathLike[str] | None = None,
+        *,
+        threads: int | None = None,
+        optimization_level: str | int = "all",
+        log_level: str | int | None = None,
+        optimized_model_path: str | os.PathLike[str] | None = None,
+        config: Mapping[str, str] | None = None,
+    ) -> None:
+        self.lib = load_library(lib)
+        f = self.lib.f
+        self._lock = threading.Lock()
+        self._inflight = 0
+        self._closing = False
+        self.path: Path | None = None if isinstance(model, bytes | bytearray | memoryview) else Path(model)
+        what = f"ONNX Runtime {self.lib.version} ({self.lib.path}) could not load the model"
+
+        opts = ctypes.c_void_p()
+        self.lib.check(f.CreateSessionOptions(ctypes.byref(opts)), "creating session options")
+        release_opts = self.lib.own(self, "session_options", opts.value, f.ReleaseSessionOptions)
+        try:
+            if threads is not None:
+                if threads < 0:
+                    raise OrtpruneError(f"threads must be >= 0 (0 = ORT's default), got {threads}")
+                self.lib.check(f.SetIntraOpNumThreads(opts, threads), "setting intra-op threads")
+                self.lib.check(f.SetInterOpNumThreads(opts, threads), "setting inter-op threads")
+            level = _level(optimization_level, _capi.OPTIMIZATION_LEVELS, "optimization level")
+            self.lib.check(f.SetSessionGraphOptimizationLevel(opts, level), f"setting optimization level {level}")
+            if log_level is not None:
+                severity = _level(log_level, _capi.LOG_LEVELS, "log level")
+                self.lib.check(f.SetSessionLogSeverityLevel(opts, severity), "setting the log level")
+            if optimized_model_path is not None:
+                self.lib.check(f.SetOptimizedModelFilePath(opts, os.fsencode(optimized_model_path)),
+                               "setting the optimized model path")  # fmt: skip
+            for key, value in (config or {}).items():
+                self.lib.check(f.AddSessionConfigEntry(opts, key.encode(), value.encode()),
+                               f"setting session config {key}={value}")  # fmt: skip
+
+            sess = ctypes.c_void_p()
+            if self.path is None:
+                data = bytes(model)  # type: ignore[arg-type]
+                status = f.CreateSessionFromArray(self.lib.env, data, len(data), opts, ctypes.byref(sess))
+                self.lib.check(status, what, f"<model bytes, {len(data)} B>")
+            else:
+                self.lib.check(f.CreateSession(self.lib.env, os.fsencode(self.path), opts, ctypes.byref(sess)),
+                               what, self.path)  # fmt: skip
+        finally:
+            release_opts()  # ORT copies what it needs from the options into the session
+        self._ptr: int | None = sess.value
+        self._release = self.lib.own(self, "session", sess.value, f.ReleaseSession)
+
+        self.inputs: tuple[TensorInfo, ...] = self._describe(f.SessionGetInputCount, f.SessionGetInputName,
+                                                             f.SessionGetInputTypeInfo)  # fmt: skip
+        self.outputs: tuple[TensorInfo, ...] = self._describe(f.SessionGetOutputCount, f.SessionGetOutputName,
+                                                              f.SessionGetOutputTypeInfo)  # fmt: skip
+        self._input_by_name = {i.name: i for i in self.inputs}
+        self._output_names = {o.name for o in self.outputs}
+
+    # -- metadata -----------------------------------------------------------------------------------
+    @property
+    def input_names(self) -> list[str]:
+        return [i.name for i in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.outputs]
+
+    def _describe(self, count_fn: Any, name_fn: Any, type_fn: Any) -> tuple[TensorInfo, ...]:
+        lib, f = self.lib, self.lib.f
+        n = ctypes.c_size_t()
+        lib.check(count_fn(self._ptr, ctypes.byref(n)), "counting inputs/outputs")
+        infos = []
+        for i in range(n.value):
+            raw = ctypes.c_void_p()
+            lib.check(name_fn(self._ptr, i, lib.allocator, ctypes.byref(raw)), "reading a name")
+            if not raw.value:
+                raise OrtpruneError(f"ORT returned no name for input/output {i}", self.path)
+            try:
+                name = ctypes.string_at(raw.value).decode("utf-8")
+            finally:
+                lib.check(f.AllocatorFree(lib.allocator, raw), "freeing a name")
+            type_info = ctypes.c_void_p()
+            lib.check(type_fn(self._ptr, i, ctypes.byref(type_info)), f"reading the type of {name!r}")
+            try:
+                infos.append(self._tensor_info(name, type_info))
+            finally:
+                f.ReleaseTypeInfo(type_info)
+        return tuple(infos)
+
+    def _tensor_info(self, name: str, type_info: ctypes.c_void_p) -> TensorInfo:
+        lib, f = self.lib, self.lib.f
+        onnx_type = ctypes.c_int()
+        lib.check(f.GetOnnxTypeFromTypeInfo(type_info, ctypes.byref(onnx_type)), f"reading the kind of {name!r}")
+        kind = _capi.ONNX_TYPES.get(onnx_type.value, f"onnx type {onnx_type.value}")
+        if kind != "tensor":
+            return TensorInfo(name, kind, 0, ())
+        tinfo = ctypes.c_void_p()  # owned by type_info
+        lib.check(f.CastTypeInfoToTensorInfo(type_info, ctypes.byref(tinfo)), f"reading tensor info of {name!r}")
+        elem = ctypes.c_int()
+        lib.check(f.GetTensorElementType(tinfo, ctypes.byref(elem)), f"reading the element type of {name!r}")
+        rank = ctypes.c_size_t()
+        lib.check(f.GetDimensionsCount(tinfo, ctypes.byref(rank)), f"reading the rank of {name!r}")
+        dims = (ctypes.c_int64 * max(rank.value, 1))()
+        lib.check(f.GetDimensions(tinfo, dims, rank.value), f"reading the shape of {name!r}")
+        syms = (ctypes.c_char_p * max(rank.value, 1))()
+        lib.check(f.GetSymbolicDimensions(tinfo, syms, rank.value), f"reading the dim names of {name!r}")
+        shape: list[int | str | None] = []
+        for i in range(rank.value):
+            if dims[i] >= 0:
+                shape.append(int(dims[i]))
+            else:
+                sym = syms[i]
+                shape.append(sym.decode("utf-8") if sym else None)
+        return TensorInfo(name, kind, elem.value, tuple(shape))
+
+    # -- run ----------------------------------------------------------------------------------------
+    def run(self, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Run the model. ``feeds`` maps every input name to an array of exactly its element type and
+        rank; returns the requested (default: all) outputs as new numpy arrays."""
+        if self.closed:
+            raise OrtpruneError("the session is closed", self.path)
+        arrays = self._check_feeds(feeds)
+        out_names = list(self.output_names if outputs is None else outputs)
+        for name in out_names:
+            if name not in self._output_names:
+                raise InputError(f"the model has no output {name!r}; outputs: {', '.join(self.output_names)}",
+                                 self.path)  # fmt: skip
+
+        lib, f = self.lib, self.lib.f
+        n_in, n_out = len(arrays), len(out_names)
+        in_names = (ctypes.c_char_p * n_in)(*(name.encode() for name in arrays))
+        out_names_c = (ctypes.c_char_p * n_out)(*(name.encode() for name in out_names))
+        in_values = (ctypes.c_void_p * n_in)()
+        out_values = (ctypes.c_void_p * n_out)()
+        ptr = self._acquire()
+        try:
+            for i, (name, arr) in enumerate(arrays.items()):
+                shape = (ctypes.c_int64 * max(arr.ndim, 1))(*arr.shape)
+                value = ctypes.c_void_p()
+                status = f.CreateTensorWithDataAsOrtValue(lib.memory_info, arr.ctypes.data, arr.nbytes, shape,
+                                                          arr.ndim, _capi.DTYPE_ELEMENTS[arr.dtype],
+                                                          ctypes.byref(value))  # fmt: skip
+                lib.check(status, f"creating the tensor for input {name!r}", self.path)
+                in_values[i] = value.value
+            lib.check(f.Run(ptr, None, in_names, in_values, n_in, out_names_c, n_out, out_values),
+                      "running the model", self.path)  # fmt: skip
+            return {name: self._to_numpy(name, out_values[i]) for i, name in enumerate(out_names)}
+        finally:
+            for v in (*in_values, *out_values):
+                if v:
+                    f.ReleaseValue(v)
+            self._done()
+
+    def _check_feeds(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        unknown = [k for k in feeds if k not in self._input_by_name]
+        if unknown:
+            raise InputError(f"the model has no input {unknown[0]!r}; inputs: {', '.join(self.input_names)}",
+                             self.path)  # fmt: skip
+        arrays: dict[str, np.ndarray] = {}
+        for info in self.inputs:
+            if info.name not in feeds:
+                raise InputError(f"missing input {info.name!r} ({info.type_name}, shape {_fmt(info.shape)})",
+                                 self.path)  # fmt: skip
+            arr = np.asarray(feeds[info.name])
+            if info.dtype is None:
+                raise InputError(f"input {info.name!r} has type {info.type_name}, which ortprune cannot feed",
+                                 self.path)  # fmt: skip
+            if arr.dtype != info.dtype:
+                raise InputError(f"input {info.name!r}: expected element type {info.type_name}, got {arr.dtype}",
+                                 self.path)  # fmt: skip
+            if arr.ndim != len(info.shape):
+                raise InputError(
+                    f"input {info.name!r}: expected rank {len(info.shape)} (shape {_fmt(info.shape)}), "
+                    f"got rank {arr.ndim} (shape {_fmt(arr.shape)})",
+                    self.path,
+                )
+            for axis, (want, got) in enumerate(zip(info.shape, arr.shape, strict=True)):
+                if isinstance(want, int) and want != got:
+                    raise InputError(
+                        f"input {info.name!r}: expected shape {_fmt(info.shape)}, got {_fmt(arr.shape)} "
+                        f"(axis {axis} must be {want})",
+                        self.path,
+                    )
+            arrays[info.name] = np.ascontiguousarray(arr)
+        return arrays
+
+    def _to_numpy(self, name: str, value: int | None) -> np.ndarray:
+        lib, f = self.lib, self.lib.f
+        info = ctypes.c_void_p()
+        lib.check(f.GetTensorTypeAndShape(value, ctypes.byref(info)), f"reading output {name!r}", self.path)
+        try:
+            elem, rank = ctypes.c_int(), ctypes.c_size_t()
+            lib.check(f.GetTensorElementType(info, ctypes.byref(elem)), f"reading output {name!r}", self.path)
+            lib.check(f.GetDimensionsCount(info, ctypes.byref(rank)), f"reading output {name!r}", self.path)
+            dims = (ctypes.c_int64 * max(rank.value, 1))()
+            lib.check(f.GetDimensions(info, dims, rank.value), f"reading output {name!r}", self.path)
+        finally:
+            f.ReleaseTensorTypeAndShapeInfo(info)
+        dtype = _capi.ELEMENT_DTYPES.get(elem.value)
+        if dtype is None:
+            kind = _capi.ELEMENT_NAMES.get(elem.value, str(elem.value))
+            raise OrtpruneError(f"output {name!r} has element type {kind}, which ortprune cannot read", self.path)
+        out = np.empty(tuple(dims[i] for i in range(rank.value)), dtype=dtype)
+        if out.nbytes:
+            data = ctypes.c_void_p()
+            lib.check(f.GetTensorMutableData(value, ctypes.byref(data)), f"reading output {name!r}", self.path)
+            if not data.value:
+                raise OrtpruneError(f"ORT returned no data for output {name!r}", self.path)
+            ctypes.memmove(out.ctypes.data, data.value, out.nbytes)
+        return out
+
+    # -- lifetime -----------------------------------------------------------------------------------
+    def _acquire(self) -> int:
+        with self._lock:
+            if self._ptr is None or self._closing:
+                raise OrtpruneError("the session is closed", self.path)
+            self._inflight += 1
+            return self._ptr
+
+    def _done(self) -> None:
+        with self._lock:
+            self._inflight -= 1
+            if self._closing and self._inflight == 0:
+                self._ptr = None
+                self._release()
+
+    def close(self) -> None:
+        """Release the session (after runs still in progress on other threads have finished)."""
+        with self._lock:
+            if self._ptr is None or self._closing:
+                return
+            self._closing = True
+            if self._inflight == 0:
+                self._ptr = None
+                self._release()
+
+    @property
+    def closed(self) -> bool:
+        return self._ptr is None or self._closing
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        src = str(self.path) if self.path is not None else "<bytes>"
+        return f"Session({src!r}, inputs={self.input_names}, outputs={self.output_names}, lib={self.lib.version})"
+
+
+def _fmt(shape: Sequence[int | str | None]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
