@@ -17,7 +17,9 @@ def print_probe(report: ProbeReport, console: Console, show_all: bool = True) ->
         table.add_column(col, overflow="fold")
     for r in report.results:
         if show_all or r.status != IMPLEMENTED:
-            table.add_row(r.op, r.element_type or "", r.status, r.detail[:120], style=_STATUS_STYLE.get(r.status, "yellow"))
+            table.add_row(
+                r.op, r.element_type or "", r.status, r.detail[:120], style=_STATUS_STYLE.get(r.status, "yellow")
+            )
     console.print(table)
     counts = report.to_json_dict()["counts"]
     console.print(", ".join(f"{v} {k}" for k, v in counts.items()))  # type: ignore[attr-defined]
@@ -35,7 +37,8 @@ def print_verify(report: VerifyReport, console: Console) -> None:
         table.add_row(
             m.model.rsplit("/", 1)[-1], m.status,
             "" if mad is None else f"{mad:.2e}", "" if cos is None else f"{cos:.7f}",
-            "" if m.pruned_ms is None else f"{m.pruned_ms:.1f}", "" if m.reference_ms is None else f"{m.reference_ms:.1f}",
+            "" if m.pruned_ms is None else f"{m.pruned_ms:.1f}",
+            "" if m.reference_ms is None else f"{m.reference_ms:.1f}",
             detail, style="green" if m.status == "ok" else "bold red",
         )  # fmt: skip
     console.print(table)

@@ -167,8 +167,14 @@ def verify(
     level: str = "all",
     tolerance: float = 1e-5,
     repeat: int = 5,
+    reference_model: Path | None = None,
 ) -> VerifyReport:
-    """Load each model on both libraries at ``level``, feed the same inputs, compare outputs and time."""
+    """Load each model on both libraries at ``level``, feed the same inputs, compare outputs and time.
+
+    ``reference_model`` (with one model) runs that file on the reference instead: e.g. an original
+    model against its quantized or edited copy."""
+    if reference_model is not None and len(models) != 1:
+        raise OrtpruneError("reference_model compares exactly one model")
     from ortprune.runtime import OrtError, Session, load_library
 
     p_lib = load_library(pruned)
@@ -179,7 +185,7 @@ def verify(
         opsets.setdefault("com.microsoft", 1)
         verdict = ModelVerdict(str(model), "ok")
         report.models.append(verdict)
-        with Session(model, r_lib, optimization_level=level) as ref:
+        with Session(reference_model or model, r_lib, optimization_level=level) as ref:
             feeds = make_inputs(ref, model)
             ref_out, verdict.reference_ms = _time(ref, feeds, repeat)
         try:

@@ -91,7 +91,7 @@ def probe_model(op: OpId, onnx_opset: int = 17) -> ProbeModel:
     chosen: dict[str, str] = {}
 
     def type_for(param: Any, index: int, is_input: bool) -> str | None:
-        tstr = getattr(param, "type_str", None) or getattr(param, "typeStr", "")
+        tstr: str = getattr(param, "type_str", None) or getattr(param, "typeStr", None) or ""
         if tstr in constraints:
             want = _INPUT_TYPES.get((op.op, index)) if is_input else None
             if tstr not in chosen:
@@ -119,9 +119,6 @@ def probe_model(op: OpId, onnx_opset: int = 17) -> ProbeModel:
         names.pop()
     outputs, out_names = [], []
     for k, p in enumerate(schema.outputs):
-        option = str(p.option).rsplit(".", 1)[-1]
-        if option == "Optional" and k > 0:
-            break
         t = type_for(p, k, False)
         if op.op == "Cast":
             t = "float"

@@ -1,0 +1,139 @@
+"""probe and verify on the onnxruntime wheel's real library, with real and hand-made models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from onnxruntime.capi import onnxruntime_pybind11_state as C
+
+from ortprune.errors import OrtpruneError
+from ortprune.opconfig import OpConfig, OpId
+from ortprune.runtime import wheel_library
+from ortprune.scan import scan
+from ortprune.verify import probe, verify
+from ortprune.verify.compare import missing_op
+from ortprune.verify.probe import IMPLEMENTED, MISSING, UNKNOWN, all_known_ops, classify
+
+SEED = Path(__file__).parents[2] / "src" / "ortprune" / "data" / "seed.config"
+
+
+@pytest.fixture(scope="module")
+def full_lib() -> Path:
+    lib = wheel_library()
+    assert lib is not None
+    return lib
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ortprune.cli", *args], capture_output=True, text=True)
+
+
+def test_full_library_implements_every_op_of_the_test_models(full_lib: Path, int8_model: Path,
+                                                             fp32_model: Path, fused_model: Path) -> None:  # fmt: skip
+    ops = list(scan([int8_model, fp32_model, fused_model], "all").config) + list(OpConfig.load(SEED))
+    report = probe(full_lib, ops)
+    assert {r.op for r in report.results} == {str(o) for o in ops}
+    assert [r for r in report.results if r.status != IMPLEMENTED] == []
+    assert report.ok
+
+
+def test_ops_without_a_cpu_kernel_are_missing(full_lib: Path) -> None:
+    """Ops ORT defines a schema for but registers no CPU kernel for: the probe must say missing."""
+    cpu = {(k.domain or "ai.onnx", k.op_name) for k in C.get_all_opkernel_def() if k.provider == "CPUExecutionProvider"}
+    candidates = [o for o in all_known_ops() if o.domain == "com.microsoft" and (o.domain, o.op) not in cpu]
+    assert len(candidates) > 5
+    report = probe(full_lib, candidates[:8])
+    missing = report.by_status(MISSING)
+    assert missing, [r.detail for r in report.results]
+    assert all("Could not find an implementation" in r.detail or "Failed to find kernel" in r.detail for r in missing)
+    assert not report.by_status(IMPLEMENTED)
+
+
+def test_classify() -> None:
+    assert classify(None, "") == IMPLEMENTED
+    assert classify(9, "Could not find an implementation for Shape(15) node with name ''") == MISSING
+    assert (
+        classify(1, "Failed to find kernel for com.microsoft.BiasGelu(1) (node:'x' ep:'CPU'). Kernel not found")
+        == MISSING
+    )
+    msg = "rnn.h:32 onnxruntime::RNN<T>::RNN(const onnxruntime::OpKernelInfo&) hidden_size was false"
+    assert classify(1, msg) == IMPLEMENTED
+    assert classify(1, "[ShapeInferenceError] Attribute 'cats_int64s' is required") == UNKNOWN
+
+
+def test_probe_bad_libraries(tmp_path: Path) -> None:
+    with pytest.raises(OrtpruneError, match=r"nope\.so"):
+        probe(tmp_path / "nope.so", [OpId("ai.onnx", 17, "Add")])
+    libz = next(
+        p for p in ["/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1"] if Path(p).exists()
+    )
+    r = cli("probe", libz, "--config", str(SEED))
+    assert r.returncode == 1 and libz in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_probe_cli_json(full_lib: Path, tmp_path: Path) -> None:
+    r = cli("probe", str(full_lib), "--config", str(SEED), "--json", str(tmp_path / "p.json"))
+    assert r.returncode == 0, r.stderr
+    data = json.loads((tmp_path / "p.json").read_text())
+    assert data["counts"] == {"implemented": 13, "missing": 0, "could-not-probe": 0}
+
+
+def test_verify_same_library_is_exact(full_lib: Path, int8_model: Path, fp32_model: Path) -> None:
+    report = verify(full_lib, [int8_model, fp32_model], full_lib)
+    assert report.ok
+    for m in report.models:
+        assert m.status == "ok" and m.outputs
+        assert all(o.max_abs_diff == 0.0 and o.min_row_cosine > 0.9999999 for o in m.outputs)
+        assert m.pruned_ms and m.reference_ms
+
+
+def dynamic_model(weight: float = 0.5, dtype: int = TensorProto.FLOAT) -> onnx.ModelProto:
+    x = helper.make_tensor_value_info("x", dtype, ["batch", "features"])
+    y = helper.make_tensor_value_info("y", dtype, ["batch", "features"])
+    np_t = {TensorProto.FLOAT: np.float32, TensorProto.DOUBLE: np.float64}[dtype]
+    w = numpy_helper.from_array(np.full((1,), weight, dtype=np_t), "w")
+    nodes = [helper.make_node("Mul", ["x", "w"], ["m"]), helper.make_node("Erf", ["m"], ["y"])]
+    model = helper.make_model(
+        helper.make_graph(nodes, "dyn", [x], [y], [w]), opset_imports=[helper.make_opsetid("", 13)]
+    )
+    model.ir_version = 8
+    return model
+
+
+def test_verify_dynamic_shapes_and_an_injected_weight_change(full_lib: Path, tmp_path: Path) -> None:
+    good = tmp_path / "good.onnx"
+    onnx.save(dynamic_model(0.5), good)
+    assert verify(full_lib, [good], full_lib).ok  # symbolic dims get generated inputs
+    changed = tmp_path / "changed.onnx"
+    onnx.save(dynamic_model(0.5001), changed)
+    report = verify(full_lib, [changed], full_lib, reference_model=good)
+    (m,) = report.models
+    assert m.status == "differs" and not report.ok
+    assert 1e-6 < m.outputs[0].max_abs_diff < 1e-3
+
+
+def test_verify_a_model_the_reference_rejects_is_one_clean_error(full_lib: Path, tmp_path: Path) -> None:
+    """ORT has no double kernel for Erf: a real NOT_IMPLEMENTED from a real full library."""
+    path = tmp_path / "erf_double.onnx"
+    onnx.save(dynamic_model(dtype=TensorProto.DOUBLE), path)
+    r = cli(
+        "verify", "--lib", str(full_lib), "--reference", str(full_lib), str(path), "--json", str(tmp_path / "v.json")
+    )
+    # the reference cannot load it either: a clean error, not a crash
+    assert r.returncode == 1 and "Erf" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_missing_op_parsing() -> None:
+    opsets = {"ai.onnx": 17, "com.microsoft": 1}
+    assert missing_op("Could not find an implementation for Shape(15) node with name 'x'", opsets) == (
+        "ai.onnx:Shape", "ai.onnx;17;Shape")  # fmt: skip
+    msg = "Failed to find kernel for com.microsoft.BiasGelu(1) (node:'BiasGelu' ep:'CPU'). Kernel not found"
+    assert missing_op(msg, opsets) == ("com.microsoft:BiasGelu", "com.microsoft;1;BiasGelu")
+    assert missing_op("something else", opsets) is None
