@@ -103,6 +103,36 @@ def build(
     )
 
 
+@app.command()
+def results(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Markdown file to write.")],
+    ort_version: Annotated[str, typer.Option("--ort-version")] = "1.21.0",
+    config: Annotated[
+        list[str] | None, typer.Option("--config", help="LABEL=FILE: name the reduced build made from FILE.")
+    ] = None,
+    notes: Annotated[Path | None, typer.Option("--notes", help="Markdown appended to the page.")] = None,
+) -> None:
+    """The measured-builds table (seed's form) from every cached build manifest of one ORT version."""
+    import hashlib
+
+    from ortprune._io import atomic_write_text
+    from ortprune.report.results import find_manifests, results_markdown
+
+    names, files = {}, {}
+    for item in config or []:
+        label, _, file = item.partition("=")
+        if not file:
+            raise OrtpruneError(f"--config takes LABEL=FILE, got {item!r}")
+        digest = hashlib.sha256(Path(file).read_bytes()).hexdigest()[:16]
+        names[digest], files[digest] = label, file
+    found = find_manifests(ort_version)
+    if not found:
+        raise OrtpruneError(f"no finished builds of ONNX Runtime {ort_version} in the cache (run ortprune build)")
+    text = results_markdown(found, names, files, notes.read_text() if notes else "")
+    atomic_write_text(output, text)
+    console.print(f"wrote {output} ({len(found)} builds)")
+
+
 deps_app = typer.Typer(help="Dependency archives for offline ORT builds.", no_args_is_help=True)
 source_app = typer.Typer(help="ONNX Runtime source trees.", no_args_is_help=True)
 app.add_typer(deps_app, name="deps")
