@@ -32,7 +32,8 @@ def stripped_size(lib: str | Path) -> int | None:
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "lib.so"
         shutil.copy2(lib, copy)
-        subprocess.run(["strip", str(copy)], check=True)
+        if subprocess.run(["strip", str(copy)], capture_output=True).returncode != 0:
+            return None
         return copy.stat().st_size
 
 
