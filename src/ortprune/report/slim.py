@@ -1,0 +1,119 @@
+"""report.md and report.json for a slim run: the seed's table, op origins, verification, savings."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from ortprune._io import atomic_write_text
+
+if TYPE_CHECKING:
+    from ortprune.slim import SlimResult
+
+MIB = 1024 * 1024
+
+
+def _table(head: list[str], rows: list[list[Any]], align: str = "") -> list[str]:
+    sep = [("---:" if a == "r" else "---") for a in (align or "l" * len(head))]
+    return ["| " + " | ".join(head) + " |", "| " + " | ".join(sep) + " |"] + [
+        "| " + " | ".join(str(c) for c in r) + " |" for r in rows
+    ]
+
+
+def render_markdown(res: SlimResult) -> str:
+    scan = res.scan
+    lines = [
+        "# ortprune slim report",
+        "",
+        f"Models ({len(scan['models'])}), optimization level `{scan['optimization_level']}` "
+        f"(optimizer: onnxruntime {scan['onnxruntime_version']}), ONNX Runtime "
+        f"{res.builds['full']['ort_version']} built MinSizeRel as a shared library. "
+        f"Verdict: **{'verified' if res.ok else 'NOT verified'}**.",
+        "",
+        "## Size",
+        "",
+    ]
+    rows = [
+        [
+            r["name"],
+            f"{r['size']:,}",
+            f"{r['size'] / MIB:.2f}",
+            "baseline" if r["name"] == "full" else f"{r['change_percent']:+.1f}%",
+        ]
+        for r in res.sizes["table"]
+    ]
+    lines += _table(["Build", "Size (bytes)", "Size (MiB)", "vs Full"], rows, "lrrr")
+    lines += ["", *[f"![{c}]({c})" for c in res.sizes["charts"] if c.endswith(".png")], ""]
+    lines += [
+        "## Operators",
+        "",
+        f"Config: `{res.config_path.name}` ({sum(len(m['ops']) for m in scan['models'][:1])}"
+        " ops in the first model; union below). `optimizer` = added by ORT's graph optimizer at load time.",
+        "",
+    ]
+    union: dict[str, dict[str, Any]] = {}
+    for m in scan["models"]:
+        for op in m["ops"]:
+            entry = union.setdefault(op["id"], {"origins": set(), "models": []})
+            entry["origins"].add(op["origin"])
+            entry["models"].append(m["path"].rsplit("/", 1)[-1])
+    op_rows = [[k, "/".join(sorted(v["origins"])), ", ".join(v["models"])] for k, v in sorted(union.items())]
+    lines += _table(["op (domain;opset;op)", "from", "models"], op_rows)
+    lines += ["", "## Verification", ""]
+    for v, p in res.probes.items():
+        c = p["counts"]
+        lines.append(
+            f"- probe `{v}`: {c['implemented']} implemented, {c['missing']} missing, "
+            f"{c['could-not-probe']} could not be probed (of {len(p['results'])} config ops)"
+        )
+    lines.append("")
+    vrows = []
+    for v, rep in res.verifies.items():
+        for m in rep["models"]:
+            mad = max((o["max_abs_diff"] for o in m["outputs"]), default=None)
+            cos = min((o["min_row_cosine"] for o in m["outputs"]), default=None)
+            vrows.append(
+                [
+                    v,
+                    m["model"].rsplit("/", 1)[-1],
+                    m["status"],
+                    "" if mad is None else f"{mad:.2e}",
+                    "" if cos is None else f"{cos:.7f}",
+                    f"{m['pruned_ms'] or 0:.1f}",
+                    f"{m['reference_ms'] or 0:.1f}",
+                    m.get("fix") or "",
+                ]
+            )
+    lines += _table(["variant", "model", "status", "max abs diff", "min cosine", "pruned ms", "full ms", "fix"], vrows)
+    if res.embeds:
+        lines += ["", "Embeddings through `ortprune.embed` (pruned vs full library):", ""]
+        lines += _table(
+            ["model @ variant", "max abs diff", "min cosine"],
+            [[k, f"{e['max_abs_diff']:.2e}", f"{e['min_cosine']:.7f}"] for k, e in res.embeds.items()],
+        )
+    lines += ["", "## Where the savings come from", ""]
+    for v, d in res.sizes["savings_by_op"].items():
+        lines += [f"### full → {v}: {d['delta']:+,} bytes", ""]
+        top = [r for r in d["rows"] if r["delta"] < 0][:20]
+        lines += _table(
+            ["label", "kind", "full", v, "saved"],
+            [[r["name"], r["kind"], f"{r['old']:,}", f"{r['new']:,}", f"{-r['delta']:,}"] for r in top],
+            "llrrr",
+        )
+        lines.append("")
+    lines += ["By source directory: needs a build with debug info (DWARF); these builds have symbols only.", ""]
+    lines += [f"- {n}" for n in res.sizes.get("notes", [])]
+    lines += ["", "## Stages", ""]
+    lines += _table(["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in res.stage_seconds.items()], "lr")
+    lines += [
+        "",
+        f"`libonnxruntime.so` in this directory is the `{next(iter(res.probes), 'full')}` build: "
+        "use it with `ORT_DYLIB_PATH` (fastembed-rs `ort-load-dynamic`) or `ortprune.runtime`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(res: SlimResult) -> None:
+    atomic_write_text(res.out / "report.json", json.dumps(res.to_json_dict(), indent=2, default=str) + "\n")
+    atomic_write_text(res.out / "report.md", render_markdown(res))
