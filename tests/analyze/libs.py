@@ -143,7 +143,9 @@ def build_cxx_ort(out_dir: Path, name: str = "libminiort.so", extra: list[str] |
 def build_with_dep(out_dir: Path) -> tuple[Path, Path]:
     """libtop.so needing libdep.so (found through RUNPATH $ORIGIN) besides libc: a two-library footprint."""
     (out_dir / "dep.c").write_text("int dep_value(void) { return 42; }\n")
-    (out_dir / "top.c").write_text("int dep_value(void);\nint top_value(void) { return dep_value() + 1; }\n")
+    (out_dir / "top.c").write_text(
+        '#include <stdlib.h>\nint dep_value(void);\nint top_value(void) { return dep_value() + (getenv("X") != 0); }\n'
+    )
     dep, top = out_dir / "libdep.so", out_dir / "libtop.so"
     subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(dep), str(out_dir / "dep.c")], check=True)
     subprocess.run(
