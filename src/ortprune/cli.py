@@ -146,6 +146,25 @@ def size(
             render.print_labels(r, out, top)
 
 
+@app.command()
+def estimate(
+    full: Annotated[Path, typer.Option("--full", help="A full ORT build with symbols (unstripped .so).")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="The reduced-build config (ops.config).")],
+    fmt: Annotated[SizeFormat, typer.Option("--format", "-f", help="Output format.")] = SizeFormat.table,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file (atomically).")] = None,
+) -> None:
+    """Predict the size of the --include_ops_by_config build from the full build, before building it."""
+    from ortprune.analyze.estimate import estimate as run_estimate
+    from ortprune.analyze.estimate import estimate_markdown
+    from ortprune.opconfig import OpConfig
+
+    result = run_estimate(full, OpConfig.load(config), str(config))
+    if fmt is SizeFormat.json:
+        _emit(json.dumps(result.to_dict(), indent=1) + "\n", output)
+    else:
+        _emit(estimate_markdown(result), output)
+
+
 def _emit(text: str, output: Path | None) -> None:
     if output is None:
         out.print(text, end="", markup=False, highlight=False, soft_wrap=True)

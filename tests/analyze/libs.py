@@ -69,15 +69,27 @@ template <> KernelCreateInfo BuildKernelCreateInfo<kCpuExecutionProvider_Shape_k
   return KernelCreateInfo{[](int x) { return Shape::Compute(x) + 2; }};
 }
 using BuildFn = KernelCreateInfo (*)();
+// What ORT's reduce_op_kernels.py does to a reduced build: comment out table entries (here: -DDROP_...).
+template <> KernelCreateInfo BuildKernelCreateInfo<void>() { return KernelCreateInfo{nullptr}; }
 static const BuildFn kTable[] = {
+  BuildKernelCreateInfo<void>,  // as in ORT: keeps the table from becoming empty in reduced builds
+#ifndef DROP_ATTENTION
   BuildKernelCreateInfo<contrib::kCpuExecutionProvider_Attention_kMSDomain_ver1_float>,
+#endif
+#ifndef DROP_SHAPE_1_12
   BuildKernelCreateInfo<kCpuExecutionProvider_Shape_kOnnxDomain_ver1_12>,
+#endif
+#ifndef DROP_SHAPE_13
   BuildKernelCreateInfo<kCpuExecutionProvider_Shape_kOnnxDomain_ver13>,
+#endif
 };
 }  // namespace onnxruntime
 extern "C" __attribute__((visibility("default"))) int RegisterKernels(int x) {
   int s = 0;
-  for (auto fn : onnxruntime::kTable) s += fn().create(x);
+  for (auto fn : onnxruntime::kTable) {
+    auto info = fn();
+    if (info.create) s += info.create(x);
+  }
   return s;
 }
 """
@@ -131,12 +143,16 @@ def build_c(
     return BuiltLib(lib, debug, stripped, truth, dict(C_TABLES))
 
 
-def build_cxx_ort(out_dir: Path, name: str = "libminiort.so", extra: list[str] | None = None) -> Path:
+def build_cxx_ort(out_dir: Path, name: str = "libminiort.so", defines: list[str] | None = None) -> Path:
+    """Linked like libonnxruntime.so: a version script exports only the API, --gc-sections drops the rest."""
     src = out_dir / "miniort.cc"
     src.write_text(CXX_ORT)
+    script = out_dir / "miniort.lds"
+    script.write_text("{ global: RegisterKernels; local: *; };\n")
     lib = out_dir / name
-    cmd = ["g++", "-shared", "-fPIC", "-Os", "-std=c++17", "-ffunction-sections", "-Wl,--gc-sections"]
-    subprocess.run([*cmd, *(extra or []), "-o", str(lib), str(src)], check=True)
+    cmd = ["g++", "-shared", "-fPIC", "-Os", "-std=c++17", "-ffunction-sections", "-fdata-sections"]
+    cmd += ["-Wl,--gc-sections", f"-Wl,--version-script={script}", *[f"-D{d}" for d in defines or []]]
+    subprocess.run([*cmd, "-o", str(lib), str(src)], check=True)
     return lib
 
 
