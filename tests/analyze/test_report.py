@@ -123,8 +123,9 @@ def test_cli_size_json_markdown_table(toy_plain: BuiltLib, toy_debug: BuiltLib, 
     text = out.read_text()
     assert text.startswith("| Build | Size (bytes) | Size (MiB) | vs Full |")
     assert "| baseline |" in text.splitlines()[2] and "%" in text.splitlines()[3]
-    r = _cli("size", str(toy_plain.path), "--top", "5")
+    r = _cli("size", str(toy_plain.path), "--top", "5", "--by", "symbol")
     assert r.returncode == 0 and "TOTAL" in r.stdout and f"{toy_plain.path.stat().st_size:,}" in r.stdout
+    assert "[padding]" in r.stdout and "alpha_table" in r.stdout  # bracketed labels are text, not markup
 
 
 def test_cli_size_diff(toy_plain: BuiltLib, toy_debug: BuiltLib) -> None:

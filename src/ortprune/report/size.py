@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ortprune._io import atomic_open, atomic_write_text
@@ -155,12 +156,12 @@ def print_variants(rows: list[VariantRow], console: Console, baseline_index: int
         t.add_column(col, justify="left" if col == "Build" else "right", overflow="fold")
     for i, r in enumerate(rows):
         fp = _fmt(r.footprint) if r.footprint is not None else "—"
-        t.add_row(r.name, _fmt(r.size), _mib(r.size), r.vs(i == baseline_index), fp)
+        t.add_row(escape(r.name), _fmt(r.size), _mib(r.size), r.vs(i == baseline_index), fp)
     console.print(t)
 
 
 def print_labels(report: SizeReport, console: Console, top: int = 30) -> None:
-    t = Table(title=f"{Path(report.path).name} by {report.by}")
+    t = Table(title=escape(f"{Path(report.path).name} by {report.by}"))
     t.add_column(report.by.capitalize(), overflow="fold")
     t.add_column("Kind")
     t.add_column("Size (bytes)", justify="right")
@@ -168,11 +169,11 @@ def print_labels(report: SizeReport, console: Console, top: int = 30) -> None:
     rows = report.sorted_labels()
     shown = rows[:top] if top else rows
     for r in shown:
-        t.add_row(r.name, r.kind, _fmt(r.size), f"{100 * r.size / report.file_size:.2f}")
+        t.add_row(escape(r.name), r.kind, _fmt(r.size), f"{100 * r.size / report.file_size:.2f}")
     rest = rows[len(shown) :]
     if rest:
         size = sum(r.size for r in rest)
-        t.add_row(f"[{len(rest)} other labels]", "", _fmt(size), f"{100 * size / report.file_size:.2f}")
+        t.add_row(escape(f"[{len(rest)} other labels]"), "", _fmt(size), f"{100 * size / report.file_size:.2f}")
     t.add_row("TOTAL (= file size)", "", _fmt(report.total), "100.00", style="bold")
     console.print(t)
     for n in report.notes:
@@ -180,13 +181,13 @@ def print_labels(report: SizeReport, console: Console, top: int = 30) -> None:
 
 
 def print_diff(d: SizeDiff, console: Console, top: int = 30) -> None:
-    t = Table(title=f"{d.old_path} → {d.new_path} by {d.by}")
+    t = Table(title=escape(f"{d.old_path} → {d.new_path} by {d.by}"))
     for col in ("Label", "Old", "New", "Change", "Status"):
         t.add_column(col, justify="left" if col in ("Label", "Status") else "right", overflow="fold")
     changed = d.changed()
     for r in changed[:top] if top else changed:
         style = "red" if r.delta > 0 else "green"
-        t.add_row(r.name, _fmt(r.old), _fmt(r.new), f"[{style}]{r.delta:+,}[/]", r.status)
+        t.add_row(escape(r.name), _fmt(r.old), _fmt(r.new), f"[{style}]{r.delta:+,}[/]", r.status)
     t.add_row("TOTAL", _fmt(d.old_total), _fmt(d.new_total), f"{d.delta:+,}", "", style="bold")
     console.print(t)
     c = d.counts()
