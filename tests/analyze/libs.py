@@ -124,7 +124,12 @@ def naked_trailer() -> int:
 
 
 def build_c(
-    out_dir: Path, debug: bool, stripped: bool, funcs: dict[str, tuple[str, int]] | None = None, name: str = "toy"
+    out_dir: Path,
+    debug: bool,
+    stripped: bool,
+    funcs: dict[str, tuple[str, int]] | None = None,
+    name: str = "toy",
+    flags: list[str] | None = None,
 ) -> BuiltLib:
     """libtoy.so from a.c and sub/b.c: naked functions and const tables of known sizes."""
     funcs = dict(C_FUNCS if funcs is None else funcs)
@@ -133,7 +138,8 @@ def build_c(
         (src / file).parent.mkdir(parents=True, exist_ok=True)
         (src / file).write_text(_c_source(file, funcs))
     lib = out_dir / f"lib{name}{'-g' if debug else ''}{'-s' if stripped else ''}.so"
-    cmd = ["gcc", "-shared", "-fPIC", "-O2", "-falign-functions=1", *(["-g"] if debug else []), "-o", str(lib)]
+    cmd = ["gcc", "-shared", "-fPIC", "-O2", "-falign-functions=1", *(["-g"] if debug else []), *(flags or [])]
+    cmd += ["-o", str(lib)]
     cmd += [str(src / f) for f in sorted({f for f, _ in [*funcs.values(), *C_TABLES.values()]})]
     subprocess.run(cmd, check=True, cwd=out_dir)
     if stripped:

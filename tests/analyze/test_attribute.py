@@ -11,7 +11,7 @@ import pytest
 
 from ortprune.analyze import BY, analyze
 from ortprune.analyze.model import KINDS
-from tests.analyze.libs import BuiltLib, naked_trailer
+from tests.analyze.libs import BuiltLib, build_c, naked_trailer
 
 
 def _readelf_sections(path: Path) -> dict[str, tuple[str, int]]:
@@ -84,6 +84,20 @@ def test_per_file_and_per_dir_sizes_from_dwarf(toy_debug: BuiltLib) -> None:
     by_dir = analyze(toy_debug.path, "dir").by_name()
     assert by_dir["./"].size == expected["a.c"]
     assert by_dir["sub/"].size == expected["sub/b.c"]
+
+
+def test_compile_units_without_aranges_use_die_ranges(toy_dir: Path) -> None:
+    """clang writes no .debug_aranges by default; -ffunction-sections gives CUs DW_AT_ranges lists."""
+    lib = build_c(toy_dir, True, False, name="toy-nosec", flags=["-ffunction-sections"])
+    subprocess.run(["objcopy", "--remove-section=.debug_aranges", str(lib.path)], check=True)
+    assert (
+        "debug_aranges" not in subprocess.run(["readelf", "-SW", str(lib.path)], capture_output=True, text=True).stdout
+    )
+    expected: dict[str, int] = {}
+    for file, size in lib.funcs.values():
+        expected[file] = expected.get(file, 0) + size
+    labels = analyze(lib.path, "file").labels
+    assert {label.name: label.size for label in labels if label.kind == "file"} == expected
 
 
 def test_missing_debug_info_and_symbols_are_said(toy_dir: Path, toy: BuiltLib) -> None:
