@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
+from ortprune._io import atomic_write_text
 from ortprune.errors import OrtpruneError
+
+if TYPE_CHECKING:
+    from ortprune.analyze import SizeReport
 
 app = typer.Typer(
     add_completion=False,
@@ -241,6 +246,106 @@ def verify(
         report.write_json(json_out)
     if not report.ok:
         raise typer.Exit(1)
+
+
+class SizeFormat(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    json = "json"
+
+
+class SizeBy(str, Enum):
+    section = "section"
+    symbol = "symbol"
+    op = "op"
+    file = "file"
+    dir = "dir"
+
+
+@app.command()
+def size(
+    libs: Annotated[
+        list[str], typer.Argument(help="Shared libraries (ELF). 'size diff OLD NEW' compares two by the same labels.")
+    ],
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", "-b", help="Library the 'vs' column compares to (default: the first).")
+    ] = None,
+    by: Annotated[SizeBy, typer.Option("--by", help="Attribute every byte by this data source.")] = SizeBy.section,
+    fmt: Annotated[SizeFormat, typer.Option("--format", "-f", help="Output format.")] = SizeFormat.table,
+    top: Annotated[int, typer.Option("--top", "-n", help="Rows per library (0: all).")] = 30,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file (atomically).")] = None,
+    chart: Annotated[
+        Path | None, typer.Option("--chart", help="Write PNG charts and their data as JSON into this directory.")
+    ] = None,
+    short: Annotated[bool, typer.Option("--short", help="--by symbol: drop template and parameter lists.")] = False,
+    depth: Annotated[int | None, typer.Option("--depth", help="--by dir: keep this many path components.")] = None,
+    footprint: Annotated[bool, typer.Option(help="Also resolve DT_NEEDED (the footprint a user ships).")] = True,
+) -> None:
+    """Library sizes (the seed's table, with the footprint) and where every byte goes."""
+    from ortprune.analyze import analyze, diff_reports
+    from ortprune.report import size as render
+
+    def run(path: str | Path, with_fp: bool = footprint) -> SizeReport:
+        return analyze(path, by.value, with_footprint=with_fp, short=short, depth=depth)
+
+    if libs and libs[0] == "diff" and not Path("diff").exists():
+        if len(libs) != 3:
+            raise OrtpruneError("usage: ortprune size diff OLD NEW")
+        d = diff_reports(run(libs[1], False), run(libs[2], False))
+        if fmt is SizeFormat.table and output is None:
+            render.print_diff(d, out, top)
+            return
+        text = json.dumps(d.to_dict(), indent=1) + "\n" if fmt is SizeFormat.json else render.diff_markdown(d, top)
+        _emit(text, output)
+        return
+    reports = [run(p) for p in libs]
+    base = run(baseline) if baseline is not None else reports[0]
+    all_reports = reports if baseline is None else [base, *reports]
+    rows = render.variant_rows(all_reports, base)
+    if chart is not None:
+        written = render.write_variant_chart(rows, chart) if len(rows) > 1 else []
+        for r in reports:
+            written += render.write_label_chart(r, chart)
+        console.print(f"wrote {len(written)} chart files to {chart}")
+    if fmt is SizeFormat.json:
+        data = {"variants": [r.to_dict() for r in rows], "reports": [r.to_dict() for r in reports]}
+        _emit(json.dumps(data, indent=1) + "\n", output)
+    elif fmt is SizeFormat.markdown or output is not None:
+        parts = [render.variants_markdown(rows)]
+        for r in reports:
+            parts += [render.labels_markdown(r, top), render.footprint_markdown(r)]
+        _emit("\n".join(p for p in parts if p), output)
+    else:
+        render.print_variants(rows, out)
+        for r in reports:
+            render.print_labels(r, out, top)
+
+
+@app.command()
+def estimate(
+    full: Annotated[Path, typer.Option("--full", help="A full ORT build with symbols (unstripped .so).")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="The reduced-build config (ops.config).")],
+    fmt: Annotated[SizeFormat, typer.Option("--format", "-f", help="Output format.")] = SizeFormat.table,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file (atomically).")] = None,
+) -> None:
+    """Predict the size of the --include_ops_by_config build from the full build, before building it."""
+    from ortprune.analyze.estimate import estimate as run_estimate
+    from ortprune.analyze.estimate import estimate_markdown
+    from ortprune.opconfig import OpConfig
+
+    result = run_estimate(full, OpConfig.load(config), str(config))
+    if fmt is SizeFormat.json:
+        _emit(json.dumps(result.to_dict(), indent=1) + "\n", output)
+    else:
+        _emit(estimate_markdown(result), output)
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        out.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+    else:
+        atomic_write_text(output, text)
+        console.print(f"wrote {output}")
 
 
 def _model_paths(models: list[Path] | None, bundled: bool) -> list[Path]:

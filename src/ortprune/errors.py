@@ -36,3 +36,7 @@ class BuildError(OrtpruneError):
 
 class RuntimeLoadError(OrtpruneError):
     """A shared library that is not a usable ONNX Runtime."""
+
+
+class ElfError(OrtpruneError):
+    """A file that cannot be analyzed as an ELF shared library (missing, not ELF, truncated)."""

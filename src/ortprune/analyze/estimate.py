@@ -1,0 +1,368 @@
+"""Predict the size of a reduced build (``--include_ops_by_config``) from a full build with symbols.
+
+How, step by step (each step is an approximation, named in the result's notes):
+
+1. **Which registrations go.** Every ``BuildKernelCreateInfo<kCpuExecutionProvider_Op_kDomain_verA[_B][_T]>``
+   symbol is one kernel registration. ORT's ``reduce_op_kernels.py`` keeps a registration when a config lists
+   the op at an opset inside ``[A, B]`` (B open when absent); the others are commented out of the source.
+2. **What only they reach.** A reference graph over the library's sized symbols (aliases merged into one
+   node): edges from x86-64 code (``call``/``jmp``/``jcc`` rel32 to a symbol start, RIP-relative operands to
+   a symbol start or into a data object) and from dynamic relocations (vtables, function tables). Roots are
+   the exported symbols and everything referenced from bytes that no symbol owns (init arrays, GOT, PLT).
+   The estimate removes what the full graph reaches but the graph without the dropped registrations does
+   not — so code the scanner cannot see is never counted as removed.
+3. **Bytes that go with them.** Their ``.eh_frame`` FDEs and ``.eh_frame_hdr`` entries (exact, from the
+   table), their dynamic relocations (exact), their ``.symtab``/``.strtab`` entries (exact),
+   ``.gcc_except_table`` (scaled by the code removed), and each dropped registration's table slot and
+   relocation. Strings in ``.rodata`` without a symbol and page-alignment changes are not estimated.
+
+The test of the estimate is the real reduced build: ``ortprune size diff FULL REDUCED``.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ortprune._io import atomic_write_text
+from ortprune.analyze.attribute import SizedSymbol, sized_symbols
+from ortprune.analyze.elf import SHF_EXECINSTR, SHT_RELA, STT_FUNC, STT_OBJECT, ElfFile
+from ortprune.analyze.ops import KernelReg, OpMapper, parse_kernel_reg
+from ortprune.errors import OrtpruneError
+from ortprune.opconfig import OpConfig
+
+R_X86_64_64, R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT, R_X86_64_RELATIVE = 1, 6, 7, 8
+EM_X86_64 = 62
+
+
+@dataclass
+class Estimate:
+    full: str
+    config: str
+    full_size: int
+    estimated_size: int
+    removed: dict[str, int]  #: bytes removed per part (symbols, .eh_frame, ...)
+    kernels_total: int
+    kernels_removed: int
+    ops_removed: list[str]  #: domain;op whose every registration goes
+    ops_kept: list[str]
+    reachable_fraction: float  #: share of symbol bytes the full graph reaches (scanner coverage)
+    top_removed: list[tuple[str, int]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def removed_total(self) -> int:
+        return sum(self.removed.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["removed_total"] = self.removed_total
+        d["change_percent"] = round(100 * (self.estimated_size - self.full_size) / self.full_size, 2)
+        return d
+
+    def write_json(self, path: str | Path) -> Path:
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
+
+
+@dataclass
+class _Graph:
+    starts: np.ndarray  # node start addresses (sorted, unique)
+    ends: np.ndarray
+    file_sizes: np.ndarray
+    is_data: np.ndarray
+    names: list[list[SizedSymbol]]
+    edges: tuple[np.ndarray, np.ndarray]
+    roots: np.ndarray  # bool per node
+
+
+def _nodes(syms: list[SizedSymbol]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[list[SizedSymbol]]]:
+    by_start: dict[int, list[SizedSymbol]] = {}
+    for s in syms:
+        by_start.setdefault(s.addr, []).append(s)
+    keys = sorted(by_start)
+    starts = np.array(keys, dtype=np.int64)
+    ends = np.array([k + max(s.sym.size for s in by_start[k]) for k in keys], dtype=np.int64)
+    fsz = np.array([max(s.end - s.start for s in by_start[k]) for k in keys], dtype=np.int64)
+    data = np.array([all(s.sym.type == STT_OBJECT for s in by_start[k]) for k in keys], dtype=bool)
+    return starts, ends, fsz, data, [by_start[k] for k in keys]
+
+
+def _owner(starts: np.ndarray, ends: np.ndarray, addrs: np.ndarray) -> np.ndarray:
+    """Node containing each address, or -1."""
+    i = np.searchsorted(starts, addrs, side="right") - 1
+    ok = (i >= 0) & (addrs < ends[np.maximum(i, 0)])
+    return np.where(ok, i, -1)
+
+
+def _target(starts: np.ndarray, ends: np.ndarray, is_data: np.ndarray, addrs: np.ndarray) -> np.ndarray:
+    """Node a reference lands on: exactly a node start, or anywhere inside a data object; else -1."""
+    j = np.searchsorted(starts, addrs, side="left")
+    jc = np.minimum(j, len(starts) - 1)
+    exact = (j < len(starts)) & (starts[jc] == addrs)
+    inside = _owner(starts, ends, addrs)
+    into_data = (inside >= 0) & is_data[np.maximum(inside, 0)]
+    return np.where(exact, jc, np.where(into_data, inside, -1))
+
+
+def _code_refs(elf: ElfFile) -> tuple[np.ndarray, np.ndarray]:
+    """(source address, target address) of rel32 branches and RIP-relative operands in executable sections."""
+    srcs, tgts = [], []
+    for sec in elf.sections:
+        if not (sec.alloc and sec.flags & SHF_EXECINSTR and sec.file_size >= 8):
+            continue
+        b = np.frombuffer(elf.data, dtype=np.uint8, count=sec.file_size, offset=sec.offset)
+        chunk = 1 << 22
+        for lo in range(2, len(b) - 3, chunk):
+            p = np.arange(lo, min(lo + chunk, len(b) - 3), dtype=np.int64)
+            prev, prev2 = b[p - 1], b[p - 2]
+            mask = (
+                (prev == 0xE8) | (prev == 0xE9) | ((prev & 0xC7) == 0x05) | ((prev2 == 0x0F) & ((prev & 0xF0) == 0x80))
+            )
+            p = p[mask]
+            disp = (
+                b[p].astype(np.int64)
+                | (b[p + 1].astype(np.int64) << 8)
+                | (b[p + 2].astype(np.int64) << 16)
+                | (b[p + 3].astype(np.int64) << 24)
+            )
+            disp = np.where(disp >= 1 << 31, disp - (1 << 32), disp)
+            srcs.append(sec.addr + p)
+            tgts.append(sec.addr + p + 4 + disp)
+    if not srcs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(srcs), np.concatenate(tgts)
+
+
+def _reloc_refs(elf: ElfFile) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """(where, target) of dynamic relocations that point into the library, and (r_offset, 24) per RELA entry."""
+    dynsym = {s.index: s.value for s in elf.symbols("dynsym")}
+    where, target = [], []
+    entries: list[tuple[int, int]] = []
+    for sec in elf.sections:
+        if sec.type != SHT_RELA or not sec.alloc:
+            continue
+        blob = elf.section_bytes(sec)
+        for off, info, addend in struct.iter_unpack(elf.endian + "QQq", blob[: len(blob) - len(blob) % 24]):
+            typ, sym = info & 0xFFFFFFFF, info >> 32
+            entries.append((off, 24))
+            if typ == R_X86_64_RELATIVE:
+                where.append(off)
+                target.append(addend)
+            elif typ in (R_X86_64_64, R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT) and sym in dynsym:
+                where.append(off)
+                target.append(dynsym[sym] + (addend if typ == R_X86_64_64 else 0))
+    return np.array(where, np.int64), np.array(target, np.int64), entries
+
+
+def _indirections(elf: ElfFile, where: np.ndarray, target: np.ndarray) -> dict[int, int]:
+    """GOT slot → what the loader puts there, and PLT stub → the same: so a call through the PLT (or a
+    load through the GOT) is an edge to the function itself, not a root."""
+    got = [s for s in elf.sections if s.name in (".got", ".got.plt")]
+    table: dict[int, int] = {}
+    for w, t in zip(where.tolist(), target.tolist(), strict=True):
+        if any(s.addr <= w < s.addr + s.size for s in got):
+            table[w] = t
+    for sec in elf.sections:
+        if sec.name not in (".plt", ".plt.sec", ".plt.got") or not sec.file_size:
+            continue
+        b = elf.section_bytes(sec)
+        for entry in range(0, len(b) - 15, 16):
+            k = b.find(b"\xff\x25", entry, entry + 16)
+            if k < 0:
+                continue
+            (disp,) = struct.unpack_from("<i", b, k + 2)
+            slot = sec.addr + k + 6 + disp
+            if slot in table:
+                table[sec.addr + entry] = table[slot]
+    return table
+
+
+def _build_graph(elf: ElfFile, syms: list[SizedSymbol]) -> _Graph:
+    starts, ends, fsz, is_data, names = _nodes(syms)
+    roots = np.zeros(len(starts), dtype=bool)
+    exported = {s.value for s in elf.symbols("dynsym") if s.size and s.type in (STT_FUNC, STT_OBJECT)}
+    roots[np.isin(starts, np.array(sorted(exported), dtype=np.int64))] = True
+    rel_where, rel_to, _ = _reloc_refs(elf)
+    indirect = _indirections(elf, rel_where, rel_to)
+    code_where, code_to = _code_refs(elf)
+    if indirect:
+        keys = np.array(sorted(indirect), dtype=np.int64)
+        vals = np.array([indirect[k] for k in keys.tolist()], dtype=np.int64)
+        j = np.minimum(np.searchsorted(keys, code_to), len(keys) - 1)
+        code_to = np.where(keys[j] == code_to, vals[j], code_to)
+        in_got = np.isin(rel_where, keys)
+        rel_where, rel_to = rel_where[~in_got], rel_to[~in_got]
+    src_parts, dst_parts = [], []
+    for where, to in ((code_where, code_to), (rel_where, rel_to)):
+        if not len(where):
+            continue
+        src = _owner(starts, ends, where)
+        dst = _target(starts, ends, is_data, to)
+        keep = dst >= 0
+        src, dst = src[keep], dst[keep]
+        roots[dst[src < 0]] = True  # referenced from bytes no symbol owns: init arrays, anonymous tables, crt code
+        inner = src >= 0
+        src_parts.append(src[inner])
+        dst_parts.append(dst[inner])
+    src_all = np.concatenate(src_parts) if src_parts else np.zeros(0, np.int64)
+    dst_all = np.concatenate(dst_parts) if dst_parts else np.zeros(0, np.int64)
+    return _Graph(starts, ends, fsz, is_data, names, (src_all, dst_all), roots)
+
+
+def _reach(g: _Graph, deleted: np.ndarray) -> np.ndarray:
+    n = len(g.starts)
+    src, dst = g.edges
+    keep = ~deleted[dst]
+    src, dst = src[keep], dst[keep]
+    order = np.argsort(src, kind="stable")
+    src, dst = src[order], dst[order]
+    offsets = np.searchsorted(src, np.arange(n + 1))
+    seen = np.zeros(n, dtype=bool)
+    stack = [int(i) for i in np.flatnonzero(g.roots & ~deleted)]
+    seen[stack] = True
+    while stack:
+        i = stack.pop()
+        for j in dst[offsets[i] : offsets[i + 1]]:
+            if not seen[j]:
+                seen[j] = True
+                stack.append(int(j))
+    return seen
+
+
+def _eh_frame_sizes(elf: ElfFile) -> dict[int, int]:
+    """Function start address → bytes of its FDE (from the .eh_frame_hdr search table)."""
+    hdr = elf.section(".eh_frame_hdr")
+    if hdr is None or hdr.file_size < 12:
+        return {}
+    b = elf.section_bytes(hdr)
+    version, ptr_enc, count_enc, table_enc = b[0], b[1], b[2], b[3]
+    if version != 1 or ptr_enc != 0x1B or count_enc != 0x03 or table_enc != 0x3B:
+        return {}
+    (count,) = struct.unpack_from(elf.endian + "I", b, 8)
+    table = np.frombuffer(b, dtype=np.dtype(elf.endian + "i4"), count=2 * count, offset=12).reshape(-1, 2)
+    result = {}
+    for loc, fde in table.astype(np.int64):
+        off = elf.addr_to_offset(hdr.addr + int(fde))
+        if off is None:
+            continue
+        (length,) = struct.unpack_from(elf.endian + "I", elf.data, off)
+        result[hdr.addr + int(loc)] = length + 4 + 8  # the FDE and its 8-byte search-table entry
+    return result
+
+
+def estimate(full: str | Path, config: OpConfig, config_name: str = "<config>") -> Estimate:
+    """Estimate the file size of the build of ``full``'s sources with ``--include_ops_by_config config``."""
+    with ElfFile(full) as elf:
+        if elf.machine != EM_X86_64 or not elf.is64:
+            raise OrtpruneError("estimate reads x86-64 code; this library is for another machine", full)
+        if not elf.has_symtab():
+            raise OrtpruneError("estimate needs a full build with symbols (.symtab); this library is stripped", full)
+        syms = sized_symbols(elf, "symtab")
+        mapper = OpMapper.from_names(s.name for s in syms)
+        regs: dict[KernelReg, None] = {}
+        for s in syms:
+            r = parse_kernel_reg(s.name)
+            if r is not None:
+                regs[r] = None
+        if not regs:
+            raise OrtpruneError("no kernel registrations (BuildKernelCreateInfo<...>) found: not an ORT build", full)
+        opsets: dict[tuple[str, str], list[int]] = {}
+        for i in config:
+            opsets.setdefault((i.domain, i.op), []).append(i.opset)
+        removed_regs = {r for r in regs if not r.kept_by(opsets.get((r.domain, r.op), []))}
+        g = _build_graph(elf, syms)
+        deleted = np.array(
+            [all((r := parse_kernel_reg(s.name)) is not None and r in removed_regs for s in node) for node in g.names],
+            dtype=bool,
+        )
+        before = _reach(g, np.zeros_like(deleted))
+        after = _reach(g, deleted)
+        gone = before & ~after
+        removed: dict[str, int] = {"code and data (symbols)": int(g.file_sizes[gone].sum())}
+        gone_idx = np.flatnonzero(gone)
+        fde = _eh_frame_sizes(elf)
+        removed[".eh_frame + .eh_frame_hdr"] = sum(fde.get(int(g.starts[i]), 0) for i in gone_idx)
+        _, _, rela = _reloc_refs(elf)
+        if rela:
+            where = np.array([w for w, _ in rela], np.int64)
+            owner = _owner(g.starts, g.ends, where)
+            removed[".rela.dyn"] = int(24 * np.count_nonzero((owner >= 0) & gone[np.maximum(owner, 0)]))
+        gone_syms = [s for i in gone_idx for s in g.names[i]]
+        if elf.has_symtab():
+            removed[".symtab + .strtab"] = sum(24 + len(s.sym.name) + 1 for s in gone_syms)
+        text = sum(s.file_size for s in elf.sections if s.alloc and s.flags & SHF_EXECINSTR)
+        code_gone = int(g.file_sizes[gone & ~g.is_data].sum())
+        except_table = elf.section(".gcc_except_table")
+        if except_table is not None and text:
+            removed[".gcc_except_table (scaled)"] = int(except_table.file_size * code_gone / text)
+        removed["registration table slots"] = 32 * len(removed_regs)
+        total_bytes = int(g.file_sizes.sum())
+        reach_frac = float(g.file_sizes[before].sum() / total_bytes) if total_bytes else 0.0
+        per_op: dict[str, set[KernelReg]] = {}
+        for r in regs:
+            per_op.setdefault(r.key, set()).add(r)
+        ops_removed = sorted(k for k, rs in per_op.items() if rs <= removed_regs)
+        ops_kept = sorted(k for k in per_op if k not in ops_removed)
+        by_name: dict[str, int] = {}
+        for node in gone_idx.tolist():
+            hit = mapper.map(g.names[node][0].name)
+            key = hit[0] if hit else "[shared, reached only by removed kernels]"
+            by_name[key] = by_name.get(key, 0) + int(g.file_sizes[node])
+        top = sorted(by_name.items(), key=lambda kv: -kv[1])[:40]
+        notes = [
+            f"{len(removed_regs)} of {len(regs)} kernel registrations removed by the opset rule "
+            "(kept when a listed opset lies in [since, until])",
+            f"the reference graph reaches {100 * reach_frac:.1f}% of the symbol bytes of the full build; "
+            "bytes it cannot reach are never counted as removed (so the estimate errs towards too big)",
+            "not estimated: strings and tables without a symbol, page-alignment padding, per-type reduction",
+        ]
+        missing = [str(i) for i in config if (i.domain, i.op) not in per_op]
+        if missing:
+            notes.append(f"config ops with no kernel in this library: {', '.join(missing)}")
+        est_size = elf.file_size - sum(removed.values())
+        return Estimate(
+            full=str(elf.path),
+            config=config_name,
+            full_size=elf.file_size,
+            estimated_size=est_size,
+            removed=removed,
+            kernels_total=len(regs),
+            kernels_removed=len(removed_regs),
+            ops_removed=ops_removed,
+            ops_kept=ops_kept,
+            reachable_fraction=round(reach_frac, 4),
+            top_removed=top,
+            notes=notes,
+        )
+
+
+def estimate_markdown(e: Estimate) -> str:
+    lines = [
+        f"Estimate for `{Path(e.full).name}` with `{e.config}`:",
+        "",
+        "| Part removed | Bytes |",
+        "|---|---:|",
+        *[f"| {k} | {v:,} |" for k, v in e.removed.items()],
+        f"| **total removed** | **{e.removed_total:,}** |",
+        "",
+        "| Build | Size (bytes) | Size (MiB) | vs Full |",
+        "|-------|-------------|------------|---------|",
+        f"| full | {e.full_size:,} | {e.full_size / 2**20:.2f} | baseline |",
+        f"| reduced (estimated) | {e.estimated_size:,} | {e.estimated_size / 2**20:.2f} | "
+        f"{100 * (e.estimated_size - e.full_size) / e.full_size:+.1f}% |",
+        "",
+        f"Kernels: {e.kernels_removed} of {e.kernels_total} registrations removed; "
+        f"{len(e.ops_kept)} ops keep a kernel, {len(e.ops_removed)} lose all.",
+        "",
+        "| Removed, by op | Bytes |",
+        "|---|---:|",
+        *[f"| `{k}` | {v:,} |" for k, v in e.top_removed],
+        "",
+        *[f"> {n}" for n in e.notes],
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,118 @@
+"""What a user ships: the library plus every non-system library it needs (``DT_NEEDED``), found like ld.so does."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import struct
+import subprocess
+from pathlib import Path
+
+from ortprune.analyze.elf import ElfFile
+from ortprune.analyze.model import Footprint, FootprintEntry
+from ortprune.errors import ElfError
+
+#: The C and C++ runtime every Linux system provides; a user never ships these.
+_SYSTEM = re.compile(
+    r"^(libc|libm|libmvec|libstdc\+\+|libgcc_s|libpthread|libdl|librt|libutil|libresolv|ld-linux[-\w.]*|ld64)\.so(\.|$)"
+    r"|^ld-linux"
+)
+_DEFAULT_DIRS = ("/lib", "/usr/lib", "/lib64", "/usr/lib64")
+
+
+def is_system_library(name: str) -> bool:
+    return bool(_SYSTEM.match(Path(name).name))
+
+
+@functools.cache
+def _ld_so_cache() -> dict[str, list[str]]:
+    """``ldconfig -p``: soname → paths (all architectures; matched against the ELF class later)."""
+    table: dict[str, list[str]] = {}
+    for exe in ("ldconfig", "/sbin/ldconfig", "/usr/sbin/ldconfig"):
+        try:
+            proc = subprocess.run([exe, "-p"], capture_output=True, text=True, check=False, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        for line in proc.stdout.splitlines():
+            m = re.match(r"\s+(\S+) \(([^)]*)\) => (\S+)", line)
+            if m:
+                table.setdefault(m.group(1), []).append(m.group(3))
+        break
+    return table
+
+
+def _multiarch_dirs() -> list[str]:
+    dirs = []
+    for base in ("/lib", "/usr/lib"):
+        with contextlib.suppress(OSError):
+            dirs += [str(p) for p in Path(base).iterdir() if p.is_dir() and p.name.endswith("-linux-gnu")]
+    return dirs
+
+
+def _same_kind(path: Path, ref: ElfFile) -> bool:
+    """The loader skips libraries of another ELF class or machine; so do we."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(20)
+    except OSError:
+        return False
+    if len(head) < 20 or head[:4] != b"\x7fELF" or head[4] != (2 if ref.is64 else 1):
+        return False
+    (machine,) = struct.unpack_from(ref.endian + "H", head, 18)
+    return bool(machine == ref.machine)
+
+
+def _expand(entry: str, origin: Path) -> str:
+    return entry.replace("${ORIGIN}", str(origin)).replace("$ORIGIN", str(origin))
+
+
+def resolve_needed(name: str, requester: ElfFile, rpath_chain: list[str] | None = None) -> Path | None:
+    """Where the dynamic loader would find ``name`` for ``requester`` (glibc's search order)."""
+    origin = requester.path.resolve().parent
+    if "/" in name:
+        p = Path(_expand(name, origin))
+        return p if p.exists() else None
+    dirs: list[str] = []
+    if not requester.runpath:
+        dirs += [_expand(d, origin) for d in requester.rpath + (rpath_chain or [])]
+    dirs += [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+    dirs += [_expand(d, origin) for d in requester.runpath]
+    for d in dirs:
+        p = Path(d) / name
+        if p.is_file() and _same_kind(p, requester):
+            return p
+    for cand in _ld_so_cache().get(name, []):
+        p = Path(cand)
+        if p.is_file() and _same_kind(p, requester):
+            return p
+    for d in [*_multiarch_dirs(), *_DEFAULT_DIRS]:
+        p = Path(d) / name
+        if p.is_file() and _same_kind(p, requester):
+            return p
+    return None
+
+
+def footprint(lib: ElfFile) -> Footprint:
+    """The library and its ``DT_NEEDED`` closure; system libraries are listed but not counted."""
+    entries = [FootprintEntry(lib.path.name, str(lib.path), lib.file_size, False)]
+    seen = {lib.path.name}
+    queue: list[tuple[str, ElfFile, list[str]]] = [(n, lib, lib.rpath) for n in lib.needed]
+    while queue:
+        name, requester, chain = queue.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        path = resolve_needed(name, requester, chain)
+        system = is_system_library(name)
+        size = path.stat().st_size if path is not None else 0
+        entries.append(FootprintEntry(name, None if path is None else str(path), size, system))
+        if path is None or system:
+            continue
+        try:
+            dep = ElfFile(path)
+        except ElfError:
+            continue
+        queue += [(n, dep, dep.rpath + chain) for n in dep.needed]
+    return Footprint(entries)

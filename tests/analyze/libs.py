@@ -1,0 +1,188 @@
+"""Small C and C++ shared libraries built with gcc/g++ at test time, with known true sizes.
+
+Functions are ``naked`` with a ``.skip N`` body: their size is exactly ``N`` bytes plus what the compiler
+appends after a naked body (``ud2`` on x86-64 gcc 12), read from the compiler's own assembly listing, and
+tables are ``const char[N]``. Functions are built with ``-falign-functions=1``, so a file's compile unit
+covers exactly the sum of its functions. The expected per-function and per-file sizes are thus known
+before the linker runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# name -> (file, size): the truth the attribution is checked against.
+C_FUNCS: dict[str, tuple[str, int]] = {
+    "alpha_small": ("a.c", 100),
+    "alpha_big": ("a.c", 3000),
+    "beta_mid": ("sub/b.c", 1500),
+    "beta_tiny": ("sub/b.c", 16),
+}
+C_TABLES: dict[str, tuple[str, int]] = {"alpha_table": ("a.c", 5000), "beta_table": ("sub/b.c", 777)}
+
+
+def _c_source(file: str, funcs: dict[str, tuple[str, int]]) -> str:
+    lines = []
+    for name, (f, size) in funcs.items():
+        if f == file:
+            lines.append(f'__attribute__((naked, used)) void {name}(void) {{ __asm__(".skip {size}, 0x90"); }}')
+    for name, (f, size) in C_TABLES.items():
+        if f == file:
+            lines.append(f"__attribute__((used)) const char {name}[{size}] = {{1}};")
+    return "\n".join(lines) + "\n"
+
+
+#: A miniature ORT: two kernels registered through BuildKernelCreateInfo<...> in a table, one helper each,
+#: one shared helper, and a registration function that is the library's only export.
+CXX_ORT = r"""
+#include <cstddef>
+namespace onnxruntime {
+struct KernelCreateInfo { int (*create)(int); };
+template <typename T> KernelCreateInfo BuildKernelCreateInfo();
+__attribute__((noinline)) int SharedHelper(int x) { volatile int v = x; return v * 3 + 1; }
+namespace contrib {
+__attribute__((noinline)) int AttentionOnly(int x) {
+  volatile int v = x; for (int i = 0; i < 40; ++i) v = v * 7 + i; return v;
+}
+template <typename T> class Attention {
+ public:
+  __attribute__((noinline)) static int Compute(int x) { return AttentionOnly(x) + SharedHelper(x) + (int)sizeof(T); }
+};
+class kCpuExecutionProvider_Attention_kMSDomain_ver1_float;
+}  // namespace contrib
+__attribute__((noinline)) int ShapeOnly(int x) {
+  volatile int v = x; for (int i = 0; i < 90; ++i) v = v * 5 - i; return v;
+}
+class Shape { public: __attribute__((noinline)) static int Compute(int x) { return ShapeOnly(x) + SharedHelper(x); } };
+class kCpuExecutionProvider_Shape_kOnnxDomain_ver1_12;
+class kCpuExecutionProvider_Shape_kOnnxDomain_ver13;
+template <> KernelCreateInfo BuildKernelCreateInfo<contrib::kCpuExecutionProvider_Attention_kMSDomain_ver1_float>() {
+  return KernelCreateInfo{[](int x) { return contrib::Attention<float>::Compute(x); }};
+}
+template <> KernelCreateInfo BuildKernelCreateInfo<kCpuExecutionProvider_Shape_kOnnxDomain_ver1_12>() {
+  return KernelCreateInfo{[](int x) { return Shape::Compute(x) + 1; }};
+}
+template <> KernelCreateInfo BuildKernelCreateInfo<kCpuExecutionProvider_Shape_kOnnxDomain_ver13>() {
+  return KernelCreateInfo{[](int x) { return Shape::Compute(x) + 2; }};
+}
+using BuildFn = KernelCreateInfo (*)();
+// What ORT's reduce_op_kernels.py does to a reduced build: comment out table entries (here: -DDROP_...).
+template <> KernelCreateInfo BuildKernelCreateInfo<void>() { return KernelCreateInfo{nullptr}; }
+static const BuildFn kTable[] = {
+  BuildKernelCreateInfo<void>,  // as in ORT: keeps the table from becoming empty in reduced builds
+#ifndef DROP_ATTENTION
+  BuildKernelCreateInfo<contrib::kCpuExecutionProvider_Attention_kMSDomain_ver1_float>,
+#endif
+#ifndef DROP_SHAPE_1_12
+  BuildKernelCreateInfo<kCpuExecutionProvider_Shape_kOnnxDomain_ver1_12>,
+#endif
+#ifndef DROP_SHAPE_13
+  BuildKernelCreateInfo<kCpuExecutionProvider_Shape_kOnnxDomain_ver13>,
+#endif
+};
+}  // namespace onnxruntime
+extern "C" __attribute__((visibility("default"))) int RegisterKernels(int x) {
+  int s = 0;
+  for (auto fn : onnxruntime::kTable) {
+    auto info = fn();
+    if (info.create) s += info.create(x);
+  }
+  return s;
+}
+"""
+
+
+@dataclass
+class BuiltLib:
+    path: Path
+    debug: bool
+    stripped: bool
+    funcs: dict[str, tuple[str, int]] = field(default_factory=dict)
+    tables: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+def have_gcc() -> bool:
+    return shutil.which("gcc") is not None and shutil.which("g++") is not None
+
+
+def naked_trailer() -> int:
+    """Bytes gcc appends after a naked function's asm body, from its own -S listing (``ud2`` is 2)."""
+    out = subprocess.run(
+        ["gcc", "-O2", "-S", "-o", "-", "-x", "c", "-"],
+        input='__attribute__((naked)) void f(void) { __asm__(".skip 3"); }\n',
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    body = out.split("#NO_APP", 1)[1].split(".cfi_endproc", 1)[0]
+    insns = [line.strip() for line in body.splitlines() if line.strip() and not line.strip().startswith(".")]
+    sizes = {"ud2": 2, "int3": 1, "hlt": 1, "nop": 1}
+    return sum(sizes[i] for i in insns)
+
+
+def build_c(
+    out_dir: Path,
+    debug: bool,
+    stripped: bool,
+    funcs: dict[str, tuple[str, int]] | None = None,
+    name: str = "toy",
+    flags: list[str] | None = None,
+) -> BuiltLib:
+    """libtoy.so from a.c and sub/b.c: naked functions and const tables of known sizes."""
+    funcs = dict(C_FUNCS if funcs is None else funcs)
+    src = out_dir / f"src-{name}"
+    for file in {f for f, _ in [*funcs.values(), *C_TABLES.values()]}:
+        (src / file).parent.mkdir(parents=True, exist_ok=True)
+        (src / file).write_text(_c_source(file, funcs))
+    lib = out_dir / f"lib{name}{'-g' if debug else ''}{'-s' if stripped else ''}.so"
+    cmd = ["gcc", "-shared", "-fPIC", "-O2", "-falign-functions=1", *(["-g"] if debug else []), *(flags or [])]
+    cmd += ["-o", str(lib)]
+    cmd += [str(src / f) for f in sorted({f for f, _ in [*funcs.values(), *C_TABLES.values()]})]
+    subprocess.run(cmd, check=True, cwd=out_dir)
+    if stripped:
+        subprocess.run(["strip", "--strip-all", str(lib)], check=True)
+    trailer = naked_trailer()
+    truth = {fn: (f, size + trailer) for fn, (f, size) in funcs.items()}
+    return BuiltLib(lib, debug, stripped, truth, dict(C_TABLES))
+
+
+def build_cxx_ort(out_dir: Path, name: str = "libminiort.so", defines: list[str] | None = None) -> Path:
+    """Linked like libonnxruntime.so: a version script exports only the API, --gc-sections drops the rest."""
+    src = out_dir / "miniort.cc"
+    src.write_text(CXX_ORT)
+    script = out_dir / "miniort.lds"
+    script.write_text("{ global: RegisterKernels; local: *; };\n")
+    lib = out_dir / name
+    cmd = ["g++", "-shared", "-fPIC", "-Os", "-std=c++17", "-ffunction-sections", "-fdata-sections"]
+    cmd += ["-Wl,--gc-sections", f"-Wl,--version-script={script}", *[f"-D{d}" for d in defines or []]]
+    subprocess.run([*cmd, "-o", str(lib), str(src)], check=True)
+    return lib
+
+
+def build_with_dep(out_dir: Path) -> tuple[Path, Path]:
+    """libtop.so needing libdep.so (found through RUNPATH $ORIGIN) besides libc: a two-library footprint."""
+    (out_dir / "dep.c").write_text("int dep_value(void) { return 42; }\n")
+    (out_dir / "top.c").write_text(
+        '#include <stdlib.h>\nint dep_value(void);\nint top_value(void) { return dep_value() + (getenv("X") != 0); }\n'
+    )
+    dep, top = out_dir / "libdep.so", out_dir / "libtop.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(dep), str(out_dir / "dep.c")], check=True)
+    subprocess.run(
+        [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-o",
+            str(top),
+            str(out_dir / "top.c"),
+            f"-L{out_dir}",
+            "-ldep",
+            "-Wl,-rpath,$ORIGIN",
+            "-Wl,--enable-new-dtags",
+        ],
+        check=True,
+    )
+    return top, dep

@@ -1,0 +1,184 @@
+"""Kernel-symbol → op mapping, ORT's opset rule, and the reduced-build estimate against real reduced builds."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ortprune.analyze import analyze
+from ortprune.analyze.attribute import sized_symbols
+from ortprune.analyze.elf import ElfFile
+from ortprune.analyze.estimate import estimate
+from ortprune.analyze.ops import KernelReg, OpMapper, parse_kernel_reg
+from ortprune.errors import OrtpruneError
+from ortprune.opconfig import OpConfig
+from tests.analyze.libs import BuiltLib, build_cxx_ort
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (
+            "onnxruntime::contrib::kCpuExecutionProvider_Attention_kMSDomain_ver1_float",
+            KernelReg("com.microsoft", "Attention", 1, None, "float", "Cpu"),
+        ),
+        (
+            "onnxruntime::KernelCreateInfo onnxruntime::BuildKernelCreateInfo<"
+            "onnxruntime::kCpuExecutionProvider_Shape_kOnnxDomain_ver15>()",
+            KernelReg("ai.onnx", "Shape", 15, None, None, "Cpu"),
+        ),
+        (
+            "BuildKernelCreateInfo<onnxruntime::kCpuExecutionProvider_Shape_kOnnxDomain_ver1_12>",
+            KernelReg("ai.onnx", "Shape", 1, 12, None, "Cpu"),
+        ),
+        (
+            "kCpuExecutionProvider_Gather_kOnnxDomain_ver11_12_int64_t",
+            KernelReg("ai.onnx", "Gather", 11, 12, "int64_t", "Cpu"),
+        ),
+        (
+            "kCpuExecutionProvider_Cast_kOnnxDomain_ver13_MLFloat16",
+            KernelReg("ai.onnx", "Cast", 13, None, "MLFloat16", "Cpu"),
+        ),
+        (
+            "kCpuExecutionProvider_Normalizer_kMLDomain_ver1",
+            KernelReg("ai.onnx.ml", "Normalizer", 1, None, None, "Cpu"),
+        ),
+        (
+            "kCpuExecutionProvider_Conv_kMSNchwcDomain_ver1_float",
+            KernelReg("com.microsoft.nchwc", "Conv", 1, None, "float", "Cpu"),
+        ),
+        (
+            "kCpuExecutionProvider_Conv_kMSInternalNHWCDomain_ver11",
+            KernelReg("com.ms.internal.nhwc", "Conv", 11, None, None, "Cpu"),
+        ),
+        ("onnxruntime::Tensor::Shape() const", None),
+    ],
+)
+def test_parse_kernel_registration(name: str, expected: KernelReg | None) -> None:
+    assert parse_kernel_reg(name) == expected
+
+
+def test_opset_rule_is_orts() -> None:
+    shape_1_12 = KernelReg("ai.onnx", "Shape", 1, 12, None, "Cpu")
+    shape_13 = KernelReg("ai.onnx", "Shape", 13, 14, None, "Cpu")
+    shape_15 = KernelReg("ai.onnx", "Shape", 15, None, None, "Cpu")
+    assert shape_1_12.kept_by([11]) and not shape_13.kept_by([11]) and not shape_15.kept_by([11])
+    assert shape_13.kept_by([14]) and not shape_13.kept_by([15]) and shape_15.kept_by([21])
+    assert not shape_15.kept_by([])
+
+
+def test_class_names_map_to_ops_in_their_domain() -> None:
+    m = OpMapper(
+        [
+            KernelReg("com.microsoft", "Attention", 1, None, "float", "Cpu"),
+            KernelReg("ai.onnx", "Relu", 14, None, "float", "Cpu"),
+            KernelReg("ai.onnx", "Gemm", 13, None, "float", "Cpu"),
+            KernelReg("ai.onnx.ml", "Normalizer", 1, None, None, "Cpu"),
+        ]
+    )
+    assert m.map("onnxruntime::contrib::Attention<float>::Compute(onnxruntime::OpKernelContext*) const") == (
+        "com.microsoft;Attention",
+        None,
+    )
+    assert m.map("vtable for onnxruntime::contrib::Attention<float>") == ("com.microsoft;Attention", None)
+    assert m.map("onnxruntime::ElementWiseKernel<onnxruntime::functors::Relu<float> >::Compute(int)") == (
+        "ai.onnx;Relu",
+        None,
+    )
+    assert m.map("onnxruntime::Gemm<float>::Compute(onnxruntime::OpKernelContext*) const")[0] == "ai.onnx;Gemm"  # type: ignore[index]
+    assert (
+        m.map("onnxruntime::ml::Normalizer::Compute(onnxruntime::OpKernelContext*) const")[0] == "ai.onnx.ml;Normalizer"
+    )  # type: ignore[index]
+    # Helpers and free functions named like nothing registered stay shared.
+    assert m.map("onnxruntime::contrib::AttentionBase::CheckInputs(int)") is None
+    assert m.map("MlasGemmBatch(int)") is None
+    assert m.map("onnxruntime::Gemm(int)") is None  # a free function, not the kernel class
+
+
+def test_op_attribution_of_a_mini_ort(miniort: Path) -> None:
+    report = analyze(miniort, "op")
+    assert report.total == report.file_size
+    labels = report.by_name()
+    with ElfFile(miniort) as elf:
+        syms = {s.name: s.end - s.start for s in sized_symbols(elf, "symtab")}
+    shape = sum(v for k, v in syms.items() if "Shape_kOnnxDomain" in k or k.startswith("onnxruntime::Shape::"))
+    attention = sum(v for k, v in syms.items() if "Attention_kMSDomain" in k or "Attention<float>::" in k)
+    assert labels["ai.onnx;Shape"].size == shape and labels["ai.onnx;Shape"].count == 5
+    assert labels["com.microsoft;Attention"].size == attention
+    shared = syms["onnxruntime::SharedHelper(int)"] + syms["onnxruntime::ShapeOnly(int)"]
+    shared += syms["onnxruntime::contrib::AttentionOnly(int)"] + syms["RegisterKernels"]
+    shared += syms["onnxruntime::KernelCreateInfo onnxruntime::BuildKernelCreateInfo<void>()"]
+    assert labels["[shared] .text"].size == shared
+
+
+def _symbol_bytes(path: Path) -> int:
+    with ElfFile(path) as elf:
+        return sum(s.end - s.start for s in sized_symbols(elf, "symtab"))
+
+
+def _section(path: Path, *names: str) -> int:
+    with ElfFile(path) as elf:
+        return sum(s.file_size for s in elf.sections if s.name in names)
+
+
+@pytest.mark.parametrize(
+    ("config", "drops"),
+    [
+        ("com.microsoft;1;Attention\n", ["DROP_SHAPE_1_12", "DROP_SHAPE_13"]),
+        ("ai.onnx;13;Shape\n", ["DROP_ATTENTION", "DROP_SHAPE_1_12"]),
+        ("ai.onnx;11;Shape\ncom.microsoft;1;Attention\n", ["DROP_SHAPE_13"]),
+        ("ai.onnx;11,13;Shape\ncom.microsoft;1;Attention\n", []),
+    ],
+)
+def test_estimate_matches_a_real_reduced_build(toy_dir: Path, miniort: Path, config: str, drops: list[str]) -> None:
+    """The estimate against the build the same sources give with the dropped registrations commented out."""
+    reduced = build_cxx_ort(toy_dir, f"libminiort-{'-'.join(drops) or 'all'}.so", drops)
+    e = estimate(miniort, OpConfig.parse(config))
+    assert e.kernels_removed == len(drops)
+    assert e.reachable_fraction == 1.0
+    # Code and data: exact, symbol by symbol; the registration table loses one 8-byte pointer per kernel.
+    real = _symbol_bytes(miniort) - _symbol_bytes(reduced)
+    assert e.removed["code and data (symbols)"] + 8 * len(drops) == real
+    # ... and each pointer's relocation.
+    assert e.removed["registration table slots"] == 32 * len(drops)
+    assert 24 * len(drops) == _section(miniort, ".rela.dyn") - _section(reduced, ".rela.dyn")
+    # Unwind tables: exact as well (FDEs and search-table entries of the removed functions).
+    real_eh = _section(miniort, ".eh_frame", ".eh_frame_hdr") - _section(reduced, ".eh_frame", ".eh_frame_hdr")
+    assert e.removed[".eh_frame + .eh_frame_hdr"] == real_eh
+    real_sym = _section(miniort, ".symtab", ".strtab") - _section(reduced, ".symtab", ".strtab")
+    assert abs(e.removed[".symtab + .strtab"] - real_sym) <= 24 * 2  # local FILE/section symbols may shift
+
+
+def test_estimate_refuses_stripped_and_non_ort(toy: BuiltLib, miniort: Path, tmp_path: Path) -> None:
+    with pytest.raises(OrtpruneError, match=r"stripped|kernel registrations"):
+        estimate(toy.path, OpConfig.parse("ai.onnx;13;Add\n"))
+    stripped = tmp_path / "stripped.so"
+    subprocess.run(["strip", "-o", str(stripped), str(miniort)], check=True)
+    with pytest.raises(OrtpruneError, match="stripped"):
+        estimate(stripped, OpConfig.parse("ai.onnx;13;Add\n"))
+
+
+def test_cli_estimate(miniort: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "ops.config"
+    cfg.write_text("com.microsoft;1;Attention\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "ortprune.cli", "estimate", "--full", str(miniort), "--config", str(cfg), "-f", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["ops_removed"] == ["ai.onnx;Shape"] and data["ops_kept"] == ["com.microsoft;Attention"]
+    assert data["estimated_size"] == data["full_size"] - data["removed_total"]
+    r = subprocess.run(
+        [sys.executable, "-m", "ortprune.cli", "estimate", "--full", str(miniort), "--config", str(tmp_path / "no")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 1 and "does not exist" in r.stderr and r.stdout == ""
