@@ -1,0 +1,72 @@
+"""slim end to end on the bundled models, with the build stage standing in for a real ORT build (the wheel's
+real library plays every variant), so scan, probe, verify, embed, size and report all run for real."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ortprune import slim as slim_mod
+from ortprune.build.runner import BuildResult
+from ortprune.runtime import wheel_library
+
+
+def fake_build(calls: list[str]):  # type: ignore[no-untyped-def]
+    lib = wheel_library()
+    assert lib is not None
+
+    def build_variant(source, variant, config=None, deps_dir=None, extra=(), wheel=False, jobs=None, progress=None):  # type: ignore[no-untyped-def]
+        calls.append(variant)
+        if progress:
+            progress(1, 1, "linking")
+        return BuildResult(
+            "1.32.0",
+            variant,
+            f"k-{variant}",
+            [],
+            [],
+            None,
+            None,
+            "g++",
+            "cmake",
+            str(source),
+            "",
+            str(lib),
+            lib.stat().st_size,
+            ["libc.so.6"],
+            1.0,
+        )
+
+    return build_variant
+
+
+def test_slim_bundled_models(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, int8_model: Path, fp32_model: Path
+) -> None:
+    import ortprune.build as build_pkg
+
+    calls: list[str] = []
+    monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(build_pkg, "build_variant", fake_build(calls))
+    out = tmp_path / "out"
+    res = slim_mod.slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced",), out)
+    assert calls == ["full", "reduced"]
+    assert res.ok
+    config = (out / "ops.config").read_text()
+    assert "com.microsoft;1;BiasGelu,FusedMatMul,SkipLayerNormalization" in config
+    report = json.loads((out / "report.json").read_text())
+    assert report["ok"] and report["probes"]["reduced"]["counts"]["missing"] == 0
+    assert all(m["status"] == "ok" for m in report["verifies"]["reduced"]["models"])
+    assert report["embeddings"] and all(e["max_abs_diff"] == 0.0 for e in report["embeddings"].values())
+    md = (out / "report.md").read_text()
+    assert "| Build | Size (bytes) | Size (MiB) | vs Full |" in md and "| full |" in md
+    assert "com.microsoft;1;BiasGelu | optimizer |" in md
+    assert (out / "libonnxruntime.so").stat().st_size == wheel_library().stat().st_size  # type: ignore[union-attr]
+    assert all((out / c).exists() for c in report["sizes"]["charts"])
+    # a second run is served from the stage cache: no probe or verify work is repeated
+    monkeypatch.setattr(slim_mod, "_probe_json", lambda *a: pytest.fail("probe re-ran"))
+    monkeypatch.setattr(slim_mod, "_verify_json", lambda *a: pytest.fail("verify re-ran"))
+    again = slim_mod.slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced",), out)
+    assert again.ok and again.probes == res.probes
