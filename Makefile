@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.ortprune-installed
 
-.PHONY: venv test test-slow lint demo bench clean
+.PHONY: venv test test-slow lint demo bench clean build-deps
 
 venv: $(STAMP)
 
@@ -28,9 +28,17 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pip install -q torch==2.13.0 sentence-transformers
 	$(BIN)/pytest -m slow
 
-demo: $(STAMP)
-	$(BIN)/ortprune scan --bundled -o demo-out/ops.config --json demo-out/scan.json
-	@echo "demo: wrote demo-out/ops.config and demo-out/scan.json"
+# Headers ORT's CMake finds on the system, and ccache (Debian packages; needs root or sudo).
+APT_PACKAGES = ccache libhowardhinnant-date-dev libmsgsl-dev nlohmann-json3-dev libboost-dev
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+build-deps:
+	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { $(SUDO) apt-get -o Acquire::Check-Valid-Until=false update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); }
+
+demo: $(STAMP) build-deps
+	$(BIN)/ortprune slim --bundled --ort debian:1.21.0 --out demo-out
+	@echo "demo: report in demo-out/report.md, pruned library demo-out/libonnxruntime.so"
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
