@@ -1,0 +1,265 @@
+"""Run ORT's own build (``tools/ci_build/build.py`` + ninja): cached, resumable, with progress and a manifest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ortprune._io import atomic_write_text
+from ortprune.build.deps import DepsDir, apply_deps, missing_system_headers
+from ortprune.build.variants import BuildSpec, build_py_args
+from ortprune.cache import cache_dir
+from ortprune.errors import BuildError
+
+TAIL_LINES = 40
+_PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]")
+#: Libraries every Linux system has; anything else in DT_NEEDED means a dependency was linked dynamically.
+SYSTEM_LIBS = re.compile(r"^(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|ld-linux[-\w]*)\.so")
+
+
+@dataclass
+class BuildResult:
+    """The manifest of one build (JSON next to the library)."""
+
+    ort_version: str
+    variant: str
+    key: str
+    build_py_args: list[str]
+    extra_flags: list[str]
+    config_hash: str | None
+    config: str | None
+    compiler: str
+    cmake: str
+    source: str
+    build_dir: str
+    library: str
+    library_bytes: int
+    needed: list[str]
+    wall_time_s: float  # summed over every run that worked on this build (resumed builds add up)
+    runs: list[dict[str, object]] = field(default_factory=list)
+    steps: int = 0
+    finished: str = ""
+
+    def save(self, path: Path) -> Path:
+        return atomic_write_text(path, json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> BuildResult:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError) as e:
+            raise BuildError(f"not a build manifest: {e}", path) from None
+
+
+def ort_version_of(source: Path) -> str:
+    try:
+        return (source / "VERSION_NUMBER").read_text().strip()
+    except FileNotFoundError:
+        raise BuildError("not an ONNX Runtime source tree (no VERSION_NUMBER)", source) from None
+
+
+def tool_version(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return out.splitlines()[0].strip() if out else ""
+
+
+def build_env() -> dict[str, str]:
+    """PATH with this interpreter's bin first (cmake<4 and ninja from PyPI), and one shared ccache."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("CCACHE_DIR", str(cache_dir("ccache")))
+    # Paths under the cache root are hashed relative to the build dir, so variants share hits.
+    env.setdefault("CCACHE_BASEDIR", str(cache_dir()))
+    env.setdefault("CCACHE_NOHASHDIR", "true")
+    env.setdefault("CCACHE_MAXSIZE", "20G")
+    return env
+
+
+def check_tools(env: dict[str, str]) -> tuple[str, str]:
+    """The compiler and CMake versions; BuildError with the fix when a tool is missing or unusable."""
+    problems = []
+    cmake = tool_version([shutil.which("cmake", path=env["PATH"]) or "cmake", "--version"])
+    m = re.search(r"(\d+)\.(\d+)", cmake)
+    if not m or not ((3, 28) <= (int(m[1]), int(m[2])) < (4, 0)):
+        problems.append(f"CMake >=3.28,<4 is needed (found: {cmake or 'none'}): pip install 'cmake<4'")
+    if not shutil.which("ninja", path=env["PATH"]):
+        problems.append("ninja is needed: pip install ninja")
+    if not shutil.which("ccache", path=env["PATH"]):
+        problems.append("ccache is needed: apt-get install ccache")
+    compiler = tool_version(["c++", "--version"])
+    if not compiler:
+        problems.append("a C++ compiler is needed: apt-get install g++")
+    missing = missing_system_headers()
+    if missing:
+        problems.append(f"headers ORT finds on the system are missing: apt-get install {' '.join(missing)}")
+    if problems:
+        raise BuildError("cannot build ONNX Runtime here:\n  " + "\n  ".join(problems))
+    return compiler, cmake
+
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+def run_logged(cmd: list[str], log: Path, env: dict[str, str], cwd: Path, on_line: ProgressFn | None = None) -> None:
+    """Run ``cmd`` appending all output to ``log``; on failure raise BuildError with the last lines."""
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    with log.open("a", encoding="utf-8", errors="replace") as f:
+        f.write(f"\n$ {' '.join(cmd)}\n")
+        f.flush()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, errors="replace", bufsize=1)  # fmt: skip
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                f.write(line)
+                tail.append(line.rstrip("\n"))
+                m = _PROGRESS.match(line)
+                if m and on_line:
+                    on_line(int(m[1]), int(m[2]), line[m.end() :].strip())
+        except KeyboardInterrupt:
+            proc.terminate()
+            proc.wait()
+            raise
+        code = proc.wait()
+    if code != 0:
+        raise BuildError(
+            f"{Path(cmd[1] if cmd[0] == sys.executable else cmd[0]).name} failed (exit {code}); full log: {log}\n"
+            + "\n".join(tail)
+        )
+
+
+def dt_needed(lib: Path) -> list[str]:
+    from elftools.elf.dynamic import DynamicSection
+    from elftools.elf.elffile import ELFFile
+
+    with lib.open("rb") as f:
+        elf = ELFFile(f)
+        for section in elf.iter_sections():
+            if isinstance(section, DynamicSection):
+                return [str(t.needed) for t in section.iter_tags() if t.entry.d_tag == "DT_NEEDED"]  # type: ignore[attr-defined]
+    return []
+
+
+def build(
+    spec: BuildSpec,
+    source: Path,
+    deps: DepsDir | None = None,
+    config_path: Path | None = None,
+    jobs: int | None = None,
+    progress: ProgressFn | None = None,
+    log: Callable[[str], None] = print,
+) -> BuildResult:
+    """Build ``spec`` from ``source`` into ``~/.cache/ortprune/builds/<key>``; a finished build is reused,
+    an interrupted one continues where ninja stopped."""
+    env = build_env()
+    compiler, cmake = check_tools(env)
+    key = spec.key()
+    bdir = cache_dir("builds", key)
+    manifest_path = bdir / "manifest.json"
+    if manifest_path.exists():
+        cached = BuildResult.load(manifest_path)
+        if Path(cached.library).is_file() and Path(cached.library).stat().st_size == cached.library_bytes:
+            log(f"cached: {cached.library} ({cached.library_bytes:,} bytes)")
+            return cached
+    bdir.mkdir(parents=True, exist_ok=True)
+    logfile = bdir / "build.log"
+    state_path = bdir / "state.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else {"runs": []}
+
+    if deps is not None:
+        apply_deps(source, deps)
+    cfg_copy = None
+    if spec.config_text is not None:
+        cfg_copy = bdir / "ops.config"
+        if not cfg_copy.exists() or cfg_copy.read_text() != spec.config_text:
+            atomic_write_text(cfg_copy, spec.config_text)
+    defines = tuple(spec.cmake_defines) + (tuple(deps.cmake_defines()) if deps else ())
+    full_spec = BuildSpec(spec.ort_version, spec.variant, spec.config_text, spec.extra_flags, spec.wheel, defines)
+    args = build_py_args(full_spec, bdir, cfg_copy, parallel=jobs)
+    args_hash = hashlib.sha256(json.dumps(args).encode()).hexdigest()
+    config_dir = bdir / "MinSizeRel"
+    started = time.monotonic()
+    run: dict[str, object] = {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    try:
+        if state.get("configured") != args_hash or not (config_dir / "build.ninja").exists():
+            log(f"configuring {key} (build.py --update) ...")
+            run_logged([sys.executable, str(source / "tools/ci_build/build.py"), *args], logfile, env, source)
+            state["configured"] = args_hash
+            atomic_write_text(state_path, json.dumps(state))
+        log(f"compiling {key} (ninja -j{jobs or os.cpu_count()} onnxruntime) ...")
+        target = ["onnxruntime"] + (["onnxruntime_pybind11_state"] if spec.wheel else [])
+        steps = {"n": 0}
+
+        def on_line(i: int, n: int, what: str) -> None:
+            steps["n"] = n
+            if progress:
+                progress(i, n, what)
+
+        run_logged(["ninja", "-C", str(config_dir), f"-j{jobs or os.cpu_count() or 2}", *target], logfile, env,
+                   config_dir, on_line)  # fmt: skip
+        if spec.wheel:
+            run_logged([sys.executable, str(source / "tools/ci_build/build.py"),
+                        *[a for a in args if a != "--update"], "--build"], logfile, env, source)  # fmt: skip
+    finally:
+        run["seconds"] = round(time.monotonic() - started, 1)
+        state["runs"] = [*state.get("runs", []), run]
+        atomic_write_text(state_path, json.dumps(state))
+
+    lib = (config_dir / "libonnxruntime.so").resolve()
+    if not lib.is_file():
+        raise BuildError("the build finished but libonnxruntime.so is missing", config_dir)
+    needed = dt_needed(lib)
+    foreign = [n for n in needed if not SYSTEM_LIBS.match(n)]
+    if foreign:
+        raise BuildError(
+            f"the library links non-system libraries dynamically: {', '.join(foreign)} (CMake found a system "
+            "package instead of the deps.txt archive; remove it or set FETCHCONTENT_TRY_FIND_PACKAGE_MODE=NEVER)",
+            lib,
+        )
+    result = BuildResult(
+        ort_version=spec.ort_version,
+        variant=spec.variant,
+        key=key,
+        build_py_args=args,
+        extra_flags=list(spec.extra_flags),
+        config_hash=spec.config_hash,
+        config=spec.config_text,
+        compiler=compiler,
+        cmake=cmake,
+        source=str(source),
+        build_dir=str(bdir),
+        library=str(lib),
+        library_bytes=lib.stat().st_size,
+        needed=needed,
+        wall_time_s=round(sum(float(r["seconds"]) for r in state["runs"]), 1),
+        runs=state["runs"],
+        steps=steps["n"],
+        finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    result.save(manifest_path)
+    return result
+
+
+def export(result: BuildResult, out: Path) -> Path:
+    """Copy the library (as ``libonnxruntime.so``, ready for ORT_DYLIB_PATH) and its manifest to ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "libonnxruntime.so"
+    tmp = out / ".libonnxruntime.so.tmp"
+    shutil.copy2(result.library, tmp)
+    os.replace(tmp, target)
+    result.save(out / "manifest.json")
+    return target

@@ -1,0 +1,217 @@
+"""ORT source and its dependency archives from Debian's package pool (reachable where GitHub is not).
+
+Every file is pinned by SHA-256, downloaded once into ``~/.cache/ortprune/downloads`` (atomically, with
+a progress bar) and never re-fetched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ortprune._io import atomic_open
+from ortprune.cache import cache_dir
+from ortprune.errors import BuildError, OrtpruneError
+
+
+def debian_mirror() -> str:
+    """The Debian mirror to use: $ORTPRUNE_DEBIAN_MIRROR, else the first deb.debian.org-style URI apt knows."""
+    env = os.environ.get("ORTPRUNE_DEBIAN_MIRROR")
+    if env:
+        return env.rstrip("/")
+    for src in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
+        try:
+            text = src.read_text()
+        except OSError:
+            continue
+        for token in text.split():
+            if token.startswith("http") and token.rstrip("/").endswith("/debian"):
+                return token.rstrip("/")
+    return "http://deb.debian.org/debian"
+
+
+@dataclass(frozen=True)
+class PoolFile:
+    """One file in Debian's pool: ``pool/main/<path>``, pinned by SHA-256."""
+
+    path: str
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class OrtRelease:
+    version: str
+    source: PoolFile
+    #: deps.txt name → archive in the pool (verified to build, see docs/results and shared notes)
+    deps: dict[str, PoolFile] = field(default_factory=dict)
+    #: packages whose files are used unpacked (SafeInt has no source tarball in the pool)
+    debs: dict[str, PoolFile] = field(default_factory=dict)
+
+
+RELEASES: dict[str, OrtRelease] = {
+    "1.21.0": OrtRelease(
+        version="1.21.0",
+        source=PoolFile("o/onnxruntime/onnxruntime_1.21.0+dfsg.orig.tar.xz",
+                        "32df1f82bd6b07b18372c0f387133214905cbde7a586b3ad83f0ed0075f80273"),
+        deps={
+            "abseil_cpp": PoolFile("a/abseil/abseil_20240722.0.orig.tar.gz",
+                                   "df6d1f5ef540725f3851201176a60486aab332410788465c9877910bb471c34a"),
+            "protobuf": PoolFile("p/protobuf/protobuf_3.21.12.orig.tar.gz",
+                                 "930c2c3b5ecc6c9c12615cf5ad93f1cd6e12d0aba862b572e076259970ac3a53"),
+            "onnx": PoolFile("o/onnx/onnx_1.17.0.orig.tar.gz",
+                             "8d5e983c36037003615e5a02d36b18fc286541bf52de1a78f6cf9f32005a820e"),
+            "re2": PoolFile("r/re2/re2_20240702.orig.tar.gz",
+                            "eb2df807c781601c14a260a507a5bb4509be1ee626024cb45acbd57cb9d4032b"),
+            "flatbuffers": PoolFile("f/flatbuffers/flatbuffers_23.5.26+dfsg.orig.tar.xz",
+                                    "0d309fd2c47bbbebd450e68d1419c336d53d1b8f5ce47e1f1f7f28f452fc6f3b"),
+            # Eigen 5.0.1, not 3.4.0: ORT pins an Eigen commit past 3.4.0 (min<PropagateNaN>); 5.0.1 builds.
+            "eigen": PoolFile("e/eigen3/eigen3_5.0.1.orig.tar.bz2",
+                              "197d404a98cb1f99925c4e2cbda278881b167ee2e6437ed97cffb5f9d4952e75"),
+        },
+        debs={
+            "safeint": PoolFile("s/safeint/libsafeint-dev_3.0.28a+dfsg-4_all.deb",
+                                "f40ba5bfcf33f15f5c9fed9ff4178ea61841b0d5b8d07eb41fcd4bd7cb4a0043"),
+        },
+    ),
+}  # fmt: skip
+
+
+def release(version: str) -> OrtRelease:
+    try:
+        return RELEASES[version]
+    except KeyError:
+        raise OrtpruneError(
+            f"no Debian pool recipe for ONNX Runtime {version}; known: {', '.join(RELEASES)} "
+            "(online, use --source git:v<version>)"
+        ) from None
+
+
+def download(pool_file: PoolFile, quiet: bool = False) -> Path:
+    """The cached file, fetched from the Debian pool on first use and checked against its SHA-256."""
+    import hashlib
+
+    target = cache_dir("downloads") / pool_file.name
+    if target.exists():
+        return target
+    url = f"{debian_mirror()}/pool/main/{pool_file.path}"
+    h = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp, atomic_open(target, "wb") as f:
+            total = int(resp.headers.get("Content-Length") or 0)
+            from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+            with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
+                          disable=quiet, transient=True) as progress:  # fmt: skip
+                task = progress.add_task(pool_file.name, total=total or None)
+                while chunk := resp.read(1 << 20):
+                    h.update(chunk)
+                    f.write(chunk)
+                    progress.advance(task, len(chunk))
+            if h.hexdigest() != pool_file.sha256:
+                raise BuildError(f"SHA-256 mismatch (got {h.hexdigest()}, expected {pool_file.sha256})", url)
+    except (urllib.error.URLError, TimeoutError, OSError) as e:
+        raise BuildError(f"download failed: {e}", url) from None
+    return target
+
+
+def _strip_first(member: tarfile.TarInfo, prefix: str) -> tarfile.TarInfo | None:
+    name = member.name.split("/", 1)
+    if len(name) < 2 or not name[1].startswith(prefix):
+        return None
+    member.name = name[1]
+    return member
+
+
+def ort_source(version: str, quiet: bool = False) -> Path:
+    """ORT's source tree for ``version``, extracted once under ``~/.cache/ortprune/src``."""
+    rel = release(version)
+    dest = cache_dir("src", f"onnxruntime-{version}")
+    if (dest / "tools" / "ci_build" / "build.py").exists():
+        return dest
+    archive = download(rel.source, quiet)
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp, filter="data")
+    (top,) = list(tmp.iterdir())
+    top.rename(dest)
+    tmp.rmdir()
+    return dest
+
+
+def ort_tools_python(version: str) -> Path:
+    """ORT's ``tools/python`` (create_reduced_build_config.py and friends) for ``version``, without
+    extracting the whole tree when the full source is not there yet."""
+    full = cache_dir("src", f"onnxruntime-{version}", "tools", "python")
+    if full.is_dir():
+        return full
+    dest = cache_dir("src", f"onnxruntime-{version}-tools-python")
+    if (dest / "tools" / "python" / "create_reduced_build_config.py").exists():
+        return dest / "tools" / "python"
+    archive = download(release(version).source, quiet=True)
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with tarfile.open(archive) as tar:
+        members = [m for m in tar if (m2 := _strip_first(m, "tools/python/")) is not None and m2.isfile()]
+        tar.extractall(tmp, members=members, filter="data")
+    tmp.rename(dest)
+    return dest / "tools" / "python"
+
+
+def resolve_source(spec: str | Path, quiet: bool = False) -> Path:
+    """An ORT source tree from ``debian:<version>``, ``git:<tag>`` (online), a directory or a tarball."""
+    text = str(spec)
+    if text.startswith("debian:"):
+        return ort_source(text.split(":", 1)[1], quiet)
+    if text.startswith("git:"):
+        return _git_clone(text.split(":", 1)[1])
+    path = Path(text)
+    if path.is_dir():
+        if not (path / "tools" / "ci_build" / "build.py").is_file():
+            raise OrtpruneError("not an ONNX Runtime source tree (no tools/ci_build/build.py)", path)
+        return path
+    if path.is_file() and tarfile.is_tarfile(path):
+        name = path.name.split(".tar")[0]
+        dest = cache_dir("src", name)
+        if not (dest / "tools" / "ci_build" / "build.py").exists():
+            tmp = dest.with_name(dest.name + ".partial")
+            shutil.rmtree(tmp, ignore_errors=True)
+            with tarfile.open(path) as tar:
+                tar.extractall(tmp, filter="data")
+            tops = list(tmp.iterdir())
+            if len(tops) != 1 or not (tops[0] / "tools" / "ci_build" / "build.py").is_file():
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise OrtpruneError("tarball does not hold one ONNX Runtime source tree", path)
+            tops[0].rename(dest)
+            tmp.rmdir()
+        return dest
+    raise OrtpruneError("source must be debian:<version>, git:<tag>, an ORT source directory or tarball", path)
+
+
+def _git_clone(tag: str) -> Path:
+    import subprocess
+
+    dest = cache_dir("src", f"onnxruntime-git-{tag}")
+    if (dest / "tools" / "ci_build" / "build.py").exists():
+        return dest
+    url = os.environ.get("ORTPRUNE_ORT_GIT", "https://github.com/microsoft/onnxruntime.git")
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    proc = subprocess.run(["git", "clone", "--depth", "1", "--branch", tag, url, str(tmp)],
+                          capture_output=True, text=True)  # fmt: skip
+    if proc.returncode != 0:
+        raise BuildError(
+            f"git clone of {tag} failed (offline? use --source debian:<version>): {proc.stderr.strip()[-300:]}", url
+        )
+    tmp.rename(dest)
+    return dest

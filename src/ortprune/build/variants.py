@@ -1,0 +1,144 @@
+"""ORT build variants and the exact ``tools/ci_build/build.py`` arguments for each."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ortprune.errors import BuildError
+from ortprune.opconfig import OpConfig
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    description: str
+    flags: tuple[str, ...] = ()
+    needs_config: bool = False
+    needs_types: bool = False
+
+
+MINIMAL_FLAGS = ("--minimal_build", "--disable_exceptions", "--disable_ml_ops", "--disable_rtti",
+                 "--enable_reduced_operator_type_support")  # fmt: skip
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("full", "every operator (the baseline)"),
+        Variant("no-contrib", "no com.microsoft contrib operators", ("--disable_contrib_ops",)),
+        Variant("reduced", "only the operators in the config", needs_config=True),
+        Variant(
+            "reduced-types",
+            "only the operators and element types in the config",
+            ("--enable_reduced_operator_type_support",),
+            needs_config=True,
+            needs_types=True,
+        ),
+        Variant(
+            "minimal",
+            "ORT-format models only, no exceptions/RTTI/ML ops, operators and types from the config",
+            MINIMAL_FLAGS,
+            needs_config=True,
+        ),
+    )
+}
+
+#: Extra size flags a user may add; recorded in the manifest.
+EXTRA_FLAGS = ("--enable_lto", "--disable_ml_ops", "--disable_rtti", "--disable_generation_ops")
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """Everything that decides a build's output: its cache key is a hash of this."""
+
+    ort_version: str
+    variant: str
+    config_text: str | None = None
+    extra_flags: tuple[str, ...] = ()
+    wheel: bool = False
+    cmake_defines: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        v = variant(self.variant)
+        if v.needs_config and self.config_text is None:
+            raise BuildError(f"variant {self.variant!r} needs --config ops.config")
+        if not v.needs_config and self.config_text is not None:
+            raise BuildError(f"variant {self.variant!r} takes no --config (use reduced or reduced-types)")
+        if v.needs_types and self.config_text is not None and not OpConfig.parse(self.config_text).has_type_info():
+            raise BuildError(
+                "variant 'reduced-types' needs a config with per-op type info (ortprune scan --types): "
+                "without it the library is byte-identical to 'reduced'"
+            )
+        bad = [f for f in self.extra_flags if f not in EXTRA_FLAGS]
+        if bad:
+            raise BuildError(f"unsupported extra flag(s) {bad}; allowed: {', '.join(EXTRA_FLAGS)}")
+        if self.wheel and self.variant == "minimal":
+            raise BuildError("ORT cannot build Python bindings in a minimal build (build.py refuses)")
+
+    @property
+    def config_hash(self) -> str | None:
+        return None if self.config_text is None else hashlib.sha256(self.config_text.encode()).hexdigest()[:16]
+
+    def key(self) -> str:
+        data = json.dumps(
+            [self.ort_version, self.variant, self.config_hash, sorted(self.extra_flags), self.wheel,
+             sorted(self.cmake_defines)]
+        )  # fmt: skip
+        return f"{self.ort_version}-{self.variant}-{hashlib.sha256(data.encode()).hexdigest()[:10]}"
+
+
+def variant(name: str) -> Variant:
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise BuildError(f"unknown variant {name!r}; choose one of {', '.join(VARIANTS)}") from None
+
+
+BASE_DEFINES = (
+    "onnxruntime_BUILD_UNIT_TESTS=OFF",
+    "onnxruntime_ENABLE_CPUINFO=OFF",
+    "CMAKE_C_COMPILER_LAUNCHER=ccache",
+    "CMAKE_CXX_COMPILER_LAUNCHER=ccache",
+)
+
+
+def build_py_args(
+    spec: BuildSpec,
+    build_dir: Path,
+    config_path: Path | None = None,
+    parallel: int | None = None,
+    as_root: bool | None = None,
+) -> list[str]:
+    """Arguments for ``python tools/ci_build/build.py`` that configure (``--update``) the build.
+
+    The compile itself runs ninja on the ``onnxruntime`` target only, so test tools are never built.
+    """
+    v = variant(spec.variant)
+    if v.needs_config and config_path is None:
+        raise BuildError(f"variant {spec.variant!r} needs a config file")
+    args = [
+        "--build_dir", str(build_dir),
+        "--config", "MinSizeRel",
+        "--build_shared_lib",
+        "--parallel", str(parallel or os.cpu_count() or 2),
+        "--skip_tests",
+        "--skip_submodule_sync",
+        "--compile_no_warning_as_error",
+        "--cmake_generator", "Ninja",
+        "--update",
+    ]  # fmt: skip
+    if as_root if as_root is not None else (hasattr(os, "geteuid") and os.geteuid() == 0):
+        args.append("--allow_running_as_root")
+    args += list(v.flags)
+    if v.needs_config:
+        args += ["--include_ops_by_config", str(config_path)]
+    for flag in spec.extra_flags:
+        if flag not in args:
+            args.append(flag)
+    if spec.wheel:
+        args.append("--build_wheel")
+    args += ["--cmake_extra_defines", *BASE_DEFINES, *spec.cmake_defines]
+    return args

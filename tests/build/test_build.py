@@ -1,0 +1,267 @@
+"""ortprune build without a real ORT build: deps.txt mapping, build.py arguments, progress, failures,
+resumption and the manifest, against a stand-in source tree and ninja."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from ortprune.build import deps as deps_mod
+from ortprune.build import runner
+from ortprune.build.deps import DepsDir, extract_deb, make_utf8_range_archive, rewrite_deps_txt
+from ortprune.build.variants import VARIANTS, BuildSpec, build_py_args
+from ortprune.errors import BuildError
+from tests.build import fake_ort
+
+DEPS_TXT = """\
+#Name;Url;SHA1
+#URLs can be either https URLs or local file paths
+abseil_cpp;https://github.com/abseil/abseil-cpp/archive/refs/tags/20240722.0.zip;36ee53eb1466fb6e593fc5c286680de31f8a494a
+eigen;https://gitlab.com/libeigen/eigen/-/archive/1d8b/eigen-1d8b.zip;5ea4d05e62d7f954a46b3213f9b2535bdd866803
+protobuf;https://github.com/protocolbuffers/protobuf/archive/refs/tags/v21.12.zip;7cf2733949036c7d52fda017badcab093fe73bfa
+pybind11;https://github.com/pybind/pybind11/archive/refs/tags/v2.13.6.zip;f780292da9db273c8ef06ccf5fd4b623624143e9
+"""
+SEED_CONFIG = "ai.onnx;17;Add,MatMul\ncom.microsoft;1;FusedMatMul\n"
+
+
+def test_deps_txt_points_at_local_archives_with_their_own_sha1(tmp_path: Path) -> None:
+    a = tmp_path / "abseil.tar.gz"
+    a.write_bytes(b"abseil bytes")
+    e = tmp_path / "eigen.tar.bz2"
+    e.write_bytes(b"eigen bytes")
+    out = rewrite_deps_txt(DEPS_TXT, {"abseil_cpp": a, "eigen": e})
+    lines = {line.split(";")[0]: line.split(";") for line in out.splitlines() if not line.startswith("#")}
+    assert lines["abseil_cpp"][1:] == [str(a), hashlib.sha1(b"abseil bytes").hexdigest()]
+    assert lines["eigen"][1:] == [str(e), hashlib.sha1(b"eigen bytes").hexdigest()]
+    # untouched entries and comments stay as they were
+    assert lines["pybind11"] == DEPS_TXT.splitlines()[5].split(";")
+    assert out.splitlines()[:2] == DEPS_TXT.splitlines()[:2]
+
+
+def test_deps_txt_rejects_unknown_names_and_missing_archives(tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match="no entry named abseil"):
+        rewrite_deps_txt(DEPS_TXT, {"abseil": tmp_path / "x"})
+    with pytest.raises(BuildError, match="archive for 'eigen' is missing"):
+        rewrite_deps_txt(DEPS_TXT, {"eigen": tmp_path / "nope.tar"})
+
+
+def test_apply_deps_keeps_the_original(tmp_path: Path) -> None:
+    src = fake_ort.make_source(tmp_path / "ort", DEPS_TXT)
+    a = tmp_path / "abseil.tar.gz"
+    a.write_bytes(b"x")
+    d = DepsDir(tmp_path, {"abseil_cpp": a}, tmp_path)
+    deps_mod.apply_deps(src, d)
+    deps_mod.apply_deps(src, d)  # idempotent: maps from the kept original
+    assert (src / "cmake/deps.txt.orig").read_text() == DEPS_TXT
+    assert str(a) in (src / "cmake/deps.txt").read_text()
+
+
+def test_utf8_range_archive_is_reproducible(tmp_path: Path) -> None:
+    proto = tmp_path / "protobuf.tar.gz"
+    with tarfile.open(proto, "w:gz") as tar:
+        for name, data in [("protobuf-3.21.12/third_party/utf8_range/utf8_range.h", b"/* h */"),
+                           ("protobuf-3.21.12/third_party/utf8_range/naive.c", b"int x;"),
+                           ("protobuf-3.21.12/src/other.cc", b"")]:  # fmt: skip
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    a = make_utf8_range_archive(proto, tmp_path / "a.tar.gz")
+    with tarfile.open(a) as tar:
+        assert sorted(tar.getnames()) == ["utf8_range/CMakeLists.txt", "utf8_range/naive.c", "utf8_range/utf8_range.h"]
+        cm = tar.extractfile("utf8_range/CMakeLists.txt")
+        assert cm is not None and b"add_library(utf8_range INTERFACE)" in cm.read()
+    b = make_utf8_range_archive(proto, tmp_path / "b.tar.gz")
+    assert deps_mod.sha1(a) != "" and a.read_bytes()[10:] == b.read_bytes()[10:]  # gzip header holds no name/time
+
+
+def test_extract_deb(tmp_path: Path) -> None:
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:xz") as tar:
+        info = tarfile.TarInfo("./usr/include/safeint/SafeInt.hpp")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"// si"))
+    body = data.getvalue()
+
+    def member(name: str, payload: bytes) -> bytes:
+        head = f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(payload):<10}`\n".encode()
+        return head + payload + (b"\n" if len(payload) % 2 else b"")
+
+    deb = tmp_path / "x.deb"
+    deb.write_bytes(b"!<arch>\n" + member("debian-binary", b"2.0\n") + member("data.tar.xz", body))
+    out = extract_deb(deb, tmp_path / "unpacked")
+    assert (out / "usr/include/safeint/SafeInt.hpp").read_text() == "// si"
+    (tmp_path / "bad.deb").write_bytes(b"PK\x03\x04")
+    with pytest.raises(BuildError, match="not a .deb"):
+        extract_deb(tmp_path / "bad.deb", tmp_path / "u2")
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_build_py_args_per_variant(tmp_path: Path, name: str) -> None:
+    typed = 'ai.onnx;17;Add{"inputs": {"0": ["float"]}}\n'
+    config = typed if VARIANTS[name].needs_config else None
+    spec = BuildSpec("1.21.0", name, config, ("--enable_lto",), cmake_defines=("safeint_SOURCE_DIR=/s",))
+    args = build_py_args(spec, tmp_path / "b", tmp_path / "ops.config" if config else None, parallel=2, as_root=True)
+    assert args[:4] == ["--build_dir", str(tmp_path / "b"), "--config", "MinSizeRel"]
+    for flag in ["--build_shared_lib", "--skip_tests", "--update", "--allow_running_as_root", "--enable_lto"]:
+        assert flag in args
+    assert args[args.index("--cmake_generator") + 1] == "Ninja"
+    defines = args[args.index("--cmake_extra_defines") + 1 :]
+    assert "onnxruntime_BUILD_UNIT_TESTS=OFF" in defines and "safeint_SOURCE_DIR=/s" in defines
+    assert "CMAKE_CXX_COMPILER_LAUNCHER=ccache" in defines
+    expected = {
+        "full": set(),
+        "no-contrib": {"--disable_contrib_ops"},
+        "reduced": {"--include_ops_by_config"},
+        "reduced-types": {"--include_ops_by_config", "--enable_reduced_operator_type_support"},
+        "minimal": {"--include_ops_by_config", "--enable_reduced_operator_type_support", "--minimal_build",
+                    "--disable_exceptions", "--disable_ml_ops", "--disable_rtti"},
+    }[name]  # fmt: skip
+    optional = {"--disable_contrib_ops", "--include_ops_by_config", "--enable_reduced_operator_type_support",
+                "--minimal_build", "--disable_exceptions", "--disable_ml_ops", "--disable_rtti"}  # fmt: skip
+    assert {a for a in args if a in optional} == expected
+    if config:
+        assert args[args.index("--include_ops_by_config") + 1] == str(tmp_path / "ops.config")
+
+
+def test_spec_validation() -> None:
+    with pytest.raises(BuildError, match="needs --config"):
+        BuildSpec("1.21.0", "reduced")
+    with pytest.raises(BuildError, match="takes no --config"):
+        BuildSpec("1.21.0", "full", SEED_CONFIG)
+    with pytest.raises(BuildError, match="per-op type info"):
+        BuildSpec("1.21.0", "reduced-types", SEED_CONFIG)
+    with pytest.raises(BuildError, match="unsupported extra flag"):
+        BuildSpec("1.21.0", "full", extra_flags=("--use_cuda",))
+    with pytest.raises(BuildError, match="unknown variant"):
+        BuildSpec("1.21.0", "tiny")
+    with pytest.raises(BuildError, match="minimal build"):
+        BuildSpec("1.21.0", "minimal", SEED_CONFIG, wheel=True)
+    # the cache key follows everything that changes the output
+    keys = {BuildSpec("1.21.0", "reduced", SEED_CONFIG).key(), BuildSpec("1.21.0", "reduced", SEED_CONFIG + "#\n").key(),
+            BuildSpec("1.21.0", "full").key(), BuildSpec("1.21.0", "full", extra_flags=("--enable_lto",)).key()}  # fmt: skip
+    assert len(keys) == 4
+
+
+@pytest.fixture
+def fake_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A stand-in source tree, ninja on PATH, the cache in tmp, and tool checks passed."""
+    bindir = tmp_path / "bin"
+    fake_ort.make_ninja(bindir)
+    monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FAKE_LIB", fake_ort.system_lib())
+    monkeypatch.setattr(runner, "build_env", lambda: dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}"))
+    monkeypatch.setattr(runner, "check_tools", lambda env: ("g++ (fake) 12", "cmake version 3.31"))
+    return fake_ort.make_source(tmp_path / "ort", DEPS_TXT)
+
+
+def test_build_runs_reports_progress_and_writes_manifest(fake_env: Path) -> None:
+    seen: list[tuple[int, int]] = []
+    spec = BuildSpec("1.21.0", "reduced", SEED_CONFIG)
+    result = runner.build(spec, fake_env, progress=lambda i, n, what: seen.append((i, n)), log=lambda s: None)
+    assert seen == [(i, 10) for i in range(1, 11)]
+    assert result.library_bytes == Path(fake_ort.system_lib()).stat().st_size
+    assert result.variant == "reduced" and result.config == SEED_CONFIG and result.steps == 10
+    assert "--include_ops_by_config" in result.build_py_args
+    assert Path(result.build_dir, "ops.config").read_text() == SEED_CONFIG
+    assert set(result.needed) <= {"libc.so.6", "ld-linux-x86-64.so.2"}
+    again = runner.build(spec, fake_env, log=lambda s: None)  # cached: no configure, no ninja
+    assert again == result
+    assert Path(result.build_dir, "build_py_calls.txt").read_text().count("\n") == 1
+
+
+def test_interrupted_build_continues(fake_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = BuildSpec("1.21.0", "full")
+    monkeypatch.setenv("FAKE_NINJA_FAIL_AT", "6")
+    with pytest.raises(BuildError) as e:
+        runner.build(spec, fake_env, log=lambda s: None)
+    message = str(e.value)
+    assert "ninja failed" in message and "error: something broke in kernel 6" in message
+    assert "build.log" in message
+    monkeypatch.delenv("FAKE_NINJA_FAIL_AT")
+    seen: list[int] = []
+    result = runner.build(spec, fake_env, progress=lambda i, n, w: seen.append(i), log=lambda s: None)
+    assert seen == [6, 7, 8, 9, 10]  # continued, not restarted
+    bdir = Path(result.build_dir)
+    assert bdir.joinpath("build_py_calls.txt").read_text().count("\n") == 1  # configured once
+    assert len(result.runs) == 2 and result.wall_time_s == pytest.approx(sum(r["seconds"] for r in result.runs))
+
+
+def test_configure_failure_shows_the_last_40_lines(fake_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_CONFIGURE_FAIL", "1")
+    with pytest.raises(BuildError) as e:
+        runner.build(BuildSpec("1.21.0", "no-contrib"), fake_env, log=lambda s: None)
+    lines = str(e.value).splitlines()
+    assert "build.py failed (exit 1)" in lines[0]
+    assert lines[-1] == "CMake Error: Could NOT find SomethingImportant"
+    assert len(lines) == 1 + 40 and lines[1] == "cmake noise line 21"
+    log = Path(lines[0].split("full log: ")[1])
+    assert "cmake noise line 0" in log.read_text()  # the whole output is kept
+
+
+def test_non_system_dependency_is_refused(fake_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "dt_needed", lambda lib: ["libc.so.6", "libprotobuf.so.32"])
+    with pytest.raises(BuildError, match="libprotobuf.so.32"):
+        runner.build(BuildSpec("1.21.0", "full"), fake_env, log=lambda s: None)
+
+
+def test_check_tools_names_every_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(deps_mod, "SYSTEM_HEADERS", {"GSL": ("/nonexistent/gsl", "libmsgsl-dev")})
+    monkeypatch.setattr(runner, "missing_system_headers", deps_mod.missing_system_headers)
+    with pytest.raises(BuildError) as e:
+        runner.check_tools({"PATH": "/nonexistent"})
+    text = str(e.value)
+    assert "pip install 'cmake<4'" in text and "pip install ninja" in text and "libmsgsl-dev" in text
+
+
+def test_export_for_ort_dylib_path(fake_env: Path, tmp_path: Path) -> None:
+    result = runner.build(BuildSpec("1.21.0", "full"), fake_env, log=lambda s: None)
+    lib = runner.export(result, tmp_path / "out")
+    assert lib.name == "libonnxruntime.so" and lib.stat().st_size == result.library_bytes
+    assert runner.BuildResult.load(tmp_path / "out" / "manifest.json") == result
+
+
+def test_results_table_in_the_seed_form(fake_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ortprune.report.results import find_manifests, results_markdown
+
+    full = runner.build(BuildSpec("1.21.0", "full"), fake_env, log=lambda s: None)
+    reduced = runner.build(BuildSpec("1.21.0", "reduced", SEED_CONFIG), fake_env, log=lambda s: None)
+    # make the reduced library really smaller, as a real one is
+    Path(reduced.library).write_bytes(Path(reduced.library).read_bytes()[: full.library_bytes // 2])
+    reduced.library_bytes = full.library_bytes // 2
+    reduced.save(Path(reduced.build_dir) / "manifest.json")
+    found = find_manifests("1.21.0")
+    assert {r.variant for r in found} == {"full", "reduced"}
+    text = results_markdown(found, {reduced.config_hash: "seed 13-op config"}, {reduced.config_hash: "seed.config"})
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| Build | Size (bytes) | Size (MiB) | vs Full")
+    assert rows[1].startswith(f"| full | {full.library_bytes:,} |") and "| baseline |" in rows[1]
+    assert rows[2].startswith(f"| reduced: seed 13-op config | {reduced.library_bytes:,} |") and "| -50.0% |" in rows[2]
+    assert "`ortprune build --source debian:1.21.0 --variant reduced --config seed.config`" in text
+    assert SEED_CONFIG.strip() in text
+
+
+def test_debian_deps_map_onto_ort_1_21_deps_txt(tmp_path: Path) -> None:
+    """The real thing, minus the compile: fetch the pool's archives (cached) and map them onto the
+    deps.txt of ORT 1.21.0's own source tarball."""
+    from ortprune.build.deps import fetch_debian
+    from ortprune.build.sources import download, release
+
+    deps = fetch_debian("1.21.0", tmp_path / "deps", quiet=True)
+    assert set(deps.archives) == {"abseil_cpp", "protobuf", "onnx", "re2", "flatbuffers", "eigen", "utf8_range"}
+    assert (deps.safeint_include / "SafeInt.hpp").is_file()
+    with tarfile.open(download(release("1.21.0").source, quiet=True)) as tar:
+        member = next(m for m in tar if m.name.endswith("/cmake/deps.txt"))
+        f = tar.extractfile(member)
+        assert f is not None
+        original = f.read().decode()
+    mapped = rewrite_deps_txt(original, deps.archives)
+    entries = {line.split(";")[0]: line.split(";") for line in mapped.splitlines() if not line.startswith("#")}
+    for name, path in deps.archives.items():
+        assert entries[name][1] == str(path.resolve()) and entries[name][2] == deps_mod.sha1(path)
+    assert entries["pybind11"][1].startswith("https://")  # not needed offline: left alone
+    assert deps_mod.load_deps_dir(tmp_path / "deps", "1.21.0").archives == deps.archives

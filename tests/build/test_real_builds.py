@@ -1,0 +1,86 @@
+"""Checks on real ORT 1.21.0 builds made by `ortprune build` (docs/results/ort-1.21.0-linux-x86_64.md).
+
+A build takes tens of minutes on 2 cores, so CI does not make them: each test runs when the build it needs
+is in ~/.cache/ortprune (or $ORTPRUNE_CACHE) and is skipped otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ortprune.analyze.footprint import is_system_library
+from ortprune.build.runner import BuildResult, dt_needed
+from ortprune.build.variants import BuildSpec
+from ortprune.cache import cache_dir
+from ortprune.opconfig import OpConfig, OpId
+from ortprune.runtime import Session, load_library
+from ortprune.verify import probe, verify
+
+pytestmark = pytest.mark.ortbuild
+CONFIGS = Path(__file__).parents[2] / "docs" / "results" / "configs"
+
+
+def built(variant: str, config: str | None = None) -> BuildResult:
+    text = None if config is None else (CONFIGS / config).read_text()
+    manifest = cache_dir("builds", BuildSpec("1.21.0", variant, text).key(), "manifest.json")
+    if not manifest.exists():
+        pytest.skip(f"no {variant} build{f' of {config}' if config else ''} in the cache")
+    return BuildResult.load(manifest)
+
+
+@pytest.mark.parametrize(("variant", "config"), [("full", None), ("no-contrib", None),
+                                                 ("reduced", "bundled-all.config")])  # fmt: skip
+def test_library_loads_and_needs_only_the_system_runtime(variant: str, config: str | None) -> None:
+    b = built(variant, config)
+    lib = load_library(b.library)
+    assert lib.version == "1.21.0"
+    assert all(is_system_library(n) for n in dt_needed(Path(b.library))), dt_needed(Path(b.library))
+
+
+def test_reduced_runs_its_models_like_the_full_build(int8_model: Path, fp32_model: Path) -> None:
+    full, reduced = built("full"), built("reduced", "bundled-all.config")
+    report = verify(reduced.library, [int8_model, fp32_model], full.library, "all", 1e-5)
+    assert report.ok, report.to_json_dict()
+    for m in report.models:
+        assert max(o.max_abs_diff for o in m.outputs) <= 1e-5
+
+
+def test_probe_reduced_build_exactly_the_config(int8_model: Path) -> None:
+    reduced = built("reduced", "bundled-all.config")
+    config = OpConfig.load(CONFIGS / "bundled-all.config")
+    report = probe(reduced.library, list(config))
+    assert report.ok and not report.by_status("could-not-probe")
+    outside = [OpId("ai.onnx", 17, op) for op in ("Conv", "LSTM", "TopK", "Sigmoid", "Resize", "Einsum")]
+    outside += [OpId("com.microsoft", 1, op) for op in ("Attention", "FastGelu", "QuickGelu", "MatMulNBits")]
+    report = probe(reduced.library, outside)
+    assert {r.op for r in report.by_status("missing")} == {str(o) for o in outside}
+
+
+def test_config_without_the_optimizer_fails_at_level_all_naming_the_op(fp32_model: Path) -> None:
+    raw, full = built("reduced", "bundled-raw.config"), built("full")
+    assert verify(raw.library, [fp32_model], full.library, "disable").ok  # what the naive config was made for
+    report = verify(raw.library, [fp32_model], full.library, "all")
+    (m,) = report.models
+    assert m.status == "missing-op" and m.missing_op == "com.microsoft:BiasGelu"
+    assert m.fix == "com.microsoft;1;BiasGelu"
+
+
+def test_seed_config_cannot_load_opset_17_models(int8_model: Path) -> None:
+    """The seed's config lists ai.onnx opset 11: kernels of later versions (Shape-15, Cast-13) are gone."""
+    seed = built("reduced", "seed-13-ops.config")
+    with pytest.raises(Exception, match=r"Could not find an implementation for \w+\(\d+\)"):
+        Session(int8_model, seed.library)
+
+
+def test_embeddings_on_the_pruned_library_equal_the_full_ones() -> None:
+    from ortprune.embed import TextEmbedding
+
+    full, reduced = built("full"), built("reduced", "bundled-all.config")
+    texts = ["a pruned runtime", "the same vectors"]
+    for name in ("all-MiniLM-L6-v2-int8", "paraphrase-MiniLM-L3-v2"):
+        a = np.stack(list(TextEmbedding(name, lib=full.library).embed(texts)))
+        b = np.stack(list(TextEmbedding(name, lib=reduced.library).embed(texts)))
+        assert np.max(np.abs(a - b)) <= 1e-6
