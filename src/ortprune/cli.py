@@ -56,12 +56,15 @@ def scan(
     types: Annotated[bool, typer.Option("--types", help="Add per-op type info (type-reduced builds).")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the details as JSON.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-model tables.")] = False,
+    runtime: Annotated[
+        Path | None, typer.Option("--runtime", help="Optimize with this libonnxruntime (e.g. the full build).")
+    ] = None,
 ) -> None:
     """Every operator the models need, including those ORT's optimizer adds at load time."""
     from ortprune.report.scan import print_scan
     from ortprune.scan import scan as run_scan
 
-    result = run_scan(_model_paths(models, bundled), optimization_level.value, types=types)
+    result = run_scan(_model_paths(models, bundled), optimization_level.value, types=types, runtime=runtime)
     if not quiet:
         print_scan(result, console)
     if output is None:

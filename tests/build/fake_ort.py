@@ -8,7 +8,7 @@ import stat
 import sys
 from pathlib import Path
 
-BUILD_PY = r'''
+BUILD_PY = r"""
 import os, sys
 from pathlib import Path
 args = sys.argv[1:]
@@ -22,9 +22,9 @@ if os.environ.get("FAKE_CONFIGURE_FAIL"):
     sys.exit(1)
 (bdir / "build.ninja").write_text("# fake\n")
 print("-- Configuring done")
-'''
+"""
 
-NINJA = r'''#!{python}
+NINJA = r"""#!{python}
 import os, shutil, sys
 from pathlib import Path
 args = sys.argv[1:]
@@ -46,7 +46,7 @@ link = bdir / "libonnxruntime.so"
 if not link.exists():
     link.symlink_to(lib.name)
 (bdir.parent / "ninja_runs.txt").open("a").write(f"{{done}}\n")
-'''
+"""
 
 
 def make_source(root: Path, deps_txt: str) -> Path:

@@ -206,4 +206,16 @@ def test_cli_writes_config_and_json(tmp_path: Path, fp32_model: Path) -> None:
     data = json.loads(js.read_text())
     origins = {o["op"]: o["origin"] for o in data["models"][0]["ops"]}
     assert origins["BiasGelu"] == "optimizer" and origins["MatMul"] == "both"
-    assert any("onnxruntime" in line for line in out.read_text().splitlines() if line.startswith("#"))
+    assert any("ONNX Runtime 1." in line for line in out.read_text().splitlines() if line.startswith("#"))
+
+
+def test_optimizing_with_a_runtime_library_matches_the_package(fp32_model: Path) -> None:
+    """--runtime LIB optimizes through ortprune.runtime (ctypes): with the wheel's own library it must see
+    exactly what the onnxruntime package sees, so a full build of another version can stand in for it."""
+    from ortprune.runtime import wheel_library
+
+    lib = wheel_library()
+    by_lib = scan([fp32_model], "all", runtime=lib)
+    by_pkg = scan([fp32_model], "all")
+    assert set(by_lib.config) == set(by_pkg.config)
+    assert by_lib.ort_version == ort.__version__

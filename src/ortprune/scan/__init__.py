@@ -96,7 +96,7 @@ class ScanResult:
         else:
             flags = ",".join(str(f) for f in self.machine.get("cpu_flags", []))  # type: ignore[attr-defined]
             lines.append(
-                f"optimization level: {self.level}, as applied by onnxruntime {self.ort_version} "
+                f"optimization level: {self.level}, as applied by ONNX Runtime {self.ort_version} "
                 f"(CPU provider) on {self.machine.get('machine')} [{flags}]"
             )
         lines += [f"warning: {w}" for w in self.warnings]
@@ -122,7 +122,9 @@ class ScanResult:
         atomic_write_text(json_path, json.dumps(self.to_json_dict(), indent=2) + "\n")
 
 
-def scan_model(path: str | Path, level: str = "all", types: bool = False) -> ModelScan:
+def scan_model(
+    path: str | Path, level: str = "all", types: bool = False, runtime: str | Path | None = None
+) -> ModelScan:
     """Scan one model file. ``level='disable'`` reads only the file: ORT's CPU provider adds no nodes
     at ORT_DISABLE_ALL (``tests/scan`` checks this against ORT's saved optimized model)."""
     check_level(level)
@@ -131,7 +133,7 @@ def scan_model(path: str | Path, level: str = "all", types: bool = False) -> Mod
     check_external_data(lazy)
     init_types = {s.name: (s.data_type, s.dims) for s in lazy.initializers}
     raw = graph_ops(lazy.model, path, with_types=types, initializer_types=init_types)
-    optimized = optimized_ops(path, level, with_types=types) if level != "disable" else None
+    optimized = optimized_ops(path, level, types, runtime) if level != "disable" else None
     raw_names = {i.op for i in raw.config}
     warnings = platform_warnings(raw_names, level, plat.cpu_flags()) if level != "disable" else []
     warnings += [
@@ -142,9 +144,12 @@ def scan_model(path: str | Path, level: str = "all", types: bool = False) -> Mod
     return ModelScan(path=path, raw=raw, optimized=optimized, level=level, warnings=warnings)
 
 
-def scan(paths: Iterable[str | Path], level: str = "all", types: bool = False) -> ScanResult:
-    """Scan model files and directories (recursively) into one result."""
+def scan(
+    paths: Iterable[str | Path], level: str = "all", types: bool = False, runtime: str | Path | None = None
+) -> ScanResult:
+    """Scan model files and directories (recursively) into one result; ``runtime`` optimizes with that
+    libonnxruntime (e.g. the full build of the version being pruned) instead of the onnxruntime package."""
     check_level(level)
-    version = ort_version() if level != "disable" else None
-    models = [scan_model(p, level, types) for p in find_models(paths)]
+    version = ort_version(runtime) if level != "disable" else None
+    models = [scan_model(p, level, types, runtime) for p in find_models(paths)]
     return ScanResult(models=models, level=level, ort_version=version, machine=plat.machine_info())

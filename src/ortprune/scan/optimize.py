@@ -41,7 +41,12 @@ def check_level(level: str) -> int:
         raise OrtpruneError(f"unknown optimization level {level!r}; choose one of {', '.join(LEVELS)}") from None
 
 
-def ort_version() -> str:
+def ort_version(runtime: str | Path | None = None) -> str:
+    """The version of the ORT that optimizes: a given library's (ctypes), else the onnxruntime package's."""
+    if runtime is not None:
+        from ortprune.runtime import load_library
+
+        return load_library(runtime).version
     try:
         import onnxruntime
     except ImportError:
@@ -52,25 +57,42 @@ def ort_version() -> str:
     return str(onnxruntime.__version__)
 
 
-def optimized_ops(path: Path, level: str, with_types: bool = True) -> GraphOps:
+#: Write the optimized model's weights to a side file, so re-reading its graph stays cheap.
+_SAVE_CONFIG = {
+    "session.optimized_model_external_initializers_file_name": "weights.bin",
+    "session.optimized_model_external_initializers_min_size_in_bytes": "64",
+}
+
+
+def optimized_ops(path: Path, level: str, with_types: bool = True, runtime: str | Path | None = None) -> GraphOps:
     """Load ``path`` in ORT (CPU provider) at ``level``, save the optimized graph, and walk it.
 
-    Weights go to an external file in a temp dir, so re-reading the optimized graph stays cheap.
+    ``runtime`` names a libonnxruntime to optimize with (through ``ortprune.runtime``): the full build of
+    the version being pruned sees exactly the rewrites that version makes. Default: the onnxruntime package.
     """
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel(LEVELS[level])
-    so.log_severity_level = 3
     with tempfile.TemporaryDirectory(prefix="ortprune-opt-") as tmp:
         out = Path(tmp) / "optimized.onnx"
-        so.optimized_model_filepath = str(out)
-        so.add_session_config_entry("session.optimized_model_external_initializers_file_name", "weights.bin")
-        so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "64")
-        try:
-            ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        except Exception as e:  # ORT raises its own exception types for every failure
-            raise ModelError(f"ONNX Runtime could not load the model: {e}", path) from None
+        if runtime is not None:
+            from ortprune.runtime import Session
+
+            try:
+                Session(path, runtime, optimization_level=level, log_level="error", optimized_model_path=out,
+                        config=_SAVE_CONFIG).close()  # fmt: skip
+            except OrtpruneError as e:
+                raise ModelError(f"ONNX Runtime ({runtime}) could not load the model: {e}", path) from None
+        else:
+            import onnxruntime as ort
+
+            so = ort.SessionOptions()
+            so.graph_optimization_level = ort.GraphOptimizationLevel(LEVELS[level])
+            so.log_severity_level = 3
+            so.optimized_model_filepath = str(out)
+            for key, value in _SAVE_CONFIG.items():
+                so.add_session_config_entry(key, value)
+            try:
+                ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            except Exception as e:  # ORT raises its own exception types for every failure
+                raise ModelError(f"ONNX Runtime could not load the model: {e}", path) from None
         lazy = load_structure(out)
         init_types = {s.name: (s.data_type, s.dims) for s in lazy.initializers}
         return graph_ops(lazy.model, path, with_types=with_types, initializer_types=init_types)
