@@ -1,4 +1,5 @@
-"""slim: models → scan → ORT builds → probe + verify → sizes → report, one command.
+"""slim: models → full ORT build → scan (with that build's optimizer) → pruned builds → probe + verify →
+sizes → report, one command.
 
 Each stage's output is cached by content hash (builds by their spec, probes/verifies/size reports by the
 hash of the library and inputs), so a re-run after an interruption or a config change redoes only what
@@ -22,7 +23,7 @@ from ortprune._io import atomic_write_text
 from ortprune.cache import cache_dir, file_digest
 from ortprune.errors import OrtpruneError
 
-STAGES = ("scan", "build", "probe", "verify", "embed", "size", "report")
+STAGES = ("build", "scan", "probe", "verify", "embed", "size", "report")
 
 
 @dataclass
@@ -125,23 +126,23 @@ def slim(
 
         return run()
 
-    with timed("scan"):
-        result = scan(models, level, types="reduced-types" in variants)
-        config_path = out / "ops.config"
-        result.write(config_path, out / "scan.json")
-    res = SlimResult(out=out, config_path=config_path, scan=result.to_json_dict())
+    builds: dict[str, dict[str, Any]] = {}
+
+    def build(variant: str, config: Path | None) -> None:
+        with ui.build_progress(variant) as progress:
+            b = build_variant(ort, variant, config, jobs=jobs, progress=progress)
+        builds[variant] = b.__dict__ | {"library_sha": file_digest(b.library)}
 
     with timed("build"):
-        for variant in ("full", *variants):
-            with ui.build_progress(variant) as progress:
-                b = build_variant(
-                    ort,
-                    variant,
-                    config_path if variant != "full" and variant != "no-contrib" else None,
-                    jobs=jobs,
-                    progress=progress,
-                )
-            res.builds[variant] = b.__dict__ | {"library_sha": file_digest(b.library)}
+        build("full", None)  # the reference, and the optimizer of the exact version being pruned
+    with timed("scan"):
+        result = scan(models, level, types="reduced-types" in variants, runtime=builds["full"]["library"])
+        config_path = out / "ops.config"
+        result.write(config_path, out / "scan.json")
+    res = SlimResult(out=out, config_path=config_path, scan=result.to_json_dict(), builds=builds)
+    with timed("build"):
+        for variant in variants:
+            build(variant, None if variant == "no-contrib" else config_path)
     full_lib = res.builds["full"]["library"]
     config_sha = file_digest(config_path)
     pruned = [v for v in variants]
