@@ -9,7 +9,10 @@ Measures, in one run:
   ortprune.embed.TextEmbedding (ctypes) and once through the same tokenizer/pooling code with
   ``import onnxruntime`` + InferenceSession; alternated, median of several.
 
-Writes bench/results/runtime.json (with machine info). Usage: python bench/bench_runtime.py [--quick]
+* with --callgrind: instructions per run under valgrind, which machine load does not change.
+
+Writes bench/results/runtime.json (with machine info).
+Usage: python bench/bench_runtime.py [--quick] [--callgrind]
 """
 
 from __future__ import annotations
@@ -177,10 +180,66 @@ def cold_start(model_name: str, repeats: int) -> dict[str, object]:
     }
 
 
+CALLGRIND_SCRIPT = """
+import sys
+import numpy as np
+side, runs, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+from ortprune.bundled import bundled
+m = bundled("all-MiniLM-L6-v2-int8")
+ids = np.random.default_rng(0).integers(1000, 20000, size=(batch, 24)).astype(np.int64)
+feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+if side == "ctypes":
+    from ortprune.runtime import Session
+    s = Session(m.path(), threads=1)
+    run = lambda: s.run(feeds)
+else:
+    import onnxruntime as ort
+    so = ort.SessionOptions(); so.intra_op_num_threads = so.inter_op_num_threads = 1
+    s = ort.InferenceSession(str(m.path()), so, providers=["CPUExecutionProvider"])
+    run = lambda: s.run(None, feeds)
+for _ in range(runs):
+    run()
+"""
+
+
+def instructions(batch: int, runs: tuple[int, int]) -> dict[str, object]:
+    """Instructions per run under callgrind (independent of machine load): the difference between a
+    process doing ``runs[1]`` and one doing ``runs[0]`` runs, divided by the difference in runs."""
+    import re
+    import shutil
+
+    if shutil.which("valgrind") is None:
+        return {"skipped": "valgrind not installed"}
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"), PYTHONHASHSEED="0")
+    counts: dict[str, dict[int, int]] = {"ctypes": {}, "onnxruntime": {}}
+    for side in counts:
+        for n in runs:
+            r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+                                "-c", CALLGRIND_SCRIPT, side, str(n), str(batch)],
+                               capture_output=True, text=True, env=env, check=True)  # fmt: skip
+            m = re.search(r"Collected : (\d+)", r.stderr)
+            assert m, r.stderr[-2000:]
+            counts[side][n] = int(m.group(1))
+    per_run = {side: (c[runs[1]] - c[runs[0]]) / (runs[1] - runs[0]) for side, c in counts.items()}
+    return {
+        "model": "all-MiniLM-L6-v2-int8",
+        "batch": batch,
+        "seq_len": 24,
+        "threads": 1,
+        "runs": list(runs),
+        "ctypes_instructions_per_run": round(per_run["ctypes"]),
+        "onnxruntime_instructions_per_run": round(per_run["onnxruntime"]),
+        "ratio": round(per_run["onnxruntime"] / per_run["ctypes"], 5),
+        "note": "valgrind callgrind instruction counts (Ir), all threads; ratio = onnxruntime / ctypes",
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run, not for results)")
     ap.add_argument("-o", "--output", type=Path, default=RESULTS)
+    ap.add_argument("--callgrind", action="store_true",
+                    help="also count instructions per run under valgrind (load-independent; ~15 min)")  # fmt: skip
     args = ap.parse_args()
     budget, repeats = (3.0, 2) if args.quick else (30.0, 7)
 
@@ -197,9 +256,12 @@ def main() -> None:
         print(json.dumps(tp[-1]), file=sys.stderr)
     cold = cold_start("all-MiniLM-L6-v2-int8", repeats)
     print(json.dumps(cold), file=sys.stderr)
+    instr = instructions(batch=2, runs=(2, 12)) if args.callgrind else None
+    if instr:
+        print(json.dumps(instr), file=sys.stderr)
     result = {
         "benchmark": "runtime",
-        "command": "python bench/bench_runtime.py" + (" --quick" if args.quick else ""),
+        "command": " ".join(["python bench/bench_runtime.py", *sys.argv[1:]]),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine_info(),
         "loadavg_before": [round(x, 2) for x in load_before],
@@ -211,6 +273,7 @@ def main() -> None:
         "throughput_ratio_min": min(t["ratio"] for t in tp),  # type: ignore[type-var]
         "throughput_target": 0.97,
         "cold_start": cold,
+        "instructions": instr,
     }
     atomic_write_text(args.output, json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.output}", file=sys.stderr)
