@@ -351,6 +351,50 @@ def _emit(text: str, output: Path | None) -> None:
         console.print(f"wrote {output}")
 
 
+@app.command()
+def embed(
+    texts: Annotated[
+        list[str] | None, typer.Argument(help="Texts to embed; '-' reads one text per line from stdin.")
+    ] = None,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Registry name, or a directory with an .onnx file and tokenizer.json.")
+    ] = "all-MiniLM-L6-v2-int8",
+    lib: Annotated[
+        Path | None,
+        typer.Option("--lib", help="libonnxruntime to run on (default: $ORT_DYLIB_PATH, else the wheel's)."),
+    ] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the vectors as a .npy file.")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="ORT intra/inter-op threads.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Texts per ORT run.")] = 256,
+    precision: Annotated[int, typer.Option("--precision", help="Decimals when printing.")] = 4,
+) -> None:
+    """Embed texts with any libonnxruntime (pruned ones included), like fastembed."""
+    import numpy as np
+
+    from ortprune._io import atomic_open
+    from ortprune.embed import TextEmbedding
+
+    items = list(texts or [])
+    if items == ["-"]:
+        items = [line.rstrip("\n") for line in sys.stdin]
+    if not items:
+        raise OrtpruneError("no texts given: pass texts as arguments, or '-' to read lines from stdin")
+    with TextEmbedding(model, lib=lib, threads=threads) as emb:
+        vectors = np.stack(list(emb.embed(items, batch_size=batch_size)))
+        lib_used = emb.session.lib
+        console.print(f"{emb.info.name} on ONNX Runtime {lib_used.version} ({lib_used.path})", soft_wrap=True)
+    if output is not None:
+        with atomic_open(output, "wb") as f:
+            np.save(f, vectors)
+        console.print(f"wrote {output} shape {vectors.shape} {vectors.dtype}")
+        return
+    with np.printoptions(precision=precision, suppress=True, linewidth=10**9, threshold=10**9):
+        for text, vec in zip(items, vectors, strict=True):
+            label = text if len(text) <= 40 else text[:37] + "..."
+            typer.echo(f"{label!r}\t{np.array2string(vec, separator=', ')}")  # plain text: the tab survives
+    console.print(f"shape {vectors.shape} {vectors.dtype}")
+
+
 def _model_paths(models: list[Path] | None, bundled: bool) -> list[Path]:
     paths = list(models or [])
     if bundled:

@@ -264,3 +264,35 @@ def test_runs_do_not_leak() -> None:
         grown = rss_mb() - start
     assert y.shape == (4 * n,) and y[5] == 1.0
     assert grown < 100, f"RSS grew by {grown:.0f} MB over 300 runs"
+
+
+def test_close_while_other_threads_run(fp32_model: Path, tokenizer_dir: Path) -> None:
+    """close() during runs on other threads: runs in flight finish, later ones get a clear error, and
+    the session is released once, after the last run -- never freed under a running Run."""
+    lib = load_library()
+    before = lib.released_handles().get("session", 0)
+    feeds = {k: v for k, v in tokenize(tokenizer_dir, TEXTS).items() if k != "token_type_ids"}
+    s = Session(fp32_model, threads=1)
+    outcomes: list[str] = []
+    started = threading.Event()
+
+    def work() -> None:
+        for _ in range(50):
+            try:
+                s.run(feeds)
+                outcomes.append("ok")
+                started.set()
+            except OrtpruneError as e:
+                assert "the session is closed" in str(e)
+                outcomes.append("closed")
+                return
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    started.wait(60)
+    s.close()
+    for t in threads:
+        t.join()
+    assert "ok" in outcomes and outcomes.count("closed") == 3
+    assert lib.released_handles().get("session", 0) == before + 1
