@@ -54,7 +54,11 @@ template <typename T> class Attention {
 class kCpuExecutionProvider_Attention_kMSDomain_ver1_float;
 }  // namespace contrib
 __attribute__((noinline)) int ShapeOnly(int x) {
-  volatile int v = x; for (int i = 0; i < 90; ++i) v = v * 5 - i; return v;
+  volatile int v = x; for (int i = 0; i < 90; ++i) v = v * 5 - i;
+  switch (x & 7) {  // a jump table: anonymous .rodata only this function uses
+    case 0: return v + 11; case 1: return v * 13; case 2: return v - 17; case 3: return v ^ 19;
+    case 4: return v + 23; case 5: return v * 29; case 6: return v - 31; default: return v ^ 37;
+  }
 }
 class Shape { public: __attribute__((noinline)) static int Compute(int x) { return ShapeOnly(x) + SharedHelper(x); } };
 class kCpuExecutionProvider_Shape_kOnnxDomain_ver1_12;

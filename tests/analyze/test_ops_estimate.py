@@ -146,6 +146,8 @@ def test_estimate_matches_a_real_reduced_build(toy_dir: Path, miniort: Path, con
     # ... and each pointer's relocation.
     assert e.removed["registration table slots"] == 32 * len(drops)
     assert 24 * len(drops) == _section(miniort, ".rela.dyn") - _section(reduced, ".rela.dyn")
+    # Anonymous data (ShapeOnly's jump table): exact.
+    assert e.removed["anonymous data (strings, tables)"] == _section(miniort, ".rodata") - _section(reduced, ".rodata")
     # Unwind tables: exact as well (FDEs and search-table entries of the removed functions).
     real_eh = _section(miniort, ".eh_frame", ".eh_frame_hdr") - _section(reduced, ".eh_frame", ".eh_frame_hdr")
     assert e.removed[".eh_frame + .eh_frame_hdr"] == real_eh

@@ -12,9 +12,10 @@ How, step by step (each step is an approximation, named in the result's notes):
    The estimate removes what the full graph reaches but the graph without the dropped registrations does
    not — so code the scanner cannot see is never counted as removed.
 3. **Bytes that go with them.** Their ``.eh_frame`` FDEs and ``.eh_frame_hdr`` entries (exact, from the
-   table), their dynamic relocations (exact), their ``.symtab``/``.strtab`` entries (exact),
-   ``.gcc_except_table`` (scaled by the code removed), and each dropped registration's table slot and
-   relocation. Strings in ``.rodata`` without a symbol and page-alignment changes are not estimated.
+   table), their dynamic relocations (exact), their ``.symtab``/``.strtab`` entries (exact), anonymous data
+   (string literals, jump tables: data-section bytes without a symbol, cut at each referenced address) that
+   only removed code references, ``.gcc_except_table`` (scaled by the code removed), and each dropped
+   registration's table slot and relocation. Page-alignment changes are not estimated.
 
 The test of the estimate is the real reduced build: ``ortprune size diff FULL REDUCED``.
 """
@@ -182,11 +183,35 @@ def _indirections(elf: ElfFile, where: np.ndarray, target: np.ndarray) -> dict[i
     return table
 
 
+_DATA_PREFIXES = (".rodata", ".data.rel.ro", ".data", ".lrodata", ".ldata")
+
+
+def _anonymous_chunks(
+    elf: ElfFile, starts: np.ndarray, ends: np.ndarray, targets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pieces of data sections that no symbol covers but code or relocations point at (string literals,
+    jump tables, constant pools): each runs from a referenced address to the next reference or symbol."""
+    out_lo, out_hi = [], []
+    sym_bounds = np.concatenate([starts, ends])
+    for sec in elf.sections:
+        if not (sec.alloc and sec.file_size and not sec.flags & SHF_EXECINSTR and sec.name.startswith(_DATA_PREFIXES)):
+            continue
+        lo, hi = sec.addr, sec.addr + sec.file_size
+        t = targets[(targets >= lo) & (targets < hi)]
+        t = np.unique(t[_owner(starts, ends, t) < 0])
+        if not len(t):
+            continue
+        bounds = np.unique(np.concatenate([t, sym_bounds[(sym_bounds > lo) & (sym_bounds <= hi)], [hi]]))
+        nxt = bounds[np.searchsorted(bounds, t, side="right")]
+        out_lo.append(t)
+        out_hi.append(nxt)
+    if not out_lo:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(out_lo), np.concatenate(out_hi)
+
+
 def _build_graph(elf: ElfFile, syms: list[SizedSymbol]) -> _Graph:
     starts, ends, fsz, is_data, names = _nodes(syms)
-    roots = np.zeros(len(starts), dtype=bool)
-    exported = {s.value for s in elf.symbols("dynsym") if s.size and s.type in (STT_FUNC, STT_OBJECT)}
-    roots[np.isin(starts, np.array(sorted(exported), dtype=np.int64))] = True
     rel_where, rel_to, _ = _reloc_refs(elf)
     indirect = _indirections(elf, rel_where, rel_to)
     code_where, code_to = _code_refs(elf)
@@ -197,6 +222,19 @@ def _build_graph(elf: ElfFile, syms: list[SizedSymbol]) -> _Graph:
         code_to = np.where(keys[j] == code_to, vals[j], code_to)
         in_got = np.isin(rel_where, keys)
         rel_where, rel_to = rel_where[~in_got], rel_to[~in_got]
+    # Anonymous data becomes nodes too, so a string only a removed kernel uses goes with it.
+    chunk_lo, chunk_hi = _anonymous_chunks(elf, starts, ends, np.concatenate([code_to, rel_to]))
+    if len(chunk_lo):
+        order = np.argsort(np.concatenate([starts, chunk_lo]), kind="stable")
+        starts = np.concatenate([starts, chunk_lo])[order]
+        ends = np.concatenate([ends, chunk_hi])[order]
+        fsz = np.concatenate([fsz, chunk_hi - chunk_lo])[order]
+        is_data = np.concatenate([is_data, np.ones(len(chunk_lo), dtype=bool)])[order]
+        all_names: list[list[SizedSymbol]] = names + [[] for _ in range(len(chunk_lo))]
+        names = [all_names[i] for i in order.tolist()]
+    roots = np.zeros(len(starts), dtype=bool)
+    exported = {s.value for s in elf.symbols("dynsym") if s.size and s.type in (STT_FUNC, STT_OBJECT)}
+    roots[np.isin(starts, np.array(sorted(exported), dtype=np.int64))] = True
     src_parts, dst_parts = [], []
     for where, to in ((code_where, code_to), (rel_where, rel_to)):
         if not len(where):
@@ -255,6 +293,14 @@ def _eh_frame_sizes(elf: ElfFile) -> dict[int, int]:
     return result
 
 
+def _dropped(node: list[SizedSymbol], removed: set[KernelReg]) -> bool:
+    """A node goes with the registrations when every name it has belongs to a dropped one."""
+    if not node:  # anonymous data: only reachability decides
+        return False
+    regs = [parse_kernel_reg(s.name) for s in node]
+    return all(r is not None and r in removed for r in regs)
+
+
 def estimate(full: str | Path, config: OpConfig, config_name: str = "<config>") -> Estimate:
     """Estimate the file size of the build of ``full``'s sources with ``--include_ops_by_config config``."""
     with ElfFile(full) as elf:
@@ -276,14 +322,15 @@ def estimate(full: str | Path, config: OpConfig, config_name: str = "<config>") 
             opsets.setdefault((i.domain, i.op), []).append(i.opset)
         removed_regs = {r for r in regs if not r.kept_by(opsets.get((r.domain, r.op), []))}
         g = _build_graph(elf, syms)
-        deleted = np.array(
-            [all((r := parse_kernel_reg(s.name)) is not None and r in removed_regs for s in node) for node in g.names],
-            dtype=bool,
-        )
+        deleted = np.array([_dropped(node, removed_regs) for node in g.names], dtype=bool)
         before = _reach(g, np.zeros_like(deleted))
         after = _reach(g, deleted)
         gone = before & ~after
-        removed: dict[str, int] = {"code and data (symbols)": int(g.file_sizes[gone].sum())}
+        named = np.array([bool(n) for n in g.names], dtype=bool)
+        removed: dict[str, int] = {
+            "code and data (symbols)": int(g.file_sizes[gone & named].sum()),
+            "anonymous data (strings, tables)": int(g.file_sizes[gone & ~named].sum()),
+        }
         gone_idx = np.flatnonzero(gone)
         fde = _eh_frame_sizes(elf)
         removed[".eh_frame + .eh_frame_hdr"] = sum(fde.get(int(g.starts[i]), 0) for i in gone_idx)
@@ -301,8 +348,8 @@ def estimate(full: str | Path, config: OpConfig, config_name: str = "<config>") 
         if except_table is not None and text:
             removed[".gcc_except_table (scaled)"] = int(except_table.file_size * code_gone / text)
         removed["registration table slots"] = 32 * len(removed_regs)
-        total_bytes = int(g.file_sizes.sum())
-        reach_frac = float(g.file_sizes[before].sum() / total_bytes) if total_bytes else 0.0
+        total_bytes = int(g.file_sizes[named].sum())
+        reach_frac = float(g.file_sizes[before & named].sum() / total_bytes) if total_bytes else 0.0
         per_op: dict[str, set[KernelReg]] = {}
         for r in regs:
             per_op.setdefault(r.key, set()).add(r)
@@ -310,8 +357,13 @@ def estimate(full: str | Path, config: OpConfig, config_name: str = "<config>") 
         ops_kept = sorted(k for k in per_op if k not in ops_removed)
         by_name: dict[str, int] = {}
         for node in gone_idx.tolist():
-            hit = mapper.map(g.names[node][0].name)
-            key = hit[0] if hit else "[shared, reached only by removed kernels]"
+            hit = mapper.map(g.names[node][0].name) if g.names[node] else None
+            if hit is not None:
+                key = hit[0]
+            elif g.names[node]:
+                key = "[shared, reached only by removed kernels]"
+            else:
+                key = "[anonymous data, reached only by removed kernels]"
             by_name[key] = by_name.get(key, 0) + int(g.file_sizes[node])
         top = sorted(by_name.items(), key=lambda kv: -kv[1])[:40]
         notes = [
@@ -319,7 +371,9 @@ def estimate(full: str | Path, config: OpConfig, config_name: str = "<config>") 
             "(kept when a listed opset lies in [since, until])",
             f"the reference graph reaches {100 * reach_frac:.1f}% of the symbol bytes of the full build; "
             "bytes it cannot reach are never counted as removed (so the estimate errs towards too big)",
-            "not estimated: strings and tables without a symbol, page-alignment padding, per-type reduction",
+            "anonymous data (strings, jump tables) referenced only by removed code is counted as removed; ld keeps "
+            "a source file's merged strings while any of them is used, so that part is an upper bound",
+            "not estimated: page-alignment padding, per-type reduction (--enable_reduced_operator_type_support)",
         ]
         missing = [str(i) for i in config if (i.domain, i.op) not in per_op]
         if missing:
