@@ -12,7 +12,7 @@ import pytest
 from ortprune.analyze import analyze
 from ortprune.analyze.attribute import sized_symbols
 from ortprune.analyze.elf import ElfFile
-from ortprune.analyze.estimate import estimate
+from ortprune.analyze.estimate import estimate, op_costs
 from ortprune.analyze.ops import KernelReg, OpMapper, parse_kernel_reg
 from ortprune.errors import OrtpruneError
 from ortprune.opconfig import OpConfig
@@ -153,6 +153,29 @@ def test_estimate_matches_a_real_reduced_build(toy_dir: Path, miniort: Path, con
     assert e.removed[".eh_frame + .eh_frame_hdr"] == real_eh
     real_sym = _section(miniort, ".symtab", ".strtab") - _section(reduced, ".symtab", ".strtab")
     assert abs(e.removed[".symtab + .strtab"] - real_sym) <= 24 * 2  # local FILE/section symbols may shift
+
+
+def test_op_costs_split_exclusive_shared_and_core(miniort: Path) -> None:
+    costs = op_costs(miniort)
+    with ElfFile(miniort) as elf:
+        syms = {s.name: s.end - s.start for s in sized_symbols(elf, "symtab")}
+    rodata = _section(miniort, ".rodata")  # ShapeOnly's jump table, the only anonymous data
+    by_op = {c.op: c for c in costs.ops}
+    shape = sum(v for k, v in syms.items() if "Shape" in k) + rodata
+    attention = sum(v for k, v in syms.items() if "Attention" in k)
+    assert by_op["ai.onnx;Shape"].exclusive == shape and by_op["ai.onnx;Shape"].registrations == 2
+    assert (
+        by_op["com.microsoft;Attention"].exclusive == attention and by_op["com.microsoft;Attention"].registrations == 1
+    )
+    assert costs.kernel_shared == syms["onnxruntime::SharedHelper(int)"]
+    assert costs.unreached == 0
+    core = sum(syms.values()) + rodata - shape - attention - costs.kernel_shared
+    # plus anonymous bytes of .data that crt code points at (__dso_handle's neighbourhood)
+    assert core <= costs.core <= core + _section(miniort, ".data")
+    # Dropping every op removes exactly the exclusive and the kernel-shared bytes.
+    e = estimate(miniort, OpConfig.parse("ai.onnx;13;Add\n"))
+    total = e.removed["code and data (symbols)"] + e.removed["anonymous data (strings, tables)"]
+    assert total == shape + attention + costs.kernel_shared
 
 
 def test_estimate_refuses_stripped_and_non_ort(toy: BuiltLib, miniort: Path, tmp_path: Path) -> None:

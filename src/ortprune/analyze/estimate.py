@@ -420,3 +420,118 @@ def estimate_markdown(e: Estimate) -> str:
         *[f"> {n}" for n in e.notes],
     ]
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """What one operator costs in a full build (code and data bytes of symbols and anonymous data)."""
+
+    op: str  #: domain;op
+    registrations: int
+    exclusive: int  #: bytes only this op's kernels reach: what dropping just this op removes
+    named: int  #: bytes of the symbols named after the op (``ortprune size --by op``)
+
+
+@dataclass
+class OpCosts:
+    full: str
+    file_size: int
+    ops: list[OpCost]
+    core: int  #: bytes reached without any kernel registration: never removed by op pruning
+    kernel_shared: int  #: bytes reached by the kernels of several ops only: removed when all of them go
+    unreached: int  #: bytes the reference graph does not reach at all (not counted anywhere else)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def op_costs(full: str | Path) -> OpCosts:
+    """For each op, the bytes that go when only that op's kernel registrations go.
+
+    One pass: ``core`` is what the roots reach with every registration deleted; then each op's
+    registrations flood the rest, and a node reached by two ops becomes ``kernel_shared`` (and so,
+    transitively, everything below it).
+    """
+    with ElfFile(full) as elf:
+        if elf.machine != EM_X86_64 or not elf.is64:
+            raise OrtpruneError("op costs read x86-64 code; this library is for another machine", full)
+        if not elf.has_symtab():
+            raise OrtpruneError("op costs need a full build with symbols (.symtab); this library is stripped", full)
+        syms = sized_symbols(elf, "symtab")
+        g = _build_graph(elf, syms)
+        mapper = OpMapper.from_names(s.name for s in syms)
+        if not mapper.regs:
+            raise OrtpruneError("no kernel registrations (BuildKernelCreateInfo<...>) found: not an ORT build", full)
+        reg_op: list[str | None] = []
+        for node in g.names:
+            regs = [parse_kernel_reg(s.name) for s in node]
+            keys = {r.key for r in regs if r is not None}
+            reg_op.append(keys.pop() if node and all(regs) and len(keys) == 1 else None)
+        is_reg = np.array([k is not None for k in reg_op], dtype=bool)
+        core = _reach(g, is_reg)
+        src, dst = g.edges
+        order = np.argsort(src, kind="stable")
+        src, dst = src[order], dst[order]
+        offsets = np.searchsorted(src, np.arange(len(g.starts) + 1))
+        ops = sorted({k for k in reg_op if k is not None})
+        op_index = {k: i for i, k in enumerate(ops)}
+        shared = len(ops)
+        owner = np.full(len(g.starts), -1, dtype=np.int64)
+        for start in np.flatnonzero(is_reg).tolist():
+            me = op_index[reg_op[start]]  # type: ignore[index]
+            stack = [start]
+            while stack:
+                i = stack.pop()
+                o = int(owner[i])
+                if core[i] or o in (me, shared):
+                    continue
+                owner[i] = me if o < 0 else shared
+                stack.extend(dst[offsets[i] : offsets[i + 1]].tolist())
+        named = np.array([bool(n) for n in g.names], dtype=bool)
+        by_named: dict[str, int] = {}
+        for i, node in enumerate(g.names):
+            hit = mapper.map(node[0].name) if node else None
+            if hit is not None:
+                by_named[hit[0]] = by_named.get(hit[0], 0) + int(g.file_sizes[i])
+        counts: dict[str, int] = {}
+        for r in mapper.regs:
+            counts[r.key] = counts.get(r.key, 0) + 1
+        exclusive = np.bincount(owner[owner >= 0], weights=g.file_sizes[owner >= 0], minlength=shared + 1)
+        result = [OpCost(k, counts.get(k, 0), int(exclusive[i]), by_named.get(k, 0)) for k, i in op_index.items()]
+        result.sort(key=lambda c: (-c.exclusive, c.op))
+        reached = core | (owner >= 0)
+        all_bytes = int(g.file_sizes.sum())
+        return OpCosts(
+            full=str(elf.path),
+            file_size=elf.file_size,
+            ops=result,
+            core=int(g.file_sizes[core].sum()),
+            kernel_shared=int(exclusive[shared]),
+            unreached=all_bytes - int(g.file_sizes[reached].sum()),
+            notes=[
+                "bytes are code and data of symbols and of anonymous data pieces (not unwind tables, "
+                "relocations or symbol-table entries, which follow the code they describe)",
+                f"{int(named.sum())} named nodes; 'exclusive' is what dropping only that op removes; "
+                "'kernel_shared' goes only when every op reaching it goes",
+            ],
+        )
+
+
+def op_costs_markdown(c: OpCosts, top: int = 0) -> str:
+    rows = c.ops[:top] if top else c.ops
+    total_excl = sum(o.exclusive for o in c.ops)
+    lines = [
+        f"Per-op cost in `{Path(c.full).name}` ({c.file_size:,} bytes):",
+        "",
+        "| Operator | Kernels | Exclusive bytes (removable alone) | Named bytes (`size --by op`) |",
+        "|---|---:|---:|---:|",
+        *[f"| `{o.op}` | {o.registrations} | {o.exclusive:,} | {o.named:,} |" for o in rows],
+        f"| **all ops, exclusive** | {sum(o.registrations for o in c.ops)} | **{total_excl:,}** | |",
+        f"| shared by several ops' kernels only | | {c.kernel_shared:,} | |",
+        f"| core (reached without any kernel) | | {c.core:,} | |",
+        f"| not reached by the reference graph | | {c.unreached:,} | |",
+        "",
+        *[f"> {n}" for n in c.notes],
+    ]
+    return "\n".join(lines) + "\n"
