@@ -89,7 +89,15 @@ def _nodes(syms: list[SizedSymbol]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     starts = np.array(keys, dtype=np.int64)
     ends = np.array([k + max(s.sym.size for s in by_start[k]) for k in keys], dtype=np.int64)
     fsz = np.array([max(s.end - s.start for s in by_start[k]) for k in keys], dtype=np.int64)
-    data = np.array([all(s.sym.type == STT_OBJECT for s in by_start[k]) for k in keys], dtype=bool)
+    # Data objects, and the cold parts of split functions (``foo.cold``), are entered anywhere, not only
+    # at their start: references inside them count.
+    data = np.array(
+        [
+            all(s.sym.type == STT_OBJECT or ".cold" in s.sym.name or ".warm" in s.sym.name for s in by_start[k])
+            for k in keys
+        ],
+        dtype=bool,
+    )
     return starts, ends, fsz, data, [by_start[k] for k in keys]
 
 
@@ -343,7 +351,8 @@ def estimate(full: str | Path, config: OpConfig, config_name: str = "<config>") 
         if elf.has_symtab():
             removed[".symtab + .strtab"] = sum(24 + len(s.sym.name) + 1 for s in gone_syms)
         text = sum(s.file_size for s in elf.sections if s.alloc and s.flags & SHF_EXECINSTR)
-        code_gone = int(g.file_sizes[gone & ~g.is_data].sum())
+        is_code = np.array([bool(n) and bool(n[0].section.flags & SHF_EXECINSTR) for n in g.names], dtype=bool)
+        code_gone = int(g.file_sizes[gone & is_code].sum())
         except_table = elf.section(".gcc_except_table")
         if except_table is not None and text:
             removed[".gcc_except_table (scaled)"] = int(except_table.file_size * code_gone / text)
