@@ -153,7 +153,9 @@ def build_c(
     return BuiltLib(lib, debug, stripped, truth, dict(C_TABLES))
 
 
-def build_cxx_ort(out_dir: Path, name: str = "libminiort.so", defines: list[str] | None = None) -> Path:
+def build_cxx_ort(
+    out_dir: Path, name: str = "libminiort.so", defines: list[str] | None = None, ldflags: list[str] | None = None
+) -> Path:
     """Linked like libonnxruntime.so: a version script exports only the API, --gc-sections drops the rest."""
     src = out_dir / "miniort.cc"
     src.write_text(CXX_ORT)
@@ -162,6 +164,7 @@ def build_cxx_ort(out_dir: Path, name: str = "libminiort.so", defines: list[str]
     lib = out_dir / name
     cmd = ["g++", "-shared", "-fPIC", "-Os", "-std=c++17", "-ffunction-sections", "-fdata-sections"]
     cmd += ["-Wl,--gc-sections", f"-Wl,--version-script={script}", *[f"-D{d}" for d in defines or []]]
+    cmd += ldflags or []
     subprocess.run([*cmd, "-o", str(lib), str(src)], check=True)
     return lib
 

@@ -155,6 +155,17 @@ def test_estimate_matches_a_real_reduced_build(toy_dir: Path, miniort: Path, con
     assert abs(e.removed[".symtab + .strtab"] - real_sym) <= 24 * 2  # local FILE/section symbols may shift
 
 
+def test_estimate_reads_packed_relative_relocations(toy_dir: Path) -> None:
+    """-z pack-relative-relocs (DT_RELR) moves the function table's pointers out of .rela.dyn."""
+    relr = build_cxx_ort(toy_dir, "libminiort-relr.so", ldflags=["-Wl,-z,pack-relative-relocs"])
+    with ElfFile(relr) as elf:
+        if elf.section(".relr.dyn") is None:
+            pytest.skip("this linker does not pack relative relocations")
+    e = estimate(relr, OpConfig.parse("com.microsoft;1;Attention\n"))
+    assert e.reachable_fraction == 1.0
+    assert e.ops_removed == ["ai.onnx;Shape"] and e.removed["code and data (symbols)"] > 100
+
+
 def test_op_costs_split_exclusive_shared_and_core(miniort: Path) -> None:
     costs = op_costs(miniort)
     with ElfFile(miniort) as elf:

@@ -32,7 +32,7 @@ import numpy as np
 
 from ortprune._io import atomic_write_text
 from ortprune.analyze.attribute import SizedSymbol, sized_symbols
-from ortprune.analyze.elf import SHF_EXECINSTR, SHT_RELA, STT_FUNC, STT_OBJECT, ElfFile
+from ortprune.analyze.elf import SHF_EXECINSTR, SHT_RELA, SHT_RELR, STT_FUNC, STT_OBJECT, ElfFile
 from ortprune.analyze.ops import KernelReg, OpMapper, parse_kernel_reg
 from ortprune.errors import OrtpruneError
 from ortprune.opconfig import OpConfig
@@ -147,12 +147,36 @@ def _code_refs(elf: ElfFile) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(srcs), np.concatenate(tgts)
 
 
+def _relr_offsets(blob: bytes, endian: str) -> list[int]:
+    """Addresses a packed-relative (DT_RELR) table relocates; the addend is the word already there."""
+    out: list[int] = []
+    base = 0
+    for (entry,) in struct.iter_unpack(endian + "Q", blob[: len(blob) - len(blob) % 8]):
+        if entry & 1 == 0:
+            out.append(entry)
+            base = entry + 8
+        else:
+            bits = entry >> 1
+            for i in range(63):
+                if bits >> i & 1:
+                    out.append(base + 8 * i)
+            base += 8 * 63
+    return out
+
+
 def _reloc_refs(elf: ElfFile) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
     """(where, target) of dynamic relocations that point into the library, and (r_offset, 24) per RELA entry."""
     dynsym = {s.index: s.value for s in elf.symbols("dynsym")}
     where, target = [], []
     entries: list[tuple[int, int]] = []
     for sec in elf.sections:
+        if sec.type == SHT_RELR and sec.alloc:
+            for off in _relr_offsets(elf.section_bytes(sec), elf.endian):
+                pos = elf.addr_to_offset(off)
+                if pos is not None:
+                    where.append(off)
+                    target.append(struct.unpack_from(elf.endian + "Q", elf.data, pos)[0])
+            continue
         if sec.type != SHT_RELA or not sec.alloc:
             continue
         blob = elf.section_bytes(sec)
