@@ -246,7 +246,7 @@ def analyze(
                 from ortprune.analyze.ops import OpMapper
 
                 mapper = OpMapper.from_names(s.name for s in syms)
-                if not mapper.regs:
+                if not mapper.regs and table == "symtab":
                     notes.append("no kernel registrations (BuildKernelCreateInfo<...>) found: not an ORT build?")
                 items = []
                 for s in syms:
