@@ -34,7 +34,7 @@ from ortprune._io import atomic_write_text
 from ortprune.analyze.attribute import SizedSymbol, sized_symbols
 from ortprune.analyze.elf import SHF_EXECINSTR, SHT_RELA, SHT_RELR, STT_FUNC, STT_OBJECT, ElfFile
 from ortprune.analyze.ops import KernelReg, OpMapper, parse_kernel_reg
-from ortprune.errors import OrtpruneError
+from ortprune.errors import ElfError, OrtpruneError
 from ortprune.opconfig import OpConfig
 
 R_X86_64_64, R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT, R_X86_64_RELATIVE = 1, 6, 7, 8
@@ -87,7 +87,7 @@ def _nodes(syms: list[SizedSymbol]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
         by_start.setdefault(s.addr, []).append(s)
     keys = sorted(by_start)
     starts = np.array(keys, dtype=np.int64)
-    ends = np.array([k + max(s.sym.size for s in by_start[k]) for k in keys], dtype=np.int64)
+    ends = np.array([k + max(s.end - s.start for s in by_start[k]) for k in keys], dtype=np.int64)
     fsz = np.array([max(s.end - s.start for s in by_start[k]) for k in keys], dtype=np.int64)
     # Data objects, and the cold parts of split functions (``foo.cold``), are entered anywhere, not only
     # at their start: references inside them count.
@@ -318,7 +318,7 @@ def _eh_frame_sizes(elf: ElfFile) -> dict[int, int]:
     result = {}
     for loc, fde in table.astype(np.int64):
         off = elf.addr_to_offset(hdr.addr + int(fde))
-        if off is None:
+        if off is None or off + 4 > elf.file_size:
             continue
         (length,) = struct.unpack_from(elf.endian + "I", elf.data, off)
         result[hdr.addr + int(loc)] = length + 4 + 8  # the FDE and its 8-byte search-table entry
@@ -335,6 +335,13 @@ def _dropped(node: list[SizedSymbol], removed: set[KernelReg]) -> bool:
 
 def estimate(full: str | Path, config: OpConfig, config_name: str = "<config>") -> Estimate:
     """Estimate the file size of the build of ``full``'s sources with ``--include_ops_by_config config``."""
+    try:
+        return _estimate(full, config, config_name)
+    except (OverflowError, struct.error) as e:  # addresses or sizes no linker writes
+        raise ElfError(f"malformed ELF ({e})", full) from None
+
+
+def _estimate(full: str | Path, config: OpConfig, config_name: str) -> Estimate:
     with ElfFile(full) as elf:
         if elf.machine != EM_X86_64 or not elf.is64:
             raise OrtpruneError("estimate reads x86-64 code; this library is for another machine", full)
@@ -486,6 +493,13 @@ def op_costs(full: str | Path) -> OpCosts:
     registrations flood the rest, and a node reached by two ops becomes ``kernel_shared`` (and so,
     transitively, everything below it).
     """
+    try:
+        return _op_costs(full)
+    except (OverflowError, struct.error) as e:
+        raise ElfError(f"malformed ELF ({e})", full) from None
+
+
+def _op_costs(full: str | Path) -> OpCosts:
     with ElfFile(full) as elf:
         if elf.machine != EM_X86_64 or not elf.is64:
             raise OrtpruneError("op costs read x86-64 code; this library is for another machine", full)
