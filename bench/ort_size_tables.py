@@ -60,6 +60,15 @@ def main() -> None:
         out / f"ort-{args.version}-size-by-op.md",
         _doc(f"ORT {args.version} full build: bytes per operator", cmd, secs, body, note),
     )
+    body, cmd, secs = _run(["estimate", "--full", str(libs["full"]), "--per-op"])
+    note = (
+        "What dropping each single operator removes, from the reference graph of the full build (see "
+        "`src/ortprune/analyze/estimate.py`): code and data only that op's kernels reach.\n\n"
+    )
+    atomic_write_text(
+        out / f"ort-{args.version}-op-costs.md",
+        _doc(f"ORT {args.version} full build: removable bytes per operator", cmd, secs, body, note),
+    )
     if "reduced" in libs:
         configs = sorted((BUILDS / "reduced").rglob("*.config"))
         config = configs[0] if configs else ROOT / "src" / "ortprune" / "data" / "seed.config"
