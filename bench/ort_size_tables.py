@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 
 from ortprune._io import atomic_write_text
+from ortprune.analyze.builds import BUILDS, find_builds
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILDS = Path.home() / ".cache" / "ortprune" / "builds"
-ORDER = ("full", "nocontrib", "no-contrib", "disable-contrib", "reduced")
 
 
 def _run(args: list[str]) -> tuple[str, str, float]:
@@ -38,11 +37,11 @@ def main() -> None:
     ap.add_argument("--version", default="1.21.0")
     args = ap.parse_args()
     out = ROOT / "docs" / "results"
-    libs = {p.parents[1].name: p for p in sorted(BUILDS.glob(f"*/MinSizeRel/libonnxruntime.so.{args.version}"))}
+    builds = find_builds(args.version)
+    libs = {b.name: b.library for b in builds}
     if "full" not in libs:
         raise SystemExit(f"no full build of {args.version} in {BUILDS}")
-    variants = sorted(libs, key=lambda v: (ORDER.index(v) if v in ORDER else len(ORDER), v))
-    paths = [str(libs[v]) for v in variants]
+    paths = [str(b.library) for b in builds]
 
     body, cmd, secs = _run(["size", *paths, "--format", "markdown", "--top", "25"])
     atomic_write_text(
@@ -69,9 +68,9 @@ def main() -> None:
         out / f"ort-{args.version}-op-costs.md",
         _doc(f"ORT {args.version} full build: removable bytes per operator", cmd, secs, body, note),
     )
-    if "reduced" in libs:
-        configs = sorted((BUILDS / "reduced").rglob("*.config"))
-        config = configs[0] if configs else ROOT / "src" / "ortprune" / "data" / "seed.config"
+    reduced = next((b for b in builds if b.variant == "reduced" and b.config is not None), None)
+    if reduced is not None:
+        libs["reduced"], config = reduced.library, reduced.config
         est_json, _, _ = _run(["estimate", "--full", str(libs["full"]), "--config", str(config), "-f", "json"])
         body, cmd, secs = _run(["estimate", "--full", str(libs["full"]), "--config", str(config)])
         est = json.loads(est_json)

@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from ortprune.analyze import analyze
+from ortprune.analyze.builds import BUILDS, CachedBuild, find_builds
 from ortprune.analyze.estimate import estimate
 from ortprune.opconfig import OpConfig
 
-BUILDS = Path.home() / ".cache" / "ortprune" / "builds"
+VERSION = "1.21.0"
 
 
-def _lib(variant: str) -> Path:
-    libs = sorted((BUILDS / variant / "MinSizeRel").glob("libonnxruntime.so.*.*.*"))
-    if not libs:
-        pytest.skip(f"no {variant} ORT build in {BUILDS}")
-    return libs[0]
+def _build(variant: str) -> CachedBuild:
+    for b in find_builds(VERSION):
+        if b.variant == variant and (variant != "reduced" or b.config is not None):
+            return b
+    pytest.skip(f"no {variant} ORT {VERSION} build in {BUILDS}")
 
 
 @pytest.mark.ortbuild
 def test_full_build_every_byte_and_ops() -> None:
-    lib = _lib("full")
+    lib = _build("full").library
     for by in ("section", "symbol", "op"):
         report = analyze(lib, by, with_footprint=False)
         assert report.total == report.file_size
@@ -34,11 +33,10 @@ def test_full_build_every_byte_and_ops() -> None:
 
 
 @pytest.mark.ortbuild
-def test_estimate_of_the_seed_config_against_the_reduced_build() -> None:
-    full, reduced = _lib("full"), _lib("reduced")
-    configs = sorted((BUILDS / "reduced").rglob("*.config"))
-    config = configs[0] if configs else Path(__file__).parents[2] / "src" / "ortprune" / "data" / "seed.config"
-    e = estimate(full, OpConfig.load(config))
+def test_estimate_against_the_real_reduced_build() -> None:
+    full, reduced = _build("full"), _build("reduced")
+    assert reduced.config is not None
+    e = estimate(full.library, OpConfig.load(reduced.config))
     assert e.reachable_fraction > 0.9
-    real = reduced.stat().st_size
+    real = reduced.library.stat().st_size
     assert abs(e.estimated_size - real) / real < 0.05, (e.estimated_size, real)

@@ -191,3 +191,25 @@ def test_demangle_backends_agree(miniort: Path) -> None:
         "onnxruntime::contrib::Attention::Compute"
     )
     assert short_name("bool std::operator< <char>(std::string const&, char const*)") == "bool std::operator<"
+
+
+def test_find_builds_reads_manifests(tmp_path: Path, toy_plain: BuiltLib) -> None:
+    from ortprune.analyze.builds import find_builds
+
+    def make(dirname: str, manifest: dict[str, object] | None, config: str | None) -> None:
+        lib = tmp_path / dirname / "MinSizeRel" / "libonnxruntime.so.1.21.0"
+        lib.parent.mkdir(parents=True)
+        shutil.copy(toy_plain.path, lib)
+        if manifest is not None:
+            (tmp_path / dirname / "manifest.json").write_text(json.dumps(manifest))
+        if config is not None:
+            (tmp_path / dirname / "ops.config").write_text(config)
+
+    make("1.21.0-reduced-abc", {"variant": "reduced", "extra_flags": []}, "ai.onnx;13;Add\n")
+    make("full", None, None)
+    make("1.21.0-no-contrib-def", {"variant": "no-contrib", "extra_flags": ["--enable_lto"]}, None)
+    (tmp_path / "1.21.0-broken" / "MinSizeRel").mkdir(parents=True)  # no library: not a build
+    builds = find_builds("1.21.0", tmp_path)
+    assert [b.name for b in builds] == ["full", "no-contrib+--enable_lto", "reduced"]
+    assert builds[2].config is not None and builds[0].config is None
+    assert find_builds("1.21.0", tmp_path / "nope") == []
