@@ -211,6 +211,9 @@ def test_cli_estimate(miniort: Path, tmp_path: Path) -> None:
     data = json.loads(r.stdout)
     assert data["ops_removed"] == ["ai.onnx;Shape"] and data["ops_kept"] == ["com.microsoft;Attention"]
     assert data["estimated_size"] == data["full_size"] - data["removed_total"]
+    assert not any("no kernel" in n for n in data["notes"])
+    e = estimate(miniort, OpConfig.parse("ai.onnx;11;Shape,Add\ncom.microsoft;1;Attention\n"))
+    assert any(n.endswith("no kernel of this library is kept: ai.onnx;11;Add") for n in e.notes)
     r = subprocess.run(
         [sys.executable, "-m", "ortprune.cli", "estimate", "--full", str(miniort), "--config", str(tmp_path / "no")],
         capture_output=True,
