@@ -196,20 +196,22 @@ def test_demangle_backends_agree(miniort: Path) -> None:
 def test_find_builds_reads_manifests(tmp_path: Path, toy_plain: BuiltLib) -> None:
     from ortprune.analyze.builds import find_builds
 
-    def make(dirname: str, manifest: dict[str, object] | None, config: str | None) -> None:
+    def make(dirname: str, manifest: dict[str, object] | None, config: str | None, tag: bytes = b"") -> None:
         lib = tmp_path / dirname / "MinSizeRel" / "libonnxruntime.so.1.21.0"
         lib.parent.mkdir(parents=True)
-        shutil.copy(toy_plain.path, lib)
+        lib.write_bytes(toy_plain.path.read_bytes() + tag)
         if manifest is not None:
             (tmp_path / dirname / "manifest.json").write_text(json.dumps(manifest))
         if config is not None:
             (tmp_path / dirname / "ops.config").write_text(config)
 
-    make("1.21.0-reduced-abc", {"variant": "reduced", "extra_flags": []}, "ai.onnx;13;Add\n")
+    make("1.21.0-reduced-abc", {"variant": "reduced", "extra_flags": []}, "ai.onnx;13;Add\n", b"r")
     make("full", None, None)
-    make("1.21.0-no-contrib-def", {"variant": "no-contrib", "extra_flags": ["--enable_lto"]}, None)
+    make("1.21.0-full-abc", {"variant": "full", "extra_flags": []}, None)  # the same library, with a manifest
+    make("1.21.0-no-contrib-def", {"variant": "no-contrib", "extra_flags": ["--enable_lto"]}, None, b"n")
     (tmp_path / "1.21.0-broken" / "MinSizeRel").mkdir(parents=True)  # no library: not a build
     builds = find_builds("1.21.0", tmp_path)
     assert [b.name for b in builds] == ["full", "no-contrib+--enable_lto", "reduced"]
     assert builds[2].config is not None and builds[0].config is None
+    assert builds[0].library.parents[1].name == "1.21.0-full-abc"
     assert find_builds("1.21.0", tmp_path / "nope") == []
