@@ -43,7 +43,8 @@ def main() -> None:
         raise SystemExit(f"no full build of {args.version} in {BUILDS}")
     paths = [str(b.library) for b in builds]
 
-    body, cmd, secs = _run(["size", *paths, "--format", "markdown", "--top", "25"])
+    named = [a for b in builds for a in ("--name", b.name)]
+    body, cmd, secs = _run(["size", *paths, *named, "--format", "markdown", "--top", "25"])
     atomic_write_text(
         out / f"ort-{args.version}-sizes.md",
         _doc(f"ORT {args.version} MinSizeRel shared library: sizes per build", cmd, secs, body),

@@ -105,6 +105,9 @@ def size(
     short: Annotated[bool, typer.Option("--short", help="--by symbol: drop template and parameter lists.")] = False,
     depth: Annotated[int | None, typer.Option("--depth", help="--by dir: keep this many path components.")] = None,
     footprint: Annotated[bool, typer.Option(help="Also resolve DT_NEEDED (the footprint a user ships).")] = True,
+    name: Annotated[
+        list[str] | None, typer.Option("--name", help="Build name per library, in order (default: from paths).")
+    ] = None,
 ) -> None:
     """Library sizes (the seed's table, with the footprint) and where every byte goes."""
     from ortprune.analyze import analyze, diff_reports
@@ -126,7 +129,9 @@ def size(
     reports = [run(p) for p in libs]
     base = run(baseline) if baseline is not None else reports[0]
     all_reports = reports if baseline is None else [base, *reports]
-    rows = render.variant_rows(all_reports, base)
+    if name and len(name) != len(all_reports):
+        raise OrtpruneError(f"--name given {len(name)} times for {len(all_reports)} libraries (baseline included)")
+    rows = render.variant_rows(all_reports, base, name)
     if chart is not None:
         written = render.write_variant_chart(rows, chart) if len(rows) > 1 else []
         for r in reports:

@@ -123,6 +123,10 @@ def test_cli_size_json_markdown_table(toy_plain: BuiltLib, toy_debug: BuiltLib, 
     text = out.read_text()
     assert text.startswith("| Build | Size (bytes) | Size (MiB) | vs Full |")
     assert "| baseline |" in text.splitlines()[2] and "%" in text.splitlines()[3]
+    r = _cli("size", str(toy_plain.path), str(toy_debug.path), "--name", "plain", "--name", "debug", "-f", "markdown")
+    assert r.returncode == 0 and "| plain | " in r.stdout and "| debug | " in r.stdout
+    r = _cli("size", str(toy_plain.path), "--name", "a", "--name", "b")
+    assert r.returncode == 1 and "--name given 2 times" in r.stderr
     r = _cli("size", str(toy_plain.path), "--top", "5", "--by", "symbol")
     assert r.returncode == 0 and "TOTAL" in r.stdout and f"{toy_plain.path.stat().st_size:,}" in r.stdout
     assert "[padding]" in r.stdout and "alpha_table" in r.stdout  # bracketed labels are text, not markup
