@@ -285,9 +285,14 @@ def _build_graph(elf: ElfFile, syms: list[SizedSymbol]) -> _Graph:
 
 
 def _reach(g: _Graph, deleted: np.ndarray) -> np.ndarray:
+    """Nodes the roots reach when the registration tables no longer point at ``deleted`` nodes.
+
+    Only references *from data* (the tables) into a deleted node are cut: code that jumps into it (a
+    kept registration folded onto a dropped one by identical-code folding) still reaches it.
+    """
     n = len(g.starts)
     src, dst = g.edges
-    keep = ~deleted[dst]
+    keep = ~(deleted[dst] & g.is_data[src])
     src, dst = src[keep], dst[keep]
     order = np.argsort(src, kind="stable")
     src, dst = src[order], dst[order]
@@ -325,23 +330,75 @@ def _eh_frame_sizes(elf: ElfFile) -> dict[int, int]:
     return result
 
 
+#: Ops ORT's reduce_op_kernels.py adds to every config of a build that is not a (basic) minimal build:
+#: the layout transformer and NHWC optimizer may insert them (``layout_transformation_potentially_added_ops.h``,
+#: region ``extended_minimal_build_required_kernels``; ORT 1.21.0). ``ort_added_ops(source)`` reads another
+#: version's list.
+ORT_ADDED_OPS: tuple[tuple[str, str, int], ...] = tuple(
+    [("ai.onnx", "DequantizeLinear", v) for v in (10, 13, 19, 21)]
+    + [("ai.onnx", "Gather", v) for v in (1, 11, 13)]
+    + [("ai.onnx", "Identity", v) for v in (1, 13, 14, 16, 19, 21)]
+    + [("ai.onnx", "QuantizeLinear", v) for v in (10, 13, 19, 21)]
+    + [("ai.onnx", "Squeeze", v) for v in (1, 11, 13, 21)]
+    + [("ai.onnx", "Transpose", v) for v in (1, 13, 21)]
+    + [("ai.onnx", "Unsqueeze", v) for v in (1, 11, 13, 21)]
+    + [("com.microsoft", op, 1) for op in ("DequantizeLinear", "NhwcMaxPool", "QLinearConv", "QuantizeLinear")]
+)
+
+
+def ort_added_ops(source: str | Path) -> tuple[tuple[str, str, int], ...]:
+    """The ops an ORT source tree's reduce_op_kernels.py adds to every config (see ORT_ADDED_OPS)."""
+    import re
+
+    from ortprune.analyze.ops import DOMAINS
+
+    header = (
+        Path(source) / "onnxruntime/core/optimizer/layout_transformation/layout_transformation_potentially_added_ops.h"
+    )
+    try:
+        text = header.read_text()
+    except OSError:
+        raise OrtpruneError(
+            "not an ONNX Runtime source tree (no layout_transformation_potentially_added_ops.h)", source
+        ) from None
+    region = text.split("@@region_begin(extended_minimal_build_required_kernels)@@", 1)[-1]
+    region = region.split("@@region_end(extended_minimal_build_required_kernels)@@", 1)[0]
+    pattern = r'OpIdentifierWithStringViews{(\w+),\s+"(\w+)",\s+(\d+)}'
+    return tuple((DOMAINS[d], op, int(v)) for d, op, v in re.findall(pattern, region) if d in DOMAINS)
+
+
+def _is_registration(name: str) -> bool:
+    """``BuildKernelCreateInfo<...>()`` itself: what a registration table points at (not its lambdas)."""
+    return "BuildKernelCreateInfo<" in name and "{lambda" not in name and ")::" not in name
+
+
 def _dropped(node: list[SizedSymbol], removed: set[KernelReg]) -> bool:
-    """A node goes with the registrations when every name it has belongs to a dropped one."""
-    if not node:  # anonymous data: only reachability decides
+    """A registration function whose every name belongs to a dropped registration."""
+    if not node or not all(_is_registration(s.name) for s in node):
         return False
     regs = [parse_kernel_reg(s.name) for s in node]
     return all(r is not None and r in removed for r in regs)
 
 
-def estimate(full: str | Path, config: OpConfig, config_name: str = "<config>") -> Estimate:
-    """Estimate the file size of the build of ``full``'s sources with ``--include_ops_by_config config``."""
+def estimate(
+    full: str | Path,
+    config: OpConfig,
+    config_name: str = "<config>",
+    added_ops: tuple[tuple[str, str, int], ...] = ORT_ADDED_OPS,
+) -> Estimate:
+    """Estimate the file size of the build of ``full``'s sources with ``--include_ops_by_config config``.
+
+    ``added_ops`` are the ops ORT's build adds to every config (``ORT_ADDED_OPS``; ``()`` for none).
+    """
     try:
-        return _estimate(full, config, config_name)
+        return _estimate(full, config, config_name, added_ops)
     except (OverflowError, struct.error) as e:  # addresses or sizes no linker writes
         raise ElfError(f"malformed ELF ({e})", full) from None
 
 
-def _estimate(full: str | Path, config: OpConfig, config_name: str) -> Estimate:
+def _estimate(
+    full: str | Path, config: OpConfig, config_name: str, added_ops: tuple[tuple[str, str, int], ...]
+) -> Estimate:
     with ElfFile(full) as elf:
         if elf.machine != EM_X86_64 or not elf.is64:
             raise OrtpruneError("estimate reads x86-64 code; this library is for another machine", full)
@@ -359,6 +416,8 @@ def _estimate(full: str | Path, config: OpConfig, config_name: str) -> Estimate:
         opsets: dict[tuple[str, str], list[int]] = {}
         for i in config:
             opsets.setdefault((i.domain, i.op), []).append(i.opset)
+        for domain, op, opset in added_ops:
+            opsets.setdefault((domain, op), []).append(opset)
         removed_regs = {r for r in regs if not r.kept_by(opsets.get((r.domain, r.op), []))}
         g = _build_graph(elf, syms)
         deleted = np.array([_dropped(node, removed_regs) for node in g.names], dtype=bool)
@@ -408,7 +467,12 @@ def _estimate(full: str | Path, config: OpConfig, config_name: str) -> Estimate:
         top = sorted(by_name.items(), key=lambda kv: -kv[1])[:40]
         notes = [
             f"{len(removed_regs)} of {len(regs)} kernel registrations removed by the opset rule "
-            "(kept when a listed opset lies in [since, until])",
+            "(kept when a listed opset lies in [since, until])"
+            + (
+                f"; {len(added_ops)} op versions ORT's build adds to every config (layout transformation) kept too"
+                if added_ops
+                else ""
+            ),
             f"the reference graph reaches {100 * reach_frac:.1f}% of the symbol bytes of the full build; "
             "bytes it cannot reach are never counted as removed (so the estimate errs towards too big)",
             "anonymous data (strings, jump tables) referenced only by removed code is counted as removed; ld keeps "
@@ -514,7 +578,7 @@ def _op_costs(full: str | Path) -> OpCosts:
             raise OrtpruneError("no kernel registrations (BuildKernelCreateInfo<...>) found: not an ORT build", full)
         reg_op: list[str | None] = []
         for node in g.names:
-            regs = [parse_kernel_reg(s.name) for s in node]
+            regs = [parse_kernel_reg(s.name) if _is_registration(s.name) else None for s in node]
             keys = {r.key for r in regs if r is not None}
             reg_op.append(keys.pop() if node and all(regs) and len(keys) == 1 else None)
         is_reg = np.array([k is not None for k in reg_op], dtype=bool)
