@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ def _run(args: list[str]) -> tuple[str, str, float]:
     exe = str(Path(sys.executable).with_name("ortprune"))
     start = time.perf_counter()
     proc = subprocess.run([exe, *args], capture_output=True, text=True, check=True)
-    shown = " ".join(["ortprune", *[a.replace(str(Path.home()), "~") for a in args]])
+    shown = shlex.join(["ortprune", *args]).replace(str(Path.home()), "~")
     return proc.stdout, shown, time.perf_counter() - start
 
 
@@ -69,24 +70,32 @@ def main() -> None:
         out / f"ort-{args.version}-op-costs.md",
         _doc(f"ORT {args.version} full build: removable bytes per operator", cmd, secs, body, note),
     )
-    reduced = next((b for b in builds if b.variant == "reduced" and b.config is not None), None)
-    if reduced is not None:
-        libs["reduced"], config = reduced.library, reduced.config
-        est_json, _, _ = _run(["estimate", "--full", str(libs["full"]), "--config", str(config), "-f", "json"])
-        body, cmd, secs = _run(["estimate", "--full", str(libs["full"]), "--config", str(config)])
-        est = json.loads(est_json)
-        real = libs["reduced"].stat().st_size
+    summary = ["| Reduced build | Config | Real (bytes) | Estimate (bytes) | Error |", "|---|---|---:|---:|---:|"]
+    sections = []
+    for red in [b for b in builds if b.variant == "reduced" and b.config is not None]:
+        assert red.config is not None
+        full, config = str(libs["full"]), str(red.config)
+        est = json.loads(_run(["estimate", "--full", full, "--config", config, "-f", "json"])[0])
+        body, cmd, secs = _run(["estimate", "--full", full, "--config", config])
+        real = red.library.stat().st_size
         err = 100 * (est["estimated_size"] - real) / real
-        check = (
-            f"Real reduced build: {real:,} bytes; estimate {est['estimated_size']:,} bytes "
-            f"({err:+.2f}% off; target within 5%).\n\n"
+        first = next((line for line in red.config.read_text().splitlines() if line.startswith("#")), "")
+        summary.append(
+            f"| `{red.library.parents[1].name}` | {first.lstrip('# ')[:70]} | {real:,} | "
+            f"{est['estimated_size']:,} | {err:+.2f}% |"
         )
-        diff, dcmd, _ = _run(["size", "diff", str(libs["full"]), str(libs["reduced"]), "-f", "markdown"])
-        atomic_write_text(
-            out / f"ort-{args.version}-estimate.md",
-            _doc(f"ORT {args.version}: estimate of the reduced build vs the real one", cmd, secs, body, check)
-            + f"\n## What actually changed\n\n```bash\n{dcmd}\n```\n\n{diff}",
+        diff, dcmd, _ = _run(["size", "diff", full, str(red.library), "-f", "markdown"])
+        sections.append(
+            f"## `{red.library.parents[1].name}`\n\n```bash\n{cmd}\n```\n\n({secs:.1f} s) Config:\n\n```\n"
+            f"{red.config.read_text()}```\n\n{body}\n### What actually changed\n\n```bash\n{dcmd}\n```\n\n{diff}"
         )
+    if sections:
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        text = (
+            f"# ORT {args.version}: estimate of each reduced build vs the real one\n\nMade {when} by "
+            "`bench/ort_size_tables.py` (target: within 5%).\n\n" + "\n".join(summary) + "\n\n" + "\n".join(sections)
+        )
+        atomic_write_text(out / f"ort-{args.version}-estimate.md", text.replace(str(Path.home()), "~"))
     print("\n".join(str(p) for p in sorted(out.glob(f"ort-{args.version}-*.md"))))
 
 
