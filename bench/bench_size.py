@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ortprune._io import atomic_write_text
 from ortprune.analyze import analyze
+from ortprune.analyze.builds import find_builds
 from ortprune.platform import machine_info
 
 RESULTS = Path(__file__).parent / "results" / "size.json"
@@ -79,7 +80,7 @@ def main() -> None:
     ap.add_argument("libs", nargs="*", type=Path, help="more libraries (default: the wheel's, plus ORT builds)")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    builds = sorted(Path.home().glob(".cache/ortprune/builds/*/MinSizeRel/libonnxruntime.so.*.*.*"))
+    builds = [b.library for b in find_builds("1.21.0")]
     libs = [wheel_library(), *builds, *args.libs]
     runs = [bench_one(lib, args.repeat) for lib in libs]
     wheel = runs[0]

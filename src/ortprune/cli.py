@@ -283,6 +283,9 @@ def size(
     short: Annotated[bool, typer.Option("--short", help="--by symbol: drop template and parameter lists.")] = False,
     depth: Annotated[int | None, typer.Option("--depth", help="--by dir: keep this many path components.")] = None,
     footprint: Annotated[bool, typer.Option(help="Also resolve DT_NEEDED (the footprint a user ships).")] = True,
+    name: Annotated[
+        list[str] | None, typer.Option("--name", help="Build name per library, in order (default: from paths).")
+    ] = None,
 ) -> None:
     """Library sizes (the seed's table, with the footprint) and where every byte goes."""
     from ortprune.analyze import analyze, diff_reports
@@ -304,7 +307,9 @@ def size(
     reports = [run(p) for p in libs]
     base = run(baseline) if baseline is not None else reports[0]
     all_reports = reports if baseline is None else [base, *reports]
-    rows = render.variant_rows(all_reports, base)
+    if name and len(name) != len(all_reports):
+        raise OrtpruneError(f"--name given {len(name)} times for {len(all_reports)} libraries (baseline included)")
+    rows = render.variant_rows(all_reports, base, name)
     if chart is not None:
         written = render.write_variant_chart(rows, chart) if len(rows) > 1 else []
         for r in reports:
@@ -327,20 +332,31 @@ def size(
 @app.command()
 def estimate(
     full: Annotated[Path, typer.Option("--full", help="A full ORT build with symbols (unstripped .so).")],
-    config: Annotated[Path, typer.Option("--config", "-c", help="The reduced-build config (ops.config).")],
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="The reduced-build config (ops.config).")
+    ] = None,
+    per_op: Annotated[
+        bool, typer.Option("--per-op", help="Instead: what dropping each single op would remove.")
+    ] = False,
     fmt: Annotated[SizeFormat, typer.Option("--format", "-f", help="Output format.")] = SizeFormat.table,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file (atomically).")] = None,
 ) -> None:
     """Predict the size of the --include_ops_by_config build from the full build, before building it."""
-    from ortprune.analyze.estimate import estimate as run_estimate
-    from ortprune.analyze.estimate import estimate_markdown
+    from ortprune.analyze import estimate as est
     from ortprune.opconfig import OpConfig
 
-    result = run_estimate(full, OpConfig.load(config), str(config))
+    if per_op:
+        costs = est.op_costs(full)
+        text = json.dumps(costs.to_dict(), indent=1) + "\n" if fmt is SizeFormat.json else None
+        _emit(text or est.op_costs_markdown(costs), output)
+        return
+    if config is None:
+        raise OrtpruneError("estimate needs --config ops.config (or --per-op)")
+    result = est.estimate(full, OpConfig.load(config), str(config))
     if fmt is SizeFormat.json:
         _emit(json.dumps(result.to_dict(), indent=1) + "\n", output)
     else:
-        _emit(estimate_markdown(result), output)
+        _emit(est.estimate_markdown(result), output)
 
 
 def _emit(text: str, output: Path | None) -> None:

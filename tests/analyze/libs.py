@@ -54,7 +54,11 @@ template <typename T> class Attention {
 class kCpuExecutionProvider_Attention_kMSDomain_ver1_float;
 }  // namespace contrib
 __attribute__((noinline)) int ShapeOnly(int x) {
-  volatile int v = x; for (int i = 0; i < 90; ++i) v = v * 5 - i; return v;
+  volatile int v = x; for (int i = 0; i < 90; ++i) v = v * 5 - i;
+  switch (x & 7) {  // a jump table: anonymous .rodata only this function uses
+    case 0: return v + 11; case 1: return v * 13; case 2: return v - 17; case 3: return v ^ 19;
+    case 4: return v + 23; case 5: return v * 29; case 6: return v - 31; default: return v ^ 37;
+  }
 }
 class Shape { public: __attribute__((noinline)) static int Compute(int x) { return ShapeOnly(x) + SharedHelper(x); } };
 class kCpuExecutionProvider_Shape_kOnnxDomain_ver1_12;
@@ -149,7 +153,9 @@ def build_c(
     return BuiltLib(lib, debug, stripped, truth, dict(C_TABLES))
 
 
-def build_cxx_ort(out_dir: Path, name: str = "libminiort.so", defines: list[str] | None = None) -> Path:
+def build_cxx_ort(
+    out_dir: Path, name: str = "libminiort.so", defines: list[str] | None = None, ldflags: list[str] | None = None
+) -> Path:
     """Linked like libonnxruntime.so: a version script exports only the API, --gc-sections drops the rest."""
     src = out_dir / "miniort.cc"
     src.write_text(CXX_ORT)
@@ -158,6 +164,7 @@ def build_cxx_ort(out_dir: Path, name: str = "libminiort.so", defines: list[str]
     lib = out_dir / name
     cmd = ["g++", "-shared", "-fPIC", "-Os", "-std=c++17", "-ffunction-sections", "-fdata-sections"]
     cmd += ["-Wl,--gc-sections", f"-Wl,--version-script={script}", *[f"-D{d}" for d in defines or []]]
+    cmd += ldflags or []
     subprocess.run([*cmd, "-o", str(lib), str(src)], check=True)
     return lib
 

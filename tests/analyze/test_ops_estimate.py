@@ -12,7 +12,7 @@ import pytest
 from ortprune.analyze import analyze
 from ortprune.analyze.attribute import sized_symbols
 from ortprune.analyze.elf import ElfFile
-from ortprune.analyze.estimate import estimate
+from ortprune.analyze.estimate import estimate, op_costs
 from ortprune.analyze.ops import KernelReg, OpMapper, parse_kernel_reg
 from ortprune.errors import OrtpruneError
 from ortprune.opconfig import OpConfig
@@ -146,11 +146,47 @@ def test_estimate_matches_a_real_reduced_build(toy_dir: Path, miniort: Path, con
     # ... and each pointer's relocation.
     assert e.removed["registration table slots"] == 32 * len(drops)
     assert 24 * len(drops) == _section(miniort, ".rela.dyn") - _section(reduced, ".rela.dyn")
+    # Anonymous data (ShapeOnly's jump table): exact.
+    assert e.removed["anonymous data (strings, tables)"] == _section(miniort, ".rodata") - _section(reduced, ".rodata")
     # Unwind tables: exact as well (FDEs and search-table entries of the removed functions).
     real_eh = _section(miniort, ".eh_frame", ".eh_frame_hdr") - _section(reduced, ".eh_frame", ".eh_frame_hdr")
     assert e.removed[".eh_frame + .eh_frame_hdr"] == real_eh
     real_sym = _section(miniort, ".symtab", ".strtab") - _section(reduced, ".symtab", ".strtab")
     assert abs(e.removed[".symtab + .strtab"] - real_sym) <= 24 * 2  # local FILE/section symbols may shift
+
+
+def test_estimate_reads_packed_relative_relocations(toy_dir: Path) -> None:
+    """-z pack-relative-relocs (DT_RELR) moves the function table's pointers out of .rela.dyn."""
+    relr = build_cxx_ort(toy_dir, "libminiort-relr.so", ldflags=["-Wl,-z,pack-relative-relocs"])
+    with ElfFile(relr) as elf:
+        if elf.section(".relr.dyn") is None:
+            pytest.skip("this linker does not pack relative relocations")
+    e = estimate(relr, OpConfig.parse("com.microsoft;1;Attention\n"))
+    assert e.reachable_fraction == 1.0
+    assert e.ops_removed == ["ai.onnx;Shape"] and e.removed["code and data (symbols)"] > 100
+
+
+def test_op_costs_split_exclusive_shared_and_core(miniort: Path) -> None:
+    costs = op_costs(miniort)
+    with ElfFile(miniort) as elf:
+        syms = {s.name: s.end - s.start for s in sized_symbols(elf, "symtab")}
+    rodata = _section(miniort, ".rodata")  # ShapeOnly's jump table, the only anonymous data
+    by_op = {c.op: c for c in costs.ops}
+    shape = sum(v for k, v in syms.items() if "Shape" in k) + rodata
+    attention = sum(v for k, v in syms.items() if "Attention" in k)
+    assert by_op["ai.onnx;Shape"].exclusive == shape and by_op["ai.onnx;Shape"].registrations == 2
+    assert (
+        by_op["com.microsoft;Attention"].exclusive == attention and by_op["com.microsoft;Attention"].registrations == 1
+    )
+    assert costs.kernel_shared == syms["onnxruntime::SharedHelper(int)"]
+    assert costs.unreached == 0
+    core = sum(syms.values()) + rodata - shape - attention - costs.kernel_shared
+    # plus anonymous bytes of .data that crt code points at (__dso_handle's neighbourhood)
+    assert core <= costs.core <= core + _section(miniort, ".data")
+    # Dropping every op removes exactly the exclusive and the kernel-shared bytes.
+    e = estimate(miniort, OpConfig.parse("ai.onnx;13;Add\n"))
+    total = e.removed["code and data (symbols)"] + e.removed["anonymous data (strings, tables)"]
+    assert total == shape + attention + costs.kernel_shared
 
 
 def test_estimate_refuses_stripped_and_non_ort(toy: BuiltLib, miniort: Path, tmp_path: Path) -> None:
@@ -175,6 +211,9 @@ def test_cli_estimate(miniort: Path, tmp_path: Path) -> None:
     data = json.loads(r.stdout)
     assert data["ops_removed"] == ["ai.onnx;Shape"] and data["ops_kept"] == ["com.microsoft;Attention"]
     assert data["estimated_size"] == data["full_size"] - data["removed_total"]
+    assert not any("no kernel" in n for n in data["notes"])
+    e = estimate(miniort, OpConfig.parse("ai.onnx;11;Shape,Add\ncom.microsoft;1;Attention\n"))
+    assert any(n.endswith("no kernel of this library is kept: ai.onnx;11;Add") for n in e.notes)
     r = subprocess.run(
         [sys.executable, "-m", "ortprune.cli", "estimate", "--full", str(miniort), "--config", str(tmp_path / "no")],
         capture_output=True,

@@ -123,6 +123,10 @@ def test_cli_size_json_markdown_table(toy_plain: BuiltLib, toy_debug: BuiltLib, 
     text = out.read_text()
     assert text.startswith("| Build | Size (bytes) | Size (MiB) | vs Full |")
     assert "| baseline |" in text.splitlines()[2] and "%" in text.splitlines()[3]
+    r = _cli("size", str(toy_plain.path), str(toy_debug.path), "--name", "plain", "--name", "debug", "-f", "markdown")
+    assert r.returncode == 0 and "| plain | " in r.stdout and "| debug | " in r.stdout
+    r = _cli("size", str(toy_plain.path), "--name", "a", "--name", "b")
+    assert r.returncode == 1 and "--name given 2 times" in r.stderr
     r = _cli("size", str(toy_plain.path), "--top", "5", "--by", "symbol")
     assert r.returncode == 0 and "TOTAL" in r.stdout and f"{toy_plain.path.stat().st_size:,}" in r.stdout
     assert "[padding]" in r.stdout and "alpha_table" in r.stdout  # bracketed labels are text, not markup
@@ -191,3 +195,27 @@ def test_demangle_backends_agree(miniort: Path) -> None:
         "onnxruntime::contrib::Attention::Compute"
     )
     assert short_name("bool std::operator< <char>(std::string const&, char const*)") == "bool std::operator<"
+
+
+def test_find_builds_reads_manifests(tmp_path: Path, toy_plain: BuiltLib) -> None:
+    from ortprune.analyze.builds import find_builds
+
+    def make(dirname: str, manifest: dict[str, object] | None, config: str | None, tag: bytes = b"") -> None:
+        lib = tmp_path / dirname / "MinSizeRel" / "libonnxruntime.so.1.21.0"
+        lib.parent.mkdir(parents=True)
+        lib.write_bytes(toy_plain.path.read_bytes() + tag)
+        if manifest is not None:
+            (tmp_path / dirname / "manifest.json").write_text(json.dumps(manifest))
+        if config is not None:
+            (tmp_path / dirname / "ops.config").write_text(config)
+
+    make("1.21.0-reduced-abc", {"variant": "reduced", "extra_flags": []}, "ai.onnx;13;Add\n", b"r")
+    make("full", None, None)
+    make("1.21.0-full-abc", {"variant": "full", "extra_flags": []}, None)  # the same library, with a manifest
+    make("1.21.0-no-contrib-def", {"variant": "no-contrib", "extra_flags": ["--enable_lto"]}, None, b"n")
+    (tmp_path / "1.21.0-broken" / "MinSizeRel").mkdir(parents=True)  # no library: not a build
+    builds = find_builds("1.21.0", tmp_path)
+    assert [b.name for b in builds] == ["full", "no-contrib+--enable_lto", "reduced"]
+    assert builds[2].config is not None and builds[0].config is None
+    assert builds[0].library.parents[1].name == "1.21.0-full-abc"
+    assert find_builds("1.21.0", tmp_path / "nope") == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from ortprune.analyze.elf import (
     Symbol,
 )
 from ortprune.analyze.model import Label, SectionInfo, SizeReport
+from ortprune.errors import ElfError
 
 BY = ("section", "symbol", "op", "file", "dir")
 
@@ -228,8 +230,17 @@ def analyze(
     """Size report of one ELF file, attributed ``by`` section, symbol, op, file or dir."""
     if by not in BY:
         raise ValueError(f"by must be one of {BY}, got {by!r}")
+    try:
+        return _analyze(path, by, with_footprint, demangler, short, depth)
+    except (OverflowError, struct.error) as e:  # offsets or sizes no linker writes
+        raise ElfError(f"malformed ELF ({e})", path) from None
+
+
+def _analyze(
+    path: str | Path, by: str, with_footprint: bool, demangler: str, short: bool, depth: int | None
+) -> SizeReport:
     with ElfFile(path) as elf:
-        table = "symtab" if elf.has_symtab() else ("dynsym" if elf.symbols("dynsym") else "none")
+        table = "symtab" if elf.has_symtab() else ("dynsym" if elf.has_dynsym() else "none")
         notes: list[str] = []
         if table != "symtab":
             notes.append(
@@ -246,7 +257,7 @@ def analyze(
                 from ortprune.analyze.ops import OpMapper
 
                 mapper = OpMapper.from_names(s.name for s in syms)
-                if not mapper.regs:
+                if not mapper.regs and table == "symtab":
                     notes.append("no kernel registrations (BuildKernelCreateInfo<...>) found: not an ORT build?")
                 items = []
                 for s in syms:

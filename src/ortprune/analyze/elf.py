@@ -18,7 +18,7 @@ from pathlib import Path
 from ortprune.errors import ElfError
 
 SHT_NULL, SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_RELA = 0, 1, 2, 3, 4
-SHT_DYNAMIC, SHT_NOBITS, SHT_REL, SHT_DYNSYM, SHT_SYMTAB_SHNDX = 6, 8, 9, 11, 18
+SHT_DYNAMIC, SHT_NOBITS, SHT_REL, SHT_DYNSYM, SHT_SYMTAB_SHNDX, SHT_RELR = 6, 8, 9, 11, 18, 19
 SHF_ALLOC, SHF_EXECINSTR, SHF_TLS = 0x2, 0x4, 0x400
 SHN_UNDEF, SHN_LORESERVE, SHN_ABS, SHN_COMMON, SHN_XINDEX = 0, 0xFF00, 0xFFF1, 0xFFF2, 0xFFFF
 STT_OBJECT, STT_FUNC, STT_SECTION, STT_FILE, STT_TLS = 1, 2, 3, 4, 6
@@ -168,7 +168,6 @@ class ElfFile:
     @cached_property
     def segments(self) -> list[Segment]:
         fmt = self.endian + ("IIQQQQQQ" if self.is64 else "IIIIIIII")
-        size = struct.calcsize(fmt)
         out = []
         for i in range(self.phnum):
             vals = struct.unpack_from(fmt, self.data, self.phoff + i * self.phentsize)
@@ -177,7 +176,6 @@ class ElfFile:
             else:
                 typ, off, vaddr, _pa, filesz, memsz, flags, _al = vals
             out.append(Segment(typ, flags, off, vaddr, filesz, memsz))
-        del size
         return out
 
     def section(self, name: str) -> Section | None:
@@ -190,6 +188,8 @@ class ElfFile:
         return bytes(self.data[s.offset : s.offset + s.file_size])
 
     def _cstr(self, off: int) -> str:
+        if not 0 <= off < self.file_size:
+            raise ElfError(f"string offset {off} lies outside the file", self.path)
         end = self.data.find(b"\0", off)
         if end < 0:
             raise ElfError(f"unterminated string at byte {off}", self.path)
@@ -197,6 +197,9 @@ class ElfFile:
 
     def has_symtab(self) -> bool:
         return any(s.type == SHT_SYMTAB for s in self.sections)
+
+    def has_dynsym(self) -> bool:
+        return any(s.type == SHT_DYNSYM for s in self.sections)
 
     def has_debug_info(self) -> bool:
         return self.section(".debug_info") is not None
@@ -211,6 +214,8 @@ class ElfFile:
         return []
 
     def _iter_symbols(self, sec: Section) -> Iterator[Symbol]:
+        if sec.link >= len(self.sections):
+            raise ElfError(f"symbol table {sec.name} links to missing section {sec.link}", self.path)
         strtab = self.sections[sec.link]
         strings = self.data[strtab.offset : strtab.offset + strtab.size]
         xindex: tuple[int, ...] | None = None

@@ -12,9 +12,10 @@ How, step by step (each step is an approximation, named in the result's notes):
    The estimate removes what the full graph reaches but the graph without the dropped registrations does
    not — so code the scanner cannot see is never counted as removed.
 3. **Bytes that go with them.** Their ``.eh_frame`` FDEs and ``.eh_frame_hdr`` entries (exact, from the
-   table), their dynamic relocations (exact), their ``.symtab``/``.strtab`` entries (exact),
-   ``.gcc_except_table`` (scaled by the code removed), and each dropped registration's table slot and
-   relocation. Strings in ``.rodata`` without a symbol and page-alignment changes are not estimated.
+   table), their dynamic relocations (exact), their ``.symtab``/``.strtab`` entries (exact), anonymous data
+   (string literals, jump tables: data-section bytes without a symbol, cut at each referenced address) that
+   only removed code references, ``.gcc_except_table`` (scaled by the code removed), and each dropped
+   registration's table slot and relocation. Page-alignment changes are not estimated.
 
 The test of the estimate is the real reduced build: ``ortprune size diff FULL REDUCED``.
 """
@@ -31,9 +32,9 @@ import numpy as np
 
 from ortprune._io import atomic_write_text
 from ortprune.analyze.attribute import SizedSymbol, sized_symbols
-from ortprune.analyze.elf import SHF_EXECINSTR, SHT_RELA, STT_FUNC, STT_OBJECT, ElfFile
+from ortprune.analyze.elf import SHF_EXECINSTR, SHT_RELA, SHT_RELR, STT_FUNC, STT_OBJECT, ElfFile
 from ortprune.analyze.ops import KernelReg, OpMapper, parse_kernel_reg
-from ortprune.errors import OrtpruneError
+from ortprune.errors import ElfError, OrtpruneError
 from ortprune.opconfig import OpConfig
 
 R_X86_64_64, R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT, R_X86_64_RELATIVE = 1, 6, 7, 8
@@ -86,9 +87,17 @@ def _nodes(syms: list[SizedSymbol]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
         by_start.setdefault(s.addr, []).append(s)
     keys = sorted(by_start)
     starts = np.array(keys, dtype=np.int64)
-    ends = np.array([k + max(s.sym.size for s in by_start[k]) for k in keys], dtype=np.int64)
+    ends = np.array([k + max(s.end - s.start for s in by_start[k]) for k in keys], dtype=np.int64)
     fsz = np.array([max(s.end - s.start for s in by_start[k]) for k in keys], dtype=np.int64)
-    data = np.array([all(s.sym.type == STT_OBJECT for s in by_start[k]) for k in keys], dtype=bool)
+    # Data objects, and the cold parts of split functions (``foo.cold``), are entered anywhere, not only
+    # at their start: references inside them count.
+    data = np.array(
+        [
+            all(s.sym.type == STT_OBJECT or ".cold" in s.sym.name or ".warm" in s.sym.name for s in by_start[k])
+            for k in keys
+        ],
+        dtype=bool,
+    )
     return starts, ends, fsz, data, [by_start[k] for k in keys]
 
 
@@ -138,12 +147,36 @@ def _code_refs(elf: ElfFile) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(srcs), np.concatenate(tgts)
 
 
+def _relr_offsets(blob: bytes, endian: str) -> list[int]:
+    """Addresses a packed-relative (DT_RELR) table relocates; the addend is the word already there."""
+    out: list[int] = []
+    base = 0
+    for (entry,) in struct.iter_unpack(endian + "Q", blob[: len(blob) - len(blob) % 8]):
+        if entry & 1 == 0:
+            out.append(entry)
+            base = entry + 8
+        else:
+            bits = entry >> 1
+            for i in range(63):
+                if bits >> i & 1:
+                    out.append(base + 8 * i)
+            base += 8 * 63
+    return out
+
+
 def _reloc_refs(elf: ElfFile) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
     """(where, target) of dynamic relocations that point into the library, and (r_offset, 24) per RELA entry."""
     dynsym = {s.index: s.value for s in elf.symbols("dynsym")}
     where, target = [], []
     entries: list[tuple[int, int]] = []
     for sec in elf.sections:
+        if sec.type == SHT_RELR and sec.alloc:
+            for off in _relr_offsets(elf.section_bytes(sec), elf.endian):
+                pos = elf.addr_to_offset(off)
+                if pos is not None:
+                    where.append(off)
+                    target.append(struct.unpack_from(elf.endian + "Q", elf.data, pos)[0])
+            continue
         if sec.type != SHT_RELA or not sec.alloc:
             continue
         blob = elf.section_bytes(sec)
@@ -182,11 +215,35 @@ def _indirections(elf: ElfFile, where: np.ndarray, target: np.ndarray) -> dict[i
     return table
 
 
+_DATA_PREFIXES = (".rodata", ".data.rel.ro", ".data", ".lrodata", ".ldata")
+
+
+def _anonymous_chunks(
+    elf: ElfFile, starts: np.ndarray, ends: np.ndarray, targets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pieces of data sections that no symbol covers but code or relocations point at (string literals,
+    jump tables, constant pools): each runs from a referenced address to the next reference or symbol."""
+    out_lo, out_hi = [], []
+    sym_bounds = np.concatenate([starts, ends])
+    for sec in elf.sections:
+        if not (sec.alloc and sec.file_size and not sec.flags & SHF_EXECINSTR and sec.name.startswith(_DATA_PREFIXES)):
+            continue
+        lo, hi = sec.addr, sec.addr + sec.file_size
+        t = targets[(targets >= lo) & (targets < hi)]
+        t = np.unique(t[_owner(starts, ends, t) < 0])
+        if not len(t):
+            continue
+        bounds = np.unique(np.concatenate([t, sym_bounds[(sym_bounds > lo) & (sym_bounds <= hi)], [hi]]))
+        nxt = bounds[np.searchsorted(bounds, t, side="right")]
+        out_lo.append(t)
+        out_hi.append(nxt)
+    if not out_lo:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(out_lo), np.concatenate(out_hi)
+
+
 def _build_graph(elf: ElfFile, syms: list[SizedSymbol]) -> _Graph:
     starts, ends, fsz, is_data, names = _nodes(syms)
-    roots = np.zeros(len(starts), dtype=bool)
-    exported = {s.value for s in elf.symbols("dynsym") if s.size and s.type in (STT_FUNC, STT_OBJECT)}
-    roots[np.isin(starts, np.array(sorted(exported), dtype=np.int64))] = True
     rel_where, rel_to, _ = _reloc_refs(elf)
     indirect = _indirections(elf, rel_where, rel_to)
     code_where, code_to = _code_refs(elf)
@@ -197,6 +254,19 @@ def _build_graph(elf: ElfFile, syms: list[SizedSymbol]) -> _Graph:
         code_to = np.where(keys[j] == code_to, vals[j], code_to)
         in_got = np.isin(rel_where, keys)
         rel_where, rel_to = rel_where[~in_got], rel_to[~in_got]
+    # Anonymous data becomes nodes too, so a string only a removed kernel uses goes with it.
+    chunk_lo, chunk_hi = _anonymous_chunks(elf, starts, ends, np.concatenate([code_to, rel_to]))
+    if len(chunk_lo):
+        order = np.argsort(np.concatenate([starts, chunk_lo]), kind="stable")
+        starts = np.concatenate([starts, chunk_lo])[order]
+        ends = np.concatenate([ends, chunk_hi])[order]
+        fsz = np.concatenate([fsz, chunk_hi - chunk_lo])[order]
+        is_data = np.concatenate([is_data, np.ones(len(chunk_lo), dtype=bool)])[order]
+        all_names: list[list[SizedSymbol]] = names + [[] for _ in range(len(chunk_lo))]
+        names = [all_names[i] for i in order.tolist()]
+    roots = np.zeros(len(starts), dtype=bool)
+    exported = {s.value for s in elf.symbols("dynsym") if s.size and s.type in (STT_FUNC, STT_OBJECT)}
+    roots[np.isin(starts, np.array(sorted(exported), dtype=np.int64))] = True
     src_parts, dst_parts = [], []
     for where, to in ((code_where, code_to), (rel_where, rel_to)):
         if not len(where):
@@ -215,9 +285,14 @@ def _build_graph(elf: ElfFile, syms: list[SizedSymbol]) -> _Graph:
 
 
 def _reach(g: _Graph, deleted: np.ndarray) -> np.ndarray:
+    """Nodes the roots reach when the registration tables no longer point at ``deleted`` nodes.
+
+    Only references *from data* (the tables) into a deleted node are cut: code that jumps into it (a
+    kept registration folded onto a dropped one by identical-code folding) still reaches it.
+    """
     n = len(g.starts)
     src, dst = g.edges
-    keep = ~deleted[dst]
+    keep = ~(deleted[dst] & g.is_data[src])
     src, dst = src[keep], dst[keep]
     order = np.argsort(src, kind="stable")
     src, dst = src[order], dst[order]
@@ -248,15 +323,82 @@ def _eh_frame_sizes(elf: ElfFile) -> dict[int, int]:
     result = {}
     for loc, fde in table.astype(np.int64):
         off = elf.addr_to_offset(hdr.addr + int(fde))
-        if off is None:
+        if off is None or off + 4 > elf.file_size:
             continue
         (length,) = struct.unpack_from(elf.endian + "I", elf.data, off)
         result[hdr.addr + int(loc)] = length + 4 + 8  # the FDE and its 8-byte search-table entry
     return result
 
 
-def estimate(full: str | Path, config: OpConfig, config_name: str = "<config>") -> Estimate:
-    """Estimate the file size of the build of ``full``'s sources with ``--include_ops_by_config config``."""
+#: Ops ORT's reduce_op_kernels.py adds to every config of a build that is not a (basic) minimal build:
+#: the layout transformer and NHWC optimizer may insert them (``layout_transformation_potentially_added_ops.h``,
+#: region ``extended_minimal_build_required_kernels``; ORT 1.21.0). ``ort_added_ops(source)`` reads another
+#: version's list.
+ORT_ADDED_OPS: tuple[tuple[str, str, int], ...] = tuple(
+    [("ai.onnx", "DequantizeLinear", v) for v in (10, 13, 19, 21)]
+    + [("ai.onnx", "Gather", v) for v in (1, 11, 13)]
+    + [("ai.onnx", "Identity", v) for v in (1, 13, 14, 16, 19, 21)]
+    + [("ai.onnx", "QuantizeLinear", v) for v in (10, 13, 19, 21)]
+    + [("ai.onnx", "Squeeze", v) for v in (1, 11, 13, 21)]
+    + [("ai.onnx", "Transpose", v) for v in (1, 13, 21)]
+    + [("ai.onnx", "Unsqueeze", v) for v in (1, 11, 13, 21)]
+    + [("com.microsoft", op, 1) for op in ("DequantizeLinear", "NhwcMaxPool", "QLinearConv", "QuantizeLinear")]
+)
+
+
+def ort_added_ops(source: str | Path) -> tuple[tuple[str, str, int], ...]:
+    """The ops an ORT source tree's reduce_op_kernels.py adds to every config (see ORT_ADDED_OPS)."""
+    import re
+
+    from ortprune.analyze.ops import DOMAINS
+
+    header = (
+        Path(source) / "onnxruntime/core/optimizer/layout_transformation/layout_transformation_potentially_added_ops.h"
+    )
+    try:
+        text = header.read_text()
+    except OSError:
+        raise OrtpruneError(
+            "not an ONNX Runtime source tree (no layout_transformation_potentially_added_ops.h)", source
+        ) from None
+    region = text.split("@@region_begin(extended_minimal_build_required_kernels)@@", 1)[-1]
+    region = region.split("@@region_end(extended_minimal_build_required_kernels)@@", 1)[0]
+    pattern = r'OpIdentifierWithStringViews{(\w+),\s+"(\w+)",\s+(\d+)}'
+    return tuple((DOMAINS[d], op, int(v)) for d, op, v in re.findall(pattern, region) if d in DOMAINS)
+
+
+def _is_registration(name: str) -> bool:
+    """``BuildKernelCreateInfo<...>()`` itself: what a registration table points at (not its lambdas)."""
+    return "BuildKernelCreateInfo<" in name and "{lambda" not in name and ")::" not in name
+
+
+def _dropped(node: list[SizedSymbol], removed: set[KernelReg]) -> bool:
+    """A registration function whose every name belongs to a dropped registration."""
+    if not node or not all(_is_registration(s.name) for s in node):
+        return False
+    regs = [parse_kernel_reg(s.name) for s in node]
+    return all(r is not None and r in removed for r in regs)
+
+
+def estimate(
+    full: str | Path,
+    config: OpConfig,
+    config_name: str = "<config>",
+    added_ops: tuple[tuple[str, str, int], ...] = ORT_ADDED_OPS,
+) -> Estimate:
+    """Estimate the file size of the build of ``full``'s sources with ``--include_ops_by_config config``.
+
+    ``added_ops`` are the ops ORT's build adds to every config (``ORT_ADDED_OPS``; ``()`` for none).
+    """
+    try:
+        return _estimate(full, config, config_name, added_ops)
+    except (OverflowError, struct.error) as e:  # addresses or sizes no linker writes
+        raise ElfError(f"malformed ELF ({e})", full) from None
+
+
+def _estimate(
+    full: str | Path, config: OpConfig, config_name: str, added_ops: tuple[tuple[str, str, int], ...]
+) -> Estimate:
     with ElfFile(full) as elf:
         if elf.machine != EM_X86_64 or not elf.is64:
             raise OrtpruneError("estimate reads x86-64 code; this library is for another machine", full)
@@ -274,16 +416,19 @@ def estimate(full: str | Path, config: OpConfig, config_name: str = "<config>") 
         opsets: dict[tuple[str, str], list[int]] = {}
         for i in config:
             opsets.setdefault((i.domain, i.op), []).append(i.opset)
+        for domain, op, opset in added_ops:
+            opsets.setdefault((domain, op), []).append(opset)
         removed_regs = {r for r in regs if not r.kept_by(opsets.get((r.domain, r.op), []))}
         g = _build_graph(elf, syms)
-        deleted = np.array(
-            [all((r := parse_kernel_reg(s.name)) is not None and r in removed_regs for s in node) for node in g.names],
-            dtype=bool,
-        )
+        deleted = np.array([_dropped(node, removed_regs) for node in g.names], dtype=bool)
         before = _reach(g, np.zeros_like(deleted))
         after = _reach(g, deleted)
         gone = before & ~after
-        removed: dict[str, int] = {"code and data (symbols)": int(g.file_sizes[gone].sum())}
+        named = np.array([bool(n) for n in g.names], dtype=bool)
+        removed: dict[str, int] = {
+            "code and data (symbols)": int(g.file_sizes[gone & named].sum()),
+            "anonymous data (strings, tables)": int(g.file_sizes[gone & ~named].sum()),
+        }
         gone_idx = np.flatnonzero(gone)
         fde = _eh_frame_sizes(elf)
         removed[".eh_frame + .eh_frame_hdr"] = sum(fde.get(int(g.starts[i]), 0) for i in gone_idx)
@@ -296,13 +441,14 @@ def estimate(full: str | Path, config: OpConfig, config_name: str = "<config>") 
         if elf.has_symtab():
             removed[".symtab + .strtab"] = sum(24 + len(s.sym.name) + 1 for s in gone_syms)
         text = sum(s.file_size for s in elf.sections if s.alloc and s.flags & SHF_EXECINSTR)
-        code_gone = int(g.file_sizes[gone & ~g.is_data].sum())
+        is_code = np.array([bool(n) and bool(n[0].section.flags & SHF_EXECINSTR) for n in g.names], dtype=bool)
+        code_gone = int(g.file_sizes[gone & is_code].sum())
         except_table = elf.section(".gcc_except_table")
         if except_table is not None and text:
             removed[".gcc_except_table (scaled)"] = int(except_table.file_size * code_gone / text)
         removed["registration table slots"] = 32 * len(removed_regs)
-        total_bytes = int(g.file_sizes.sum())
-        reach_frac = float(g.file_sizes[before].sum() / total_bytes) if total_bytes else 0.0
+        total_bytes = int(g.file_sizes[named].sum())
+        reach_frac = float(g.file_sizes[before & named].sum() / total_bytes) if total_bytes else 0.0
         per_op: dict[str, set[KernelReg]] = {}
         for r in regs:
             per_op.setdefault(r.key, set()).add(r)
@@ -310,20 +456,34 @@ def estimate(full: str | Path, config: OpConfig, config_name: str = "<config>") 
         ops_kept = sorted(k for k in per_op if k not in ops_removed)
         by_name: dict[str, int] = {}
         for node in gone_idx.tolist():
-            hit = mapper.map(g.names[node][0].name)
-            key = hit[0] if hit else "[shared, reached only by removed kernels]"
+            hit = mapper.map(g.names[node][0].name) if g.names[node] else None
+            if hit is not None:
+                key = hit[0]
+            elif g.names[node]:
+                key = "[shared, reached only by removed kernels]"
+            else:
+                key = "[anonymous data, reached only by removed kernels]"
             by_name[key] = by_name.get(key, 0) + int(g.file_sizes[node])
         top = sorted(by_name.items(), key=lambda kv: -kv[1])[:40]
         notes = [
             f"{len(removed_regs)} of {len(regs)} kernel registrations removed by the opset rule "
-            "(kept when a listed opset lies in [since, until])",
+            "(kept when a listed opset lies in [since, until])"
+            + (
+                f"; {len(added_ops)} op versions ORT's build adds to every config (layout transformation) kept too"
+                if added_ops
+                else ""
+            ),
             f"the reference graph reaches {100 * reach_frac:.1f}% of the symbol bytes of the full build; "
             "bytes it cannot reach are never counted as removed (so the estimate errs towards too big)",
-            "not estimated: strings and tables without a symbol, page-alignment padding, per-type reduction",
+            "anonymous data (strings, jump tables) referenced only by removed code is counted as removed; ld keeps "
+            "a source file's merged strings while any of them is used, so that part is an upper bound",
+            "not estimated: page-alignment padding, per-type reduction (--enable_reduced_operator_type_support)",
         ]
-        missing = [str(i) for i in config if (i.domain, i.op) not in per_op]
+        missing = [
+            str(i) for i in config if not any(r.kept_by([i.opset]) for r in per_op.get(f"{i.domain};{i.op}", ()))
+        ]
         if missing:
-            notes.append(f"config ops with no kernel in this library: {', '.join(missing)}")
+            notes.append(f"config ops for which no kernel of this library is kept: {', '.join(missing)}")
         est_size = elf.file_size - sum(removed.values())
         return Estimate(
             full=str(elf.path),
@@ -364,5 +524,127 @@ def estimate_markdown(e: Estimate) -> str:
         *[f"| `{k}` | {v:,} |" for k, v in e.top_removed],
         "",
         *[f"> {n}" for n in e.notes],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """What one operator costs in a full build (code and data bytes of symbols and anonymous data)."""
+
+    op: str  #: domain;op
+    registrations: int
+    exclusive: int  #: bytes only this op's kernels reach: what dropping just this op removes
+    named: int  #: bytes of the symbols named after the op (``ortprune size --by op``)
+
+
+@dataclass
+class OpCosts:
+    full: str
+    file_size: int
+    ops: list[OpCost]
+    core: int  #: bytes reached without any kernel registration: never removed by op pruning
+    kernel_shared: int  #: bytes reached by the kernels of several ops only: removed when all of them go
+    unreached: int  #: bytes the reference graph does not reach at all (not counted anywhere else)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def op_costs(full: str | Path) -> OpCosts:
+    """For each op, the bytes that go when only that op's kernel registrations go.
+
+    One pass: ``core`` is what the roots reach with every registration deleted; then each op's
+    registrations flood the rest, and a node reached by two ops becomes ``kernel_shared`` (and so,
+    transitively, everything below it).
+    """
+    try:
+        return _op_costs(full)
+    except (OverflowError, struct.error) as e:
+        raise ElfError(f"malformed ELF ({e})", full) from None
+
+
+def _op_costs(full: str | Path) -> OpCosts:
+    with ElfFile(full) as elf:
+        if elf.machine != EM_X86_64 or not elf.is64:
+            raise OrtpruneError("op costs read x86-64 code; this library is for another machine", full)
+        if not elf.has_symtab():
+            raise OrtpruneError("op costs need a full build with symbols (.symtab); this library is stripped", full)
+        syms = sized_symbols(elf, "symtab")
+        g = _build_graph(elf, syms)
+        mapper = OpMapper.from_names(s.name for s in syms)
+        if not mapper.regs:
+            raise OrtpruneError("no kernel registrations (BuildKernelCreateInfo<...>) found: not an ORT build", full)
+        reg_op: list[str | None] = []
+        for node in g.names:
+            regs = [parse_kernel_reg(s.name) if _is_registration(s.name) else None for s in node]
+            keys = {r.key for r in regs if r is not None}
+            reg_op.append(keys.pop() if node and all(regs) and len(keys) == 1 else None)
+        is_reg = np.array([k is not None for k in reg_op], dtype=bool)
+        core = _reach(g, is_reg)
+        src, dst = g.edges
+        order = np.argsort(src, kind="stable")
+        src, dst = src[order], dst[order]
+        offsets = np.searchsorted(src, np.arange(len(g.starts) + 1))
+        ops = sorted({k for k in reg_op if k is not None})
+        op_index = {k: i for i, k in enumerate(ops)}
+        shared = len(ops)
+        owner = np.full(len(g.starts), -1, dtype=np.int64)
+        for start in np.flatnonzero(is_reg).tolist():
+            me = op_index[reg_op[start]]  # type: ignore[index]
+            stack = [start]
+            while stack:
+                i = stack.pop()
+                o = int(owner[i])
+                if core[i] or o in (me, shared):
+                    continue
+                owner[i] = me if o < 0 else shared
+                stack.extend(dst[offsets[i] : offsets[i + 1]].tolist())
+        named = np.array([bool(n) for n in g.names], dtype=bool)
+        by_named: dict[str, int] = {}
+        for i, node in enumerate(g.names):
+            hit = mapper.map(node[0].name) if node else None
+            if hit is not None:
+                by_named[hit[0]] = by_named.get(hit[0], 0) + int(g.file_sizes[i])
+        counts: dict[str, int] = {}
+        for r in mapper.regs:
+            counts[r.key] = counts.get(r.key, 0) + 1
+        exclusive = np.bincount(owner[owner >= 0], weights=g.file_sizes[owner >= 0], minlength=shared + 1)
+        result = [OpCost(k, counts.get(k, 0), int(exclusive[i]), by_named.get(k, 0)) for k, i in op_index.items()]
+        result.sort(key=lambda c: (-c.exclusive, c.op))
+        reached = core | (owner >= 0)
+        all_bytes = int(g.file_sizes.sum())
+        return OpCosts(
+            full=str(elf.path),
+            file_size=elf.file_size,
+            ops=result,
+            core=int(g.file_sizes[core].sum()),
+            kernel_shared=int(exclusive[shared]),
+            unreached=all_bytes - int(g.file_sizes[reached].sum()),
+            notes=[
+                "bytes are code and data of symbols and of anonymous data pieces (not unwind tables, "
+                "relocations or symbol-table entries, which follow the code they describe)",
+                f"{int(named.sum())} named nodes; 'exclusive' is what dropping only that op removes; "
+                "'kernel_shared' goes only when every op reaching it goes",
+            ],
+        )
+
+
+def op_costs_markdown(c: OpCosts, top: int = 0) -> str:
+    rows = c.ops[:top] if top else c.ops
+    total_excl = sum(o.exclusive for o in c.ops)
+    lines = [
+        f"Per-op cost in `{Path(c.full).name}` ({c.file_size:,} bytes):",
+        "",
+        "| Operator | Kernels | Exclusive bytes (removable alone) | Named bytes (`size --by op`) |",
+        "|---|---:|---:|---:|",
+        *[f"| `{o.op}` | {o.registrations} | {o.exclusive:,} | {o.named:,} |" for o in rows],
+        f"| **all ops, exclusive** | {sum(o.registrations for o in c.ops)} | **{total_excl:,}** | |",
+        f"| shared by several ops' kernels only | | {c.kernel_shared:,} | |",
+        f"| core (reached without any kernel) | | {c.core:,} | |",
+        f"| not reached by the reference graph | | {c.unreached:,} | |",
+        "",
+        *[f"> {n}" for n in c.notes],
     ]
     return "\n".join(lines) + "\n"

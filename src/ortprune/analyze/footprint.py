@@ -51,7 +51,7 @@ def _multiarch_dirs() -> list[str]:
     return dirs
 
 
-def _same_kind(path: Path, ref: ElfFile) -> bool:
+def _same_kind(path: Path, ref: ElfFile | _Needs) -> bool:
     """The loader skips libraries of another ELF class or machine; so do we."""
     try:
         with open(path, "rb") as f:
@@ -68,7 +68,15 @@ def _expand(entry: str, origin: Path) -> str:
     return entry.replace("${ORIGIN}", str(origin)).replace("$ORIGIN", str(origin))
 
 
-def resolve_needed(name: str, requester: ElfFile, rpath_chain: list[str] | None = None) -> Path | None:
+class _Needs:
+    """What the search for a dependency's own DT_NEEDED entries needs, kept after its file is closed."""
+
+    def __init__(self, elf: ElfFile) -> None:
+        self.path, self.is64, self.endian, self.machine = elf.path, elf.is64, elf.endian, elf.machine
+        self.rpath, self.runpath = elf.rpath, elf.runpath
+
+
+def resolve_needed(name: str, requester: ElfFile | _Needs, rpath_chain: list[str] | None = None) -> Path | None:
     """Where the dynamic loader would find ``name`` for ``requester`` (glibc's search order)."""
     origin = requester.path.resolve().parent
     if "/" in name:
@@ -98,7 +106,7 @@ def footprint(lib: ElfFile) -> Footprint:
     """The library and its ``DT_NEEDED`` closure; system libraries are listed but not counted."""
     entries = [FootprintEntry(lib.path.name, str(lib.path), lib.file_size, False)]
     seen = {lib.path.name}
-    queue: list[tuple[str, ElfFile, list[str]]] = [(n, lib, lib.rpath) for n in lib.needed]
+    queue: list[tuple[str, ElfFile | _Needs, list[str]]] = [(n, lib, lib.rpath) for n in lib.needed]
     while queue:
         name, requester, chain = queue.pop(0)
         if name in seen:
@@ -111,8 +119,8 @@ def footprint(lib: ElfFile) -> Footprint:
         if path is None or system:
             continue
         try:
-            dep = ElfFile(path)
+            with ElfFile(path) as dep:
+                queue += [(n, _Needs(dep), dep.rpath + chain) for n in dep.needed]
         except ElfError:
             continue
-        queue += [(n, dep, dep.rpath + chain) for n in dep.needed]
     return Footprint(entries)

@@ -77,6 +77,8 @@ class KernelReg:
 
 def parse_kernel_reg(name: str) -> KernelReg | None:
     """The registration a (demangled) symbol name mentions, if any."""
+    if "ExecutionProvider_" not in name:
+        return None
     m = _KERNEL_RE.search(name)
     if m is None:
         return None
@@ -87,32 +89,28 @@ def parse_kernel_reg(name: str) -> KernelReg | None:
     return KernelReg(domain, m["op"], int(m["since"]), until, m["type"], m["provider"])
 
 
+_SCOPE_TOKENS = re.compile(r"::|[<>(]")
+
+
 def _split_scope(name: str) -> list[str]:
     """``a::b<c::d>::e(f)`` → ``['a', 'b<c::d>', 'e']`` (stops at the parameter list)."""
     parts: list[str] = []
     depth = 0
-    cur: list[str] = []
-    i, n = 0, len(name)
-    while i < n:
-        c = name[i]
-        if c == "<":
+    last = 0
+    for m in _SCOPE_TOKENS.finditer(name):
+        tok = m.group()
+        if tok == "<":
             depth += 1
-        elif c == ">":
+        elif tok == ">":
             depth = max(0, depth - 1)
-        elif c == "(" and depth == 0:
-            if name.startswith("(anonymous namespace)", i):
-                cur.append("(anonymous namespace)")
-                i += len("(anonymous namespace)")
-                continue
-            break
-        elif c == ":" and depth == 0 and name.startswith("::", i):
-            parts.append("".join(cur))
-            cur = []
-            i += 2
-            continue
-        cur.append(c)
-        i += 1
-    parts.append("".join(cur))
+        elif tok == "(":
+            if depth == 0 and not name.startswith("(anonymous namespace)", m.start()):
+                parts.append(name[last : m.start()])
+                return [p.strip() for p in parts]
+        elif depth == 0:
+            parts.append(name[last : m.start()])
+            last = m.end()
+    parts.append(name[last:])
     return [p.strip() for p in parts]
 
 
@@ -155,9 +153,9 @@ class OpMapper:
                 name = name[len(p) :]
                 is_class = p.endswith("for ")
                 break
-        parts = _split_scope(name)
-        if not parts or parts[0] != "onnxruntime":
+        if not name.startswith("onnxruntime::"):
             return None
+        parts = _split_scope(name)
         scope = parts if is_class else parts[:-1]
         domain = "ai.onnx"
         for comp in scope[1:]:

@@ -61,8 +61,8 @@ def build_names(paths: list[str]) -> list[str]:
     return [str(p) for p in paths]
 
 
-def variant_rows(reports: list[SizeReport], baseline: SizeReport) -> list[VariantRow]:
-    names = build_names([r.path for r in reports])
+def variant_rows(reports: list[SizeReport], baseline: SizeReport, names: list[str] | None = None) -> list[VariantRow]:
+    names = names or build_names([r.path for r in reports])
     return [
         VariantRow(n, r.path, r.file_size, baseline.file_size, None if r.footprint is None else r.footprint.total)
         for n, r in zip(names, reports, strict=True)
