@@ -116,7 +116,7 @@ def results(
     output: Annotated[Path, typer.Option("-o", "--output", help="Markdown file to write.")],
     ort_version: Annotated[str, typer.Option("--ort-version")] = "1.21.0",
     config: Annotated[
-        list[str] | None, typer.Option("--config", help="LABEL=FILE: name the reduced build made from FILE.")
+        list[str] | None, typer.Option("--config", help="LABEL=FILE: include the build made from FILE, so named.")
     ] = None,
     notes: Annotated[Path | None, typer.Option("--notes", help="Markdown appended to the page.")] = None,
 ) -> None:
@@ -134,6 +134,8 @@ def results(
         digest = hashlib.sha256(Path(file).read_bytes()).hexdigest()[:16]
         names[digest], files[digest] = label, file
     found = find_manifests(ort_version)
+    if names:  # naming configs selects them: other config-built variants in the cache are left out
+        found = [r for r in found if r.config_hash is None or r.config_hash in names]
     if not found:
         raise OrtpruneError(f"no finished builds of ONNX Runtime {ort_version} in the cache (run ortprune build)")
     text = results_markdown(found, names, files, notes.read_text() if notes else "")

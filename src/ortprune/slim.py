@@ -216,10 +216,11 @@ def _embed_check(models: list[Path], libs: dict[str, str], full_lib: str) -> dic
         ref = np.stack(list(TextEmbedding(b.name, lib=full_lib).embed(texts)))
         for v, lib in libs.items():
             got = np.stack(list(TextEmbedding(b.name, lib=lib).embed(texts)))
+            cos = np.sum(ref * got, axis=1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1))
             report[f"{b.name} @ {v}"] = {
                 "max_abs_diff": float(np.max(np.abs(ref - got))),
-                "min_cosine": float(np.min(np.sum(ref * got, axis=1))),
-                "dim": ref.shape[1],
+                "min_cosine": float(np.min(cos)),
+                "dim": int(ref.shape[1]),
             }
     return report
 

@@ -191,6 +191,7 @@ def test_interrupted_build_continues(fake_env: Path, monkeypatch: pytest.MonkeyP
     seen: list[int] = []
     result = runner.build(spec, fake_env, progress=lambda i, n, w: seen.append(i), log=lambda s: None)
     assert seen == [6, 7, 8, 9, 10]  # continued, not restarted
+    assert result.steps == 10
     bdir = Path(result.build_dir)
     assert bdir.joinpath("build_py_calls.txt").read_text().count("\n") == 1  # configured once
     assert len(result.runs) == 2 and result.wall_time_s == pytest.approx(sum(r["seconds"] for r in result.runs))

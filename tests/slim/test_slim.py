@@ -59,7 +59,9 @@ def test_slim_bundled_models(
     report = json.loads((out / "report.json").read_text())
     assert report["ok"] and report["probes"]["reduced"]["counts"]["missing"] == 0
     assert all(m["status"] == "ok" for m in report["verifies"]["reduced"]["models"])
-    assert report["embeddings"] and all(e["max_abs_diff"] == 0.0 for e in report["embeddings"].values())
+    assert report["embeddings"] and all(
+        e["max_abs_diff"] == 0.0 and e["min_cosine"] > 0.999999 for e in report["embeddings"].values()
+    )
     md = (out / "report.md").read_text()
     assert "| Build | Size (bytes) | Size (MiB) | vs Full |" in md and "| full |" in md
     assert "com.microsoft;1;BiasGelu | optimizer |" in md

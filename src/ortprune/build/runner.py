@@ -48,7 +48,7 @@ class BuildResult:
     needed: list[str]
     wall_time_s: float  # summed over every run that worked on this build (resumed builds add up)
     runs: list[dict[str, object]] = field(default_factory=list)
-    steps: int = 0
+    steps: int = 0  # ninja steps of the whole build (the first run's count when it was resumed)
     finished: str = ""
 
     def save(self, path: Path) -> Path:
@@ -205,7 +205,9 @@ def build(
         steps = {"n": 0}
 
         def on_line(i: int, n: int, what: str) -> None:
-            steps["n"] = n
+            # a resumed ninja counts only what is left: keep the largest total any run saw
+            steps["n"] = max(n, int(state.get("steps", 0)))
+            state["steps"] = steps["n"]
             if progress:
                 progress(i, n, what)
 

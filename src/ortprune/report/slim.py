@@ -47,8 +47,8 @@ def render_markdown(res: SlimResult) -> str:
     lines += [
         "## Operators",
         "",
-        f"Config: `{res.config_path.name}` ({sum(len(m['ops']) for m in scan['models'][:1])}"
-        " ops in the first model; union below). `optimizer` = added by ORT's graph optimizer at load time.",
+        f"Config: `{res.config_path.name}`, the union over the models. `optimizer`: added by ORT's graph "
+        "optimizer at load time; `both`: in the file and kept by the optimizer; `model`: in the file only.",
         "",
     ]
     union: dict[str, dict[str, Any]] = {}
@@ -94,13 +94,18 @@ def render_markdown(res: SlimResult) -> str:
     lines += ["", "## Where the savings come from", ""]
     for v, d in res.sizes["savings_by_op"].items():
         lines += [f"### full → {v}: {d['delta']:+,} bytes", ""]
-        top = [r for r in d["rows"] if r["delta"] < 0][:20]
-        lines += _table(
-            ["label", "kind", "full", v, "saved"],
-            [[r["name"], r["kind"], f"{r['old']:,}", f"{r['new']:,}", f"{-r['delta']:,}"] for r in top],
-            "llrrr",
-        )
-        lines.append("")
+        for title, label_rows in (
+            ("By operator (bytes of symbols named after the op):", [r for r in d["rows"] if r["kind"] == "op"]),
+            ("By label (sections and code no single op owns included):", d["rows"]),
+        ):
+            top = [r for r in label_rows if r["delta"] < 0][:15]
+            lines += [title, ""]
+            lines += _table(
+                ["label", "kind", "full", v, "saved"],
+                [[r["name"], r["kind"], f"{r['old']:,}", f"{r['new']:,}", f"{-r['delta']:,}"] for r in top],
+                "llrrr",
+            )
+            lines.append("")
     lines += ["By source directory: needs a build with debug info (DWARF); these builds have symbols only.", ""]
     lines += [f"- {n}" for n in res.sizes.get("notes", [])]
     lines += ["", "## Stages", ""]
