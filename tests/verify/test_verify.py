@@ -137,3 +137,15 @@ def test_missing_op_parsing() -> None:
     msg = "Failed to find kernel for com.microsoft.BiasGelu(1) (node:'BiasGelu' ep:'CPU'). Kernel not found"
     assert missing_op(msg, opsets) == ("com.microsoft:BiasGelu", "com.microsoft;1;BiasGelu")
     assert missing_op("something else", opsets) is None
+
+
+def test_a_crash_inside_the_library_is_reported_not_fatal(full_lib: Path) -> None:
+    """onnxruntime 1.32's QLinearSigmoid/QLinearLeakyRelu kernels abort (an assertion) on a one-node model
+    with no optional inputs: the batch worker dies, the other probes are re-run alone and still answered."""
+    ops = [OpId("com.microsoft", 1, "QLinearSigmoid"), OpId("ai.onnx", 17, "Add"), OpId("ai.onnx", 17, "Relu"),
+           OpId("com.microsoft", 1, "QLinearLeakyRelu")]  # fmt: skip
+    report = probe(full_lib, ops, jobs=1)  # one batch: the crash takes the whole worker down
+    status = {r.op: (r.status, r.detail) for r in report.results}
+    assert status["ai.onnx;17;Add"][0] == IMPLEMENTED and status["ai.onnx;17;Relu"][0] == IMPLEMENTED
+    for op in ("com.microsoft;1;QLinearSigmoid", "com.microsoft;1;QLinearLeakyRelu"):
+        assert status[op][0] == UNKNOWN and "crashed (signal 6)" in status[op][1]
