@@ -28,8 +28,8 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pip install -q torch==2.13.0 sentence-transformers
 	$(BIN)/pytest -m slow
 
-# Headers ORT's CMake finds on the system, and ccache (Debian packages; needs root or sudo).
-APT_PACKAGES = ccache libhowardhinnant-date-dev libmsgsl-dev nlohmann-json3-dev libboost-dev
+# Headers ORT's CMake finds on the system (dlpack: only for --wheel), and ccache (Debian packages; root or sudo).
+APT_PACKAGES = ccache libhowardhinnant-date-dev libmsgsl-dev nlohmann-json3-dev libboost-dev libdlpack-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 build-deps:

@@ -21,6 +21,9 @@ if os.environ.get("FAKE_CONFIGURE_FAIL"):
     print("CMake Error: Could NOT find SomethingImportant")
     sys.exit(1)
 (bdir / "build.ninja").write_text("# fake\n")
+if "--build" in args and "--build_wheel" in args:
+    (bdir / "dist").mkdir(exist_ok=True)
+    (bdir / "dist" / "onnxruntime-1.21.0-cp311-cp311-linux_x86_64.whl").write_bytes(b"PK fake wheel")
 print("-- Configuring done")
 """
 

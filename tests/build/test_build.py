@@ -271,3 +271,20 @@ def test_debian_deps_map_onto_ort_1_21_deps_txt(tmp_path: Path) -> None:
         assert entries[name][1] == str(path.resolve()) and entries[name][2] == deps_mod.sha1(path)
     assert entries["pybind11"][1].startswith("https://")  # not needed offline: left alone
     assert deps_mod.load_deps_dir(tmp_path / "deps", "1.21.0").archives == deps.archives
+
+
+def test_wheel_build_finds_pybind11_from_pypi_and_runs_build_py_build(fake_env: Path) -> None:
+    pytest.importorskip("pybind11")
+    if not Path("/usr/include/dlpack/dlpack.h").exists():
+        with pytest.raises(BuildError, match="libdlpack-dev"):
+            runner.build(BuildSpec("1.21.0", "reduced", SEED_CONFIG, wheel=True), fake_env, log=lambda s: None)
+        return
+    result = runner.build(BuildSpec("1.21.0", "reduced", SEED_CONFIG, wheel=True), fake_env, log=lambda s: None)
+    calls = Path(result.build_dir, "build_py_calls.txt").read_text().splitlines()
+    assert len(calls) == 2  # configure, then build.py --build --build_wheel (setup.py bdist_wheel)
+    assert "--update" in calls[0].split() and "--build" in calls[1].split() and "--update" not in calls[1].split()
+    assert all("--build_wheel" in c.split() for c in calls)
+    assert "pybind11_project_DIR=" in calls[0]
+    assert result.wheel_file and result.wheel_file.endswith(".whl")
+    runner.export(result, fake_env.parent / "out")
+    assert (fake_env.parent / "out" / Path(result.wheel_file).name).read_bytes() == b"PK fake wheel"

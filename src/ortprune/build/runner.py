@@ -50,6 +50,7 @@ class BuildResult:
     runs: list[dict[str, object]] = field(default_factory=list)
     steps: int = 0  # ninja steps of the whole build (the first run's count when it was resumed)
     finished: str = ""
+    wheel_file: str | None = None
 
     def save(self, path: Path) -> Path:
         return atomic_write_text(path, json.dumps(asdict(self), indent=2) + "\n")
@@ -142,6 +143,17 @@ def run_logged(cmd: list[str], log: Path, env: dict[str, str], cwd: Path, on_lin
         )
 
 
+def pybind11_cmake_dir() -> str:
+    """pybind11's CMake package from the PyPI wheel: ORT's CMake finds it instead of downloading from GitHub."""
+    try:
+        import pybind11
+    except ImportError:
+        raise BuildError(
+            "--wheel needs pybind11 >= 2.13 for the Python bindings: pip install 'pybind11>=2.13'"
+        ) from None
+    return str(pybind11.get_cmake_dir())
+
+
 def dt_needed(lib: Path) -> list[str]:
     from elftools.elf.dynamic import DynamicSection
     from elftools.elf.elffile import ELFFile
@@ -188,6 +200,8 @@ def build(
         if not cfg_copy.exists() or cfg_copy.read_text() != spec.config_text:
             atomic_write_text(cfg_copy, spec.config_text)
     defines = tuple(spec.cmake_defines) + (tuple(deps.cmake_defines()) if deps else ())
+    if spec.wheel:
+        defines += (f"pybind11_project_DIR={pybind11_cmake_dir()}",)  # FetchContent names it pybind11_project
     full_spec = BuildSpec(spec.ort_version, spec.variant, spec.config_text, spec.extra_flags, spec.wheel, defines)
     args = build_py_args(full_spec, bdir, cfg_copy, parallel=jobs)
     args_hash = hashlib.sha256(json.dumps(args).encode()).hexdigest()
@@ -221,6 +235,12 @@ def build(
         state["runs"] = [*state.get("runs", []), run]
         atomic_write_text(state_path, json.dumps(state))
 
+    wheel_file = None
+    if spec.wheel:
+        wheels = sorted((config_dir / "dist").glob("*.whl"), key=lambda p: p.stat().st_mtime)
+        if not wheels:
+            raise BuildError("build.py --build_wheel finished but wrote no wheel", config_dir / "dist")
+        wheel_file = str(wheels[-1])
     lib = (config_dir / "libonnxruntime.so").resolve()
     if not lib.is_file():
         raise BuildError("the build finished but libonnxruntime.so is missing", config_dir)
@@ -251,6 +271,7 @@ def build(
         runs=state["runs"],
         steps=steps["n"],
         finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        wheel_file=wheel_file,
     )
     result.save(manifest_path)
     return result
@@ -263,5 +284,7 @@ def export(result: BuildResult, out: Path) -> Path:
     tmp = out / ".libonnxruntime.so.tmp"
     shutil.copy2(result.library, tmp)
     os.replace(tmp, target)
+    if result.wheel_file:
+        shutil.copy2(result.wheel_file, out / Path(result.wheel_file).name)
     result.save(out / "manifest.json")
     return target
