@@ -7,10 +7,10 @@ import shlex
 from collections.abc import Iterable
 from pathlib import Path
 
+from ortprune.analyze.model import MiB
 from ortprune.build.runner import BuildResult
 from ortprune.cache import cache_dir
 
-MIB = 1024 * 1024
 _ORDER = {"full": 0, "no-contrib": 1, "reduced": 2, "reduced-types": 3, "minimal": 4}
 
 
@@ -79,7 +79,7 @@ def results_markdown(
         vs = "baseline" if r is full else (f"{(r.library_bytes / full.library_bytes - 1) * 100:+.1f}%" if full else "")
         stripped = stripped_size(r.library) if Path(r.library).exists() else None
         out.append(
-            f"| {_label(r, names)} | {r.library_bytes:,} | {r.library_bytes / MIB:.2f} | {vs} | "
+            f"| {_label(r, names)} | {r.library_bytes:,} | {r.library_bytes / MiB:.2f} | {vs} | "
             f"{'' if stripped is None else f'{stripped:,}'} | {r.wall_time_s:,.0f} s ({r.steps} steps) |"
         )
     out += ["", "## Commands", ""]

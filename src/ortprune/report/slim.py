@@ -6,11 +6,10 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ortprune._io import atomic_write_text
+from ortprune.report.size import VariantRow, variants_markdown
 
 if TYPE_CHECKING:
     from ortprune.slim import SlimResult
-
-MIB = 1024 * 1024
 
 
 def _table(head: list[str], rows: list[list[Any]], align: str = "") -> list[str]:
@@ -33,16 +32,8 @@ def render_markdown(res: SlimResult) -> str:
         "## Size",
         "",
     ]
-    rows = [
-        [
-            r["name"],
-            f"{r['size']:,}",
-            f"{r['size'] / MIB:.2f}",
-            "baseline" if r["name"] == "full" else f"{r['change_percent']:+.1f}%",
-        ]
-        for r in res.sizes["table"]
-    ]
-    lines += _table(["Build", "Size (bytes)", "Size (MiB)", "vs Full"], rows, "lrrr")
+    rows = [VariantRow(r["name"], r["path"], r["size"], r["baseline"], r["footprint"]) for r in res.sizes["table"]]
+    lines += variants_markdown(rows).splitlines()
     lines += ["", *[f"![{c}]({c})" for c in res.sizes["charts"] if c.endswith(".png")], ""]
     lines += [
         "## Operators",
