@@ -143,6 +143,27 @@ def run_logged(cmd: list[str], log: Path, env: dict[str, str], cwd: Path, on_lin
         )
 
 
+def ensure_wheel_datasets(source: Path) -> None:
+    """Debian's dfsg tarball drops ORT's example models (onnxruntime/python/datasets/*.onnx); the wheel's
+    data-copy step then has no files and fails. Write the documented ``mul_1.onnx`` (Y = X * [1,2,3,4,5,6])."""
+    datasets = source / "onnxruntime" / "python" / "datasets"
+    if not datasets.is_dir() or any(datasets.glob("*.onnx")) or any(datasets.glob("*.pb")):
+        return
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.arange(1, 7, dtype=np.float32).reshape(3, 2), "W")
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["X", "W"], ["Y"])], "mul_1",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [3, 2])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [3, 2])], [w],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 7)])
+    model.ir_version = 3
+    onnx.save(model, datasets / "mul_1.onnx")
+
+
 def pybind11_cmake_dir() -> str:
     """pybind11's CMake package from the PyPI wheel: ORT's CMake finds it instead of downloading from GitHub."""
     try:
@@ -201,6 +222,7 @@ def build(
             atomic_write_text(cfg_copy, spec.config_text)
     defines = tuple(spec.cmake_defines) + (tuple(deps.cmake_defines()) if deps else ())
     if spec.wheel:
+        ensure_wheel_datasets(source)
         defines += (f"pybind11_project_DIR={pybind11_cmake_dir()}",)  # FetchContent names it pybind11_project
     full_spec = BuildSpec(spec.ort_version, spec.variant, spec.config_text, spec.extra_flags, spec.wheel, defines)
     args = build_py_args(full_spec, bdir, cfg_copy, parallel=jobs)

@@ -38,10 +38,11 @@ def stripped_size(lib: str | Path) -> int | None:
 
 
 def _label(r: BuildResult, names: dict[str, str]) -> str:
+    wheel = " + Python wheel" if r.wheel_file else ""
     if r.config_hash and r.config_hash in names:
-        return f"{r.variant}: {names[r.config_hash]}"
+        return f"{r.variant}: {names[r.config_hash]}{wheel}"
     extra = f" {' '.join(r.extra_flags)}" if r.extra_flags else ""
-    return f"{r.variant}{extra}"
+    return f"{r.variant}{extra}{wheel}"
 
 
 def command_for(r: BuildResult, config_files: dict[str, str]) -> str:
@@ -51,6 +52,8 @@ def command_for(r: BuildResult, config_files: dict[str, str]) -> str:
         args += ["--config", config_files.get(r.config_hash, "ops.config")]
     for flag in r.extra_flags:
         args.append(f"--extra={flag}")
+    if r.wheel_file:
+        args.append("--wheel")
     return shlex.join(args)
 
 
