@@ -218,11 +218,13 @@ def probe(
     missing_only: Annotated[bool, typer.Option("--missing-only", help="List only ops not implemented.")] = False,
 ) -> None:
     """Which ops LIB really implements: one single-node session per op, isolated; exit 1 if any is missing."""
+    from ortprune.opconfig import OpConfig
     from ortprune.report.verify import print_probe
     from ortprune.verify import ops_for
     from ortprune.verify import probe as run_probe
 
-    report = run_probe(lib, ops_for(config, models, all_ops), jobs)
+    types = OpConfig.load(config).types if config else None
+    report = run_probe(lib, ops_for(config, models, all_ops), jobs, types)
     print_probe(report, out, show_all=not missing_only)
     if json_out:
         report.write_json(json_out)

@@ -153,7 +153,7 @@ def slim(
             res.probes[v] = _memo(
                 "probe",
                 [res.builds[v]["library_sha"], config_sha],
-                functools.partial(_probe_json, lib, list(result.config), jobs),
+                functools.partial(_probe_json, lib, result.config, jobs),
             )
 
     model_shas = [file_digest(m) for m in models]
@@ -184,10 +184,10 @@ def slim(
     return res
 
 
-def _probe_json(lib: str, ops: list[Any], jobs: int | None) -> dict[str, Any]:
+def _probe_json(lib: str, config: Any, jobs: int | None) -> dict[str, Any]:
     from ortprune.verify import probe
 
-    return probe(lib, ops, jobs).to_json_dict()
+    return probe(lib, list(config), jobs, config.types).to_json_dict()
 
 
 def _verify_json(lib: str, models: list[Path], full: str, level: str, tolerance: float) -> dict[str, Any]:

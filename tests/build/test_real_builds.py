@@ -84,3 +84,14 @@ def test_embeddings_on_the_pruned_library_equal_the_full_ones() -> None:
         a = np.stack(list(TextEmbedding(name, lib=full.library).embed(texts)))
         b = np.stack(list(TextEmbedding(name, lib=reduced.library).embed(texts)))
         assert np.max(np.abs(a - b)) <= 1e-6
+
+
+def test_type_reduced_build_keeps_only_the_configs_types(int8_model: Path, fp32_model: Path) -> None:
+    typed, full = built("reduced-types", "bundled-all-types.config"), built("full")
+    config = OpConfig.load(CONFIGS / "bundled-all-types.config")
+    assert probe(typed.library, list(config), types=config.types).ok
+    # without the type hints the float probes of int64-only ops find no kernel: the types really went
+    missing = {r.op for r in probe(typed.library, list(config)).by_status("missing")}
+    assert {"ai.onnx;17;Equal", "ai.onnx;17;Range", "ai.onnx;17;Max"} <= missing
+    assert verify(typed.library, [int8_model, fp32_model], full.library, "all").ok
+    assert typed.library_bytes < built("reduced", "bundled-all.config").library_bytes

@@ -149,3 +149,23 @@ def test_a_crash_inside_the_library_is_reported_not_fatal(full_lib: Path) -> Non
     assert status["ai.onnx;17;Add"][0] == IMPLEMENTED and status["ai.onnx;17;Relu"][0] == IMPLEMENTED
     for op in ("com.microsoft;1;QLinearSigmoid", "com.microsoft;1;QLinearLeakyRelu"):
         assert status[op][0] == UNKNOWN and "crashed (signal 6)" in status[op][1]
+
+
+def test_probe_models_follow_a_configs_type_info() -> None:
+    """A type-reduced build keeps only the config's types: the probe must ask for one of them."""
+    from ortprune.opconfig import OpTypes
+    from ortprune.verify.probe_models import as_onnx, probe_model
+
+    def elem_types(m: onnx.ModelProto) -> tuple[list[int], list[int]]:
+        return ([i.type.tensor_type.elem_type for i in m.graph.input],
+                [o.type.tensor_type.elem_type for o in m.graph.output])  # fmt: skip
+
+    equal = probe_model(OpId("ai.onnx", 17, "Equal"), hints=OpTypes(inputs={0: {"int64_t"}}))
+    assert equal.element_type == "int64" and elem_types(as_onnx(equal))[0] == [TensorProto.INT64] * 2
+    assert probe_model(OpId("ai.onnx", 17, "Equal")).element_type == "float"
+    cast = as_onnx(probe_model(OpId("ai.onnx", 17, "Cast"), hints=OpTypes(inputs={0: {"int8_t", "int64_t"}},
+                                                                         outputs={0: {"bool", "float"}})))  # fmt: skip
+    assert elem_types(cast) == ([TensorProto.INT64], [TensorProto.BOOL])
+    assert next(a.i for a in cast.graph.node[0].attribute if a.name == "to") == TensorProto.BOOL
+    cos = as_onnx(probe_model(OpId("ai.onnx", 17, "ConstantOfShape"), hints=OpTypes(outputs={0: {"int64_t"}})))
+    assert elem_types(cos)[1] == [TensorProto.INT64]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ortprune._io import atomic_write_text
 from ortprune.errors import OrtpruneError, RuntimeLoadError
-from ortprune.opconfig import OpConfig, OpId
+from ortprune.opconfig import OpConfig, OpId, OpTypes
 from ortprune.verify.probe_models import probe_model
 
 IMPLEMENTED, MISSING, UNKNOWN = "implemented", "missing", "could-not-probe"
@@ -95,14 +95,18 @@ def _run_batch(lib: str, batch: list[tuple[str, bytes]]) -> dict[str, tuple[int 
     return done
 
 
-def probe(lib: str | Path, ops: Iterable[OpId], jobs: int | None = None) -> ProbeReport:
-    """Probe each op on ``lib``; isolated in worker processes, ``jobs`` of them at once."""
+def probe(
+    lib: str | Path, ops: Iterable[OpId], jobs: int | None = None, types: dict[tuple[str, str], OpTypes] | None = None
+) -> ProbeReport:
+    """Probe each op on ``lib``; isolated in worker processes, ``jobs`` of them at once. ``types`` (a config's
+    per-op type info) makes each probe ask for a type a type-reduced build keeps."""
     from ortprune.runtime import load_library
 
     library = load_library(lib)  # fails here, once, for a bad path or a non-ORT library
     ops = sorted(set(ops))
     report = ProbeReport(library=str(library.path), library_version=library.version)
-    models = {str(op): probe_model(op) for op in ops}
+    types = types or {}
+    models = {str(op): probe_model(op, hints=types.get((op.domain, op.op))) for op in ops}
     todo = [(k, p.model) for k, p in models.items() if p.model is not None]
     jobs = max(1, jobs or os.cpu_count() or 2)
     batches = [todo[i::jobs] for i in range(jobs) if todo[i::jobs]]

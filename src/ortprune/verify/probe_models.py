@@ -13,7 +13,7 @@ from typing import Any
 import onnx
 from onnx import TensorProto, helper
 
-from ortprune.opconfig import OpId
+from ortprune.opconfig import OpId, OpTypes
 from ortprune.schemas import get_schema
 
 #: Element types in order of preference for a probe (the types kernels are most often registered for).
@@ -82,8 +82,17 @@ def _attr_default(attr_type: Any) -> Any:
     return {"INT": 1, "FLOAT": 1.0, "STRING": "", "INTS": [1], "FLOATS": [1.0], "STRINGS": [""]}.get(name)
 
 
-def probe_model(op: OpId, onnx_opset: int = 17) -> ProbeModel:
-    """One node of ``op`` at its opset, with typed inputs/outputs; ``model`` None when no schema is known."""
+def onnx_type_name(cpp: str) -> str:
+    """ORT config type names (C++: ``int64_t``, ``MLFloat16``) as ONNX names (``int64``, ``float16``)."""
+    return {"MLFloat16": "float16", "BFloat16": "bfloat16", "std::string": "string"}.get(cpp, cpp.removesuffix("_t"))
+
+
+def probe_model(op: OpId, onnx_opset: int = 17, hints: OpTypes | None = None) -> ProbeModel:
+    """One node of ``op`` at its opset, with typed inputs/outputs; ``model`` None when no schema is known.
+
+    ``hints`` (a config's per-op type info) picks the element types a type-reduced build keeps."""
+    hinted_in = {i: onnx_type_name(sorted(t)[0]) for i, t in (hints.inputs if hints else {}).items() if t}
+    hinted_out = {i: onnx_type_name(sorted(t)[0]) for i, t in (hints.outputs if hints else {}).items() if t}
     schema = get_schema(op.domain, op.op, op.opset)
     if schema is None:
         return ProbeModel(op, None, None, "no schema known for this op (onnx / onnxruntime)")
@@ -93,7 +102,8 @@ def probe_model(op: OpId, onnx_opset: int = 17) -> ProbeModel:
     def type_for(param: Any, index: int, is_input: bool) -> str | None:
         tstr: str = getattr(param, "type_str", None) or getattr(param, "typeStr", None) or ""
         if tstr in constraints:
-            want = _INPUT_TYPES.get((op.op, index)) if is_input else None
+            hinted = hinted_in if is_input else hinted_out
+            want = hinted.get(index) or (_INPUT_TYPES.get((op.op, index)) if is_input else None)
             if tstr not in chosen:
                 picked = _pick(constraints[tstr], want)
                 if picked is None:
@@ -120,11 +130,15 @@ def probe_model(op: OpId, onnx_opset: int = 17) -> ProbeModel:
     outputs, out_names = [], []
     for k, p in enumerate(schema.outputs):
         t = type_for(p, k, False)
-        if op.op == "Cast":
-            t = "float"
+        if op.op in ("Cast", "ConstantOfShape"):  # the output type is an attribute's choice
+            t = hinted_out.get(k, "float")
         out_names.append(f"out{k}")
         outputs.append(helper.make_tensor_value_info(f"out{k}", _ONNX_TYPES.get(t or "", 0), None))
     attrs = dict(_ATTRS.get(op.op, {}))
+    if op.op == "Cast":
+        attrs["to"] = _ONNX_TYPES[hinted_out.get(0, "float")]
+    elif op.op == "ConstantOfShape" and 0 in hinted_out:
+        attrs["value"] = helper.make_tensor("v", _ONNX_TYPES[hinted_out[0]], [1], [0])
     for name, a in schema.attributes.items():
         if a.required and name not in attrs:
             value = _attr_default(a.type)
