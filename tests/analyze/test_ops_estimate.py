@@ -221,3 +221,16 @@ def test_cli_estimate(miniort: Path, tmp_path: Path) -> None:
         check=False,
     )
     assert r.returncode == 1 and "does not exist" in r.stderr and r.stdout == ""
+
+
+def test_estimate_refuses_a_stripped_library(tmp_path: Path) -> None:
+    """The wheel's libonnxruntime has no .symtab: estimate and the per-op costs say so, naming the file."""
+    from ortprune.runtime import wheel_library
+
+    lib = wheel_library()
+    assert lib is not None
+    with pytest.raises(OrtpruneError, match=r"estimate needs a full build with symbols.*stripped") as e:
+        estimate(lib, OpConfig.parse("ai.onnx;17;Add\n"))
+    assert str(lib) in str(e.value)
+    with pytest.raises(OrtpruneError, match="stripped"):
+        op_costs(lib)

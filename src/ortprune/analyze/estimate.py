@@ -396,14 +396,19 @@ def estimate(
         raise ElfError(f"malformed ELF ({e})", full) from None
 
 
+def _check_full_build(elf: ElfFile, full: str | Path, what: str) -> None:
+    """Estimates read x86-64 code references and need the full build's symbol table."""
+    if elf.machine != EM_X86_64 or not elf.is64:
+        raise OrtpruneError(f"{what} needs x86-64 code; this library is for another machine", full)
+    if not elf.has_symtab():
+        raise OrtpruneError(f"{what} needs a full build with symbols (.symtab); this library is stripped", full)
+
+
 def _estimate(
     full: str | Path, config: OpConfig, config_name: str, added_ops: tuple[tuple[str, str, int], ...]
 ) -> Estimate:
     with ElfFile(full) as elf:
-        if elf.machine != EM_X86_64 or not elf.is64:
-            raise OrtpruneError("estimate reads x86-64 code; this library is for another machine", full)
-        if not elf.has_symtab():
-            raise OrtpruneError("estimate needs a full build with symbols (.symtab); this library is stripped", full)
+        _check_full_build(elf, full, "estimate")
         syms = sized_symbols(elf, "symtab")
         mapper = OpMapper.from_names(s.name for s in syms)
         regs: dict[KernelReg, None] = {}
@@ -567,10 +572,7 @@ def op_costs(full: str | Path) -> OpCosts:
 
 def _op_costs(full: str | Path) -> OpCosts:
     with ElfFile(full) as elf:
-        if elf.machine != EM_X86_64 or not elf.is64:
-            raise OrtpruneError("op costs read x86-64 code; this library is for another machine", full)
-        if not elf.has_symtab():
-            raise OrtpruneError("op costs need a full build with symbols (.symtab); this library is stripped", full)
+        _check_full_build(elf, full, "the per-op cost table")
         syms = sized_symbols(elf, "symtab")
         g = _build_graph(elf, syms)
         mapper = OpMapper.from_names(s.name for s in syms)
