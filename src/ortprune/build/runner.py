@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ortprune._io import atomic_write_text
+from ortprune.analyze.footprint import is_system_library
 from ortprune.build.deps import DepsDir, apply_deps, missing_system_headers
 from ortprune.build.variants import BuildSpec, build_py_args
 from ortprune.cache import cache_dir
@@ -24,8 +25,6 @@ from ortprune.errors import BuildError
 
 TAIL_LINES = 40
 _PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]")
-#: Libraries every Linux system has; anything else in DT_NEEDED means a dependency was linked dynamically.
-SYSTEM_LIBS = re.compile(r"^(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|ld-linux[-\w]*)\.so")
 
 
 @dataclass
@@ -176,15 +175,10 @@ def pybind11_cmake_dir() -> str:
 
 
 def dt_needed(lib: Path) -> list[str]:
-    from elftools.elf.dynamic import DynamicSection
-    from elftools.elf.elffile import ELFFile
+    from ortprune.analyze.elf import ElfFile
 
-    with lib.open("rb") as f:
-        elf = ELFFile(f)
-        for section in elf.iter_sections():
-            if isinstance(section, DynamicSection):
-                return [str(t.needed) for t in section.iter_tags() if t.entry.d_tag == "DT_NEEDED"]  # type: ignore[attr-defined]
-    return []
+    with ElfFile(lib) as elf:
+        return list(elf.needed)
 
 
 def build(
@@ -267,7 +261,8 @@ def build(
     if not lib.is_file():
         raise BuildError("the build finished but libonnxruntime.so is missing", config_dir)
     needed = dt_needed(lib)
-    foreign = [n for n in needed if not SYSTEM_LIBS.match(n)]
+    # anything but the system C/C++ runtime in DT_NEEDED means a dependency was linked dynamically
+    foreign = [n for n in needed if not is_system_library(n)]
     if foreign:
         raise BuildError(
             f"the library links non-system libraries dynamically: {', '.join(foreign)} (CMake found a system "
