@@ -201,6 +201,7 @@ def _embed_check(models: list[Path], libs: dict[str, str], full_lib: str) -> dic
     import numpy as np
 
     from ortprune.bundled import BUNDLED
+    from ortprune.verify.compare import compare_outputs
 
     bundled = {m.path().resolve(): m for m in BUNDLED}
     texts = ["ONNX Runtime, pruned to what the model needs.", "Hello, World!", "fastembed-rs loads it dynamically."]
@@ -216,10 +217,10 @@ def _embed_check(models: list[Path], libs: dict[str, str], full_lib: str) -> dic
         ref = np.stack(list(TextEmbedding(b.name, lib=full_lib).embed(texts)))
         for v, lib in libs.items():
             got = np.stack(list(TextEmbedding(b.name, lib=lib).embed(texts)))
-            cos = np.sum(ref * got, axis=1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1))
+            (diff,) = compare_outputs({"embedding": ref}, {"embedding": got}, tolerance=0.0)
             report[f"{b.name} @ {v}"] = {
-                "max_abs_diff": float(np.max(np.abs(ref - got))),
-                "min_cosine": float(np.min(cos)),
+                "max_abs_diff": diff.max_abs_diff,
+                "min_cosine": diff.min_row_cosine,
                 "dim": int(ref.shape[1]),
             }
     return report

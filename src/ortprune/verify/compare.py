@@ -81,16 +81,17 @@ def missing_op(message: str, opsets: dict[str, int]) -> tuple[str, str] | None:
     return f"{domain}:{op}", f"{domain};{opset};{op}"
 
 
-def _tokenizer_for(model: Path) -> Path | None:
+def _tokenizer_dir(model: Path) -> Path | None:
+    """The directory with the model's tokenizer.json: beside it, one level up, or the bundled model's."""
     for d in (model.parent, model.parent.parent):
         if (d / "tokenizer.json").is_file():
-            return d / "tokenizer.json"
+            return d
     from ortprune.bundled import BUNDLED
 
     for b in BUNDLED:
         try:
             if b.path().resolve() == model.resolve():
-                return b.tokenizer() / "tokenizer.json"
+                return b.tokenizer()
         except OrtpruneError:
             continue
     return None
@@ -100,13 +101,11 @@ def make_inputs(session: Any, model: Path, batch: int = 4, seq: int = 16, seed: 
     """Realistic feeds: token ids from the model's tokenizer when there is one, else generated values
     that respect each input's element type and shape (symbolic dims: batch first, then sequence)."""
     names = [i.name for i in session.inputs]
-    tok_path = _tokenizer_for(model)
-    if tok_path is not None and "input_ids" in names:
-        from tokenizers import Tokenizer
+    tok_dir = _tokenizer_dir(model)
+    if tok_dir is not None and "input_ids" in names:
+        from ortprune.embed.text import load_tokenizer
 
-        tok = Tokenizer.from_file(str(tok_path))
-        tok.enable_padding()
-        tok.enable_truncation(512)
+        tok, _ = load_tokenizer(tok_dir)  # the tokenization ortprune.embed uses
         enc = tok.encode_batch(SENTENCES[:batch])
         table = {
             "input_ids": np.array([e.ids for e in enc], dtype=np.int64),
