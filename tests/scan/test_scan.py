@@ -219,3 +219,13 @@ def test_optimizing_with_a_runtime_library_matches_the_package(fp32_model: Path)
     by_pkg = scan([fp32_model], "all")
     assert set(by_lib.config) == set(by_pkg.config)
     assert by_lib.ort_version == ort.__version__
+
+
+def test_cli_takes_bundled_names_and_names_a_missing_path(tmp_path: Path, fp32_model: Path) -> None:
+    out = tmp_path / "ops.config"
+    code, err = run_cli("scan", "paraphrase-MiniLM-L3-v2", "-O", "disable", "-q", "-o", str(out))
+    assert code == 0, err
+    assert str(fp32_model) in out.read_text()
+    code, err = run_cli("scan", str(tmp_path / "typo.onnx"), "-o", str(out))
+    assert code == 1 and err.count("\n") == 1
+    assert str(tmp_path / "typo.onnx") in err and "no such file or directory" in err
