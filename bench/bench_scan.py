@@ -13,9 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ortprune.build.sources import ort_tools_python
 from ortprune.bundled import bundled
 from ortprune.cache import cache_dir, file_digest
+from ortprune.ortbuild.sources import ort_tools_python
 from ortprune.platform import machine_info
 
 RESULTS = Path(__file__).parent / "results" / "scan.json"

@@ -46,8 +46,8 @@ def ort_script_config():  # type: ignore[no-untyped-def]
     import subprocess
     import sys
 
-    from ortprune.build.sources import ort_tools_python
     from ortprune.opconfig import OpConfig
+    from ortprune.ortbuild.sources import ort_tools_python
 
     tools = ort_tools_python("1.21.0")
 

@@ -101,7 +101,7 @@ def build(
     jobs: Annotated[int | None, typer.Option("-j", "--jobs", help="Compile jobs (default: cores).")] = None,
 ) -> None:
     """Build an ONNX Runtime variant with ORT's own build.py (MinSizeRel, shared library), cached and resumable."""
-    from ortprune.build import build_variant, export
+    from ortprune.ortbuild import build_variant, export
     from ortprune.report.progress import build_progress
 
     with build_progress(console, f"{variant.value}") as progress:
@@ -184,7 +184,7 @@ def deps_fetch(
     directory: Annotated[Path | None, typer.Option("--dir", help="Target (default ~/.cache/ortprune/deps/V).")] = None,
 ) -> None:
     """Fill a directory with every dependency archive ORT needs, from Debian's package pool."""
-    from ortprune.build.deps import fetch_debian
+    from ortprune.ortbuild.deps import fetch_debian
 
     if origin != "debian":
         raise OrtpruneError(f"unknown origin {origin!r}: only 'debian' is supported")
@@ -200,7 +200,7 @@ def source_fetch(
     origin: Annotated[str, typer.Option("--from", help="debian (offline-friendly) or git.")] = "debian",
 ) -> None:
     """Download and extract ORT's source; prints its directory."""
-    from ortprune.build.sources import resolve_source
+    from ortprune.ortbuild.sources import resolve_source
 
     if origin not in ("debian", "git"):
         raise OrtpruneError(f"unknown origin {origin!r}: use debian or git")

@@ -92,7 +92,7 @@ def slim(
     tolerance: float = 1e-5,
     ui: StageUI | None = None,
 ) -> SlimResult:
-    from ortprune.build import build_variant
+    from ortprune.ortbuild import build_variant
     from ortprune.scan import scan
 
     ui = ui or StageUI()

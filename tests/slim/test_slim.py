@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ortprune import slim as slim_mod
-from ortprune.build.runner import BuildResult
+from ortprune.ortbuild.runner import BuildResult
 from ortprune.runtime import wheel_library
 
 
@@ -45,7 +45,7 @@ def fake_build(calls: list[str]):  # type: ignore[no-untyped-def]
 def test_slim_bundled_models(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, int8_model: Path, fp32_model: Path
 ) -> None:
-    import ortprune.build as build_pkg
+    import ortprune.ortbuild as build_pkg
 
     calls: list[str] = []
     monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))

@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ortprune.analyze.model import MiB
-from ortprune.build.runner import BuildResult
 from ortprune.cache import cache_dir
+from ortprune.ortbuild.runner import BuildResult
 
 _ORDER = {"full": 0, "no-contrib": 1, "reduced": 2, "reduced-types": 3, "minimal": 4}
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from ortprune._io import atomic_write_text
 from ortprune.analyze.footprint import is_system_library
-from ortprune.build.deps import DepsDir, apply_deps, missing_system_headers
-from ortprune.build.variants import BuildSpec, build_py_args
 from ortprune.cache import cache_dir
 from ortprune.errors import BuildError
+from ortprune.ortbuild.deps import DepsDir, apply_deps, missing_system_headers
+from ortprune.ortbuild.variants import BuildSpec, build_py_args
 
 TAIL_LINES = 40
 _PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]")

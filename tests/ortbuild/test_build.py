@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from ortprune.build import deps as deps_mod
-from ortprune.build import runner
-from ortprune.build.deps import DepsDir, extract_deb, make_utf8_range_archive, rewrite_deps_txt
-from ortprune.build.variants import VARIANTS, BuildSpec, build_py_args
 from ortprune.errors import BuildError
-from tests.build import fake_ort
+from ortprune.ortbuild import deps as deps_mod
+from ortprune.ortbuild import runner
+from ortprune.ortbuild.deps import DepsDir, extract_deb, make_utf8_range_archive, rewrite_deps_txt
+from ortprune.ortbuild.variants import VARIANTS, BuildSpec, build_py_args
+from tests.ortbuild import fake_ort
 
 DEPS_TXT = """\
 #Name;Url;SHA1
@@ -254,8 +254,8 @@ def test_results_table_in_the_seed_form(fake_env: Path, tmp_path: Path, monkeypa
 def test_debian_deps_map_onto_ort_1_21_deps_txt(tmp_path: Path) -> None:
     """The real thing, minus the compile: fetch the pool's archives (cached) and map them onto the
     deps.txt of ORT 1.21.0's own source tarball."""
-    from ortprune.build.deps import fetch_debian
-    from ortprune.build.sources import download, release
+    from ortprune.ortbuild.deps import fetch_debian
+    from ortprune.ortbuild.sources import download, release
 
     deps = fetch_debian("1.21.0", tmp_path / "deps", quiet=True)
     assert set(deps.archives) == {"abseil_cpp", "protobuf", "onnx", "re2", "flatbuffers", "eigen", "utf8_range"}

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from ortprune.analyze.footprint import is_system_library
-from ortprune.build.runner import BuildResult, dt_needed
-from ortprune.build.variants import BuildSpec
 from ortprune.cache import cache_dir
 from ortprune.opconfig import OpConfig, OpId
+from ortprune.ortbuild.runner import BuildResult, dt_needed
+from ortprune.ortbuild.variants import BuildSpec
 from ortprune.runtime import Session, load_library
 from ortprune.verify import probe, verify
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ortprune._io import atomic_open, atomic_write_text
-from ortprune.build.sources import download, release
 from ortprune.cache import cache_dir
 from ortprune.errors import BuildError
+from ortprune.ortbuild.sources import download, release
 
 #: Header-only dependencies ORT finds with find_package from Debian -dev packages (path probed, package).
 SYSTEM_HEADERS: dict[str, tuple[str, str]] = {

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ortprune.build.deps import DepsDir, fetch_debian, load_deps_dir
-from ortprune.build.runner import BuildResult, ProgressFn, build, export, ort_version_of
-from ortprune.build.sources import RELEASES, resolve_source
-from ortprune.build.variants import VARIANTS, BuildSpec
+from ortprune.ortbuild.deps import DepsDir, fetch_debian, load_deps_dir
+from ortprune.ortbuild.runner import BuildResult, ProgressFn, build, export, ort_version_of
+from ortprune.ortbuild.sources import RELEASES, resolve_source
+from ortprune.ortbuild.variants import VARIANTS, BuildSpec
 
 __all__ = ["VARIANTS", "BuildResult", "BuildSpec", "build", "build_variant", "export", "fetch_debian"]
 
