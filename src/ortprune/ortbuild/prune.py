@@ -1,0 +1,397 @@
+"""Below ORT's own switches: source transforms applied in a build tree, never to the cached source.
+
+Like ORT's ``reduce_op_kernels.py`` (which writes ``op_reduction.generated/``), every transform writes into
+the build directory of one build:
+
+* ``schemas``: onnx's ``_deps/onnx-src/onnx/defs/operator_sets.h`` (extracted per build dir) keeps only the
+  ``fn(GetOpSchema<…>())`` lines of the schema versions the config's ops resolve to at their opsets, plus
+  those of the ops ORT's layout transformer may insert; ``operator_sets_ml.h`` keeps nothing when no
+  ``ai.onnx.ml`` op is used; ORT's contrib ``ms_opset.h`` likewise (a generated copy that a generated copy of
+  ``environment.cc`` includes). A schema that is never registered is never referenced, so ``--gc-sections``
+  drops it with its inference and function-body code.
+* ``optimizers``: a generated copy of ``graph_transformer_utils.cc`` constructs only the graph transformers
+  and rewrite rules the models need at load (``used_transformers`` finds them on the full build); the
+  others are never constructed and their code goes.
+
+Generated ORT sources are swapped into their CMake targets by ``overlay.cmake``, included through
+``CMAKE_PROJECT_onnxruntime_INCLUDE`` (nothing in the cached source changes). Every other compile command is
+unchanged, so a pruned build after a full one recompiles only the files that include a changed file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ortprune._io import atomic_write_text
+from ortprune.errors import BuildError
+from ortprune.opconfig import OpConfig
+
+#: The pruning levers ``ortprune build --prune`` accepts.
+LEVERS = ("schemas", "optimizers")
+
+#: Where the generated ORT sources and the CMake overlay go, inside the build directory.
+GENERATED = "ortprune.generated"
+
+#: Schema class tags (``ONNX_OPERATOR_SET_SCHEMA_CLASS_NAME(Tag, version, Op)``) per config domain.
+DOMAIN_TAGS: dict[str, str] = {"ai.onnx": "Onnx", "ai.onnx.ml": "OnnxML", "com.microsoft": "Microsoft"}
+
+_FN_LINE = re.compile(
+    r"^[ \t]*fn\(GetOpSchema<ONNX_OPERATOR_SET_SCHEMA_CLASS_NAME\((\w+),\s*(\d+),\s*(\w+)\)>\(\)\);[ \t]*\n", re.M
+)
+
+SchemaId = tuple[str, int, str]  # (tag, since_version, op)
+
+
+def check_levers(levers: Iterable[str]) -> tuple[str, ...]:
+    """The levers sorted and de-duplicated; BuildError naming the allowed ones for anything else."""
+    chosen = tuple(sorted({lv.strip() for lv in levers if lv.strip()}))
+    bad = [lv for lv in chosen if lv not in LEVERS]
+    if bad:
+        raise BuildError(f"unknown --prune lever(s) {', '.join(bad)}; choose from {', '.join(LEVERS)}")
+    return chosen
+
+
+# -- schemas --------------------------------------------------------------------------------------------
+def schema_entries(text: str) -> list[SchemaId]:
+    """Every schema a header registers, in order: ``(tag, since_version, op)``."""
+    return [(m[1], int(m[2]), m[3]) for m in _FN_LINE.finditer(text)]
+
+
+def wanted_schemas(config: OpConfig, added: Iterable[tuple[str, str, int]] = ()) -> dict[str, dict[str, set[int]]]:
+    """``{tag: {op: {opset, ...}}}``: the ops to keep and the opsets their schemas must resolve at.
+
+    ``added`` are ``(domain, op, version)`` ops ORT's layout transformer may insert (``ORT_ADDED_OPS``): they
+    resolve at the opsets the config lists for their domain (any version when the domain is absent).
+    """
+    wanted: dict[str, dict[str, set[int]]] = {}
+    opsets: dict[str, set[int]] = {}
+    for op in config:
+        tag = DOMAIN_TAGS.get(op.domain)
+        if tag is None:
+            continue
+        wanted.setdefault(tag, {}).setdefault(op.op, set()).add(op.opset)
+        opsets.setdefault(tag, set()).add(op.opset)
+    for domain, name, version in added:
+        tag = DOMAIN_TAGS.get(domain)
+        if tag is None:
+            continue
+        at = opsets.get(tag) or {version}
+        wanted.setdefault(tag, {}).setdefault(name, set()).update(at)
+    return wanted
+
+
+def resolve_schemas(entries: Iterable[SchemaId], wanted: Mapping[str, Mapping[str, set[int]]]) -> set[SchemaId]:
+    """The schema each wanted op resolves to at each of its opsets: the latest since_version <= opset
+    (how ONNX's registry and ORT's graph resolution pick a node's schema)."""
+    versions: dict[tuple[str, str], list[int]] = {}
+    for tag, version, op in entries:
+        versions.setdefault((tag, op), []).append(version)
+    keep: set[SchemaId] = set()
+    for tag, ops in wanted.items():
+        for op, opsets in ops.items():
+            for opset in opsets:
+                fit = [v for v in versions.get((tag, op), []) if v <= opset]
+                if fit:
+                    keep.add((tag, max(fit), op))
+    return keep
+
+
+@dataclass
+class SchemaCut:
+    """What a cut kept and dropped in one header."""
+
+    path: str
+    kept: list[SchemaId] = field(default_factory=list)
+    dropped: list[SchemaId] = field(default_factory=list)
+
+
+def cut_schemas(text: str, keep: set[SchemaId], path: str | Path = "<header>") -> tuple[str, SchemaCut]:
+    """``text`` without the ``fn(GetOpSchema<…>())`` lines not in ``keep`` (declarations stay, so code that
+    names a schema class directly, like ORT's NHWC schemas, still compiles)."""
+    cut = SchemaCut(str(path))
+    if not _FN_LINE.search(text):
+        raise BuildError("no fn(GetOpSchema<...>()) registration lines: not an operator set header", path)
+
+    def one(m: re.Match[str]) -> str:
+        sid = (m[1], int(m[2]), m[3])
+        if sid in keep:
+            cut.kept.append(sid)
+            return m[0]
+        cut.dropped.append(sid)
+        return ""
+
+    return _FN_LINE.sub(one, text), cut
+
+
+# -- optimizers -----------------------------------------------------------------------------------------
+_CONSTRUCT = re.compile(r"\b(transformers\.emplace_back|rules\.push_back)\(\s*std::make_unique<(\w+)>\(")
+
+
+@dataclass(frozen=True)
+class Construction:
+    """One ``transformers.emplace_back(std::make_unique<Cls>(…));`` or ``rules.push_back(…);`` statement."""
+
+    cls: str
+    kind: str  # "transformer" | "rule"
+    start: int
+    end: int  # after the closing ';'
+
+
+def constructions(text: str) -> list[Construction]:
+    """The statements of ``graph_transformer_utils.cc`` that construct a transformer or rule, with their
+    extent (balanced parentheses; hand-written because no C++ parser is a dependency here)."""
+    found = []
+    for m in _CONSTRUCT.finditer(text):
+        depth, i = 0, m.start(1) + len(m[1])
+        while i < len(text):
+            c = text[i]
+            if c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+                if depth == 0:
+                    break
+            i += 1
+        end = text.index(";", i) + 1
+        found.append(Construction(m[2], "rule" if m[1].startswith("rules") else "transformer", m.start(), end))
+    return found
+
+
+def cut_transformers(text: str, drop: set[str], path: str | Path = "graph_transformer_utils.cc") -> tuple[str, list[str]]:
+    """``text`` without the construction statements of the classes in ``drop``; returns the dropped classes."""
+    found = constructions(text)
+    if not found:
+        raise BuildError("no transformer constructions found: not ORT's graph_transformer_utils.cc", path)
+    out, pos, dropped = [], 0, []
+    for c in found:
+        if c.cls in drop:
+            out.append(text[pos : c.start])
+            out.append(f"/* ortprune: {c.cls} not constructed */")
+            pos = c.end
+            dropped.append(c.cls)
+    out.append(text[pos:])
+    return "".join(out), sorted(set(dropped))
+
+
+_NAME_LITERAL = re.compile(r'(?:GraphTransformer|RewriteRule|SelectorActionTransformer)\s*[({]\s*"(\w+)"')
+_NAME_CONSTANT = re.compile(r'(?:GraphTransformer|SelectorActionTransformer)\s*[({]\s*(k\w+)\b')
+_RETURN_LITERAL = re.compile(r'return\s+"(\w+)"\s*;')
+_TERNARY_LITERAL = re.compile(r'GraphTransformer\([^;{]*?\?\s*"(\w+)"\s*:\s*"(\w+)"\s*\+')
+
+
+def _class_names(cls: str, files: Mapping[Path, str]) -> tuple[str, ...]:
+    """The names a transformer/rule class passes to its base: from its in-class constructor (header) or its
+    out-of-line one (``Cls::Cls(...)`` in a .cc); () when they cannot be read."""
+    decl = re.compile(rf"\bclass\s+{cls}\b[^;]*?\{{")
+    ctor = re.compile(rf"\b{cls}::{cls}\(")
+    for text in files.values():
+        for m in (decl.search(text), ctor.search(text)):
+            if not m:
+                continue
+            body = text[m.end() : m.end() + 4000]
+            nxt = re.search(r"\n(?:class|struct)\s+\w+|\n}", body)
+            body = body[: nxt.start()] if nxt else body
+            tern = _TERNARY_LITERAL.search(body)
+            if tern:
+                return (tern[1], tern[2])  # "TransposeOptimizer" or "TransposeOptimizer_" + ep
+            lits = _NAME_LITERAL.findall(body)
+            for const in _NAME_CONSTANT.findall(body):
+                lits += re.findall(rf'\b{const}\s*=\s*"(\w+)"', text)
+            if not lits and re.search(r"GraphTransformer\(\s*Get\w+Name\(", body):
+                lits = _RETURN_LITERAL.findall(text[: m.start()] + body)
+            if lits:
+                return tuple(dict.fromkeys(lits))
+    return ()
+
+
+def transformer_names(source: Path) -> dict[str, tuple[str, ...]]:
+    """``{class: names}``: the names (``Name()``, what ORT logs and what
+    ``optimization.disable_specified_optimizers`` takes) each class constructed in
+    ``graph_transformer_utils.cc`` runs under. A name ending in ``_`` is a prefix (``TransposeOptimizer_<ep>``).
+    A class whose names cannot be read from its source is left out: it is always kept."""
+    opt = source / "onnxruntime/core/optimizer"
+    utils = opt / "graph_transformer_utils.cc"
+    try:
+        text = utils.read_text()
+    except OSError:
+        raise BuildError("not an ONNX Runtime source tree (no graph_transformer_utils.cc)", source) from None
+    files = {f: f.read_text(errors="replace") for pat in ("*.h", "*.cc") for f in sorted(opt.rglob(pat))}
+    found = constructions(text)
+    names = {cls: _class_names(cls, files) for cls in sorted({c.cls for c in found})}
+    # A rewrite rule runs inside its level's rule-based transformer, which is what ORT logs: a rule is kept
+    # when that transformer changed the graph (or the rule's own name is kept).
+    for c in found:
+        if c.kind == "rule" and names.get(c.cls):
+            level = re.findall(r"TransformerLevel::Level(\d)", text[: c.start])
+            if level:
+                names[c.cls] += (f"Level{level[-1]}_RuleBasedTransformer",)
+    return {cls: ns for cls, ns in names.items() if ns}
+
+
+def classes_to_drop(names: Mapping[str, tuple[str, ...]], keep: Iterable[str]) -> set[str]:
+    """Classes none of whose names is in ``keep`` (a name ``X_`` matches every ``X_…``)."""
+    keep = set(keep)
+
+    def used(n: str) -> bool:
+        return n in keep or (n.endswith("_") and any(k.startswith(n) for k in keep))
+
+    return {cls for cls, ns in names.items() if not any(used(n) for n in ns)}
+
+
+# -- applying to a build tree ---------------------------------------------------------------------------
+@dataclass
+class PruneReport:
+    """What the transforms of one build changed (written as ``prune.json`` in the build dir)."""
+
+    levers: list[str]
+    schemas: list[SchemaCut] = field(default_factory=list)
+    transformers_dropped: list[str] = field(default_factory=list)
+    generated: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "levers": self.levers,
+            "schemas": {
+                c.path: {"kept": len(c.kept), "dropped": len(c.dropped)} for c in self.schemas
+            },
+            "transformers_dropped": self.transformers_dropped,
+            "generated": self.generated,
+        }
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Write only when the content differs: an unchanged mtime keeps ninja from recompiling."""
+    if not path.exists() or path.read_text() != text:
+        atomic_write_text(path, text)
+
+
+def _pristine(path: Path) -> str:
+    """The original text of a build-tree file this module edits in place (kept once as ``*.ortprune-orig``)."""
+    orig = path.with_name(path.name + ".ortprune-orig")
+    if not orig.exists():
+        try:
+            atomic_write_text(orig, path.read_text())
+        except OSError:
+            raise BuildError("expected file is missing from the build tree", path) from None
+    return orig.read_text()
+
+
+def _keep_for(config: OpConfig, added: Iterable[tuple[str, str, int]], texts: Iterable[str]) -> set[SchemaId]:
+    entries = [e for t in texts for e in schema_entries(t)]
+    return resolve_schemas(entries, wanted_schemas(config, added))
+
+
+OVERLAY_CMAKE = """# Written by ortprune: swap generated copies of ORT sources into their targets (see ortbuild/prune.py).
+cmake_language(DEFER CALL _ortprune_overlay)
+function(_ortprune_overlay)
+  get_property(_targets DIRECTORY "${{CMAKE_CURRENT_SOURCE_DIR}}" PROPERTY BUILDSYSTEM_TARGETS)
+  foreach(_t IN LISTS _targets)
+    get_target_property(_srcs ${{_t}} SOURCES)
+    if(NOT _srcs)
+      continue()
+    endif()
+    set(_new)
+    set(_changed FALSE)
+    foreach(_s IN LISTS _srcs)
+{cases}      list(APPEND _new "${{_s}}")
+    endforeach()
+    if(_changed)
+      set_property(TARGET ${{_t}} PROPERTY SOURCES ${{_new}})
+    endif()
+  endforeach()
+endfunction()
+"""
+
+_OVERLAY_CASE = """      if(_s STREQUAL "{orig}")
+        message(STATUS "ortprune: ${{_t}}: {orig} -> {new}")
+        set(_s "{new}")
+        set(_changed TRUE)
+      endif()
+"""
+
+
+def overlay_cmake(swaps: Mapping[Path, Path]) -> str:
+    """The CMake file that replaces each original source with its generated copy in every target."""
+    cases = "".join(_OVERLAY_CASE.format(orig=o.as_posix(), new=n.as_posix()) for o, n in sorted(swaps.items()))
+    return OVERLAY_CMAKE.format(cases=cases)
+
+
+def overlay_path(build_dir: Path) -> Path:
+    return build_dir / GENERATED / "overlay.cmake"
+
+
+def prepare_sources(
+    source: Path,
+    build_dir: Path,
+    levers: tuple[str, ...],
+    config: OpConfig | None,
+    keep_transformers: tuple[str, ...] = (),
+    added: Iterable[tuple[str, str, int]] = (),
+) -> tuple[list[str], PruneReport]:
+    """Before configuring: write the generated ORT sources and ``overlay.cmake`` into the build dir.
+
+    Returns the CMake defines that include the overlay, and what was cut so far.
+    """
+    report = PruneReport(list(levers))
+    gen = build_dir / GENERATED
+    swaps: dict[Path, Path] = {}
+    if "schemas" in levers:
+        if config is None:
+            raise BuildError("--prune schemas needs --config (the ops whose schemas stay)")
+        env_cc = source / "onnxruntime/core/session/environment.cc"
+        ms_h = source / "onnxruntime/core/graph/contrib_ops/ms_opset.h"
+        try:
+            env_text, ms_text = env_cc.read_text(), ms_h.read_text()
+        except OSError as e:
+            raise BuildError(f"not an ONNX Runtime source tree: {e}", source) from None
+        include = '#include "core/graph/contrib_ops/ms_opset.h"'
+        if include not in env_text:
+            raise BuildError(f"environment.cc no longer has {include}: the contrib-schema cut needs updating", env_cc)
+        new_ms, cut = cut_schemas(ms_text, _keep_for(config, added, [ms_text]), ms_h)
+        gen_ms = gen / "onnxruntime/core/graph/contrib_ops/ms_opset.h"
+        gen_env = gen / "onnxruntime/core/session/environment.cc"
+        _write_if_changed(gen_ms, new_ms)
+        _write_if_changed(gen_env, env_text.replace(include, f'#include "{gen_ms.as_posix()}"'))
+        swaps[env_cc] = gen_env
+        report.schemas.append(cut)
+        report.generated += [str(gen_ms), str(gen_env)]
+    if "optimizers" in levers:
+        utils = source / "onnxruntime/core/optimizer/graph_transformer_utils.cc"
+        drop = classes_to_drop(transformer_names(source), keep_transformers)
+        new_text, dropped = cut_transformers(utils.read_text(), drop, utils)
+        gen_utils = gen / "onnxruntime/core/optimizer/graph_transformer_utils.cc"
+        _write_if_changed(gen_utils, new_text)
+        swaps[utils] = gen_utils
+        report.transformers_dropped = dropped
+        report.generated.append(str(gen_utils))
+    if not swaps:
+        return [], report
+    _write_if_changed(overlay_path(build_dir), overlay_cmake(swaps))
+    return [f"CMAKE_PROJECT_onnxruntime_INCLUDE={overlay_path(build_dir)}"], report
+
+
+def prune_deps(
+    config_dir: Path,
+    levers: tuple[str, ...],
+    config: OpConfig | None,
+    added: Iterable[tuple[str, str, int]] = (),
+    report: PruneReport | None = None,
+) -> PruneReport:
+    """After configuring (which extracts onnx into ``_deps/onnx-src``), before ninja: cut onnx's operator
+    set headers in this build dir. Idempotent: always cut from the pristine copy, write only on change."""
+    report = report or PruneReport(list(levers))
+    if "schemas" not in levers:
+        return report
+    if config is None:
+        raise BuildError("--prune schemas needs --config (the ops whose schemas stay)")
+    defs = config_dir / "_deps/onnx-src/onnx/defs"
+    for name in ("operator_sets.h", "operator_sets_ml.h"):
+        path = defs / name
+        text = _pristine(path)
+        new_text, cut = cut_schemas(text, _keep_for(config, added, [text]), path)
+        _write_if_changed(path, new_text)
+        report.schemas.append(cut)
+    return report
