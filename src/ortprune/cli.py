@@ -106,9 +106,12 @@ def build(
     ] = "",
     keep_transformers: Annotated[
         str,
-        typer.Option("--keep-transformers", help="With --prune optimizers: the transformer names to keep "
-                     "(comma-separated; `ortprune transformers` prints them)."),
-    ] = "",  # fmt: skip
+        typer.Option(
+            "--keep-transformers",
+            help="With --prune optimizers: the transformer names to keep "
+            "(comma-separated; `ortprune transformers` prints them).",
+        ),
+    ] = "",
 ) -> None:
     """Build an ONNX Runtime variant with ORT's own build.py (MinSizeRel, shared library), cached and resumable."""
     from ortprune.ortbuild import build_variant, export
@@ -137,11 +140,16 @@ def transformers(
     """The graph transformers that change the models' graphs at load (for --prune optimizers), from ORT's log."""
     from ortprune.bundled import model_paths
     from ortprune.scan.files import find_models
-    from ortprune.scan.transformers import transformer_log
+    from ortprune.scan.transformers import changed_by_disabling, transformer_log
 
-    log = transformer_log(find_models(model_paths(models or [], bundled)), lib, optimization_level.value)
+    paths = find_models(model_paths(models or [], bundled))
+    log = transformer_log(paths, lib, optimization_level.value)
     console.print(f"{len(log.used)} of {len(log.ran)} transformers changed the graph; unused: {', '.join(log.unused)}")
-    out.print(",".join(log.used), markup=False, highlight=False)
+    changed = changed_by_disabling(paths, lib, log.unused, optimization_level.value)
+    if changed:
+        raise OrtpruneError(f"disabling the unused transformers changed the optimized graph of {changed[0]}")
+    console.print(f"checked: with the {len(log.unused)} unused ones disabled, every optimized graph is byte-identical")
+    out.print(",".join(log.used), markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -160,7 +160,9 @@ def constructions(text: str) -> list[Construction]:
     return found
 
 
-def cut_transformers(text: str, drop: set[str], path: str | Path = "graph_transformer_utils.cc") -> tuple[str, list[str]]:
+def cut_transformers(
+    text: str, drop: set[str], path: str | Path = "graph_transformer_utils.cc"
+) -> tuple[str, list[str]]:
     """``text`` without the construction statements of the classes in ``drop``; returns the dropped classes."""
     found = constructions(text)
     if not found:
@@ -177,7 +179,7 @@ def cut_transformers(text: str, drop: set[str], path: str | Path = "graph_transf
 
 
 _NAME_LITERAL = re.compile(r'(?:GraphTransformer|RewriteRule|SelectorActionTransformer)\s*[({]\s*"(\w+)"')
-_NAME_CONSTANT = re.compile(r'(?:GraphTransformer|SelectorActionTransformer)\s*[({]\s*(k\w+)\b')
+_NAME_CONSTANT = re.compile(r"(?:GraphTransformer|SelectorActionTransformer)\s*[({]\s*(k\w+)\b")
 _RETURN_LITERAL = re.compile(r'return\s+"(\w+)"\s*;')
 _TERNARY_LITERAL = re.compile(r'GraphTransformer\([^;{]*?\?\s*"(\w+)"\s*:\s*"(\w+)"\s*\+')
 
@@ -254,9 +256,7 @@ class PruneReport:
     def summary(self) -> dict[str, object]:
         return {
             "levers": self.levers,
-            "schemas": {
-                c.path: {"kept": len(c.kept), "dropped": len(c.dropped)} for c in self.schemas
-            },
+            "schemas": {c.path: {"kept": len(c.kept), "dropped": len(c.dropped)} for c in self.schemas},
             "transformers_dropped": self.transformers_dropped,
             "generated": self.generated,
         }
@@ -284,31 +284,41 @@ def _keep_for(config: OpConfig, added: Iterable[tuple[str, str, int]], texts: It
     return resolve_schemas(entries, wanted_schemas(config, added))
 
 
-OVERLAY_CMAKE = """# Written by ortprune: swap generated copies of ORT sources into their targets (see ortbuild/prune.py).
+OVERLAY_CMAKE = """# Written by ortprune: swap generated copies of ORT sources into their targets (ortbuild/prune.py).
 cmake_language(DEFER CALL _ortprune_overlay)
 function(_ortprune_overlay)
   get_property(_targets DIRECTORY "${{CMAKE_CURRENT_SOURCE_DIR}}" PROPERTY BUILDSYSTEM_TARGETS)
+  set(_done)
   foreach(_t IN LISTS _targets)
     get_target_property(_srcs ${{_t}} SOURCES)
+    get_target_property(_dir ${{_t}} SOURCE_DIR)
     if(NOT _srcs)
       continue()
     endif()
     set(_new)
     set(_changed FALSE)
     foreach(_s IN LISTS _srcs)
+      # ORT globs "cmake/../onnxruntime/..." paths: compare normalized absolute paths
+      get_filename_component(_abs "${{_s}}" ABSOLUTE BASE_DIR "${{_dir}}")
 {cases}      list(APPEND _new "${{_s}}")
     endforeach()
     if(_changed)
       set_property(TARGET ${{_t}} PROPERTY SOURCES ${{_new}})
     endif()
   endforeach()
+  foreach(_o IN ITEMS {origs})
+    if(NOT _o IN_LIST _done)
+      message(FATAL_ERROR "ortprune: no target compiles ${{_o}}: the --prune overlay does not fit this ORT source")
+    endif()
+  endforeach()
 endfunction()
 """
 
-_OVERLAY_CASE = """      if(_s STREQUAL "{orig}")
+_OVERLAY_CASE = """      if(_abs STREQUAL "{orig}")
         message(STATUS "ortprune: ${{_t}}: {orig} -> {new}")
         set(_s "{new}")
         set(_changed TRUE)
+        list(APPEND _done "{orig}")
       endif()
 """
 
@@ -316,7 +326,8 @@ _OVERLAY_CASE = """      if(_s STREQUAL "{orig}")
 def overlay_cmake(swaps: Mapping[Path, Path]) -> str:
     """The CMake file that replaces each original source with its generated copy in every target."""
     cases = "".join(_OVERLAY_CASE.format(orig=o.as_posix(), new=n.as_posix()) for o, n in sorted(swaps.items()))
-    return OVERLAY_CMAKE.format(cases=cases)
+    origs = " ".join(f'"{o.as_posix()}"' for o in sorted(swaps))
+    return OVERLAY_CMAKE.format(cases=cases, origs=origs)
 
 
 def overlay_path(build_dir: Path) -> Path:

@@ -225,7 +225,8 @@ def build(
     if spec.wheel:
         ensure_wheel_datasets(source)
         defines += (f"pybind11_project_DIR={pybind11_cmake_dir()}",)  # FetchContent names it pybind11_project
-    prune_report, prune_config, added = None, None, ()
+    prune_report, prune_config = None, None
+    added: tuple[tuple[str, str, int], ...] = ()
     if spec.prune:
         from ortprune.analyze.estimate import ort_added_ops
 

@@ -76,3 +76,37 @@ def transformer_log(models: Iterable[Path], lib: str | Path | None, level: str =
                 "cannot tell which ones the model needs", model
             )  # fmt: skip
     return log
+
+
+#: Session config key that disables transformers and rewrite rules by name (``;``-separated).
+DISABLE_KEY = "optimization.disable_specified_optimizers"
+
+
+def _optimized_bytes(model: Path, lib: str | Path | None, level: str, disabled: Iterable[str], tmp: Path) -> bytes:
+    from ortprune.runtime import Session
+    from ortprune.scan.optimize import _SAVE_CONFIG
+
+    tmp.mkdir()
+    config = dict(_SAVE_CONFIG)
+    if disabled:
+        config[DISABLE_KEY] = ";".join(disabled)
+    Session(model, lib, optimization_level=level, log_level="error", optimized_model_path=tmp / "optimized.onnx",
+            config=config).close()  # fmt: skip
+    weights = tmp / _SAVE_CONFIG["session.optimized_model_external_initializers_file_name"]
+    return (tmp / "optimized.onnx").read_bytes() + (weights.read_bytes() if weights.exists() else b"")
+
+
+def changed_by_disabling(
+    models: Iterable[Path], lib: str | Path | None, disabled: Iterable[str], level: str = "all"
+) -> list[Path]:
+    """The models whose optimized graph (saved model and weights, byte for byte) differs when ``disabled``
+    transformers are switched off: [] proves a build without them optimizes these models identically."""
+    disabled = tuple(disabled)
+    changed = []
+    with tempfile.TemporaryDirectory(prefix="ortprune-tf-") as tmp:
+        for i, model in enumerate(models):
+            a = _optimized_bytes(model, lib, level, (), Path(tmp) / f"{i}-all")
+            b = _optimized_bytes(model, lib, level, disabled, Path(tmp) / f"{i}-pruned")
+            if a != b:
+                changed.append(model)
+    return changed
