@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import tarfile
 from pathlib import Path
 
 import pytest
 
+from ortprune.cache import cache_dir
 from ortprune.errors import BuildError
 from ortprune.ortbuild import deps as deps_mod
 from ortprune.ortbuild import runner
@@ -104,7 +106,9 @@ def test_extract_deb(tmp_path: Path) -> None:
 def test_build_py_args_per_variant(tmp_path: Path, name: str) -> None:
     typed = 'ai.onnx;17;Add{"inputs": {"0": ["float"]}}\n'
     config = typed if VARIANTS[name].needs_config else None
-    spec = BuildSpec("1.21.0", name, config, ("--enable_lto",), cmake_defines=("safeint_SOURCE_DIR=/s",))
+    keep = ("ConstantFolding",) if "optimizers" in VARIANTS[name].prune else ()
+    spec = BuildSpec("1.21.0", name, config, ("--enable_lto",), cmake_defines=("safeint_SOURCE_DIR=/s",),
+                     keep_transformers=keep)  # fmt: skip
     args = build_py_args(spec, tmp_path / "b", tmp_path / "ops.config" if config else None, parallel=2, as_root=True)
     assert args[:4] == ["--build_dir", str(tmp_path / "b"), "--config", "MinSizeRel"]
     for flag in ["--build_shared_lib", "--skip_tests", "--update", "--allow_running_as_root", "--enable_lto"]:
@@ -118,6 +122,8 @@ def test_build_py_args_per_variant(tmp_path: Path, name: str) -> None:
         "no-contrib": {"--disable_contrib_ops"},
         "reduced": {"--include_ops_by_config"},
         "reduced-types": {"--include_ops_by_config", "--enable_reduced_operator_type_support"},
+        "reduced-pruned": {"--include_ops_by_config"},  # + source transforms (ortbuild.prune), no build.py flag
+        "reduced-max": {"--include_ops_by_config", "--disable_ml_ops", "--disable_rtti"},
         "minimal": {"--include_ops_by_config", "--enable_reduced_operator_type_support", "--minimal_build",
                     "--disable_exceptions", "--disable_ml_ops", "--disable_rtti"},
     }[name]  # fmt: skip
@@ -288,3 +294,26 @@ def test_wheel_build_finds_pybind11_from_pypi_and_runs_build_py_build(fake_env: 
     assert result.wheel_file and result.wheel_file.endswith(".whl")
     runner.export(result, fake_env.parent / "out")
     assert (fake_env.parent / "out" / Path(result.wheel_file).name).read_bytes() == b"PK fake wheel"
+
+
+def test_pruned_build_transforms_only_its_build_tree(fake_env: Path) -> None:
+    from tests.ortbuild.test_prune import ML, ONNX, fake_source, opset_header
+
+    fake_source(fake_env)
+    config = "ai.onnx;17;Add,Gather\ncom.microsoft;1;BiasGelu\n"
+    spec = BuildSpec("1.21.0", "reduced-pruned", config, keep_transformers=("ConstantFolding",))
+    defs = cache_dir("builds", spec.key(), "MinSizeRel", "_deps", "onnx-src", "onnx", "defs")
+    defs.mkdir(parents=True)  # what configure extracts from onnx's archive
+    (defs / "operator_sets.h").write_text(opset_header("Onnx", ONNX))
+    (defs / "operator_sets_ml.h").write_text(opset_header("OnnxML", ML))
+    source_before = {p: p.read_bytes() for p in fake_env.rglob("*") if p.is_file()}
+    result = runner.build(spec, fake_env, log=lambda s: None)
+    assert result.prune == ["optimizers", "schemas"] and result.keep_transformers == ["ConstantFolding"]
+    assert any(a.startswith("CMAKE_PROJECT_onnxruntime_INCLUDE=") for a in result.build_py_args)
+    summary = json.loads(Path(result.build_dir, "prune.json").read_text())
+    # Add-14, Gather-13 and the Transpose-13 ORT's layout transformer may insert (read from the source tree)
+    assert summary["schemas"][str(defs / "operator_sets.h")] == {"kept": 3, "dropped": len(ONNX) - 3}
+    assert summary["schemas"][str(defs / "operator_sets_ml.h")] == {"kept": 0, "dropped": len(ML)}
+    assert "GeluFusion" in summary["transformers_dropped"]
+    assert {p: p.read_bytes() for p in fake_env.rglob("*") if p.is_file()} == source_before
+    assert result.stripped_bytes and Path(result.stripped_library or "").is_file()

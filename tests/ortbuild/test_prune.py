@@ -166,6 +166,13 @@ def fake_source(root: Path) -> Path:
     (session / "environment.cc").write_text(
         '#include "onnx/defs/operator_sets.h"\n#include "core/graph/contrib_ops/ms_opset.h"\nvoid Register() {}\n'
     )
+    layout = opt / "layout_transformation"
+    layout.mkdir()
+    (layout / "layout_transformation_potentially_added_ops.h").write_text(
+        "// @@region_begin(extended_minimal_build_required_kernels)@@\n"
+        + "".join(f'    OpIdentifierWithStringViews{{kOnnxDomain, "Transpose", {v}}},\n' for v in (1, 13, 21))
+        + "// @@region_end(extended_minimal_build_required_kernels)@@\n"
+    )
     contrib = root / "onnxruntime/core/graph/contrib_ops"
     contrib.mkdir(parents=True)
     (contrib / "ms_opset.h").write_text(opset_header("Microsoft", MS))
