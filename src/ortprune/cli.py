@@ -117,8 +117,7 @@ def build(
     from ortprune.ortbuild import build_variant, export
     from ortprune.report.progress import build_progress
 
-    levers = tuple(p for p in prune.split(",") if p.strip())
-    keep = tuple(k.strip() for k in keep_transformers.split(",") if k.strip())
+    levers, keep = _csv(prune), _csv(keep_transformers)
     with build_progress(console, f"{variant.value}") as progress:
         result = build_variant(source, variant.value, config, deps, tuple(extra or ()), wheel, jobs, progress,
                                prune=levers, keep_transformers=keep)  # fmt: skip
@@ -385,8 +384,17 @@ def estimate(
     ] = False,
     fmt: Annotated[SizeFormat, typer.Option("--format", "-f", help="Output format.")] = SizeFormat.table,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file (atomically).")] = None,
+    variant: Annotated[
+        VariantName, typer.Option("--variant", help="The variant to predict (its flags and levers).")
+    ] = VariantName.reduced,
+    prune: Annotated[str, typer.Option("--prune", help="Levers on top, as for build: schemas,optimizers.")] = "",
+    keep_transformers: Annotated[str, typer.Option("--keep-transformers", help="As for build (with optimizers).")] = "",
+    extra: Annotated[list[str] | None, typer.Option("--extra", help="Stock flags, as for build.")] = None,
+    source: Annotated[
+        str, typer.Option("--source", help="The ORT source (transformer names are read from it).")
+    ] = "debian:1.21.0",
 ) -> None:
-    """Predict the size of the --include_ops_by_config build from the full build, before building it."""
+    """Predict the size of a reduced build (and its pruning levers) from the full build, before building it."""
     from ortprune.analyze import estimate as est
     from ortprune.opconfig import OpConfig
 
@@ -397,11 +405,27 @@ def estimate(
         return
     if config is None:
         raise OrtpruneError("estimate needs --config ops.config (or --per-op)")
-    result = est.estimate(full, OpConfig.load(config), str(config))
+    levers = None
+    if prune or keep_transformers or extra or variant is not VariantName.reduced:
+        from ortprune.ortbuild import BuildSpec
+        from ortprune.ortbuild.prune import estimate_levers
+        from ortprune.ortbuild.runner import ort_version_of
+        from ortprune.ortbuild.sources import resolve_source
+
+        src = resolve_source(source)
+        spec = BuildSpec(ort_version_of(src), variant.value, config.read_text(), tuple(extra or ()),
+                         prune=_csv(prune), keep_transformers=_csv(keep_transformers))  # fmt: skip
+        levers = estimate_levers(spec, src)
+    result = est.estimate(full, OpConfig.load(config), str(config), levers=levers)
     if fmt is SizeFormat.json:
         _emit(json.dumps(result.to_dict(), indent=1) + "\n", output)
     else:
         _emit(est.estimate_markdown(result), output)
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    """A comma-separated option as a tuple, blanks dropped."""
+    return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
 def _emit(text: str, output: Path | None) -> None:

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import onnx.defs
+
+from ortprune.opconfig import OpConfig
+
+#: Schema class tags in ONNX/ORT's C++ (``ONNX_OPERATOR_SET_SCHEMA_CLASS_NAME(Tag, version, Op)`` makes the
+#: class ``Tag_ver<version>_<Op>``) per config domain.
+DOMAIN_TAGS: dict[str, str] = {"ai.onnx": "Onnx", "ai.onnx.ml": "OnnxML", "com.microsoft": "Microsoft"}
+
+SchemaId = tuple[str, int, str]  # (tag, since_version, op)
 
 
 @functools.cache
@@ -54,3 +63,42 @@ def latest_opset(domain: str) -> int | None:
         return int(onnx.defs.onnx_ml_opset_version())
     versions = [s.since_version for (d, _), group in _ort_schemas().items() if d == domain for s in group]
     return max(versions) if versions else None
+
+
+def wanted_schemas(config: OpConfig, added: Iterable[tuple[str, str, int]] = ()) -> dict[str, dict[str, set[int]]]:
+    """``{tag: {op: {opset, ...}}}``: the ops to keep and the opsets their schemas must resolve at.
+
+    ``added`` are ``(domain, op, version)`` ops ORT's layout transformer may insert (``ORT_ADDED_OPS``): they
+    resolve at the opsets the config lists for their domain (any version when the domain is absent).
+    """
+    wanted: dict[str, dict[str, set[int]]] = {}
+    opsets: dict[str, set[int]] = {}
+    for op in config:
+        tag = DOMAIN_TAGS.get(op.domain)
+        if tag is None:
+            continue
+        wanted.setdefault(tag, {}).setdefault(op.op, set()).add(op.opset)
+        opsets.setdefault(tag, set()).add(op.opset)
+    for domain, name, version in added:
+        tag = DOMAIN_TAGS.get(domain)
+        if tag is None:
+            continue
+        at = opsets.get(tag) or {version}
+        wanted.setdefault(tag, {}).setdefault(name, set()).update(at)
+    return wanted
+
+
+def resolve_schemas(entries: Iterable[SchemaId], wanted: Mapping[str, Mapping[str, set[int]]]) -> set[SchemaId]:
+    """The schema each wanted op resolves to at each of its opsets: the latest since_version <= opset
+    (how ONNX's registry and ORT's graph resolution pick a node's schema)."""
+    versions: dict[tuple[str, str], list[int]] = {}
+    for tag, version, op in entries:
+        versions.setdefault((tag, op), []).append(version)
+    keep: set[SchemaId] = set()
+    for tag, ops in wanted.items():
+        for op, opsets in ops.items():
+            for opset in opsets:
+                fit = [v for v in versions.get((tag, op), []) if v <= opset]
+                if fit:
+                    keep.add((tag, max(fit), op))
+    return keep

@@ -99,6 +99,76 @@ extern "C" __attribute__((visibility("default"))) int RegisterKernels(int x) {
 """
 
 
+#: Schema registration and graph transformers in ORT's shapes, for the pruning levers: onnx registers every
+#: schema of an opset in ``OpSet_*::ForEachSchema`` (ortprune cuts the lines of the versions a config does not
+#: resolve to: here ``-DDROP_SCHEMA_ADD_13``), and ORT constructs every transformer in
+#: ``GenerateTransformers`` (ortprune drops the construction: ``-DDROP_GELU``). Appended to CXX_ORT.
+CXX_LEVERS = r"""
+#include <memory>
+#include <vector>
+namespace onnx {
+struct OpSchema { int (*infer)(int); };
+template <typename T> OpSchema GetOpSchema();
+class Onnx_ver13_Add;
+class Onnx_ver14_Add;
+__attribute__((noinline)) int AddInference13(int x) {
+  volatile int v = x; for (int i = 0; i < 60; ++i) v = v * 3 + i; return v;
+}
+__attribute__((noinline)) int AddInference14(int x) {
+  volatile int v = x; for (int i = 0; i < 70; ++i) v = v * 5 + i; return v;
+}
+template <> OpSchema GetOpSchema<Onnx_ver13_Add>() { return OpSchema{[](int x) { return AddInference13(x); }}; }
+template <> OpSchema GetOpSchema<Onnx_ver14_Add>() { return OpSchema{[](int x) { return AddInference14(x) + 1; }}; }
+class OpSet_Onnx_ver13 {
+ public:
+  __attribute__((noinline)) static void ForEachSchema(void (*fn)(OpSchema&&)) {
+#ifndef DROP_SCHEMA_ADD_13
+    fn(GetOpSchema<Onnx_ver13_Add>());
+#endif
+  }
+};
+class OpSet_Onnx_ver14 {
+ public:
+  __attribute__((noinline)) static void ForEachSchema(void (*fn)(OpSchema&&)) { fn(GetOpSchema<Onnx_ver14_Add>()); }
+};
+}  // namespace onnx
+namespace onnxruntime {
+class GraphTransformer {
+ public:
+  virtual ~GraphTransformer() = default;
+  virtual int Apply(int x) const = 0;
+};
+class GeluFusion : public GraphTransformer {
+ public:
+  __attribute__((noinline)) int Apply(int x) const override {
+    volatile int v = x; for (int i = 0; i < 80; ++i) v = v * 11 - i; return v;
+  }
+};
+class ConstantFolding : public GraphTransformer {
+ public:
+  __attribute__((noinline)) int Apply(int x) const override { volatile int v = x; return v + 5; }
+};
+__attribute__((noinline)) std::vector<std::unique_ptr<GraphTransformer>> GenerateTransformers() {
+  std::vector<std::unique_ptr<GraphTransformer>> transformers;
+#ifndef DROP_GELU
+  transformers.emplace_back(std::make_unique<GeluFusion>());
+#endif
+  transformers.emplace_back(std::make_unique<ConstantFolding>());
+  return transformers;
+}
+}  // namespace onnxruntime
+static int g_schemas = 0;
+static void Sink(onnx::OpSchema&& s) { g_schemas += s.infer(g_schemas); }
+extern "C" __attribute__((visibility("default"))) int RegisterSchemasAndOptimize(int x) {
+  onnx::OpSet_Onnx_ver13::ForEachSchema(Sink);
+  onnx::OpSet_Onnx_ver14::ForEachSchema(Sink);
+  int s = g_schemas;
+  for (auto& t : onnxruntime::GenerateTransformers()) s += t->Apply(x);
+  return s;
+}
+"""
+
+
 @dataclass
 class BuiltLib:
     path: Path
@@ -154,13 +224,18 @@ def build_c(
 
 
 def build_cxx_ort(
-    out_dir: Path, name: str = "libminiort.so", defines: list[str] | None = None, ldflags: list[str] | None = None
+    out_dir: Path,
+    name: str = "libminiort.so",
+    defines: list[str] | None = None,
+    ldflags: list[str] | None = None,
+    levers: bool = False,
 ) -> Path:
-    """Linked like libonnxruntime.so: a version script exports only the API, --gc-sections drops the rest."""
-    src = out_dir / "miniort.cc"
-    src.write_text(CXX_ORT)
+    """Linked like libonnxruntime.so: a version script exports only the API, --gc-sections drops the rest.
+    ``levers`` adds schema registration and graph transformers (CXX_LEVERS)."""
+    src = out_dir / f"{Path(name).stem}.cc"
+    src.write_text(CXX_ORT + (CXX_LEVERS if levers else ""))
     script = out_dir / "miniort.lds"
-    script.write_text("{ global: RegisterKernels; local: *; };\n")
+    script.write_text("{ global: RegisterKernels; RegisterSchemasAndOptimize; local: *; };\n")
     lib = out_dir / name
     cmd = ["g++", "-shared", "-fPIC", "-Os", "-std=c++17", "-ffunction-sections", "-fdata-sections"]
     cmd += ["-Wl,--gc-sections", f"-Wl,--version-script={script}", *[f"-D{d}" for d in defines or []]]

@@ -23,6 +23,7 @@ The test of the estimate is the real reduced build: ``ortprune size diff FULL RE
 from __future__ import annotations
 
 import json
+import re
 import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ class Estimate:
     reachable_fraction: float  #: share of symbol bytes the full graph reaches (scanner coverage)
     top_removed: list[tuple[str, int]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    levers: str = "none"  #: PruneLevers.describe() of the levers estimated on top of the config
 
     @property
     def removed_total(self) -> int:
@@ -284,8 +286,9 @@ def _build_graph(elf: ElfFile, syms: list[SizedSymbol]) -> _Graph:
     return _Graph(starts, ends, fsz, is_data, names, (src_all, dst_all), roots)
 
 
-def _reach(g: _Graph, deleted: np.ndarray) -> np.ndarray:
-    """Nodes the roots reach when the registration tables no longer point at ``deleted`` nodes.
+def _reach(g: _Graph, deleted: np.ndarray, cut: np.ndarray | None = None) -> np.ndarray:
+    """Nodes the roots reach when the registration tables no longer point at ``deleted`` nodes and the
+    edges marked in ``cut`` (a mask over ``g.edges``: references a source transform removes) are gone.
 
     Only references *from data* (the tables) into a deleted node are cut: code that jumps into it (a
     kept registration folded onto a dropped one by identical-code folding) still reaches it.
@@ -293,6 +296,8 @@ def _reach(g: _Graph, deleted: np.ndarray) -> np.ndarray:
     n = len(g.starts)
     src, dst = g.edges
     keep = ~(deleted[dst] & g.is_data[src])
+    if cut is not None:
+        keep &= ~cut
     src, dst = src[keep], dst[keep]
     order = np.argsort(src, kind="stable")
     src, dst = src[order], dst[order]
@@ -367,6 +372,104 @@ def ort_added_ops(source: str | Path) -> tuple[tuple[str, str, int], ...]:
     return tuple((DOMAINS[d], op, int(v)) for d, op, v in re.findall(pattern, region) if d in DOMAINS)
 
 
+@dataclass(frozen=True)
+class PruneLevers:
+    """Levers below ORT's switches, estimated on top of the config's kernel reduction (``ortbuild.prune``
+    and stock build.py flags). Each is modelled as the references it removes from the full build's graph."""
+
+    schemas: bool = False  # registrations of schemas the config's ops do not resolve to
+    drop_transformers: frozenset[str] = frozenset()  # C++ classes never constructed (ortbuild.prune)
+    disable_rtti: bool = False  # vtables stop pointing at typeinfo
+    disable_ml_ops: bool = False  # ai.onnx.ml schemas and onnxruntime::ml code
+
+    def describe(self) -> str:
+        parts = ["schemas"] if self.schemas else []
+        if self.drop_transformers:
+            parts.append(f"optimizers (-{len(self.drop_transformers)} transformer classes)")
+        parts += [f for f, on in (("--disable_rtti", self.disable_rtti), ("--disable_ml_ops", self.disable_ml_ops))
+                  if on]  # fmt: skip
+        return ", ".join(parts) or "none"
+
+
+_SCHEMA_FN = re.compile(r"GetOpSchema<(?:[\w:]+::)?(Onnx|OnnxML|Microsoft)_ver(\d+)_(\w+)>\(\)")
+_REGISTERS_SCHEMAS = ("ForEachSchema", "RegisterOpSetSchema", "RegisterOnnxOperatorSetSchema",
+                      "RegisterOnnxMLOperatorSetSchema", "Environment::Initialize")  # fmt: skip
+
+
+_CONSTRUCTED = re.compile(r"^(?:vtable for (?:\w+::)*\w+$|(?:\w+::)*(\w+)::\1\()")
+
+
+def _shrink(g: _Graph, kind: np.ndarray, lost: np.ndarray) -> int:
+    """Bytes the code that keeps running loses with the cut references: each function that made ``kind``
+    references (edge mask) shrinks by its size times the share of them that is ``lost`` (one call sequence
+    per cut source line)."""
+    src = g.edges[0]
+    total = np.bincount(src[kind], minlength=len(g.names))
+    gone = np.bincount(src[lost], minlength=len(g.names))
+    has = (total > 0) & (gone > 0)
+    return int((g.file_sizes[has] * gone[has] / total[has]).sum())
+
+
+def _lever_cut(
+    g: _Graph, config: OpConfig, added_ops: tuple[tuple[str, str, int], ...], levers: PruneLevers
+) -> tuple[np.ndarray, int, list[str]]:
+    """The edges the levers remove (mask over ``g.edges``), the bytes the registration functions that lose
+    calls shrink by, and a note per lever."""
+    from ortprune.schemas import resolve_schemas, wanted_schemas
+
+    src, dst = g.edges
+    first = [n[0].name if n else "" for n in g.names]
+    cut = np.zeros(len(src), dtype=bool)
+    shrink = 0
+    notes = []
+    if levers.schemas or levers.disable_ml_ops:
+        schema_of: dict[int, tuple[str, int, str]] = {}
+        for i, node in enumerate(g.names):
+            for s in node:
+                m = _SCHEMA_FN.search(s.name)
+                if m:
+                    schema_of[i] = (m[1], int(m[2]), m[3])
+        if levers.schemas:
+            keep = resolve_schemas(schema_of.values(), wanted_schemas(config, added_ops))
+        else:  # --disable_ml_ops alone: every ai.onnx.ml schema goes
+            keep = {sid for sid in schema_of.values() if sid[0] != "OnnxML"}
+        dropped = np.zeros(len(g.names), dtype=bool)
+        dropped[[i for i, sid in schema_of.items() if sid not in keep]] = True
+        registers = np.array([any(k in n for k in _REGISTERS_SCHEMAS) for n in first], dtype=bool)
+        calls = registers[src] & np.isin(dst, np.array(sorted(schema_of), dtype=np.int64))
+        cut |= dropped[dst] & registers[src]
+        shrink += _shrink(g, calls, calls & cut)
+        notes.append(
+            f"schemas: {int(dropped.sum())} of {len(schema_of)} GetOpSchema<...> functions lose their registration "
+            "call (only calls from the opset registration code are cut; direct uses such as ORT's NHWC schemas stay)"
+        )
+    if levers.drop_transformers:
+        pat = re.compile(r"^(?:vtable for |)onnxruntime::(?:\w+::)*(" + "|".join(sorted(levers.drop_transformers))
+                         + r")(?:::\1\(|$)")  # fmt: skip
+        gone = np.array([bool(pat.match(n)) for n in first], dtype=bool)
+        cut |= gone[dst]
+        constructs = np.array([bool(_CONSTRUCTED.match(n)) for n in first], dtype=bool)
+        code = np.array([bool(n) and bool(n[0].section.flags & SHF_EXECINSTR) for n in g.names], dtype=bool)
+        shrink += _shrink(g, code[src] & constructs[dst], code[src] & gone[dst])
+        notes.append(
+            f"optimizers: every reference to the vtables and constructors of {len(levers.drop_transformers)} "
+            f"transformer classes is cut ({int(gone.sum())} symbols)"
+        )
+    if levers.disable_rtti:
+        vt = np.array([n.startswith("vtable for ") for n in first], dtype=bool)
+        ti = np.array([n.startswith("typeinfo for ") for n in first], dtype=bool)
+        cut |= vt[src] & ti[dst]
+        notes.append(
+            "--disable_rtti: vtables no longer point at typeinfo; typeinfo that exception handling or code still "
+            "uses stays (dynamic_cast/typeid rewrites ORT makes under -fno-rtti are not modelled)"
+        )
+    if levers.disable_ml_ops:
+        ml = np.array(["onnxruntime::ml::" in n for n in first], dtype=bool)
+        cut |= ml[dst]
+        notes.append("--disable_ml_ops: ai.onnx.ml schemas and every onnxruntime::ml:: symbol are cut")
+    return cut, shrink, notes
+
+
 def _is_registration(name: str) -> bool:
     """``BuildKernelCreateInfo<...>()`` itself: what a registration table points at (not its lambdas)."""
     return "BuildKernelCreateInfo<" in name and "{lambda" not in name and ")::" not in name
@@ -385,13 +488,15 @@ def estimate(
     config: OpConfig,
     config_name: str = "<config>",
     added_ops: tuple[tuple[str, str, int], ...] = ORT_ADDED_OPS,
+    levers: PruneLevers | None = None,
 ) -> Estimate:
     """Estimate the file size of the build of ``full``'s sources with ``--include_ops_by_config config``.
 
-    ``added_ops`` are the ops ORT's build adds to every config (``ORT_ADDED_OPS``; ``()`` for none).
+    ``added_ops`` are the ops ORT's build adds to every config (``ORT_ADDED_OPS``; ``()`` for none);
+    ``levers`` the pruning levers on top (``PruneLevers``).
     """
     try:
-        return _estimate(full, config, config_name, added_ops)
+        return _estimate(full, config, config_name, added_ops, levers or PruneLevers())
     except (OverflowError, struct.error) as e:  # addresses or sizes no linker writes
         raise ElfError(f"malformed ELF ({e})", full) from None
 
@@ -405,7 +510,11 @@ def _check_full_build(elf: ElfFile, full: str | Path, what: str) -> None:
 
 
 def _estimate(
-    full: str | Path, config: OpConfig, config_name: str, added_ops: tuple[tuple[str, str, int], ...]
+    full: str | Path,
+    config: OpConfig,
+    config_name: str,
+    added_ops: tuple[tuple[str, str, int], ...],
+    levers: PruneLevers,
 ) -> Estimate:
     with ElfFile(full) as elf:
         _check_full_build(elf, full, "estimate")
@@ -427,7 +536,8 @@ def _estimate(
         g = _build_graph(elf, syms)
         deleted = np.array([_dropped(node, removed_regs) for node in g.names], dtype=bool)
         before = _reach(g, np.zeros_like(deleted))
-        after = _reach(g, deleted)
+        cut, shrink, lever_notes = _lever_cut(g, config, added_ops, levers)
+        after = _reach(g, deleted, cut)
         gone = before & ~after
         named = np.array([bool(n) for n in g.names], dtype=bool)
         removed: dict[str, int] = {
@@ -452,6 +562,8 @@ def _estimate(
         if except_table is not None and text:
             removed[".gcc_except_table (scaled)"] = int(except_table.file_size * code_gone / text)
         removed["registration table slots"] = 32 * len(removed_regs)
+        if shrink:
+            removed["registration/construction code of cut lines (scaled)"] = shrink
         total_bytes = int(g.file_sizes[named].sum())
         reach_frac = float(g.file_sizes[before & named].sum() / total_bytes) if total_bytes else 0.0
         per_op: dict[str, set[KernelReg]] = {}
@@ -484,6 +596,7 @@ def _estimate(
             "a source file's merged strings while any of them is used, so that part is an upper bound",
             "not estimated: page-alignment padding, per-type reduction (--enable_reduced_operator_type_support)",
         ]
+        notes += lever_notes
         missing = [
             str(i) for i in config if not any(r.kept_by([i.opset]) for r in per_op.get(f"{i.domain};{i.op}", ()))
         ]
@@ -493,6 +606,7 @@ def _estimate(
         return Estimate(
             full=str(elf.path),
             config=config_name,
+            levers=levers.describe(),
             full_size=elf.file_size,
             estimated_size=est_size,
             removed=removed,
@@ -508,7 +622,9 @@ def _estimate(
 
 def estimate_markdown(e: Estimate) -> str:
     lines = [
-        f"Estimate for `{Path(e.full).name}` with `{e.config}`:",
+        f"Estimate for `{Path(e.full).name}` with `{e.config}`"
+        + (f", levers: {e.levers}" if e.levers != "none" else "")
+        + ":",
         "",
         "| Part removed | Bytes |",
         "|---|---:|",

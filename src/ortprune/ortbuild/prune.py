@@ -24,10 +24,16 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ortprune._io import atomic_write_text
 from ortprune.errors import BuildError
 from ortprune.opconfig import OpConfig
+from ortprune.schemas import SchemaId, resolve_schemas, wanted_schemas
+
+if TYPE_CHECKING:
+    from ortprune.analyze.estimate import PruneLevers
+    from ortprune.ortbuild.variants import BuildSpec
 
 #: The pruning levers ``ortprune build --prune`` accepts.
 LEVERS = ("schemas", "optimizers")
@@ -35,14 +41,9 @@ LEVERS = ("schemas", "optimizers")
 #: Where the generated ORT sources and the CMake overlay go, inside the build directory.
 GENERATED = "ortprune.generated"
 
-#: Schema class tags (``ONNX_OPERATOR_SET_SCHEMA_CLASS_NAME(Tag, version, Op)``) per config domain.
-DOMAIN_TAGS: dict[str, str] = {"ai.onnx": "Onnx", "ai.onnx.ml": "OnnxML", "com.microsoft": "Microsoft"}
-
 _FN_LINE = re.compile(
     r"^[ \t]*fn\(GetOpSchema<ONNX_OPERATOR_SET_SCHEMA_CLASS_NAME\((\w+),\s*(\d+),\s*(\w+)\)>\(\)\);[ \t]*\n", re.M
 )
-
-SchemaId = tuple[str, int, str]  # (tag, since_version, op)
 
 
 def check_levers(levers: Iterable[str]) -> tuple[str, ...]:
@@ -58,45 +59,6 @@ def check_levers(levers: Iterable[str]) -> tuple[str, ...]:
 def schema_entries(text: str) -> list[SchemaId]:
     """Every schema a header registers, in order: ``(tag, since_version, op)``."""
     return [(m[1], int(m[2]), m[3]) for m in _FN_LINE.finditer(text)]
-
-
-def wanted_schemas(config: OpConfig, added: Iterable[tuple[str, str, int]] = ()) -> dict[str, dict[str, set[int]]]:
-    """``{tag: {op: {opset, ...}}}``: the ops to keep and the opsets their schemas must resolve at.
-
-    ``added`` are ``(domain, op, version)`` ops ORT's layout transformer may insert (``ORT_ADDED_OPS``): they
-    resolve at the opsets the config lists for their domain (any version when the domain is absent).
-    """
-    wanted: dict[str, dict[str, set[int]]] = {}
-    opsets: dict[str, set[int]] = {}
-    for op in config:
-        tag = DOMAIN_TAGS.get(op.domain)
-        if tag is None:
-            continue
-        wanted.setdefault(tag, {}).setdefault(op.op, set()).add(op.opset)
-        opsets.setdefault(tag, set()).add(op.opset)
-    for domain, name, version in added:
-        tag = DOMAIN_TAGS.get(domain)
-        if tag is None:
-            continue
-        at = opsets.get(tag) or {version}
-        wanted.setdefault(tag, {}).setdefault(name, set()).update(at)
-    return wanted
-
-
-def resolve_schemas(entries: Iterable[SchemaId], wanted: Mapping[str, Mapping[str, set[int]]]) -> set[SchemaId]:
-    """The schema each wanted op resolves to at each of its opsets: the latest since_version <= opset
-    (how ONNX's registry and ORT's graph resolution pick a node's schema)."""
-    versions: dict[tuple[str, str], list[int]] = {}
-    for tag, version, op in entries:
-        versions.setdefault((tag, op), []).append(version)
-    keep: set[SchemaId] = set()
-    for tag, ops in wanted.items():
-        for op, opsets in ops.items():
-            for opset in opsets:
-                fit = [v for v in versions.get((tag, op), []) if v <= opset]
-                if fit:
-                    keep.add((tag, max(fit), op))
-    return keep
 
 
 @dataclass
@@ -406,3 +368,18 @@ def prune_deps(
         _write_if_changed(path, new_text)
         report.schemas.append(cut)
     return report
+
+
+def estimate_levers(spec: BuildSpec, source: Path) -> PruneLevers:
+    """What ``ortprune estimate`` models for a build spec: its prune levers and the stock flags it sets."""
+    from ortprune.analyze.estimate import PruneLevers
+    from ortprune.ortbuild.variants import variant
+
+    flags = (*variant(spec.variant).flags, *spec.extra_flags)
+    drop = classes_to_drop(transformer_names(source), spec.keep_transformers) if "optimizers" in spec.prune else set()
+    return PruneLevers(
+        schemas="schemas" in spec.prune,
+        drop_transformers=frozenset(drop),
+        disable_rtti="--disable_rtti" in flags,
+        disable_ml_ops="--disable_ml_ops" in flags,
+    )
