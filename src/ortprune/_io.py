@@ -38,3 +38,27 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_open(path, "wb") as f:
         f.write(data)
     return Path(path)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temp path beside ``path`` for a writer that opens files itself (ORT saving a model); renamed
+    over ``path`` only if the block succeeds, removed otherwise. Refuses to replace a non-regular file."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        from ortprune.errors import OrtpruneError
+
+        raise OrtpruneError("exists and is not a regular file; refusing to replace it", path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        if not tmp.is_file():
+            from ortprune.errors import OrtpruneError
+
+            raise OrtpruneError("the writer produced no file", path)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

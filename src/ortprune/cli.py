@@ -210,6 +210,30 @@ def slim(
         raise typer.Exit(1)
 
 
+@app.command()
+def convert(
+    models: Annotated[list[str], typer.Argument(help="ONNX model files, directories or bundled model names.")],
+    lib: Annotated[Path, typer.Option("--lib", help="The FULL libonnxruntime of the release the .ort is for.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory for the .ort files.")] = Path("ort-models"),
+    optimization_level: Annotated[Level, typer.Option("--optimization-level", "-O")] = Level.all,
+    keep_quantized: Annotated[
+        bool, typer.Option("--keep-quantized", help="Leave ConstantFolding out: int8 weights stay int8.")
+    ] = False,
+    optimized_onnx: Annotated[bool, typer.Option("--optimized-onnx", help="Also write <name>.optimized.onnx.")] = False,
+) -> None:
+    """ONNX → ORT format (.ort), optimized by LIB itself: the input a --minimal_build of that release needs."""
+    from ortprune.bundled import model_paths
+    from ortprune.convert import convert as run_convert
+
+    done = run_convert(model_paths(models), lib, out_dir, optimization_level.value, keep_quantized, optimized_onnx)
+    for c in done:
+        extra = f" + {c.optimized_onnx}" if c.optimized_onnx else ""
+        out.print(f"{c.source} ({c.source_bytes:,} B) -> {c.ort} ({c.ort_bytes:,} B, {c.ratio:.2f}x){extra}",
+                  soft_wrap=True, highlight=False)  # fmt: skip
+    console.print(f"converted {len(done)} model(s) with ONNX Runtime {done[0].ort_version} at level "
+                  f"{optimization_level.value}{', quantized weights kept' if keep_quantized else ''}")  # fmt: skip
+
+
 deps_app = typer.Typer(help="Dependency archives for offline ORT builds.", no_args_is_help=True)
 source_app = typer.Typer(help="ONNX Runtime source trees.", no_args_is_help=True)
 app.add_typer(deps_app, name="deps")

@@ -37,7 +37,9 @@ class TextEmbedding:
     .onnx file and tokenizer.json (sentence-transformers' ``1_Pooling/config.json`` and ``modules.json``
     decide pooling and normalization when present), or an .onnx file with tokenizer.json beside it.
     ``lib``: the libonnxruntime to run on (default: ``$ORT_DYLIB_PATH``, else the onnxruntime wheel's).
-    ``pooling`` / ``normalize`` override what the registry or directory says.
+    ``pooling`` / ``normalize`` override what the registry or directory says. ``cache`` (True, or a
+    directory) keeps the optimized model so the next process loads it without optimizing again
+    (:class:`ortprune.runtime.cache.OptimizedModelCache`). An ``.ort`` file runs as it is.
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class TextEmbedding:
         pooling: Pooling | str | None = None,
         normalize: bool | None = None,
         optimization_level: str | int = "all",
+        cache: bool | str | os.PathLike[str] | None = None,
     ) -> None:
         resolved = resolve_model(model_name_or_dir)
         info = resolved.info
@@ -61,7 +64,8 @@ class TextEmbedding:
         self.model_path = resolved.onnx
         self.tokenizer_dir = resolved.tokenizer_dir
         self.tokenizer, self.max_length = load_tokenizer(resolved.tokenizer_dir, max_length)
-        self.session = Session(resolved.onnx, lib, threads=threads, optimization_level=optimization_level)
+        self.session = Session(resolved.onnx, lib, threads=threads, optimization_level=optimization_level,
+                               cache=cache)  # fmt: skip
         names = set(self.session.input_names)
         for needed in ("input_ids", "attention_mask"):
             if needed not in names:

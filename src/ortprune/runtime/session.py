@@ -14,6 +14,7 @@ import numpy as np
 
 from ortprune.errors import OrtpruneError
 from ortprune.runtime import _capi
+from ortprune.runtime.cache import OptimizedModelCache, resolve_cache
 from ortprune.runtime.library import Library, _level, load_library
 
 
@@ -67,46 +68,29 @@ class Session:
         log_level: str | int | None = None,
         optimized_model_path: str | os.PathLike[str] | None = None,
         config: Mapping[str, str] | None = None,
+        cache: bool | str | os.PathLike[str] | OptimizedModelCache | None = None,
     ) -> None:
         self.lib = load_library(lib)
-        f = self.lib.f
         self._lock = threading.Lock()
         self._inflight = 0
         self._closing = False
         self.path: Path | None = None if isinstance(model, bytes | bytearray | memoryview) else Path(model)
-        what = f"ONNX Runtime {self.lib.version} ({self.lib.path}) could not load the model"
-
-        opts = ctypes.c_void_p()
-        self.lib.check(f.CreateSessionOptions(ctypes.byref(opts)), "creating session options")
-        release_opts = self.lib.own(self, "session_options", opts.value, f.ReleaseSessionOptions)
-        try:
-            if threads is not None:
-                if threads < 0:
-                    raise OrtpruneError(f"threads must be >= 0 (0 = ORT's default), got {threads}")
-                self.lib.check(f.SetIntraOpNumThreads(opts, threads), "setting intra-op threads")
-                self.lib.check(f.SetInterOpNumThreads(opts, threads), "setting inter-op threads")
-            level = _level(optimization_level, _capi.OPTIMIZATION_LEVELS, "optimization level")
-            self.lib.check(f.SetSessionGraphOptimizationLevel(opts, level), f"setting optimization level {level}")
-            if log_level is not None:
-                severity = _level(log_level, _capi.LOG_LEVELS, "log level")
-                self.lib.check(f.SetSessionLogSeverityLevel(opts, severity), "setting the log level")
-            if optimized_model_path is not None:
-                self.lib.check(f.SetOptimizedModelFilePath(opts, os.fsencode(optimized_model_path)),
-                               "setting the optimized model path")  # fmt: skip
-            for key, value in (config or {}).items():
-                self.lib.check(f.AddSessionConfigEntry(opts, key.encode(), value.encode()),
-                               f"setting session config {key}={value}")  # fmt: skip
-
-            sess = ctypes.c_void_p()
-            if self.path is None:
-                data = bytes(model)  # type: ignore[arg-type]
-                status = f.CreateSessionFromArray(self.lib.env, data, len(data), opts, ctypes.byref(sess))
-                self.lib.check(status, what, f"<model bytes, {len(data)} B>")
-            else:
-                self.lib.check(f.CreateSession(self.lib.env, os.fsencode(self.path), opts, ctypes.byref(sess)),
-                               what, self.path)  # fmt: skip
-        finally:
-            release_opts()  # ORT copies what it needs from the options into the session
+        if threads is not None and threads < 0:
+            raise OrtpruneError(f"threads must be >= 0 (0 = ORT's default), got {threads}")
+        level = _level(optimization_level, _capi.OPTIMIZATION_LEVELS, "optimization level")
+        config = dict(config or {})
+        #: "hit" (loaded the cached optimized model), "miss" / "rebuilt" (optimized and saved), or None
+        self.cache_status: str | None = None
+        #: the file the session was created from (the cache entry on a hit)
+        self.loaded_from: Path | None = self.path
+        store = resolve_cache(cache)
+        cacheable = store is not None and self.path is not None and level != 0 and optimized_model_path is None
+        if cacheable and not _is_ort_format(model, self.path):
+            assert store is not None and self.path is not None
+            sess = self._open_cached(store, self.path, level, threads, log_level, config)
+        else:
+            sess = self._open(model, level, threads, log_level, optimized_model_path, config)
+        f = self.lib.f
         self._ptr: int | None = sess.value
         self._release = self.lib.own(self, "session", sess.value, f.ReleaseSession)
 
@@ -116,6 +100,80 @@ class Session:
                                                               f.SessionGetOutputTypeInfo)  # fmt: skip
         self._input_by_name = {i.name: i for i in self.inputs}
         self._output_names = {o.name for o in self.outputs}
+
+    def _open(
+        self,
+        model: str | os.PathLike[str] | bytes | bytearray | memoryview,
+        level: int,
+        threads: int | None,
+        log_level: str | int | None,
+        optimized_model_path: str | os.PathLike[str] | None,
+        config: dict[str, str],
+    ) -> ctypes.c_void_p:
+        """Create the ORT session (options made, applied and released here)."""
+        f = self.lib.f
+        path = None if isinstance(model, bytes | bytearray | memoryview) else Path(model)
+        what = f"ONNX Runtime {self.lib.version} ({self.lib.path}) could not load the model"
+        config = dict(config)
+        if _is_ort_format(model, path):
+            if path is not None:
+                from ortprune.ortformat import check_runtime
+
+                check_runtime(path, self.lib.version)
+            config.setdefault("session.load_model_format", "ORT")
+        opts = ctypes.c_void_p()
+        self.lib.check(f.CreateSessionOptions(ctypes.byref(opts)), "creating session options")
+        release_opts = self.lib.own(self, "session_options", opts.value, f.ReleaseSessionOptions)
+        try:
+            if threads is not None:
+                self.lib.check(f.SetIntraOpNumThreads(opts, threads), "setting intra-op threads")
+                self.lib.check(f.SetInterOpNumThreads(opts, threads), "setting inter-op threads")
+            self.lib.check(f.SetSessionGraphOptimizationLevel(opts, level), f"setting optimization level {level}")
+            if log_level is not None:
+                severity = _level(log_level, _capi.LOG_LEVELS, "log level")
+                self.lib.check(f.SetSessionLogSeverityLevel(opts, severity), "setting the log level")
+            if optimized_model_path is not None:
+                self.lib.check(f.SetOptimizedModelFilePath(opts, os.fsencode(optimized_model_path)),
+                               "setting the optimized model path")  # fmt: skip
+            for key, value in config.items():
+                self.lib.check(f.AddSessionConfigEntry(opts, key.encode(), value.encode()),
+                               f"setting session config {key}={value}")  # fmt: skip
+            sess = ctypes.c_void_p()
+            if path is None:
+                data = bytes(model)  # type: ignore[arg-type]
+                status = f.CreateSessionFromArray(self.lib.env, data, len(data), opts, ctypes.byref(sess))
+                self.lib.check(status, what, f"<model bytes, {len(data)} B>")
+            else:
+                self.lib.check(f.CreateSession(self.lib.env, os.fsencode(path), opts, ctypes.byref(sess)), what,
+                               path)  # fmt: skip
+        finally:
+            release_opts()  # ORT copies what it needs from the options into the session
+        return sess
+
+    def _open_cached(
+        self,
+        store: OptimizedModelCache,
+        path: Path,
+        level: int,
+        threads: int | None,
+        log_level: str | int | None,
+        config: dict[str, str],
+    ) -> ctypes.c_void_p:
+        """Load the cached optimized model at level disable, or optimize ``path`` and save it to the cache."""
+        key = store.key(path, self.lib.path, self.lib.version, str(level))
+        existed = store.entry(key).exists()
+        hit = store.lookup(key)
+        if hit is not None:
+            try:
+                sess = self._open(hit, 0, threads, log_level, None, config)
+                self.cache_status, self.loaded_from = "hit", hit
+                return sess
+            except OrtpruneError as e:
+                store.discard(key, f"it cannot be loaded: {e}")
+        self.cache_status = "rebuilt" if existed else "miss"
+        with store.writing(key) as tmp:
+            save = {**config, "session.save_model_format": "ORT"}
+            return self._open(path, level, threads, log_level, tmp, save)
 
     # -- metadata -----------------------------------------------------------------------------------
     @property
@@ -308,6 +366,14 @@ class Session:
     def __repr__(self) -> str:
         src = str(self.path) if self.path is not None else "<bytes>"
         return f"Session({src!r}, inputs={self.input_names}, outputs={self.output_names}, lib={self.lib.version})"
+
+
+def _is_ort_format(model: object, path: Path | None) -> bool:
+    from ortprune.ortformat import FILE_IDENTIFIER, is_ort_format
+
+    if path is not None:
+        return is_ort_format(path)
+    return bytes(memoryview(model)[4:8]) == FILE_IDENTIFIER  # type: ignore[arg-type]
 
 
 def _fmt(shape: Sequence[int | str | None]) -> str:

@@ -94,3 +94,24 @@ def graph_ops(
         for key, t in typeinfo.collect_types(kernel_nodes, elem.get).items():
             result.config.types[key] = t
     return result
+
+
+def ort_graph_ops(path: Path, with_types: bool = False) -> GraphOps:
+    """The ops of an ORT-format model, read by ORT's own processor: each op at its kernel's since-version
+    (``ai.onnx;15;Shape``), which is what a ``--minimal_build`` config lists; types from ORT's
+    OperatorTypeUsageManager when ``with_types``."""
+    from ortprune.opconfig import OpTypes
+    from ortprune.ortformat import ops_and_types, read_info
+
+    required, manager = ops_and_types(path, with_types)
+    info = read_info(path)
+    result = GraphOps(config=OpConfig(), opsets=dict(info.opsets))
+    for domain, by_opset in required.items():
+        for opset, ops in by_opset.items():
+            for op in ops:
+                types = None
+                if manager is not None:
+                    entry = manager.get_config_entry(domain, op)
+                    types = OpTypes.from_json(entry) if entry else None
+                result.config.add(domain, opset, op, types)
+    return result

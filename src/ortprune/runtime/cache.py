@@ -1,0 +1,157 @@
+"""A cache of optimized models, so a process loads what an earlier one optimized (cold start).
+
+ORT optimizes a model every time a session is created (level ``all``: fusions, constant folding of
+weights), which is most of a fresh process's load time on our MinSizeRel builds. The first session of a
+model saves the graph it optimized, in ORT format (``session.save_model_format=ORT``); later sessions
+load that file at level ``disable`` (and so pre-pack exactly the same constant weights: outputs are
+bit-identical).
+
+An entry is keyed by everything the optimized graph depends on: the model's content hash, the library's
+content hash and version, the optimization level and the CPU features ORT's rewrites depend on (ORT
+warns that NCHWc-optimized models are hardware-specific). Each entry carries ``meta.json`` with those
+fields and the saved file's size; an entry that does not match (another CPU or library copied in,
+truncated, unreadable by ORT) is rebuilt, with a warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import shutil
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ortprune import platform as plat
+from ortprune.cache import cache_dir, file_digest
+
+ENTRY_MODEL = "model.ort"
+ENTRY_META = "meta.json"
+FORMAT = 1
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was unusable and has been rebuilt."""
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    model_sha256: str
+    library_sha256: str
+    ort_version: str
+    level: str
+    machine: str
+    cpu_flags: tuple[str, ...]
+
+    def digest(self) -> str:
+        data = json.dumps([FORMAT, *asdict(self).values()], default=list)
+        return hashlib.sha256(data.encode()).hexdigest()[:24]
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["cpu_flags"] = list(self.cpu_flags)
+        return d
+
+
+def content_digest(path: str | Path, index: Path) -> str:
+    """SHA-256 of a file, remembered per (real path, size, mtime, inode) so a warm start does not hash
+    a 90 MB model again. A changed file has a new mtime and is hashed anew."""
+    p = Path(path).resolve()
+    st = p.stat()
+    stat_key = hashlib.sha256(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}".encode()).hexdigest()[:32]
+    memo = index / stat_key
+    with contextlib.suppress(OSError):
+        text = memo.read_text().strip()
+        if len(text) == 64:
+            return text
+    digest = file_digest(p, 64)
+    with contextlib.suppress(OSError):
+        index.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
+        tmp.write_text(digest + "\n")
+        os.replace(tmp, memo)
+    return digest
+
+
+class OptimizedModelCache:
+    """Entries under ``root`` (default ``~/.cache/ortprune/optimized``): ``<key digest>/model.ort`` +
+    ``meta.json``."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else cache_dir("optimized")
+
+    def key(self, model: str | Path, library_path: str | Path, ort_version: str, level: str) -> CacheKey:
+        index = self.root / "index"
+        return CacheKey(
+            model_sha256=content_digest(model, index),
+            library_sha256=content_digest(library_path, index),
+            ort_version=ort_version,
+            level=level,
+            machine=platform.machine(),
+            cpu_flags=plat.cpu_flags(),
+        )
+
+    def entry(self, key: CacheKey) -> Path:
+        return self.root / key.digest()
+
+    def lookup(self, key: CacheKey) -> Path | None:
+        """The saved model of a valid entry for ``key``; an invalid entry is removed (with a warning)."""
+        entry = self.entry(key)
+        model, meta_path = entry / ENTRY_MODEL, entry / ENTRY_META
+        if not entry.exists():
+            return None
+        problem = None
+        try:
+            meta = json.loads(meta_path.read_text())
+            if meta.get("key") != key.to_dict():
+                problem = "it was made for another model, library, level or CPU"
+            elif model.stat().st_size != meta.get("ort_bytes"):
+                problem = f"its model is {model.stat().st_size} B, not the {meta.get('ort_bytes')} B written"
+        except (OSError, ValueError) as e:
+            problem = f"unreadable ({e})"
+        if problem is None:
+            return model
+        self.discard(key, problem)
+        return None
+
+    def discard(self, key: CacheKey, why: str) -> None:
+        entry = self.entry(key)
+        warnings.warn(f"optimized-model cache entry {entry} is unusable ({why}); rebuilding it", CacheWarning,
+                      stacklevel=3)  # fmt: skip
+        shutil.rmtree(entry, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def writing(self, key: CacheKey):  # type: ignore[no-untyped-def]
+        """Yields the temp path ORT should save the optimized model to; on success the entry appears
+        whole (meta.json written, directory renamed into place), on failure nothing is left."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".{key.digest()}.{os.getpid()}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        try:
+            yield tmp / ENTRY_MODEL
+            meta = {"format": FORMAT, "key": key.to_dict(), "ort_bytes": (tmp / ENTRY_MODEL).stat().st_size}
+            (tmp / ENTRY_META).write_text(json.dumps(meta, indent=2) + "\n")
+            target = self.entry(key)
+            shutil.rmtree(target, ignore_errors=True)
+            try:
+                os.replace(tmp, target)
+            except OSError:  # another process put the same entry in place first: keep theirs
+                shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+def resolve_cache(cache: bool | str | os.PathLike[str] | OptimizedModelCache | None) -> OptimizedModelCache | None:
+    """``True`` → the default cache; a path → a cache rooted there; ``False``/``None`` → no cache."""
+    if cache is None or cache is False:
+        return None
+    if isinstance(cache, OptimizedModelCache):
+        return cache
+    if cache is True:
+        return OptimizedModelCache()
+    return OptimizedModelCache(Path(os.fspath(cache)))

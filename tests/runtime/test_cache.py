@@ -1,0 +1,127 @@
+"""The optimized-model cache on the wheel's real libonnxruntime (1.32) and the real int8 MiniLM: a second
+session loads the saved optimized model with outputs bit-identical; entries from another CPU, library or
+release and corrupt entries are never used, and are rebuilt."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ortprune import platform as plat
+from ortprune.runtime import Session, wheel_library
+from ortprune.runtime.cache import ENTRY_META, ENTRY_MODEL, CacheWarning, OptimizedModelCache
+
+LIB = wheel_library()
+pytestmark = pytest.mark.skipif(LIB is None, reason="needs the onnxruntime wheel's libonnxruntime")
+FEEDS = {
+    "input_ids": np.array([[101, 7592, 1010, 2088, 999, 102]], dtype=np.int64),
+    "attention_mask": np.ones((1, 6), dtype=np.int64),
+    "token_type_ids": np.zeros((1, 6), dtype=np.int64),
+}
+
+
+@pytest.fixture(scope="module")
+def reference(int8_model: Path) -> np.ndarray:
+    return Session(int8_model, LIB).run(FEEDS)["last_hidden_state"]
+
+
+def entries(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and (p / ENTRY_META).exists())
+
+
+def run(model: Path, root: Path) -> tuple[Session, np.ndarray]:
+    s = Session(model, LIB, cache=root)
+    return s, s.run(FEEDS)["last_hidden_state"]
+
+
+def test_miss_then_hit_identical(tmp_path: Path, int8_model: Path, reference: np.ndarray) -> None:
+    s1, out1 = run(int8_model, tmp_path)
+    assert s1.cache_status == "miss" and s1.loaded_from == int8_model
+    (entry,) = entries(tmp_path)
+    meta = json.loads((entry / ENTRY_META).read_text())
+    assert meta["key"]["level"] == "99" and meta["key"]["cpu_flags"] == list(plat.cpu_flags())
+    s2, out2 = run(int8_model, tmp_path)
+    assert s2.cache_status == "hit" and s2.loaded_from == entry / ENTRY_MODEL
+    assert np.array_equal(out1, reference) and np.array_equal(out2, reference)
+
+
+def test_disable_level_and_ort_files_bypass(tmp_path: Path, int8_model: Path) -> None:
+    s = Session(int8_model, LIB, optimization_level="disable", cache=tmp_path)
+    assert s.cache_status is None and not tmp_path.joinpath("index").exists()
+
+
+def test_other_cpu_never_reused(tmp_path: Path, int8_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry made on a CPU with other features (faked: cpu_flags patched) is not this CPU's entry."""
+    monkeypatch.setattr(plat, "cpu_flags", lambda: ("avx512f", "avx512vnni"))
+    assert run(int8_model, tmp_path)[0].cache_status == "miss"
+    monkeypatch.undo()
+    s, _ = run(int8_model, tmp_path)
+    assert s.cache_status == "miss"
+    assert len(entries(tmp_path)) == 2
+
+
+@pytest.mark.parametrize("field", ["cpu_flags", "ort_version", "library_sha256"])
+def test_entry_for_something_else_is_rebuilt(tmp_path: Path, int8_model: Path, reference: np.ndarray,
+                                             field: str) -> None:  # fmt: skip
+    """An entry whose meta names another CPU, ORT release or library (copied in from elsewhere) is
+    rebuilt, with a warning, and the session still runs the right model."""
+    run(int8_model, tmp_path)
+    (entry,) = entries(tmp_path)
+    meta = json.loads((entry / ENTRY_META).read_text())
+    meta["key"][field] = ["sse2"] if field == "cpu_flags" else "other"
+    (entry / ENTRY_META).write_text(json.dumps(meta))
+    with pytest.warns(CacheWarning, match="made for another model, library, level or CPU"):
+        s, out = run(int8_model, tmp_path)
+    assert s.cache_status == "rebuilt" and np.array_equal(out, reference)
+    assert json.loads((entry / ENTRY_META).read_text())["key"][field] != meta["key"][field]
+    assert run(int8_model, tmp_path)[0].cache_status == "hit"
+
+
+def test_truncated_entry_is_rebuilt(tmp_path: Path, int8_model: Path, reference: np.ndarray) -> None:
+    run(int8_model, tmp_path)
+    (entry,) = entries(tmp_path)
+    data = (entry / ENTRY_MODEL).read_bytes()
+    (entry / ENTRY_MODEL).write_bytes(data[: len(data) // 2])
+    with pytest.warns(CacheWarning, match="not the .* B written"):
+        s, out = run(int8_model, tmp_path)
+    assert s.cache_status == "rebuilt" and np.array_equal(out, reference)
+    assert (entry / ENTRY_MODEL).stat().st_size == len(data)
+
+
+def test_garbled_entry_is_rebuilt(tmp_path: Path, int8_model: Path, reference: np.ndarray) -> None:
+    """Same size, garbage where the flatbuffer's tables are: ORT refuses it, the cache rebuilds it."""
+    run(int8_model, tmp_path)
+    (entry,) = entries(tmp_path)
+    data = bytearray((entry / ENTRY_MODEL).read_bytes())
+    data[8:4096] = b"\xff" * (4096 - 8)
+    (entry / ENTRY_MODEL).write_bytes(bytes(data))
+    with pytest.warns(CacheWarning, match="it cannot be loaded"):
+        s, out = run(int8_model, tmp_path)
+    assert s.cache_status == "rebuilt" and np.array_equal(out, reference)
+
+
+def test_changed_model_gets_a_new_entry(tmp_path: Path) -> None:
+    from onnx import numpy_helper
+
+    from ..models import save, tiny_matmul
+
+    model = save(tiny_matmul(), tmp_path / "m.onnx")
+    root = tmp_path / "cache"
+    assert Session(model, LIB, cache=root).cache_status == "miss"
+    assert Session(model, LIB, cache=root).cache_status == "hit"
+    m2 = tiny_matmul()
+    m2.graph.initializer[0].CopyFrom(numpy_helper.from_array(np.full((4, 4), 2.0, dtype=np.float32), "w"))
+    save(m2, model)
+    s = Session(model, LIB, cache=root)
+    assert s.cache_status == "miss"
+    x = np.ones((1, 4), dtype=np.float32)
+    assert np.array_equal(s.run({"x": x})["y"], np.full((1, 4), 8.0, dtype=np.float32))
+    assert len(entries(root)) == 2
+
+
+def test_default_root_follows_ortprune_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path))
+    assert OptimizedModelCache().root == tmp_path / "optimized"
