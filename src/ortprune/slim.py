@@ -92,7 +92,7 @@ def slim(
     tolerance: float = 1e-5,
     ui: StageUI | None = None,
 ) -> SlimResult:
-    from ortprune.ortbuild import build_variant
+    from ortprune.ortbuild import VARIANTS, build_variant
     from ortprune.scan import scan
 
     ui = ui or StageUI()
@@ -111,9 +111,9 @@ def slim(
 
     builds: dict[str, dict[str, Any]] = {}
 
-    def build(variant: str, config: Path | None) -> None:
+    def build(variant: str, config: Path | None, keep: tuple[str, ...] = ()) -> None:
         with ui.build_progress(variant) as progress:
-            b = build_variant(ort, variant, config, jobs=jobs, progress=progress)
+            b = build_variant(ort, variant, config, jobs=jobs, progress=progress, keep_transformers=keep)
         builds[variant] = b.__dict__ | {"library_sha": file_digest(b.library)}
 
     with timed("build"):
@@ -123,9 +123,15 @@ def slim(
         config_path = out / "ops.config"
         result.write(config_path, out / "scan.json")
     res = SlimResult(out=out, config_path=config_path, scan=result.to_json_dict(), builds=builds)
+    keep: tuple[str, ...] = ()
+    if any("optimizers" in VARIANTS[v].prune for v in variants if v in VARIANTS):
+        with timed("scan"):
+            keep = _used_transformers(models, builds["full"]["library"], level, builds["full"]["library_sha"])
+            ui.note(f"graph transformers the models need at level {level}: {', '.join(keep) or 'none'}")
     with timed("build"):
         for variant in variants:
-            build(variant, None if variant == "no-contrib" else config_path)
+            prunes = variant in VARIANTS and "optimizers" in VARIANTS[variant].prune
+            build(variant, None if variant == "no-contrib" else config_path, keep if prunes else ())
     full_lib = res.builds["full"]["library"]
     config_sha = file_digest(config_path)
     pruned = [v for v in variants]
@@ -165,6 +171,23 @@ def slim(
         (out / ".libonnxruntime.so.tmp").replace(target)
         write_report(res)
     return res
+
+
+def _used_transformers(models: list[Path], full_lib: str, level: str, full_sha: str) -> tuple[str, ...]:
+    """The transformers that change the models' graphs on the full build (ORT's log), checked: with all the
+    others disabled the full build optimizes every model into the byte-identical graph."""
+    from ortprune.errors import OrtpruneError
+    from ortprune.scan.transformers import changed_by_disabling, transformer_log
+
+    def compute() -> dict[str, Any]:
+        log = transformer_log(models, full_lib, level)
+        changed = changed_by_disabling(models, full_lib, log.unused, level)
+        if changed:
+            raise OrtpruneError("disabling the transformers that logged no change changed the graph", changed[0])
+        return {"used": list(log.used), "unused": list(log.unused)}
+
+    memo = _memo("transformers", [full_sha, level, *(file_digest(m) for m in models)], compute)
+    return tuple(memo["used"])
 
 
 def _probe_json(lib: str, config: Any, jobs: int | None) -> dict[str, Any]:

@@ -13,12 +13,15 @@ from ortprune.ortbuild.runner import BuildResult
 from ortprune.runtime import wheel_library
 
 
-def fake_build(calls: list[str]):  # type: ignore[no-untyped-def]
+def fake_build(calls: list[str], keeps: dict[str, tuple[str, ...]] | None = None):  # type: ignore[no-untyped-def]
     lib = wheel_library()
     assert lib is not None
 
-    def build_variant(source, variant, config=None, deps_dir=None, extra=(), wheel=False, jobs=None, progress=None):  # type: ignore[no-untyped-def]
+    def build_variant(source, variant, config=None, deps_dir=None, extra=(), wheel=False, jobs=None, progress=None,  # type: ignore[no-untyped-def]
+                      prune=(), keep_transformers=()):  # fmt: skip
         calls.append(variant)
+        if keeps is not None:
+            keeps[variant] = keep_transformers
         if progress:
             progress(1, 1, "linking")
         return BuildResult(
@@ -72,3 +75,22 @@ def test_slim_bundled_models(
     monkeypatch.setattr(slim_mod, "_verify_json", lambda *a: pytest.fail("verify re-ran"))
     again = slim_mod.slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced",), out)
     assert again.ok and again.probes == res.probes
+
+
+def test_slim_pruned_variant_keeps_the_transformers_the_models_use(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, int8_model: Path, fp32_model: Path
+) -> None:
+    """reduced-pruned is built with the transformers ORT's log shows changing the graphs (here: the wheel's
+    ORT plays the full build), after checking that disabling all others leaves the optimized graphs as they were."""
+    import ortprune.ortbuild as build_pkg
+
+    calls: list[str] = []
+    keeps: dict[str, tuple[str, ...]] = {}
+    monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(build_pkg, "build_variant", fake_build(calls, keeps))
+    res = slim_mod.slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced", "reduced-pruned"), tmp_path)
+    assert calls == ["full", "reduced", "reduced-pruned"] and res.ok
+    assert keeps["full"] == keeps["reduced"] == ()
+    # the fusions that make the config's com.microsoft ops, and constant folding, are among them
+    assert {"BiasGeluFusion", "SkipLayerNormFusion", "ConstantFolding"} <= set(keeps["reduced-pruned"])
+    assert "AttentionFusion" not in keeps["reduced-pruned"] and len(keeps["reduced-pruned"]) < 20
