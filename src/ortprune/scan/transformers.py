@@ -82,7 +82,8 @@ def transformer_log(models: Iterable[Path], lib: str | Path | None, level: str =
 DISABLE_KEY = "optimization.disable_specified_optimizers"
 
 
-def _optimized_bytes(model: Path, lib: str | Path | None, level: str, disabled: Iterable[str], tmp: Path) -> bytes:
+def optimized_bytes(model: Path, lib: str | Path | None, level: str, disabled: Iterable[str], tmp: Path) -> bytes:
+    """The graph ORT saves after optimizing ``model`` (the .onnx and its weights file), for byte comparison."""
     from ortprune.runtime import Session
     from ortprune.scan.optimize import _SAVE_CONFIG
 
@@ -105,8 +106,8 @@ def changed_by_disabling(
     changed = []
     with tempfile.TemporaryDirectory(prefix="ortprune-tf-") as tmp:
         for i, model in enumerate(models):
-            a = _optimized_bytes(model, lib, level, (), Path(tmp) / f"{i}-all")
-            b = _optimized_bytes(model, lib, level, disabled, Path(tmp) / f"{i}-pruned")
+            a = optimized_bytes(model, lib, level, (), Path(tmp) / f"{i}-all")
+            b = optimized_bytes(model, lib, level, disabled, Path(tmp) / f"{i}-pruned")
             if a != b:
                 changed.append(model)
     return changed
