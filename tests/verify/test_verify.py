@@ -119,6 +119,29 @@ def test_verify_dynamic_shapes_and_an_injected_weight_change(full_lib: Path, tmp
     assert 1e-6 < m.outputs[0].max_abs_diff < 1e-3
 
 
+def test_verify_uses_the_models_own_inputs_file(full_lib: Path, tmp_path: Path) -> None:
+    """A model whose generated inputs would not fit (here: a Reshape to a fixed 2x3) runs with the feeds of
+    its ``<model>.inputs.npz``; a file whose arrays do not match the inputs is one clean error."""
+    from ortprune.verify.compare import inputs_file
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
+    shape = numpy_helper.from_array(np.array([2, 3], dtype=np.int64), "shape")
+    model = helper.make_model(helper.make_graph([helper.make_node("Reshape", ["x", "shape"], ["y"])], "r", [x], [y],
+                                                [shape]), opset_imports=[helper.make_opsetid("", 14)])  # fmt: skip
+    model.ir_version = 8
+    path = tmp_path / "reshape.onnx"
+    onnx.save(model, path)
+    with pytest.raises(OrtpruneError, match="cannot be reshaped"):  # 4 generated values cannot become 2x3
+        verify(full_lib, [path], full_lib)
+    np.savez(inputs_file(path), x=np.arange(6, dtype=np.float32))
+    report = verify(full_lib, [path], full_lib)
+    assert report.ok and report.models[0].outputs[0].max_abs_diff == 0.0
+    np.savez(inputs_file(path), wrong=np.arange(6, dtype=np.float32))
+    with pytest.raises(OrtpruneError, match=r"reshape\.onnx\.inputs\.npz: has arrays \['wrong'\]"):
+        verify(full_lib, [path], full_lib)
+
+
 def test_verify_a_model_the_reference_rejects_is_one_clean_error(full_lib: Path, tmp_path: Path) -> None:
     """ORT has no double kernel for Erf: a real NOT_IMPLEMENTED from a real full library."""
     path = tmp_path / "erf_double.onnx"

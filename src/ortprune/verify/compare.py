@@ -97,10 +97,26 @@ def _tokenizer_dir(model: Path) -> Path | None:
     return None
 
 
+def inputs_file(model: Path) -> Path:
+    """Where verify looks for a model's own feeds: ``<model>.inputs.npz`` beside it (one array per input)."""
+    return model.with_name(model.name + ".inputs.npz")
+
+
 def make_inputs(session: Any, model: Path, batch: int = 4, seq: int = 16, seed: int = 0) -> dict[str, np.ndarray]:
-    """Realistic feeds: token ids from the model's tokenizer when there is one, else generated values
-    that respect each input's element type and shape (symbolic dims: batch first, then sequence)."""
+    """Realistic feeds: ``<model>.inputs.npz`` when it exists (an image size a detector accepts, an audio
+    sample rate), else token ids from the model's tokenizer when there is one, else generated values that
+    respect each input's element type and shape (symbolic dims: batch first, then sequence)."""
     names = [i.name for i in session.inputs]
+    given = inputs_file(model)
+    if given.exists():
+        try:
+            with np.load(given, allow_pickle=False) as npz:
+                feeds = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError) as e:
+            raise OrtpruneError(f"not a .npz of input arrays: {e}", given) from None
+        if set(feeds) != set(names):
+            raise OrtpruneError(f"has arrays {sorted(feeds)}, the model's inputs are {sorted(names)}", given)
+        return feeds
     tok_dir = _tokenizer_dir(model)
     if tok_dir is not None and "input_ids" in names:
         from ortprune.embed.text import load_tokenizer
