@@ -195,17 +195,26 @@ def slim(
     out_dir: Annotated[Path, typer.Option("--out", help="Report directory.")] = Path("slim-out"),
     jobs: Annotated[int | None, typer.Option("-j", "--jobs")] = None,
     tolerance: Annotated[float, typer.Option("--tolerance")] = 1e-5,
+    keep_quantized: Annotated[
+        bool, typer.Option("--keep-quantized", help="minimal: convert without ConstantFolding (int8 stays int8).")
+    ] = False,
 ) -> None:
-    """Models → scan → ORT builds → probe + verify → sizes → report (every stage cached)."""
+    """Models → scan → ORT builds → probe + verify → sizes → report (every stage cached).
+
+    Variants: full, no-contrib, reduced, reduced-types, minimal (ORT-format models converted by the full
+    build, exported to OUT/models beside the library)."""
     from ortprune.bundled import model_paths
     from ortprune.report.progress import RichStageUI
     from ortprune.slim import slim as run_slim
 
     chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
     paths = model_paths(models or [], bundled)
-    res = run_slim(paths, ort, optimization_level.value, chosen, out_dir, jobs, tolerance, RichStageUI(console))
+    res = run_slim(paths, ort, optimization_level.value, chosen, out_dir, jobs, tolerance, RichStageUI(console),
+                   keep_quantized)  # fmt: skip
     console.print(f"[bold]{'verified' if res.ok else 'NOT verified'}[/]: report in {out_dir / 'report.md'}, "
                   f"library {out_dir / 'libonnxruntime.so'}")  # fmt: skip
+    if res.recommended:
+        console.print(f"recommended variant (smallest shipped total that verified): {res.recommended}")
     if not res.ok:
         raise typer.Exit(1)
 

@@ -22,7 +22,7 @@ from typing import Any
 from ortprune._io import atomic_write_text
 from ortprune.cache import cache_dir, file_digest
 
-STAGES = ("build", "scan", "probe", "verify", "embed", "size", "report")
+STAGES = ("build", "scan", "convert", "probe", "verify", "embed", "size", "report")
 
 
 @dataclass
@@ -36,6 +36,11 @@ class SlimResult:
     embeds: dict[str, dict[str, Any]] = field(default_factory=dict)
     sizes: dict[str, Any] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    #: ORT-format models made by the full build for the minimal variant (Converted.to_dict()), exported
+    converted: list[dict[str, Any]] = field(default_factory=list)
+    ort_config_path: Path | None = None
+    #: per variant: library + models + tokenizer files (analyze.shipped.Shipped.to_dict()), ranked
+    shipped: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -54,7 +59,16 @@ class SlimResult:
             "embeddings": self.embeds,
             "sizes": self.sizes,
             "stage_seconds": self.stage_seconds,
+            "converted": self.converted,
+            "ort_config": None if self.ort_config_path is None else str(self.ort_config_path),
+            "shipped": self.shipped,
+            "recommended": self.recommended,
         }
+
+    @property
+    def recommended(self) -> str | None:
+        """The variant with the smallest shipped total (library + models + tokenizer) that verified."""
+        return next((s["variant"] for s in self.shipped if s["verified"]), None)
 
 
 class StageUI:
@@ -91,8 +105,13 @@ def slim(
     jobs: int | None = None,
     tolerance: float = 1e-5,
     ui: StageUI | None = None,
+    keep_quantized: bool = False,
 ) -> SlimResult:
+    """``variants`` with ``model_format == "ort"`` (minimal) get ORT-format models made by the full build
+    (``keep_quantized``: without ConstantFolding, see :mod:`ortprune.convert`), a typed config scanned
+    from those, probes and models loaded in ORT format, and the ``.ort`` files exported to ``out/models``."""
     from ortprune.ortbuild import VARIANTS, build_variant
+    from ortprune.ortbuild.variants import variant as variant_info
     from ortprune.scan import scan
 
     ui = ui or StageUI()
@@ -128,38 +147,59 @@ def slim(
         with timed("scan"):
             keep = _used_transformers(models, builds["full"]["library"], level, builds["full"]["library_sha"])
             ui.note(f"graph transformers the models need at level {level}: {', '.join(keep) or 'none'}")
+    full_lib = res.builds["full"]["library"]
+    ort_variants = [v for v in variants if variant_info(v).model_format == "ort"]
+    ort_config = None
+    if ort_variants:
+        with timed("convert"):
+            res.converted = _convert_models(models, full_lib, out / "models", level, keep_quantized)
+            ort_scan = scan([c["ort"] for c in res.converted], level, types=True)
+            res.ort_config_path = out / "ops-ort.config"
+            ort_scan.write(res.ort_config_path, out / "scan-ort.json")
+            ort_config = ort_scan.config
     with timed("build"):
         for variant in variants:
             prunes = variant in VARIANTS and "optimizers" in VARIANTS[variant].prune
-            build(variant, None if variant == "no-contrib" else config_path, keep if prunes else ())
-    full_lib = res.builds["full"]["library"]
-    config_sha = file_digest(config_path)
+            config = res.ort_config_path if variant in ort_variants else config_path
+            build(variant, None if variant == "no-contrib" else config, keep if prunes else ())
     pruned = [v for v in variants]
 
     with timed("probe"):
         for v in pruned:
             lib = res.builds[v]["library"]
+            is_ort = v in ort_variants
+            cfg = ort_config if is_ort and ort_config is not None else result.config
+            cfg_path = res.ort_config_path if is_ort and res.ort_config_path else config_path
             res.probes[v] = _memo(
                 "probe",
-                [res.builds[v]["library_sha"], config_sha],
-                functools.partial(_probe_json, lib, result.config, jobs),
+                [res.builds[v]["library_sha"], file_digest(cfg_path), "ort" if is_ort else "onnx"],
+                functools.partial(_probe_json, lib, cfg, jobs, full_lib if is_ort else None),
             )
 
     model_shas = [file_digest(m) for m in models]
     with timed("verify"):
         for v in pruned:
             lib = res.builds[v]["library"]
-            res.verifies[v] = _memo(
-                "verify",
-                [res.builds[v]["library_sha"], res.builds["full"]["library_sha"], level, str(tolerance), *model_shas],
-                functools.partial(_verify_json, lib, models, full_lib, level, tolerance),
-            )
+            key = [res.builds[v]["library_sha"], res.builds["full"]["library_sha"], level, str(tolerance), *model_shas]
+            if v in ort_variants:
+                key += ["ort", *(file_digest(c["ort"]) for c in res.converted)]
+                compute = functools.partial(_verify_ort_json, lib, res.converted, full_lib, level, tolerance)
+            else:
+                compute = functools.partial(_verify_json, lib, models, full_lib, level, tolerance)
+            res.verifies[v] = _memo("verify", key, compute)
 
     with timed("embed"):
-        res.embeds = _embed_check(models, {v: res.builds[v]["library"] for v in pruned}, full_lib)
+        onnx_libs = {v: res.builds[v]["library"] for v in pruned if v not in ort_variants}
+        ort_libs = {v: res.builds[v]["library"] for v in ort_variants}
+        res.embeds = _embed_check(models, onnx_libs, full_lib, ort_libs, res.converted)
 
     with timed("size"):
         res.sizes = _sizes(res, out)
+        res.shipped = _shipped(res, models, ort_variants)
+        from ortprune.report.size import write_shipped_chart
+
+        charts = write_shipped_chart(res.shipped, out / "charts")
+        res.sizes["shipped_charts"] = [str(p.relative_to(out)) for p in charts]
 
     with timed("report"):
         from ortprune.report.slim import write_report
@@ -190,10 +230,110 @@ def _used_transformers(models: list[Path], full_lib: str, level: str, full_sha: 
     return tuple(memo["used"])
 
 
-def _probe_json(lib: str, config: Any, jobs: int | None) -> dict[str, Any]:
+def _probe_json(lib: str, config: Any, jobs: int | None, converter: str | None = None) -> dict[str, Any]:
     from ortprune.verify import probe
 
-    return probe(lib, list(config), jobs, config.types).to_json_dict()
+    return probe(lib, list(config), jobs, config.types, converter=converter).to_json_dict()
+
+
+def _verify_ort_json(
+    lib: str, converted: list[dict[str, Any]], full: str, level: str, tolerance: float
+) -> dict[str, Any]:
+    """Each ``.ort`` on the pruned library (loaded as it is, level disable) against the ``.onnx`` it came
+    from on the full build at ``level``: what a deployment of the minimal build runs vs the reference."""
+    from ortprune.verify import verify
+
+    reports = [
+        verify(lib, [Path(c["ort"])], full, level, tolerance, reference_model=Path(c["source"]),
+               pruned_level="disable")
+        for c in converted
+    ]  # fmt: skip
+    merged = reports[0]
+    for r in reports[1:]:
+        merged.models += r.models
+    return merged.to_json_dict()
+
+
+def _convert_models(
+    models: list[Path], full_lib: str, out: Path, level: str, keep_quantized: bool
+) -> list[dict[str, Any]]:
+    """``.ort`` files made by the full build (cached by library, model, level and the quantization
+    choice), exported as ``out/<name>/<stem>.ort`` with the model's tokenizer files beside them, so
+    ``TextEmbedding(out/<name>/<stem>.ort, lib=minimal)`` runs them."""
+    from ortprune.analyze.shipped import tokenizer_files
+    from ortprune.convert import convert_model
+    from ortprune.verify.compare import _tokenizer_dir
+
+    lib_sha = file_digest(full_lib)
+    names = _model_names(models)
+    done = []
+    for model in models:
+        key = hashlib.sha256(json.dumps([lib_sha, file_digest(model), level, keep_quantized]).encode())
+        cached_dir = cache_dir("converted", key.hexdigest()[:20])
+        cached = cached_dir / (model.stem + ".ort")
+        record_path = cached_dir / "converted.json"
+        if not (cached.is_file() and record_path.is_file()):
+            record = convert_model(model, full_lib, cached_dir, level, keep_quantized).to_dict()
+            atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
+        record = json.loads(record_path.read_text())
+        target_dir = out / names[model]
+        target_dir.mkdir(parents=True, exist_ok=True)
+        target = target_dir / cached.name
+        _copy(cached, target)
+        tok = _tokenizer_dir(model)
+        for f in tokenizer_files(tok) if tok is not None else []:
+            _copy(f, target_dir / f.name)
+        record.update(ort=str(target), source=str(model), name=names[model])
+        done.append(record)
+    return done
+
+
+def _copy(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.copy2(src, tmp)
+    tmp.replace(dst)
+
+
+def _model_names(models: list[Path]) -> dict[Path, str]:
+    """Bundled models by their bundled name, others by file stem (made unique)."""
+    from ortprune.bundled import BUNDLED
+
+    bundled = {}
+    for b in BUNDLED:
+        with contextlib.suppress(Exception):
+            bundled[b.path().resolve()] = b.name
+    names: dict[Path, str] = {}
+    for m in models:
+        name = bundled.get(m.resolve(), m.stem)
+        while name in names.values():
+            name += "_"
+        names[m] = name
+    return names
+
+
+def _shipped(res: SlimResult, models: list[Path], ort_variants: list[str]) -> list[dict[str, Any]]:
+    """Library (stripped) + model files + tokenizer files per build, smallest total first."""
+    from ortprune.analyze.shipped import ranked, shipped
+    from ortprune.verify.compare import _tokenizer_dir
+
+    tok_dirs = [d for d in (_tokenizer_dir(m) for m in models) if d is not None]
+    items = []
+    for v, b in res.builds.items():
+        files = [Path(c["ort"]) for c in res.converted] if v in ort_variants else models
+        ok = v == "full" or (
+            res.probes.get(v, {}).get("counts", {}).get("missing", 1) == 0 and res.verifies.get(v, {}).get("ok", False)
+        )
+        stripped = b.get("stripped_bytes")
+        if stripped is None:
+            stripped = _memo("stripped", [b["library_sha"]], functools.partial(_stripped_json, b["library"]))["bytes"]
+        items.append(shipped(v, b["library"], files, tok_dirs, ok, stripped))
+    return [s.to_dict() for s in ranked(items)]
+
+
+def _stripped_json(lib: str) -> dict[str, Any]:
+    from ortprune.analyze.shipped import stripped_size
+
+    return {"bytes": stripped_size(lib)}
 
 
 def _verify_json(lib: str, models: list[Path], full: str, level: str, tolerance: float) -> dict[str, Any]:
@@ -202,8 +342,15 @@ def _verify_json(lib: str, models: list[Path], full: str, level: str, tolerance:
     return verify(lib, models, full, level, tolerance).to_json_dict()
 
 
-def _embed_check(models: list[Path], libs: dict[str, str], full_lib: str) -> dict[str, dict[str, Any]]:
-    """For bundled text models: embeddings through ortprune.embed on each pruned library vs the full one."""
+def _embed_check(
+    models: list[Path],
+    libs: dict[str, str],
+    full_lib: str,
+    ort_libs: dict[str, str] | None = None,
+    converted: list[dict[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """For bundled text models: embeddings through ortprune.embed on each pruned library vs the full one
+    (for ``ort_libs``: the exported ``.ort`` file with its tokenizer beside it)."""
     import numpy as np
 
     from ortprune.bundled import BUNDLED
@@ -221,8 +368,11 @@ def _embed_check(models: list[Path], libs: dict[str, str], full_lib: str) -> dic
         if b is None:
             continue
         ref = np.stack(list(TextEmbedding(b.name, lib=full_lib).embed(texts)))
-        for v, lib in libs.items():
-            got = np.stack(list(TextEmbedding(b.name, lib=lib).embed(texts)))
+        ort_file = next((c["ort"] for c in converted or [] if Path(c["source"]).resolve() == model.resolve()), None)
+        runs = [(v, lib, b.name, "all") for v, lib in libs.items()]
+        runs += [(v, lib, ort_file, "disable") for v, lib in (ort_libs or {}).items() if ort_file]
+        for v, lib, source, lvl in runs:
+            got = np.stack(list(TextEmbedding(source, lib=lib, optimization_level=lvl).embed(texts)))
             (diff,) = compare_outputs({"embedding": ref}, {"embedding": got}, tolerance=0.0)
             report[f"{b.name} @ {v}"] = {
                 "max_abs_diff": diff.max_abs_diff,

@@ -94,3 +94,53 @@ def test_slim_pruned_variant_keeps_the_transformers_the_models_use(
     # the fusions that make the config's com.microsoft ops, and constant folding, are among them
     assert {"BiasGeluFusion", "SkipLayerNormFusion", "ConstantFolding"} <= set(keeps["reduced-pruned"])
     assert "AttentionFusion" not in keeps["reduced-pruned"] and len(keeps["reduced-pruned"]) < 20
+
+
+def test_slim_minimal_ort_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, int8_model: Path,
+                               fp32_model: Path) -> None:  # fmt: skip
+    """The minimal variant end to end, with the wheel's real library playing both the full build (the
+    converter) and the minimal one: .ort files made, scanned with types, probed and verified in ORT
+    format against the .onnx on the full build, exported with tokenizers; shipped footprint ranked."""
+    import ortprune.ortbuild as build_pkg
+    from ortprune.ortformat import is_ort_format, read_info
+
+    calls: list[str] = []
+    monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(build_pkg, "build_variant", fake_build(calls))
+    out = tmp_path / "out"
+    res = slim_mod.slim([int8_model, fp32_model], "debian:1.21.0", "all", ("minimal",), out)
+    assert calls == ["full", "minimal"]
+    assert res.ok, json.dumps(res.verifies, indent=1)[:2000]
+    exported = sorted((out / "models").rglob("*.ort"))
+    assert [p.parent.name for p in exported] == ["all-MiniLM-L6-v2-int8", "paraphrase-MiniLM-L3-v2"]
+    assert all(is_ort_format(p) and (p.parent / "tokenizer.json").is_file() for p in exported)
+    assert read_info(exported[0]).metadata["ortprune.keep_quantized"] == "0"
+    int8 = next(c for c in res.converted if c["name"] == "all-MiniLM-L6-v2-int8")
+    assert int8["ratio"] > 3.5  # ConstantFolding made the int8 weights fp32
+    config = (out / "ops-ort.config").read_text()
+    assert "ai.onnx;15;Shape" in config and 'Add{"inputs": {"0": ["float"]}}' in config
+    assert res.probes["minimal"]["counts"]["missing"] == 0
+    assert res.probes["minimal"]["counts"]["implemented"] >= 20
+    assert [m["model"] for m in res.verifies["minimal"]["models"]] == [str(p) for p in exported]
+    assert all(m["status"] == "ok" for m in res.verifies["minimal"]["models"])
+    assert set(res.embeds) == {"all-MiniLM-L6-v2-int8 @ minimal", "paraphrase-MiniLM-L3-v2 @ minimal"}
+    shipped = {s["variant"]: s for s in res.shipped}
+    assert set(shipped) == {"full", "minimal"}
+    onnx_bytes = int8_model.stat().st_size + fp32_model.stat().st_size
+    assert shipped["full"]["model_bytes"] == onnx_bytes
+    assert shipped["minimal"]["model_bytes"] == sum(p.stat().st_size for p in exported)
+    tok = sum(f["bytes"] for f in shipped["full"]["files"] if f["role"] == "tokenizer")
+    assert tok == shipped["full"]["tokenizer_bytes"] > 400_000  # one tokenizer.json (shared) and its configs
+    assert shipped["full"]["total"] == shipped["full"]["library_stripped_bytes"] + onnx_bytes + tok
+    assert [s["total"] for s in res.shipped] == sorted(s["total"] for s in res.shipped)
+    assert res.recommended == res.shipped[0]["variant"]
+    md = (out / "report.md").read_text()
+    assert "## Shipped footprint" in md and f"Recommended: **{res.recommended}**" in md
+    assert (out / "charts" / "shipped.png").stat().st_size > 1000
+
+    # the user's other choice: quantized weights kept (1.0x), outputs at MatMul's unpacked-GEMM floor
+    kept = slim_mod.slim([int8_model], "debian:1.21.0", "all", ("minimal",), tmp_path / "kq", keep_quantized=True)
+    assert kept.converted[0]["ratio"] <= 1.05
+    (verdict,) = kept.verifies["minimal"]["models"]
+    assert verdict["status"] == "differs" and 0 < verdict["outputs"][0]["max_abs_diff"] < 1e-3
+    assert not kept.ok and kept.recommended == "full"

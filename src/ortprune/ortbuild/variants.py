@@ -19,6 +19,8 @@ class Variant:
     flags: tuple[str, ...] = ()
     needs_config: bool = False
     needs_types: bool = False
+    #: the model files it runs: "onnx", or "ort" (ORT-format models made by the full build; minimal builds)
+    model_format: str = "onnx"
     prune: tuple[str, ...] = ()  # source-transform levers (ortbuild.prune) every build of this variant uses
 
 
@@ -56,6 +58,7 @@ VARIANTS: dict[str, Variant] = {
             "ORT-format models only, no exceptions/RTTI/ML ops, operators and types from the config",
             MINIMAL_FLAGS,
             needs_config=True,
+            model_format="ort",
         ),
     )
 }

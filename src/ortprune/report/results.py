@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ortprune.analyze.model import MiB
+from ortprune.analyze.shipped import stripped_size
 from ortprune.cache import cache_dir
 from ortprune.ortbuild.runner import BuildResult
 
@@ -19,22 +20,6 @@ def find_manifests(version: str | None = None, root: Path | None = None) -> list
     root = root or cache_dir("builds")
     found = [BuildResult.load(p) for p in sorted(root.glob("*/manifest.json"))]
     return [r for r in found if version is None or r.ort_version == version]
-
-
-def stripped_size(lib: str | Path) -> int | None:
-    """Size after ``strip`` (what a distribution would ship), computed on a temp copy."""
-    import shutil
-    import subprocess
-    import tempfile
-
-    if not shutil.which("strip"):
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / "lib.so"
-        shutil.copy2(lib, copy)
-        if subprocess.run(["strip", str(copy)], capture_output=True).returncode != 0:
-            return None
-        return copy.stat().st_size
 
 
 def _label(r: BuildResult, names: dict[str, str]) -> str:

@@ -240,3 +240,37 @@ def write_variant_chart(rows: list[VariantRow], out_dir: str | Path) -> list[Pat
     _barh(png, [r.name for r in rows], [r.size for r in rows], "Library size per build", "bytes")
     atomic_write_text(js, json.dumps([r.to_dict() for r in rows], indent=1) + "\n")
     return [png, js]
+
+
+def write_shipped_chart(items: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
+    """``shipped.png``: library, models and tokenizer stacked per variant (smallest total first), and
+    ``shipped.json`` with the same numbers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    png, js = out / "shipped.png", out / "shipped.json"
+    names = [s["variant"] + ("" if s["verified"] else " (not verified)") for s in items][::-1]
+    parts = [("library (stripped)", "library_stripped_bytes", "#4477aa"), ("models", "model_bytes", "#ee6677"),
+             ("tokenizer", "tokenizer_bytes", "#228833")]  # fmt: skip
+    fig, ax = plt.subplots(figsize=(10, 0.5 * len(items) + 1.8))
+    try:
+        left = [0.0] * len(items)
+        for label, key, color in parts:
+            vals = [s[key] / MiB for s in items][::-1]
+            ax.barh(names, vals, left=left, label=label, color=color)
+            left = [a + b for a, b in zip(left, vals, strict=True)]
+        for i, total in enumerate(left):
+            ax.text(total, i, f" {total:.2f} MiB", va="center", fontsize=8)
+        ax.set_title("Shipped bytes per variant: library + models + tokenizer")
+        ax.set_xlabel("MiB")
+        ax.legend(loc="lower right", fontsize=8)
+        fig.tight_layout()
+        with atomic_open(png, "wb") as f:
+            fig.savefig(f, format="png", dpi=100)
+    finally:
+        plt.close(fig)
+    atomic_write_text(js, json.dumps(items, indent=1) + "\n")
+    return [png, js]

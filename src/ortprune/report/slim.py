@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ortprune._io import atomic_write_text
+from ortprune.analyze.model import MiB
 from ortprune.report.size import VariantRow, variants_markdown
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def render_markdown(res: SlimResult) -> str:
     rows = [VariantRow(r["name"], r["path"], r["size"], r["baseline"], r["footprint"]) for r in res.sizes["table"]]
     lines += variants_markdown(rows).splitlines()
     lines += ["", *[f"![{c}]({c})" for c in res.sizes["charts"] if c.endswith(".png")], ""]
+    lines += shipped_markdown(res)
     lines += [
         "## Operators",
         "",
@@ -108,6 +110,36 @@ def render_markdown(res: SlimResult) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def shipped_markdown(res: SlimResult) -> list[str]:
+    """What each variant ships (stripped library + models + tokenizer files), smallest first, the
+    recommendation and the ORT-format conversions behind the minimal variant."""
+    if not res.shipped:
+        return []
+    lines = ["## Shipped footprint (library + models + tokenizer)", ""]
+    rows = []
+    for s in res.shipped:
+        rows.append([
+            s["variant"], f"{s['library_bytes']:,}", f"{s['library_stripped_bytes']:,}", f"{s['model_bytes']:,}",
+            f"{s['tokenizer_bytes']:,}", f"**{s['total']:,}**", f"{s['total'] / MiB:.2f}",
+            "yes" if s["verified"] else "no",
+        ])  # fmt: skip
+    lines += _table(["variant", "library", "library stripped", "models", "tokenizer", "shipped", "shipped MiB",
+                     "verified"], rows, "lrrrrrrl")  # fmt: skip
+    rec = res.recommended
+    lines += ["", f"Recommended: **{rec}** (smallest shipped total that verified)." if rec else
+              "No variant verified: nothing to recommend.", ""]  # fmt: skip
+    lines += [f"![{c}]({c})" for c in res.sizes.get("shipped_charts", []) if c.endswith(".png")]
+    if res.converted:
+        lines += ["", "ORT-format models (made by the full build; shipped with the minimal variant):", ""]
+        lines += _table(
+            ["model", ".onnx bytes", ".ort bytes", "ratio", "quantized weights kept"],
+            [[c["name"], f"{c['source_bytes']:,}", f"{c['ort_bytes']:,}", f"{c['ratio']:.2f}x",
+              "yes" if c["keep_quantized"] else "no"] for c in res.converted],
+            "lrrrl",
+        )  # fmt: skip
+    return [*lines, ""]
 
 
 def write_report(res: SlimResult) -> None:

@@ -183,11 +183,14 @@ def verify(
     tolerance: float = 1e-5,
     repeat: int = 5,
     reference_model: Path | None = None,
+    pruned_level: str | None = None,
 ) -> VerifyReport:
     """Load each model on both libraries at ``level``, feed the same inputs, compare outputs and time.
 
     ``reference_model`` (with one model) runs that file on the reference instead: e.g. an original
-    model against its quantized or edited copy."""
+    model against its quantized or edited copy, or the ``.onnx`` a ``.ort`` was converted from.
+    ``pruned_level`` loads the pruned library's model at another level (``disable`` for a ``.ort``,
+    whose graph is already optimized)."""
     if reference_model is not None and len(models) != 1:
         raise OrtpruneError("reference_model compares exactly one model")
     from ortprune.runtime import OrtError, Session, load_library
@@ -196,15 +199,16 @@ def verify(
     r_lib = load_library(reference)
     report = VerifyReport(str(p_lib.path), str(r_lib.path), level, tolerance)
     for model in models:
-        opsets = {o.domain or "ai.onnx": o.version for o in load_structure(model).model.opset_import}
+        structure = load_structure(reference_model or model)
+        opsets = {o.domain or "ai.onnx": o.version for o in structure.model.opset_import}
         opsets.setdefault("com.microsoft", 1)
         verdict = ModelVerdict(str(model), "ok")
         report.models.append(verdict)
         with Session(reference_model or model, r_lib, optimization_level=level) as ref:
-            feeds = make_inputs(ref, model)
+            feeds = make_inputs(ref, reference_model or model)
             ref_out, verdict.reference_ms = _time(ref, feeds, repeat)
         try:
-            sess = Session(model, p_lib, optimization_level=level)
+            sess = Session(model, p_lib, optimization_level=pruned_level or level)
         except OrtError as e:
             found = missing_op(e.ort_message, opsets)
             verdict.status = "missing-op" if found else "error"

@@ -96,10 +96,16 @@ def _run_batch(lib: str, batch: list[tuple[str, bytes]]) -> dict[str, tuple[int 
 
 
 def probe(
-    lib: str | Path, ops: Iterable[OpId], jobs: int | None = None, types: dict[tuple[str, str], OpTypes] | None = None
+    lib: str | Path,
+    ops: Iterable[OpId],
+    jobs: int | None = None,
+    types: dict[tuple[str, str], OpTypes] | None = None,
+    converter: str | Path | None = None,
 ) -> ProbeReport:
     """Probe each op on ``lib``; isolated in worker processes, ``jobs`` of them at once. ``types`` (a config's
-    per-op type info) makes each probe ask for a type a type-reduced build keeps."""
+    per-op type info) makes each probe ask for a type a type-reduced build keeps. ``converter`` (the full
+    build of the same release) turns each probe into an ORT-format model first: a minimal build loads
+    nothing else."""
     from ortprune.runtime import load_library
 
     library = load_library(lib)  # fails here, once, for a bad path or a non-ORT library
@@ -108,6 +114,9 @@ def probe(
     types = types or {}
     models = {str(op): probe_model(op, hints=types.get((op.domain, op.op))) for op in ops}
     todo = [(k, p.model) for k, p in models.items() if p.model is not None]
+    unconvertible: dict[str, str] = {}
+    if converter is not None:
+        todo, unconvertible = _to_ort_format(todo, converter)
     jobs = max(1, jobs or os.cpu_count() or 2)
     batches = [todo[i::jobs] for i in range(jobs) if todo[i::jobs]]
     results: dict[str, tuple[int | None, str]] = {}
@@ -120,13 +129,37 @@ def probe(
             for done in pool.map(lambda item: _run_batch(str(library.path), [item]), leftover):
                 results.update(done)
     for key, p in models.items():
-        if p.model is None:
-            report.results.append(ProbeResult(key, UNKNOWN, None, p.reason))
+        if p.model is None or key in unconvertible:
+            report.results.append(ProbeResult(key, UNKNOWN, None, p.reason or unconvertible[key]))
             continue
         code, message = results.get(key, (-1, "no result from the probe worker"))
         status = classify(code, message) if code != -1 else UNKNOWN
         report.results.append(ProbeResult(key, status, p.element_type, "" if code is None else message[:300]))
     return report
+
+
+def _to_ort_format(
+    todo: list[tuple[str, bytes]], converter: str | Path
+) -> tuple[list[tuple[str, bytes]], dict[str, str]]:
+    """Each probe model saved in ORT format by ``converter`` at level disable; the ones it cannot load
+    (an error from the kernel's constructor, say) are reported as not probed, with the reason."""
+    import tempfile
+
+    from ortprune.errors import OrtpruneError
+    from ortprune.runtime import Session
+
+    converted, failed = [], {}
+    with tempfile.TemporaryDirectory(prefix="ortprune-probe-ort-") as tmp:
+        out = Path(tmp) / "probe.ort"
+        for key, model in todo:
+            try:
+                Session(model, converter, optimization_level="disable", log_level="fatal", optimized_model_path=out,
+                        config={"session.save_model_format": "ORT"}).close()  # fmt: skip
+            except OrtpruneError as e:
+                failed[key] = f"the full build could not convert the probe to ORT format: {e}"[:300]
+                continue
+            converted.append((key, out.read_bytes()))
+    return converted, failed
 
 
 def all_known_ops() -> list[OpId]:

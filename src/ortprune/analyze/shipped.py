@@ -1,0 +1,108 @@
+"""What a deployment ships per variant: the library (stripped, as distributed) + every model file it
+needs (``.onnx``, or ``.ort`` for a minimal build) + the tokenizer files, ranked by total bytes."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Tokenizer files a text embedding model ships with (fastembed's list; tokenizer.json is the big one).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "config.json", "special_tokens_map.json")
+
+
+def stripped_size(lib: str | Path) -> int | None:
+    """Size after ``strip`` (what a distribution would ship), computed on a temp copy; None without strip."""
+    if not shutil.which("strip"):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "lib.so"
+        shutil.copy2(lib, copy)
+        if subprocess.run(["strip", str(copy)], capture_output=True).returncode != 0:
+            return None
+        return copy.stat().st_size
+
+
+def tokenizer_files(directory: str | Path) -> list[Path]:
+    d = Path(directory)
+    return [d / n for n in TOKENIZER_FILES if (d / n).is_file()]
+
+
+@dataclass(frozen=True)
+class ShippedFile:
+    role: str  # "model" or "tokenizer"
+    path: str
+    bytes: int
+
+
+@dataclass
+class Shipped:
+    """One variant's deployment."""
+
+    variant: str
+    library: str
+    library_bytes: int
+    library_stripped_bytes: int
+    files: list[ShippedFile] = field(default_factory=list)
+    verified: bool = False
+
+    @property
+    def model_bytes(self) -> int:
+        return sum(f.bytes for f in self.files if f.role == "model")
+
+    @property
+    def tokenizer_bytes(self) -> int:
+        return sum(f.bytes for f in self.files if f.role == "tokenizer")
+
+    @property
+    def total(self) -> int:
+        """Shipped bytes: the stripped library, the models and the tokenizer files."""
+        return self.library_stripped_bytes + self.model_bytes + self.tokenizer_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(model_bytes=self.model_bytes, tokenizer_bytes=self.tokenizer_bytes, total=self.total)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Shipped:
+        keys = ("variant", "library", "library_bytes", "library_stripped_bytes", "verified")
+        return cls(**{k: d[k] for k in keys}, files=[ShippedFile(**f) for f in d["files"]])
+
+
+def shipped(
+    variant: str,
+    library: str | Path,
+    models: Iterable[str | Path],
+    tokenizer_dirs: Iterable[str | Path],
+    verified: bool,
+    stripped_bytes: int | None = None,
+) -> Shipped:
+    """Measure one variant. A library already stripped at link (minimal builds) counts as its own size;
+    tokenizer files shared by several models (same path) count once."""
+    lib = Path(library)
+    size = lib.stat().st_size
+    if stripped_bytes is None:
+        stripped_bytes = stripped_size(lib) or size
+    files = [ShippedFile("model", str(m), Path(m).stat().st_size) for m in models]
+    seen: set[Path] = set()
+    for d in tokenizer_dirs:
+        for f in tokenizer_files(d):
+            if f.resolve() not in seen:
+                seen.add(f.resolve())
+                files.append(ShippedFile("tokenizer", str(f), f.stat().st_size))
+    return Shipped(variant, str(lib), size, min(stripped_bytes, size), files, verified)
+
+
+def ranked(items: Iterable[Shipped]) -> list[Shipped]:
+    """Smallest shipped total first."""
+    return sorted(items, key=lambda s: (s.total, s.variant))
+
+
+def recommended(items: Iterable[Shipped]) -> Shipped | None:
+    """The smallest shipped total among the variants that verified."""
+    return next((s for s in ranked(items) if s.verified), None)
