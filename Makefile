@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.ortprune-installed
 
-.PHONY: venv test test-slow lint demo bench clean build-deps
+.PHONY: venv test test-slow lint demo bench clean build-deps test-servers
 
 venv: $(STAMP)
 
@@ -21,7 +21,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: lint
+test: lint test-servers
 	$(BIN)/pytest -n 2 -m "not slow"
 
 test-slow: $(STAMP)
@@ -35,6 +35,15 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 build-deps:
 	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { $(SUDO) apt-get -o Acquire::Check-Valid-Until=false update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); }
+
+# Real servers the store and remote-ccache tests start on 127.0.0.1 (Debian packages; root or sudo). Where
+# they cannot be installed those tests skip, saying which package is missing.
+SERVER_PACKAGES = nginx-extras redis-server ccache g++
+
+test-servers:
+	@dpkg -s $(SERVER_PACKAGES) >/dev/null 2>&1 || { $(SUDO) apt-get -o Acquire::Check-Valid-Until=false update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(SERVER_PACKAGES); } || \
+		echo "test-servers: could not install $(SERVER_PACKAGES); the store and ccache-remote tests will skip"
 
 demo: $(STAMP) build-deps
 	$(BIN)/ortprune slim --bundled --ort debian:1.21.0 --out demo-out

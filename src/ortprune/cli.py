@@ -34,6 +34,19 @@ class Level(str, Enum):
     all = "all"
 
 
+StoreOption = Annotated[
+    str | None,
+    typer.Option("--store", envvar="ORTPRUNE_STORE",
+                 help="Artifact store (a directory or http(s):// URL, e.g. nginx WebDAV): fetch builds from it "
+                 "before compiling, publish them after."),
+]  # fmt: skip
+CcacheRemoteOption = Annotated[
+    str | None,
+    typer.Option("--ccache-remote", envvar="ORTPRUNE_CCACHE_REMOTE",
+                 help="ccache remote storage shared by the team (redis://HOST:PORT or http://...)."),
+]  # fmt: skip
+
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
@@ -112,6 +125,8 @@ def build(
             "(comma-separated; `ortprune transformers` prints them).",
         ),
     ] = "",
+    store: StoreOption = None,
+    ccache_remote: CcacheRemoteOption = None,
 ) -> None:
     """Build an ONNX Runtime variant with ORT's own build.py (MinSizeRel, shared library), cached and resumable."""
     from ortprune.ortbuild import build_variant, export
@@ -120,7 +135,8 @@ def build(
     levers, keep = _csv(prune), _csv(keep_transformers)
     with build_progress(console, f"{variant.value}") as progress:
         result = build_variant(source, variant.value, config, deps, tuple(extra or ()), wheel, jobs, progress,
-                               prune=levers, keep_transformers=keep)  # fmt: skip
+                               prune=levers, keep_transformers=keep, store=store, ccache_remote=ccache_remote,
+                               log=console.print)  # fmt: skip
     lib = export(result, out) if out else Path(result.library)
     stripped = f", stripped {result.stripped_bytes:,}" if result.stripped_bytes else ""
     console.print(
@@ -198,6 +214,8 @@ def slim(
     keep_quantized: Annotated[
         bool, typer.Option("--keep-quantized", help="minimal: convert without ConstantFolding (int8 stays int8).")
     ] = False,
+    store: StoreOption = None,
+    ccache_remote: CcacheRemoteOption = None,
 ) -> None:
     """Models → scan → ORT builds → probe + verify → sizes → report (every stage cached).
 
@@ -210,7 +228,7 @@ def slim(
     chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
     paths = model_paths(models or [], bundled)
     res = run_slim(paths, ort, optimization_level.value, chosen, out_dir, jobs, tolerance, RichStageUI(console),
-                   keep_quantized)  # fmt: skip
+                   keep_quantized, store=store, ccache_remote=ccache_remote)  # fmt: skip
     console.print(f"[bold]{'verified' if res.ok else 'NOT verified'}[/]: report in {out_dir / 'report.md'}, "
                   f"library {out_dir / 'libonnxruntime.so'}")  # fmt: skip
     if res.recommended:
@@ -245,8 +263,73 @@ def convert(
 
 deps_app = typer.Typer(help="Dependency archives for offline ORT builds.", no_args_is_help=True)
 source_app = typer.Typer(help="ONNX Runtime source trees.", no_args_is_help=True)
+store_app = typer.Typer(help="The team's artifact store of finished builds.", no_args_is_help=True)
 app.add_typer(deps_app, name="deps")
 app.add_typer(source_app, name="source")
+app.add_typer(store_app, name="store")
+StoreArg = Annotated[
+    str, typer.Option("--store", envvar="ORTPRUNE_STORE", help="A directory or http(s):// URL (WebDAV).")
+]
+
+
+@store_app.command("ls")
+def store_ls(store: StoreArg) -> None:
+    """Artifacts in the store, one per line (tab-separated): key, library bytes, stripped bytes, files,
+    when published, ok or what is wrong."""
+    from ortprune.ortbuild.store import ls, open_store
+
+    for a in ls(open_store(store)):
+        fields = [a.key, str(a.library_bytes), str(a.stripped_bytes), str(a.files), a.published or "-"]
+        typer.echo("\t".join([*fields, "ok" if a.ok else a.problem]))
+
+
+@store_app.command("push")
+def store_push(
+    store: StoreArg,
+    keys: Annotated[list[str] | None, typer.Argument(help="Build keys (default: every finished local build).")] = None,
+) -> None:
+    """Publish finished builds from the local cache (after checking that each library loads)."""
+    from ortprune.ortbuild.store import local_builds, open_store, publish_build
+
+    the_store = open_store(store)
+    builds = [b for b in local_builds() if not keys or b.key in keys or Path(b.build_dir).name in keys]
+    missing = set(keys or ()) - {b.key for b in builds} - {Path(b.build_dir).name for b in builds}
+    if missing:
+        raise OrtpruneError(f"no finished local build with key {', '.join(sorted(missing))}")
+    for b in builds:
+        index = publish_build(the_store, b)
+        out.print(f"pushed {b.key} ({len(index.files)} files, content {index.content_hash[:16]})")
+
+
+@store_app.command("pull")
+def store_pull(
+    store: StoreArg,
+    keys: Annotated[list[str], typer.Argument(help="Build keys to fetch into the local cache.")],
+) -> None:
+    """Fetch artifacts into the local build cache, verified against their hashes and keys."""
+    from ortprune.ortbuild.store import fetch_build, open_store
+
+    the_store = open_store(store)
+    for key in keys:
+        result = fetch_build(the_store, key)
+        out.print(f"pulled {key}: {result.library}")
+
+
+@store_app.command("gc")
+def store_gc(
+    store: StoreArg,
+    older_than: Annotated[
+        float | None, typer.Option("--older-than", help="Also remove artifacts published more than DAYS ago.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False,
+) -> None:
+    """Remove unfinished uploads and files no index references (older than an hour), and old artifacts."""
+    from ortprune.ortbuild.store import gc, open_store
+
+    removed = gc(open_store(store), older_than, dry_run=dry_run)
+    for path in removed:
+        out.print(f"{'would remove' if dry_run else 'removed'} {path}")
+    console.print(f"{len(removed)} {'to remove' if dry_run else 'removed'}")
 
 
 @deps_app.command("fetch")

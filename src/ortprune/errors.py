@@ -40,3 +40,7 @@ class RuntimeLoadError(OrtpruneError):
 
 class ElfError(OrtpruneError):
     """A file that cannot be analyzed as an ELF shared library (missing, not ELF, truncated)."""
+
+
+class StoreError(OrtpruneError):
+    """An artifact store that cannot be used: down, hanging, refusing writes, or holding a bad artifact."""

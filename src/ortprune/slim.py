@@ -9,6 +9,7 @@ changed. Builds continue where ninja stopped.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import hashlib
 import json
@@ -17,10 +18,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ortprune._io import atomic_write_text
 from ortprune.cache import cache_dir, file_digest
+
+if TYPE_CHECKING:
+    from ortprune.ortbuild.store import Store
 
 STAGES = ("build", "scan", "convert", "probe", "verify", "embed", "size", "report")
 
@@ -85,10 +89,15 @@ class StageUI:
         pass
 
 
+#: (file, key parts) of every stage result the current slim run used: published with the builds they describe
+_MEMO_LOG: contextvars.ContextVar[list[tuple[Path, list[str]]]] = contextvars.ContextVar("_MEMO_LOG")
+
+
 def _memo(kind: str, key_parts: list[str], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """A stage result cached as JSON under ~/.cache/ortprune/stages, keyed by a hash of its inputs."""
     key = hashlib.sha256(json.dumps([kind, *key_parts]).encode()).hexdigest()[:20]
     path = cache_dir("stages", f"{kind}-{key}.json")
+    _MEMO_LOG.get([]).append((path, key_parts))
     if path.exists():
         return dict(json.loads(path.read_text()))
     value = compute()
@@ -106,16 +115,28 @@ def slim(
     tolerance: float = 1e-5,
     ui: StageUI | None = None,
     keep_quantized: bool = False,
+    store: str | Path | Store | None = None,
+    ccache_remote: str | None = None,
 ) -> SlimResult:
     """``variants`` with ``model_format == "ort"`` (minimal) get ORT-format models made by the full build
     (``keep_quantized``: without ConstantFolding, see :mod:`ortprune.convert`), a typed config scanned
-    from those, probes and models loaded in ORT format, and the ``.ort`` files exported to ``out/models``."""
+    from those, probes and models loaded in ORT format, and the ``.ort`` files exported to ``out/models``.
+
+    ``store``: an artifact store (directory or http(s) URL) builds are fetched from and published to, with
+    their probe, verify and size results; ``ccache_remote``: ccache's remote storage for what is compiled."""
     from ortprune.ortbuild import VARIANTS, build_variant
     from ortprune.ortbuild.variants import variant as variant_info
     from ortprune.scan import scan
 
     ui = ui or StageUI()
     out.mkdir(parents=True, exist_ok=True)
+    the_store = None
+    if store is not None:
+        from ortprune.ortbuild.store import open_store
+
+        the_store = open_store(store)  # one object: a store found unusable is skipped for the rest of the run
+    memo_log: list[tuple[Path, list[str]]] = []
+    _MEMO_LOG.set(memo_log)
     timings: dict[str, float] = {}
 
     def timed(name: str) -> contextlib.AbstractContextManager[None]:
@@ -132,7 +153,8 @@ def slim(
 
     def build(variant: str, config: Path | None, keep: tuple[str, ...] = ()) -> None:
         with ui.build_progress(variant) as progress:
-            b = build_variant(ort, variant, config, jobs=jobs, progress=progress, keep_transformers=keep)
+            b = build_variant(ort, variant, config, jobs=jobs, progress=progress, keep_transformers=keep,
+                              store=the_store, ccache_remote=ccache_remote, log=ui.note)  # fmt: skip
         builds[variant] = b.__dict__ | {"library_sha": file_digest(b.library)}
 
     with timed("build"):
@@ -200,6 +222,8 @@ def slim(
 
         charts = write_shipped_chart(res.shipped, out / "charts")
         res.sizes["shipped_charts"] = [str(p.relative_to(out)) for p in charts]
+    if the_store is not None:
+        _publish_stage_results(the_store, res, memo_log, ui)
 
     with timed("report"):
         from ortprune.report.slim import write_report
@@ -380,6 +404,18 @@ def _embed_check(
                 "dim": int(ref.shape[1]),
             }
     return report
+
+
+def _publish_stage_results(store: Store, res: SlimResult, used: list[tuple[Path, list[str]]], ui: StageUI) -> None:
+    """Each build's probe, verify and size results (those keyed by its library's hash) join its artifact in
+    the store, so a teammate's slim with an empty cache skips those stages too."""
+    from ortprune.ortbuild import BuildResult
+    from ortprune.ortbuild.store import publish_or_warn, stage_file_name
+
+    for b in res.builds.values():
+        paths = {stage_file_name(p): p for p, parts in used if b["library_sha"] in parts and p.exists()}
+        fields = {k: v for k, v in b.items() if k in BuildResult.__dataclass_fields__}
+        publish_or_warn(store, BuildResult(**fields), ui.note, paths)
 
 
 def _sizes(res: SlimResult, out: Path) -> dict[str, Any]:

@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 
 from ortprune.analyze.footprint import is_system_library
-from ortprune.cache import cache_dir
 from ortprune.opconfig import OpConfig, OpId
+from ortprune.ortbuild import lookup
 from ortprune.ortbuild.runner import BuildResult, dt_needed
-from ortprune.ortbuild.variants import BuildSpec
 from ortprune.runtime import Session, load_library
 from ortprune.verify import probe, verify
 
@@ -25,10 +24,10 @@ CONFIGS = Path(__file__).parents[2] / "docs" / "results" / "configs"
 
 def built(variant: str, config: str | None = None) -> BuildResult:
     text = None if config is None else (CONFIGS / config).read_text()
-    manifest = cache_dir("builds", BuildSpec("1.21.0", variant, text).key(), "manifest.json")
-    if not manifest.exists():
+    found = lookup("debian:1.21.0", variant, text)
+    if found is None:
         pytest.skip(f"no {variant} build{f' of {config}' if config else ''} in the cache")
-    return BuildResult.load(manifest)
+    return found
 
 
 @pytest.mark.parametrize(("variant", "config"), [("full", None), ("no-contrib", None),

@@ -18,7 +18,7 @@ def fake_build(calls: list[str], keeps: dict[str, tuple[str, ...]] | None = None
     assert lib is not None
 
     def build_variant(source, variant, config=None, deps_dir=None, extra=(), wheel=False, jobs=None, progress=None,  # type: ignore[no-untyped-def]
-                      prune=(), keep_transformers=()):  # fmt: skip
+                      prune=(), keep_transformers=(), **kw):  # fmt: skip
         calls.append(variant)
         if keeps is not None:
             keeps[variant] = keep_transformers

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+from ortprune.cache import cache_dir
+from ortprune.ortbuild import runner
 from ortprune.ortbuild.deps import DepsDir, fetch_debian, load_deps_dir
-from ortprune.ortbuild.runner import BuildResult, ProgressFn, build, export, ort_version_of
-from ortprune.ortbuild.sources import RELEASES, resolve_source
+from ortprune.ortbuild.identity import compiler_and_cmake, source_id, toolchain_id
+from ortprune.ortbuild.runner import BuildResult, ProgressFn, build, export, find_cached, ort_version_of
+from ortprune.ortbuild.sources import RELEASES, release, resolve_source
+from ortprune.ortbuild.store import Store
 from ortprune.ortbuild.variants import VARIANTS, BuildSpec
 
 __all__ = ["VARIANTS", "BuildResult", "BuildSpec", "build", "build_variant", "export", "fetch_debian"]
@@ -21,6 +26,39 @@ def deps_for(source_spec: str | Path, version: str, deps_dir: Path | None) -> De
     return fetch_debian(version)
 
 
+def spec_for(
+    source: str | Path,
+    variant: str,
+    config_text: str | None = None,
+    deps_dir: Path | None = None,
+    extra_flags: tuple[str, ...] = (),
+    wheel: bool = False,
+    env: dict[str, str] | None = None,
+    prune: tuple[str, ...] = (),
+    keep_transformers: tuple[str, ...] = (),
+) -> tuple[BuildSpec, Path | None, Path]:
+    """The full spec (with source and toolchain identity) of a build, the resolved source tree (None for
+    ``debian:``, which is identified without downloading it) and where that tree lives or will live."""
+    text = str(source)
+    tree: Path | None = None
+    if text.startswith("debian:"):  # identified by its pinned pool hash: a store hit downloads no source
+        version = release(text.split(":", 1)[1]).version
+    else:
+        tree = resolve_source(source)
+        version = ort_version_of(tree)
+    env = env or runner.build_env()
+    spec = BuildSpec(version, variant, config_text, tuple(extra_flags), wheel, prune=prune,
+                     keep_transformers=keep_transformers, source_id=source_id(source, tree, version, deps_dir),
+                     toolchain=toolchain_id(*compiler_and_cmake(env["PATH"])))  # fmt: skip
+    return spec, tree, tree or cache_dir("src", f"onnxruntime-{version}")
+
+
+def lookup(source: str | Path, variant: str, config_text: str | None = None) -> BuildResult | None:
+    """The finished local build of ``variant`` from ``source`` (as ``build_variant`` would find it), or None."""
+    spec, _, where = spec_for(source, variant, config_text)
+    return find_cached(spec, where)
+
+
 def build_variant(
     source: str | Path,
     variant: str,
@@ -32,20 +70,39 @@ def build_variant(
     progress: ProgressFn | None = None,
     prune: tuple[str, ...] = (),
     keep_transformers: tuple[str, ...] = (),
+    store: str | Path | Store | None = None,
+    ccache_remote: str | None = None,
+    log: Callable[[str], None] = print,
 ) -> BuildResult:
-    """Resolve the source and deps, then build one variant (cached by spec).
+    """Resolve the source and deps, then build one variant: from the local cache, else from ``store`` (an
+    artifact store: directory or http(s) URL), else compiled here (through ``ccache_remote`` when given)
+    and published to ``store``. A store that is down or answers garbage only costs one line of output.
 
     ``prune`` adds source transforms (``ortbuild.prune.LEVERS``) on top of the variant's own;
     ``keep_transformers`` are the graph transformers ``optimizers`` keeps (``scan.transformers``)."""
     from ortprune.opconfig import OpConfig
+    from ortprune.ortbuild import store as store_mod
 
-    src = resolve_source(source)
-    version = ort_version_of(src)
     config_text = None
     if config is not None:
         OpConfig.load(config)  # a syntax error stops here, naming the file and line
         config_text = config.read_text()
-    spec = BuildSpec(version, variant, config_text, tuple(extra_flags), wheel, prune=prune,
-                     keep_transformers=keep_transformers)  # fmt: skip
-    deps = deps_for(source, version, deps_dir)
-    return build(spec, src, deps, jobs=jobs, progress=progress)
+    env = runner.build_env(ccache_remote)
+    spec, tree, where = spec_for(source, variant, config_text, deps_dir, extra_flags, wheel, env, prune,
+                                 keep_transformers)  # fmt: skip
+    cached = find_cached(spec, where)
+    the_store = store_mod.open_store(store) if store else None
+    if cached is None and the_store is not None:
+        cached = store_mod.fetch_or_none(the_store, spec, log)
+        if cached is not None:
+            return cached
+    if cached is not None:
+        log(f"cached: {cached.library} ({cached.library_bytes:,} bytes)")
+        result = cached
+    else:
+        src = tree or resolve_source(source)
+        deps = deps_for(source, spec.ort_version, deps_dir)
+        result = runner.build(spec, src, deps, jobs=jobs, progress=progress, log=log, ccache_remote=ccache_remote)
+    if the_store is not None and result.fetched_from is None:
+        store_mod.publish_or_warn(the_store, result, log)
+    return result

@@ -23,6 +23,7 @@ from ortprune.cache import cache_dir
 from ortprune.errors import BuildError
 from ortprune.opconfig import OpConfig
 from ortprune.ortbuild.deps import DepsDir, apply_deps, missing_system_headers
+from ortprune.ortbuild.identity import compiler_and_cmake, first_line, source_id, toolchain_id
 from ortprune.ortbuild.prune import prepare_sources, prune_deps
 from ortprune.ortbuild.variants import BuildSpec, build_py_args
 
@@ -57,6 +58,9 @@ class BuildResult:
     keep_transformers: list[str] = field(default_factory=list)
     stripped_library: str | None = None  # `strip --strip-all` copy: the file a user ships
     stripped_bytes: int | None = None
+    source_id: str = ""  # content hash of the source and its dependencies (part of the key)
+    toolchain: str = ""  # compiler and CMake versions (part of the key)
+    fetched_from: str | None = None  # the artifact store it came from, when it was not built here
 
     def save(self, path: Path) -> Path:
         return atomic_write_text(path, json.dumps(asdict(self), indent=2) + "\n")
@@ -76,30 +80,35 @@ def ort_version_of(source: Path) -> str:
         raise BuildError("not an ONNX Runtime source tree (no VERSION_NUMBER)", source) from None
 
 
-def tool_version(cmd: list[str]) -> str:
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return ""
-    return out.splitlines()[0].strip() if out else ""
+#: URL schemes ccache's remote_storage speaks (ccache >= 4.4; redis needs a ccache built with hiredis).
+CCACHE_REMOTE_SCHEMES = ("redis://", "redis+unix:", "http://", "https://", "file:")
 
 
-def build_env() -> dict[str, str]:
-    """PATH with this interpreter's bin first (cmake<4 and ninja from PyPI), and one shared ccache."""
+def build_env(ccache_remote: str | None = None) -> dict[str, str]:
+    """PATH with this interpreter's bin first (cmake<4 and ninja from PyPI), and one shared ccache,
+    backed by ccache's own remote storage when ``ccache_remote`` is given (teammates share objects)."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("CCACHE_DIR", str(cache_dir("ccache")))
-    # Paths under the cache root are hashed relative to the build dir, so variants share hits.
+    # Paths under the cache root are hashed relative to the build dir, so variants (and machines whose
+    # cache root differs) share hits.
     env.setdefault("CCACHE_BASEDIR", str(cache_dir()))
     env.setdefault("CCACHE_NOHASHDIR", "true")
     env.setdefault("CCACHE_MAXSIZE", "20G")
+    if ccache_remote:
+        if not ccache_remote.startswith(CCACHE_REMOTE_SCHEMES):
+            raise BuildError(
+                f"--ccache-remote must be a ccache remote_storage URL ({', '.join(CCACHE_REMOTE_SCHEMES)}...), "
+                f"got {ccache_remote!r}"
+            )
+        env["CCACHE_REMOTE_STORAGE"] = ccache_remote
     return env
 
 
 def check_tools(env: dict[str, str]) -> tuple[str, str]:
     """The compiler and CMake versions; BuildError with the fix when a tool is missing or unusable."""
     problems = []
-    cmake = tool_version([shutil.which("cmake", path=env["PATH"]) or "cmake", "--version"])
+    cmake = first_line([shutil.which("cmake", path=env["PATH"]) or "cmake", "--version"])
     m = re.search(r"(\d+)\.(\d+)", cmake)
     if not m or not ((3, 28) <= (int(m[1]), int(m[2])) < (4, 0)):
         problems.append(f"CMake >=3.28,<4 is needed (found: {cmake or 'none'}): pip install 'cmake<4'")
@@ -107,7 +116,7 @@ def check_tools(env: dict[str, str]) -> tuple[str, str]:
         problems.append("ninja is needed: pip install ninja")
     if not shutil.which("ccache", path=env["PATH"]):
         problems.append("ccache is needed: apt-get install ccache")
-    compiler = tool_version(["c++", "--version"])
+    compiler = first_line(["c++", "--version"])
     if not compiler:
         problems.append("a C++ compiler is needed: apt-get install g++")
     missing = missing_system_headers()
@@ -188,6 +197,47 @@ def dt_needed(lib: Path) -> list[str]:
         return list(elf.needed)
 
 
+def _usable(manifest_path: Path) -> BuildResult | None:
+    if not manifest_path.is_file():
+        return None
+    cached = BuildResult.load(manifest_path)
+    lib = Path(cached.library)
+    return cached if lib.is_file() and lib.stat().st_size == cached.library_bytes else None
+
+
+def find_cached(spec: BuildSpec, source: Path | None = None) -> BuildResult | None:
+    """The finished build of ``spec`` in the local cache, or None.
+
+    Builds made before the key held the source and toolchain sit under ``spec.legacy_key()``: one is used
+    when its manifest names the same compiler, CMake and source tree (the only source a legacy key could
+    have come from for a ``debian:`` release). It is not moved or rewritten (another process may be using
+    it); the returned result carries the new key, under which it is published.
+    """
+    found = _usable(cache_dir("builds", spec.key(), "manifest.json"))
+    if found is not None or not spec.toolchain:
+        return found
+    old = _usable(cache_dir("builds", spec.legacy_key(), "manifest.json"))
+    if old is None or old.source_id:
+        return None
+    machine = json.loads(spec.toolchain)[1]
+    same_source = source is None or Path(old.source) == source
+    if toolchain_id(old.compiler, old.cmake, machine) != spec.toolchain or not same_source:
+        return None
+    old.key, old.source_id, old.toolchain = spec.key(), spec.source_id, spec.toolchain
+    return old
+
+
+def complete_spec(spec: BuildSpec, source: Path, env: dict[str, str]) -> BuildSpec:
+    """``spec`` with its source and toolchain identity filled in where the caller left them empty."""
+    import dataclasses
+
+    if not spec.toolchain:
+        spec = dataclasses.replace(spec, toolchain=toolchain_id(*compiler_and_cmake(env["PATH"])))
+    if not spec.source_id:
+        spec = dataclasses.replace(spec, source_id=source_id(source, source, spec.ort_version))
+    return spec
+
+
 def build(
     spec: BuildSpec,
     source: Path,
@@ -196,19 +246,20 @@ def build(
     jobs: int | None = None,
     progress: ProgressFn | None = None,
     log: Callable[[str], None] = print,
+    ccache_remote: str | None = None,
 ) -> BuildResult:
     """Build ``spec`` from ``source`` into ``~/.cache/ortprune/builds/<key>``; a finished build is reused,
     an interrupted one continues where ninja stopped."""
-    env = build_env()
+    env = build_env(ccache_remote)
     compiler, cmake = check_tools(env)
+    spec = complete_spec(spec, source, env)
     key = spec.key()
+    cached = find_cached(spec, source)
+    if cached is not None:
+        log(f"cached: {cached.library} ({cached.library_bytes:,} bytes)")
+        return cached
     bdir = cache_dir("builds", key)
     manifest_path = bdir / "manifest.json"
-    if manifest_path.exists():
-        cached = BuildResult.load(manifest_path)
-        if Path(cached.library).is_file() and Path(cached.library).stat().st_size == cached.library_bytes:
-            log(f"cached: {cached.library} ({cached.library_bytes:,} bytes)")
-            return cached
     bdir.mkdir(parents=True, exist_ok=True)
     logfile = bdir / "build.log"
     state_path = bdir / "state.json"
@@ -311,6 +362,8 @@ def build(
         wheel_file=wheel_file,
         prune=list(spec.prune),
         keep_transformers=list(spec.keep_transformers),
+        source_id=spec.source_id,
+        toolchain=spec.toolchain,
     )
     stripped = stripped_copy(lib)
     result.stripped_library, result.stripped_bytes = str(stripped), stripped.stat().st_size

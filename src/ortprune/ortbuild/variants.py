@@ -69,7 +69,12 @@ EXTRA_FLAGS = ("--enable_lto", "--disable_ml_ops", "--disable_rtti", "--disable_
 
 @dataclass(frozen=True)
 class BuildSpec:
-    """Everything that decides a build's output: its cache key is a hash of this."""
+    """Everything that decides a build's output bytes: its cache key is a hash of this.
+
+    ``source_id`` is a content hash of the ORT source and its dependency archives, ``toolchain`` the
+    compiler's and CMake's versions (``ortbuild.identity``); neither holds a path or a user name, so two
+    machines with the same inputs compute the same key.
+    """
 
     ort_version: str
     variant: str
@@ -79,6 +84,8 @@ class BuildSpec:
     cmake_defines: tuple[str, ...] = field(default_factory=tuple)
     prune: tuple[str, ...] = ()  # source-transform levers (ortbuild.prune.LEVERS), sorted
     keep_transformers: tuple[str, ...] = ()  # with prune "optimizers": the transformer names to keep
+    source_id: str = ""
+    toolchain: str = ""
 
     def __post_init__(self) -> None:
         from ortprune.ortbuild.prune import check_levers
@@ -118,12 +125,21 @@ class BuildSpec:
     def config_hash(self) -> str | None:
         return None if self.config_text is None else hashlib.sha256(self.config_text.encode()).hexdigest()[:16]
 
-    def key(self) -> str:
+    def _options(self) -> list[object]:
         parts: list[object] = [self.ort_version, self.variant, self.config_hash, sorted(self.extra_flags),
                                self.wheel, sorted(self.cmake_defines)]  # fmt: skip
-        if self.prune:  # only then: keys of builds without pruning stay what they were
+        if self.prune:  # only then: legacy keys of builds without pruning stay what they were
             parts += [list(self.prune), list(self.keep_transformers)]
-        data = json.dumps(parts)
+        return parts
+
+    def key(self) -> str:
+        data = json.dumps([*self._options(), self.source_id, self.toolchain])
+        return f"{self.ort_version}-{self.variant}-{hashlib.sha256(data.encode()).hexdigest()[:12]}"
+
+    def legacy_key(self) -> str:
+        """The key before source and toolchain were part of it (10 hex digits); builds made then are
+        found under it (``runner.find_cached``)."""
+        data = json.dumps(self._options())
         return f"{self.ort_version}-{self.variant}-{hashlib.sha256(data.encode()).hexdigest()[:10]}"
 
 
