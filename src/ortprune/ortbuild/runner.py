@@ -23,7 +23,7 @@ from ortprune.cache import cache_dir
 from ortprune.errors import BuildError
 from ortprune.opconfig import OpConfig
 from ortprune.ortbuild.deps import DepsDir, apply_deps, missing_system_headers
-from ortprune.ortbuild.identity import compiler_and_cmake, first_line, source_id, toolchain_id
+from ortprune.ortbuild.identity import first_line, toolchain_id
 from ortprune.ortbuild.prune import prepare_sources, prune_deps
 from ortprune.ortbuild.variants import BuildSpec, build_py_args
 
@@ -227,17 +227,6 @@ def find_cached(spec: BuildSpec, source: Path | None = None) -> BuildResult | No
     return old
 
 
-def complete_spec(spec: BuildSpec, source: Path, env: dict[str, str]) -> BuildSpec:
-    """``spec`` with its source and toolchain identity filled in where the caller left them empty."""
-    import dataclasses
-
-    if not spec.toolchain:
-        spec = dataclasses.replace(spec, toolchain=toolchain_id(*compiler_and_cmake(env["PATH"])))
-    if not spec.source_id:
-        spec = dataclasses.replace(spec, source_id=source_id(source, source, spec.ort_version))
-    return spec
-
-
 def build(
     spec: BuildSpec,
     source: Path,
@@ -249,10 +238,10 @@ def build(
     ccache_remote: str | None = None,
 ) -> BuildResult:
     """Build ``spec`` from ``source`` into ``~/.cache/ortprune/builds/<key>``; a finished build is reused,
-    an interrupted one continues where ninja stopped."""
+    an interrupted one continues where ninja stopped. ``build_variant`` gives ``spec`` its source and
+    toolchain identity (``spec_for``); a spec without them is keyed by its options alone."""
     env = build_env(ccache_remote)
     compiler, cmake = check_tools(env)
-    spec = complete_spec(spec, source, env)
     key = spec.key()
     cached = find_cached(spec, source)
     if cached is not None:
