@@ -22,9 +22,8 @@ from pathlib import Path
 
 from ortprune._io import atomic_write_text
 from ortprune.bundled import BUNDLED
-from ortprune.cache import cache_dir
-from ortprune.ortbuild.runner import BuildResult
-from ortprune.ortbuild.variants import BuildSpec
+from ortprune.ortbuild import spec_for
+from ortprune.ortbuild.runner import BuildResult, find_cached, stripped_copy
 from ortprune.platform import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,10 +40,12 @@ class Row:
     prune: tuple[str, ...] = ()
     keep: bool = False  # passes --keep-transformers
 
-    def spec(self, keep: tuple[str, ...]) -> BuildSpec:
+    def find(self, keep: tuple[str, ...]) -> BuildResult | None:
+        """The cached build this row's command made (looked up as `ortprune build` does), or None."""
         config = None if self.variant == "full" else (ROOT / CONFIG).read_text()
-        return BuildSpec("1.21.0", self.variant, config, self.extra, prune=self.prune,
-                         keep_transformers=keep if self.keep else ())  # fmt: skip
+        spec, _, where = spec_for("debian:1.21.0", self.variant, config, extra_flags=self.extra, prune=self.prune,
+                                  keep_transformers=keep if self.keep else ())  # fmt: skip
+        return find_cached(spec, where)
 
     def command(self, keep: tuple[str, ...]) -> str:
         cmd = f"ortprune build --source debian:1.21.0 --variant {self.variant}"
@@ -126,19 +127,23 @@ def throughput(lib: str, full: str, budget: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--budget", type=float, default=20.0, help="seconds of ABBA runs per build")
-    ap.add_argument("--keep", default="", help="the transformers kept (default: from the slim/transformers run)")
+    ap.add_argument("--keep", default="", help="the transformers kept (default: what ORT's log on the full build says)")
     ap.add_argument("--notes", type=Path, help="markdown appended to the page")
     args = ap.parse_args()
     keep = tuple(k for k in args.keep.split(",") if k)
     rows, full = [], None
     for row in ROWS:
-        manifest = cache_dir("builds", row.spec(keep).key(), "manifest.json")
-        if not manifest.exists():
+        if row.keep and not keep:
+            if full is None:
+                raise SystemExit("no full build of ORT 1.21.0 in the cache")
+            from ortprune.scan.transformers import transformer_log
+
+            keep = transformer_log([b.path() for b in BUNDLED], full.library, "all").used
+        found = row.find(keep)
+        if found is None:
             print(f"skip (not built): {row.label}")
             continue
-        b = BuildResult.load(manifest)
-        from ortprune.ortbuild.runner import stripped_copy
-
+        b = found
         stripped = stripped_copy(Path(b.library)).stat().st_size
         if row.variant == "full":
             full = b
