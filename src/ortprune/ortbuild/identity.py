@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ortprune.cache import file_digest
 from ortprune.ortbuild.sources import RELEASES
 
 #: Files ortprune itself writes into a source tree (deps.txt mapping, the wheel's example model): not the
@@ -29,11 +30,7 @@ def _digest(obj: object) -> str:
 
 
 def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path, 64)
 
 
 def tree_digest(root: Path) -> str:

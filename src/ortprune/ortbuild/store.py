@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
-from ortprune.cache import cache_dir
+from ortprune.cache import cache_dir, file_digest
 from ortprune.errors import StoreError
 from ortprune.ortbuild.runner import BuildResult, stripped_copy
 from ortprune.ortbuild.variants import BuildSpec
@@ -234,11 +234,7 @@ def open_backend(url: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Backend:
 
 # ---------------------------------------------------------------------------------------------- artifacts
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path, 64)
 
 
 def content_hash(key: str, files: dict[str, dict[str, object]]) -> str:
