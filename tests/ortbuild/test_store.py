@@ -114,6 +114,11 @@ def test_key_holds_what_changes_the_bytes_and_nothing_else(tmp_path: Path) -> No
                   toolchain=cxx),
     ]  # fmt: skip
     assert len({s.key() for s in variants}) == len(variants)
+    # a config's comments (scan writes the models' paths there) are not an input; its op lines are
+    commented = BuildSpec(
+        "1.21.0", "reduced", "# from /home/alice/m.onnx\n" + SEED_CONFIG, source_id="s1", toolchain=cxx
+    )
+    assert commented.key() == base.key() and commented.config_hash != base.config_hash
     # the pre-#17 key is still computed (the lead's full build lives under it)
     assert BuildSpec("1.21.0", "full").legacy_key() == "1.21.0-full-538e61d37e"
     assert len(base.key().rsplit("-", 1)[1]) == 12 != len(base.legacy_key().rsplit("-", 1)[1])

@@ -454,7 +454,7 @@ def fetch_build(store: Store, key: str, spec: BuildSpec | None = None) -> BuildR
         got = {name: store.download(key, index, name, tmp / f"{name}.download") for name in index.files}
         result = BuildResult.load(got[MANIFEST])
         recorded = spec_of(result)
-        if result.key != key or recorded.key() != key or (spec is not None and recorded != spec):
+        if result.key != key or recorded.key() != key or (spec is not None and spec.key() != key):
             raise StoreError(f"{key}: the manifest describes another build ({result.ort_version} {result.variant}, "
                              f"config {result.config_hash}, key {result.key}, inputs hash to {recorded.key()})",
                              store.url)  # fmt: skip

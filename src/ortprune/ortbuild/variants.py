@@ -125,21 +125,31 @@ class BuildSpec:
     def config_hash(self) -> str | None:
         return None if self.config_text is None else hashlib.sha256(self.config_text.encode()).hexdigest()[:16]
 
-    def _options(self) -> list[object]:
-        parts: list[object] = [self.ort_version, self.variant, self.config_hash, sorted(self.extra_flags),
+    @property
+    def config_ops_hash(self) -> str | None:
+        """Hash of the config's operator lines only: its comments (scan writes the models' paths there)
+        do not change the library."""
+        if self.config_text is None:
+            return None
+        lines = [line.strip() for line in self.config_text.splitlines()]
+        ops = "\n".join(line for line in lines if line and not line.startswith("#"))
+        return hashlib.sha256(ops.encode()).hexdigest()[:16]
+
+    def _options(self, config_hash: str | None) -> list[object]:
+        parts: list[object] = [self.ort_version, self.variant, config_hash, sorted(self.extra_flags),
                                self.wheel, sorted(self.cmake_defines)]  # fmt: skip
         if self.prune:  # only then: legacy keys of builds without pruning stay what they were
             parts += [list(self.prune), list(self.keep_transformers)]
         return parts
 
     def key(self) -> str:
-        data = json.dumps([*self._options(), self.source_id, self.toolchain])
+        data = json.dumps([*self._options(self.config_ops_hash), self.source_id, self.toolchain])
         return f"{self.ort_version}-{self.variant}-{hashlib.sha256(data.encode()).hexdigest()[:12]}"
 
     def legacy_key(self) -> str:
-        """The key before source and toolchain were part of it (10 hex digits); builds made then are
-        found under it (``runner.find_cached``)."""
-        data = json.dumps(self._options())
+        """The key before source and toolchain were part of it (10 hex digits, the whole config text);
+        builds made then are found under it (``runner.find_cached``)."""
+        data = json.dumps(self._options(self.config_hash))
         return f"{self.ort_version}-{self.variant}-{hashlib.sha256(data.encode()).hexdigest()[:10]}"
 
 
