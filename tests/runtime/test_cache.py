@@ -33,7 +33,7 @@ def entries(root: Path) -> list[Path]:
 
 
 def run(model: Path, root: Path) -> tuple[Session, np.ndarray]:
-    s = Session(model, LIB, cache=root)
+    s = Session(model, LIB, cache=OptimizedModelCache(root, background=False))
     return s, s.run(FEEDS)["last_hidden_state"]
 
 
@@ -110,7 +110,7 @@ def test_changed_model_gets_a_new_entry(tmp_path: Path) -> None:
     from ..models import save, tiny_matmul
 
     model = save(tiny_matmul(), tmp_path / "m.onnx")
-    root = tmp_path / "cache"
+    root = OptimizedModelCache(tmp_path / "cache", background=False)
     assert Session(model, LIB, cache=root).cache_status == "miss"
     assert Session(model, LIB, cache=root).cache_status == "hit"
     m2 = tiny_matmul()
@@ -120,7 +120,21 @@ def test_changed_model_gets_a_new_entry(tmp_path: Path) -> None:
     assert s.cache_status == "miss"
     x = np.ones((1, 4), dtype=np.float32)
     assert np.array_equal(s.run({"x": x})["y"], np.full((1, 4), 8.0, dtype=np.float32))
-    assert len(entries(root)) == 2
+    assert len(entries(root.root)) == 2
+
+
+def test_background_build(tmp_path: Path, int8_model: Path, reference: np.ndarray) -> None:
+    """The default: a miss loads as usual and a detached process writes the entry; the next session hits."""
+    import time
+
+    s = Session(int8_model, LIB, cache=tmp_path)
+    assert s.cache_status == "miss" and np.array_equal(s.run(FEEDS)["last_hidden_state"], reference)
+    deadline = time.monotonic() + 120
+    while not entries(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert entries(tmp_path), "the background process wrote no entry within 120 s"
+    s2 = Session(int8_model, LIB, cache=tmp_path)
+    assert s2.cache_status == "hit" and np.array_equal(s2.run(FEEDS)["last_hidden_state"], reference)
 
 
 def test_default_root_follows_ortprune_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -78,10 +78,25 @@ def content_digest(path: str | Path, index: Path) -> str:
 
 class OptimizedModelCache:
     """Entries under ``root`` (default ``~/.cache/ortprune/optimized``): ``<key digest>/model.ort`` +
-    ``meta.json``."""
+    ``meta.json``.
 
-    def __init__(self, root: str | Path | None = None) -> None:
+    ``background`` (default): on a miss the session loads the model as usual and a detached process
+    (``python -m ortprune.runtime._cache_worker``) optimizes and saves the entry, so the first start is not
+    slowed by writing it; otherwise the session itself saves the entry while it loads."""
+
+    def __init__(self, root: str | Path | None = None, background: bool = True) -> None:
         self.root = Path(root) if root is not None else cache_dir("optimized")
+        self.background = background
+
+    def schedule(self, model: Path, library_path: str, level: int) -> None:
+        """Start a detached process that builds the entry for ``model``."""
+        import subprocess
+        import sys
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        args = [str(model), library_path, str(level), str(self.root)]
+        subprocess.Popen([sys.executable, "-m", "ortprune.runtime._cache_worker", *args], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
 
     def key(self, model: str | Path, library_path: str | Path, ort_version: str, level: str) -> CacheKey:
         index = self.root / "index"

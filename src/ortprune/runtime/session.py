@@ -171,6 +171,9 @@ class Session:
             except OrtpruneError as e:
                 store.discard(key, f"it cannot be loaded: {e}")
         self.cache_status = "rebuilt" if existed else "miss"
+        if store.background:
+            store.schedule(path, self.lib.path, level)
+            return self._open(path, level, threads, log_level, None, config)
         with store.writing(key) as tmp:
             save = {**config, "session.save_model_format": "ORT"}
             return self._open(path, level, threads, log_level, tmp, save)

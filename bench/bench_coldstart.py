@@ -1,0 +1,182 @@
+"""Cold start per variant and per path: a fresh interpreter doing import + model load + first embedding
+of the int8 all-MiniLM-L6-v2, against ``import onnxruntime`` + InferenceSession on the wheel.
+
+Libraries: the onnxruntime wheel's libonnxruntime (Release), and when they are in the cache the ORT
+1.21.0 full and minimal builds (MinSizeRel). Paths per library:
+* ``onnx``: TextEmbedding on the .onnx at level all (ORT optimizes at every start);
+* ``cache-first``: the same with an empty optimized-model cache (optimizes, then saves the .ort entry);
+* ``cache-warm``: the same with the entry in place (loads the saved optimized model at level disable);
+* ``ort``: the .ort converted by the full library of that release (folded weights), at level disable;
+* ``ort-keep-quantized``: the .ort converted without ConstantFolding (int8 weights).
+A minimal build runs only the two .ort paths. Every (library, path) runs once per round, in a rotated
+order, in fresh processes; medians over rounds. ratio = onnxruntime process wall / path process wall
+(> 1: faster than ``import onnxruntime``; the issue's target for the warm cache is >= 2).
+
+Writes bench/results/coldstart.json (with machine info).
+Usage: python bench/bench_coldstart.py [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ortprune._io import atomic_write_text
+from ortprune.bundled import bundled
+from ortprune.cache import cache_dir
+from ortprune.convert import convert_model
+from ortprune.platform import machine_info
+from ortprune.runtime import load_library, wheel_library
+
+RESULTS = Path(__file__).resolve().parent / "results" / "coldstart.json"
+MODEL = "all-MiniLM-L6-v2-int8"
+
+OURS = """
+import time; t0 = time.perf_counter()
+from ortprune.embed import TextEmbedding
+t1 = time.perf_counter()
+emb = TextEmbedding({model!r}, lib={lib!r}, threads=1, optimization_level={level!r}, cache={cache!r})
+t2 = time.perf_counter()
+v = emb.embed_batch(["hello world"])
+t3 = time.perf_counter()
+print({{"import": t1 - t0, "load": t2 - t1, "first": t3 - t2, "total": t3 - t0,
+        "cache": emb.session.cache_status}})
+"""
+
+THEIRS = """
+import time; t0 = time.perf_counter()
+import numpy as np
+import onnxruntime as ort
+from ortprune.embed.text import l2_normalize, load_tokenizer, pool
+from ortprune.embed.registry import Pooling
+t1 = time.perf_counter()
+tok, _ = load_tokenizer(__import__("pathlib").Path({tokenizer!r}))
+so = ort.SessionOptions(); so.intra_op_num_threads = so.inter_op_num_threads = 1
+sess = ort.InferenceSession({model!r}, so, providers=["CPUExecutionProvider"])
+t2 = time.perf_counter()
+enc = tok.encode_batch(["hello world"])
+ids = np.array([e.ids for e in enc], dtype=np.int64); mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+feeds = {{"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}}
+v = l2_normalize(pool(sess.run(None, feeds)[0], mask, Pooling.MEAN))
+t3 = time.perf_counter()
+print({{"import": t1 - t0, "load": t2 - t1, "first": t3 - t2, "total": t3 - t0, "cache": None}})
+"""
+
+
+def cached_build(variant: str) -> Path | None:
+    for manifest in sorted(cache_dir("builds").glob(f"1.21.0-{variant}-*/manifest.json")):
+        lib = Path(json.loads(manifest.read_text())["library"])
+        if lib.is_file():
+            return lib
+    return None
+
+
+def ort_files(converter: Path, work: Path, tokenizer: Path) -> dict[str, Path]:
+    """The int8 model converted by ``converter`` (folded and keep-quantized), with the tokenizer beside."""
+    out = {}
+    for name, keep in (("ort", False), ("ort-keep-quantized", True)):
+        d = work / f"{converter.name}-{name}"
+        c = convert_model(bundled(MODEL).path(), converter, d, keep_quantized=keep)
+        for f in tokenizer.iterdir():
+            if f.is_file() and f.suffix == ".json":
+                shutil.copy(f, d / f.name)
+        out[name] = c.ort
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=7)
+    args = ap.parse_args()
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    model = bundled(MODEL)
+    tokenizer = model.tokenizer()
+    wheel = wheel_library()
+    assert wheel is not None, "needs the onnxruntime wheel"
+    full, minimal = cached_build("full"), cached_build("minimal")
+    work = Path(tempfile.mkdtemp(prefix="ortprune-coldstart-"))
+    scripts: dict[str, tuple[str, Path | None]] = {
+        "onnxruntime wheel / InferenceSession": (
+            THEIRS.format(model=str(model.path()), tokenizer=str(tokenizer)),
+            None,
+        )
+    }
+    libs = {f"wheel {load_library(wheel).version}": (wheel, wheel)}
+    if full is not None:
+        libs["full 1.21.0"] = (full, full)
+    if minimal is not None and full is not None:
+        libs["minimal 1.21.0"] = (minimal, full)
+    for label, (lib, converter) in libs.items():
+        orts = ort_files(converter, work, tokenizer)
+        if not label.startswith("minimal"):
+            cache_root = work / f"cache-{label.replace(' ', '_')}"
+            scripts[f"{label} / onnx"] = (OURS.format(model=MODEL, lib=str(lib), level="all", cache=None), None)
+            scripts[f"{label} / cache-first"] = (
+                OURS.format(model=MODEL, lib=str(lib), level="all", cache=str(cache_root)),
+                cache_root,
+            )
+            warm = work / f"warm-{label.replace(' ', '_')}"
+            subprocess.run([sys.executable, "-c", OURS.format(model=MODEL, lib=str(lib), level="all", cache=str(warm))],
+                           check=True, capture_output=True, env=env)  # fmt: skip
+            scripts[f"{label} / cache-warm"] = (
+                OURS.format(model=MODEL, lib=str(lib), level="all", cache=str(warm)),
+                None,
+            )
+        for name, path in orts.items():
+            scripts[f"{label} / {name}"] = (OURS.format(model=str(path), lib=str(lib), level="disable", cache=None),
+                                            None)  # fmt: skip
+    names = list(scripts)
+    samples: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+    wall: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(args.rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            script, reset = scripts[name]
+            if reset is not None:
+                shutil.rmtree(reset, ignore_errors=True)  # cache-first: every run starts with no entry
+            t = time.perf_counter()
+            out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True,
+                                 env=env).stdout  # fmt: skip
+            wall[name].append(time.perf_counter() - t)
+            samples[name].append(eval(out.strip().splitlines()[-1]))  # a dict literal we printed ourselves
+        print(f"round {r + 1}/{args.rounds} done", flush=True)
+    base = statistics.median(wall[names[0]])
+    rows = []
+    for name in names:
+        med = {k: round(statistics.median(s[k] for s in samples[name]) * 1e3, 1)
+               for k in ("import", "load", "first", "total")}  # fmt: skip
+        w = statistics.median(wall[name])
+        rows.append({
+            "path": name,
+            "process_wall_ms": round(w * 1e3, 1),
+            **{f"{k}_ms": v for k, v in med.items()},
+            "cache_status": sorted({str(s["cache"]) for s in samples[name]}),
+            "ratio_vs_onnxruntime": round(base / w, 3),
+        })  # fmt: skip
+    result = {
+        "benchmark": "cold start: fresh process, import + load + first embedding (threads=1)",
+        "model": MODEL,
+        "rounds": args.rounds,
+        "machine": machine_info(),
+        "load_average_at_end": os.getloadavg(),
+        "rows": rows,
+        "note": "ratio = onnxruntime process wall / path process wall (>1: faster). Medians over rounds; "
+        "every path runs once per round in rotated order, so background load hits all paths alike.",
+    }
+    atomic_write_text(RESULTS, json.dumps(result, indent=1) + "\n")
+    for row in rows:
+        print(f"{row['path']:48} {row['process_wall_ms']:8.1f} ms  x{row['ratio_vs_onnxruntime']:.2f}  "
+              f"load {row['load_ms']:7.1f}  import {row['import_ms']:6.1f}  {row['cache_status']}")  # fmt: skip
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
