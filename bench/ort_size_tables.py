@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from ortprune._io import atomic_write_text
-from ortprune.analyze.builds import BUILDS, find_builds
+from ortprune.analyze.builds import find_builds
+from ortprune.cache import cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +42,7 @@ def main() -> None:
     builds = find_builds(args.version)
     libs = {b.name: b.library for b in builds}
     if "full" not in libs:
-        raise SystemExit(f"no full build of {args.version} in {BUILDS}")
+        raise SystemExit(f"no full build of {args.version} in {cache_dir('builds')}")
     paths = [str(b.library) for b in builds]
 
     named = [a for b in builds for a in ("--name", b.name)]

@@ -56,8 +56,12 @@ def ort_script_config():  # type: ignore[no-untyped-def]
 
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "ort.config"
-            subprocess.run([sys.executable, str(tools / "create_reduced_build_config.py"), str(model), str(out)],
-                           check=True, cwd=tools, capture_output=True)  # fmt: skip
+            subprocess.run(
+                [sys.executable, str(tools / "create_reduced_build_config.py"), str(model), str(out)],
+                check=True,
+                cwd=tools,
+                capture_output=True,
+            )
             return OpConfig.load(out)
 
     return run

@@ -29,10 +29,18 @@ def with_if_and_loop() -> onnx.ModelProto:
     cond = helper.make_tensor_value_info("cond", TensorProto.BOOL, [])
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
-    then_g = helper.make_graph([helper.make_node("Sigmoid", ["x"], ["t"])], "then", [],
-                               [helper.make_tensor_value_info("t", TensorProto.FLOAT, [2])])  # fmt: skip
-    inner = helper.make_graph([helper.make_node("Neg", ["x"], ["n"])], "inner", [],
-                              [helper.make_tensor_value_info("n", TensorProto.FLOAT, [2])])  # fmt: skip
+    then_g = helper.make_graph(
+        [helper.make_node("Sigmoid", ["x"], ["t"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("t", TensorProto.FLOAT, [2])],
+    )
+    inner = helper.make_graph(
+        [helper.make_node("Neg", ["x"], ["n"])],
+        "inner",
+        [],
+        [helper.make_tensor_value_info("n", TensorProto.FLOAT, [2])],
+    )
     else_g = helper.make_graph(
         [helper.make_node("If", ["cond"], ["e"], then_branch=inner, else_branch=inner)],
         "else",
@@ -42,12 +50,16 @@ def with_if_and_loop() -> onnx.ModelProto:
     body = helper.make_graph(
         [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Tanh", ["v_in"], ["v_out"])],
         "body",
-        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [2])],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [2])],
-    )  # fmt: skip
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [2]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [2]),
+        ],
+    )
     trip = numpy_helper.from_array(np.array(3, dtype=np.int64), "trip")
     nodes = [
         helper.make_node("If", ["cond"], ["branch"], then_branch=then_g, else_branch=else_g),
@@ -60,10 +72,13 @@ def with_if_and_loop() -> onnx.ModelProto:
 def with_local_function() -> onnx.ModelProto:
     """A model-local function whose body uses ops (and an opset) the main graph does not."""
     fn = helper.make_function(
-        "local.fns", "Swish", ["X"], ["Y"],
+        "local.fns",
+        "Swish",
+        ["X"],
+        ["Y"],
         [helper.make_node("Sigmoid", ["X"], ["S"]), helper.make_node("Mul", ["X", "S"], ["Y"])],
         opset_imports=[helper.make_opsetid("", 14)],
-    )  # fmt: skip
+    )
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])
     graph = helper.make_graph([helper.make_node("Swish", ["x"], ["y"], domain="local.fns")], "g", [x], [y])

@@ -111,10 +111,16 @@ def nginx(tmp: Path) -> Iterator[Nginx]:
     (tmp / "root" / "ccache").mkdir(parents=True)
     port = free_port()
     conf = tmp / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(
-        load_module=f"load_module {DAV_EXT};", dav_ext="dav_ext_methods PROPFIND OPTIONS;",
-        user="user root;" if os.geteuid() == 0 else "", tmp=tmp, root=tmp / "root", port=port,
-    ))  # fmt: skip
+    conf.write_text(
+        NGINX_CONF.format(
+            load_module=f"load_module {DAV_EXT};",
+            dav_ext="dav_ext_methods PROPFIND OPTIONS;",
+            user="user root;" if os.geteuid() == 0 else "",
+            tmp=tmp,
+            root=tmp / "root",
+            port=port,
+        )
+    )
     with _running([binary, "-c", str(conf), "-p", str(tmp), "-e", str(tmp / "error.log")], port, tmp / "error.log"):
         base = f"http://127.0.0.1:{port}"
         yield Nginx(f"{base}/store/", f"{base}/readonly/", f"{base}/ccache/", tmp / "root" / "store")
@@ -129,8 +135,23 @@ def redis(tmp: Path) -> Iterator[str]:
         pytest.skip("redis-server is not installed (apt-get install redis-server; make test-servers)")
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp), "--save", "", "--appendonly", "no",
-           "--daemonize", "no", "--protected-mode", "yes"]  # fmt: skip
+    cmd = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(tmp),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+    ]
     with _running(cmd, port, tmp / "redis.log"):
         yield f"redis://127.0.0.1:{port}"
 

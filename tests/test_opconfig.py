@@ -101,8 +101,11 @@ def test_covers_uses_kernel_version_ranges() -> None:
     """The seed's config lists ai.onnx opset 11: it does not keep Shape-15 or Cast-13 kernels (offline-build note)."""
     seed = OpConfig.load(SEED)
     need = OpConfig.parse("ai.onnx;17;Shape,Cast,Gather\ncom.microsoft;1;Attention\n")
-    assert seed.covers(need) == [OpId("ai.onnx", 17, "Cast"), OpId("ai.onnx", 17, "Gather"),
-                                 OpId("ai.onnx", 17, "Shape")]  # fmt: skip
+    assert seed.covers(need) == [
+        OpId("ai.onnx", 17, "Cast"),
+        OpId("ai.onnx", 17, "Gather"),
+        OpId("ai.onnx", 17, "Shape"),
+    ]
     # opset 14 and 17 resolve to the same Add schema (14): covered
     assert OpConfig.parse("ai.onnx;14;Add\n").covers(OpConfig.parse("ai.onnx;17;Add\n")) == []
     assert OpConfig.parse("ai.onnx;13;Add\n").covers(OpConfig.parse("ai.onnx;17;Add\n")) != []
@@ -139,8 +142,9 @@ def test_missing_config_file(tmp_path: Path) -> None:
 # ---- property tests -------------------------------------------------------------------------------
 DOMAINS = st.sampled_from(["ai.onnx", "ai.onnx.ml", "com.microsoft", "com.microsoft.nchwc"])
 OPS = st.from_regex(r"[A-Z][A-Za-z0-9_]{0,12}", fullmatch=True)
-TYPES = st.sets(st.sampled_from(["float", "double", "int64_t", "int32_t", "uint8_t", "bool", "MLFloat16"]),
-                min_size=1, max_size=3)  # fmt: skip
+TYPES = st.sets(
+    st.sampled_from(["float", "double", "int64_t", "int32_t", "uint8_t", "bool", "MLFloat16"]), min_size=1, max_size=3
+)
 OPTYPES = st.builds(
     OpTypes,
     inputs=st.dictionaries(st.integers(0, 3), TYPES, max_size=2),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,10 +35,12 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    with atomic_open(path, "wb") as f:
-        f.write(data)
-    return Path(path)
+def atomic_copy(src: str | Path, dest: str | Path) -> Path:
+    """Copy ``src`` over ``dest`` (bytes and mode) so a reader never sees a half-copied file."""
+    with atomic_open(dest, "wb") as f, open(src, "rb") as g:
+        shutil.copyfileobj(g, f, 1 << 20)
+    shutil.copymode(src, dest)
+    return Path(dest)
 
 
 @contextlib.contextmanager

@@ -102,8 +102,7 @@ def fused_variant(model: BundledModel, num_heads: int = 12, hidden_size: int = 3
     digest = file_digest(src)
     out = cache_dir("models") / f"{model.name}-fused-ort{onnxruntime.__version__}-{digest}.onnx"
     if not out.exists():
-        opt = optimize_model(str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size,
-                             opt_level=0)  # fmt: skip
+        opt = optimize_model(str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=0)
         with atomic_open(out, "wb") as f:
             f.write(opt.model.SerializeToString())
     return out

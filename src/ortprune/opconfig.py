@@ -14,7 +14,7 @@ Unlike ORT's parser, repeated entries for the same op *union* their type info in
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,18 @@ from ortprune._io import atomic_write_text
 from ortprune.errors import ConfigError
 
 #: Operator domains ORT registers kernels for (``tools/ci_build/op_registration_utils.py``), public names.
+#: ORT's domain constants (``core/graph/constants.h``) → public domain names.
+DOMAINS: dict[str, str] = {
+    "kOnnxDomain": "ai.onnx",
+    "kMLDomain": "ai.onnx.ml",
+    "kMSDomain": "com.microsoft",
+    "kMSNchwcDomain": "com.microsoft.nchwc",
+    "kMSInternalNHWCDomain": "com.ms.internal.nhwc",
+    "kMSExperimentalDomain": "com.microsoft.experimental",
+    "kMSDmlDomain": "com.microsoft.dml",
+    "kPytorchAtenDomain": "org.pytorch.aten",
+}
+
 KNOWN_DOMAINS: frozenset[str] = frozenset(
     {
         "ai.onnx",
@@ -383,12 +395,3 @@ def _split_ops(text: str) -> Iterator[tuple[str, str | None]]:
             elif comma != end or cur != end:
                 raise ValueError("empty operator name")
             cur = comma + 1
-
-
-def configs_by_source(configs: Mapping[str, OpConfig]) -> dict[OpId, list[str]]:
-    """For each op, the names of the configs (models) that require it."""
-    where: dict[OpId, list[str]] = {}
-    for name, config in configs.items():
-        for i in config:
-            where.setdefault(i, []).append(name)
-    return where

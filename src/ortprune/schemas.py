@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import onnx.defs
 
-from ortprune.opconfig import OpConfig
+if TYPE_CHECKING:  # opconfig imports this module (since_version); the config is only read here
+    from ortprune.opconfig import OpConfig
 
 #: Schema class tags in ONNX/ORT's C++ (``ONNX_OPERATOR_SET_SCHEMA_CLASS_NAME(Tag, version, Op)`` makes the
 #: class ``Tag_ver<version>_<Op>``) per config domain.

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ortprune.analyze import BY, analyze
-from ortprune.analyze.model import KINDS
+from ortprune.results.size import KINDS
 from tests.analyze.libs import BuiltLib, build_c, naked_trailer
 
 

@@ -11,9 +11,9 @@ import pytest
 
 from ortprune.analyze import analyze
 from ortprune.analyze.attribute import sized_symbols
-from ortprune.analyze.elf import ElfFile
 from ortprune.analyze.estimate import PruneLevers, estimate, op_costs
 from ortprune.analyze.ops import KernelReg, OpMapper, parse_kernel_reg
+from ortprune.elf import ElfFile
 from ortprune.errors import OrtpruneError
 from ortprune.opconfig import OpConfig
 from tests.analyze.libs import BuiltLib, build_cxx_ort

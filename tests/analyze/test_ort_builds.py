@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ortprune.analyze import analyze
-from ortprune.analyze.builds import BUILDS, CachedBuild, find_builds
+from ortprune.analyze.builds import CachedBuild, find_builds
 from ortprune.analyze.estimate import estimate
+from ortprune.cache import cache_dir
 from ortprune.opconfig import OpConfig
 
 VERSION = "1.21.0"
@@ -16,7 +17,7 @@ def _build(variant: str) -> CachedBuild:
     for b in find_builds(VERSION):
         if b.variant == variant and (variant != "reduced" or b.config is not None):
             return b
-    pytest.skip(f"no {variant} ORT {VERSION} build in {BUILDS}")
+    pytest.skip(f"no {variant} ORT {VERSION} build in {cache_dir('builds')}")
 
 
 @pytest.mark.ortbuild

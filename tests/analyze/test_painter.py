@@ -36,7 +36,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from ortprune.analyze import analyze  # noqa: E402
-from ortprune.analyze.elf import ElfFile  # noqa: E402
+from ortprune.elf import ElfFile  # noqa: E402
 from ortprune.errors import ElfError  # noqa: E402
 
 

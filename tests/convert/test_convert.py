@@ -75,9 +75,19 @@ def test_scan_ort_matches_orts_own_converter(tmp_path: Path, int8_model: Path, c
     work = tmp_path / "m"
     work.mkdir()
     shutil.copy(int8_model, work / "model.onnx")
-    subprocess.run([sys.executable, "-m", "onnxruntime.tools.convert_onnx_models_to_ort", str(work),
-                    "--optimization_style", "Fixed", "--enable_type_reduction"],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "onnxruntime.tools.convert_onnx_models_to_ort",
+            str(work),
+            "--optimization_style",
+            "Fixed",
+            "--enable_type_reduction",
+        ],
+        check=True,
+        capture_output=True,
+    )
     theirs = OpConfig.load(next(work.glob("*.config")))
     ours = scan([converted[False].ort], types=True).config
     assert set(ours) == set(theirs)
@@ -92,8 +102,9 @@ def test_other_release_is_refused(tmp_path: Path) -> None:
     model = tiny_matmul()
     model.metadata_props.add(key=META_ORT_VERSION, value="1.21.0")
     ort = tmp_path / "tiny.ort"
-    Session(model.SerializeToString(), LIB, optimized_model_path=ort,
-            config={"session.save_model_format": "ORT"}).close()  # fmt: skip
+    Session(
+        model.SerializeToString(), LIB, optimized_model_path=ort, config={"session.save_model_format": "ORT"}
+    ).close()
     assert read_info(ort).converter_version == "1.21.0"
     with pytest.raises(OrtFormatError, match=r"converted by ONNX Runtime 1\.21\.0, but this library is"):
         Session(ort, LIB)
@@ -128,8 +139,9 @@ def test_convert_errors_leave_nothing(tmp_path: Path, converted) -> None:  # typ
 
 def test_cli_convert(tmp_path: Path) -> None:
     model = save(tiny_matmul(), tmp_path / "tiny.onnx")
-    result = CliRunner().invoke(app, ["convert", str(model), "--lib", str(LIB), "--out", str(tmp_path / "o"),
-                                      "--optimized-onnx"])  # fmt: skip
+    result = CliRunner().invoke(
+        app, ["convert", str(model), "--lib", str(LIB), "--out", str(tmp_path / "o"), "--optimized-onnx"]
+    )
     assert result.exit_code == 0, result.output
     assert is_ort_format(tmp_path / "o" / "tiny.ort")
     opt = onnx.load(tmp_path / "o" / "tiny.optimized.onnx")

@@ -12,8 +12,9 @@ from ortprune.embed import TextEmbedding
 
 
 def ortprune(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ortprune.cli", *args], capture_output=True, text=True,
-                          input=stdin, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "ortprune.cli", *args], capture_output=True, text=True, input=stdin, timeout=300
+    )
 
 
 def test_embed_prints_vectors(tmp_path: Path) -> None:

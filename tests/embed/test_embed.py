@@ -144,16 +144,18 @@ def test_token_type_ids_only_when_the_model_has_it(int8_model: Path, tokenizer_d
     without_token_type_ids(int8_model, d / "model.onnx")
     emb = TextEmbedding(model_dir(d, d / "model.onnx", tokenizer_dir))
     assert emb.session.input_names == ["input_ids", "attention_mask"]  # Session.run rejects unknown inputs
-    np.testing.assert_allclose(emb.embed_batch(DOCS), TextEmbedding("all-MiniLM-L6-v2-int8").embed_batch(DOCS),
-                               atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        emb.embed_batch(DOCS), TextEmbedding("all-MiniLM-L6-v2-int8").embed_batch(DOCS), atol=1e-6
+    )
 
 
 def test_local_directory(int8_model: Path, tokenizer_dir: Path, tmp_path: Path) -> None:
     d = model_dir(tmp_path / "local", int8_model, tokenizer_dir)
     emb = TextEmbedding(d)
     assert emb.info.pooling is Pooling.MEAN and emb.info.normalize  # from 1_Pooling/ and modules.json
-    np.testing.assert_allclose(emb.embed_batch(DOCS), TextEmbedding("all-MiniLM-L6-v2-int8").embed_batch(DOCS),
-                               atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        emb.embed_batch(DOCS), TextEmbedding("all-MiniLM-L6-v2-int8").embed_batch(DOCS), atol=1e-6
+    )
     # the .onnx file itself, tokenizer beside it
     assert TextEmbedding(d / "model.onnx").embed_batch(["x"]).shape == (1, 384)
     # sentence-transformers config says CLS: we follow it
@@ -190,10 +192,16 @@ def test_local_directory_errors(int8_model: Path, tokenizer_dir: Path, tmp_path:
         TextEmbedding(two)
     not_text = tmp_path / "not-text"
     not_text.mkdir()
-    (not_text / "model.onnx").write_bytes(onnx.helper.make_model(onnx.helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])).SerializeToString())  # fmt: skip
+    (not_text / "model.onnx").write_bytes(
+        onnx.helper.make_model(
+            onnx.helper.make_graph(
+                [helper.make_node("Identity", ["x"], ["y"])],
+                "g",
+                [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+            )
+        ).SerializeToString()
+    )
     for f in TOKENIZER_FILES:
         (not_text / f).symlink_to(tokenizer_dir / f)
     with pytest.raises(ModelError, match="not a text embedding model: no input 'input_ids'"):
@@ -203,14 +211,23 @@ def test_local_directory_errors(int8_model: Path, tokenizer_dir: Path, tmp_path:
 def test_registry() -> None:
     names = [m.name for m in MODELS]
     assert len(names) == len(set(names))
-    for required in ["BAAI/bge-small-en-v1.5", "sentence-transformers/all-MiniLM-L6-v2",
-                     "sentence-transformers/all-MiniLM-L12-v2",
-                     "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2",
-                     "all-MiniLM-L6-v2-int8", "paraphrase-MiniLM-L3-v2"]:  # fmt: skip
+    for required in [
+        "BAAI/bge-small-en-v1.5",
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "sentence-transformers/all-MiniLM-L12-v2",
+        "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2",
+        "all-MiniLM-L6-v2-int8",
+        "paraphrase-MiniLM-L3-v2",
+    ]:
         assert required in names
     bge = model_info("baai/BGE-small-en-v1.5")
     assert (bge.hf, bge.onnx_file, bge.dim, bge.pooling, bge.normalize) == (
-        "qdrant/bge-small-en-v1.5-onnx-q", "model_optimized.onnx", 384, Pooling.CLS, True)  # fmt: skip
+        "qdrant/bge-small-en-v1.5-onnx-q",
+        "model_optimized.onnx",
+        384,
+        Pooling.CLS,
+        True,
+    )
     assert model_info("sentence-transformers/all-MiniLM-L6-v2").pooling is Pooling.MEAN
     with pytest.raises(dataclasses.FrozenInstanceError):
         bge.dim = 1  # type: ignore[misc]
@@ -236,8 +253,11 @@ def test_hub_model_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
 
 def test_hub_model_without_huggingface_hub(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "huggingface_hub", types.ModuleType("huggingface_hub"))  # no snapshot_download
-    with pytest.raises(OrtpruneError, match=r"huggingface_hub is not installed: pip install 'ortprune\[hub\]', or "
-                                            r"download model_optimized.onnx, tokenizer.json"):  # fmt: skip
+    with pytest.raises(
+        OrtpruneError,
+        match=r"huggingface_hub is not installed: pip install 'ortprune\[hub\]', or "
+        r"download model_optimized.onnx, tokenizer.json",
+    ):
         TextEmbedding("BAAI/bge-small-en-v1.5")
 
 

@@ -41,21 +41,37 @@ def export_onnx(st_model, tokenizer_dir: Path, out: Path) -> Path:  # type: igno
             self.bert = bert
 
         def forward(self, input_ids, attention_mask, token_type_ids):  # type: ignore[no-untyped-def]
-            return self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                             token_type_ids=token_type_ids).last_hidden_state  # fmt: skip
+            return self.bert(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
 
     tok = st_model.tokenizer(["an example input"], return_tensors="pt")
     args = (tok["input_ids"], tok["attention_mask"], tok["token_type_ids"])
     names = ["input_ids", "attention_mask", "token_type_ids"]
     axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"last_hidden_state": {0: "batch", 1: "sequence"}}
     try:  # the TorchScript exporter: no extra dependency
-        torch.onnx.export(LastHidden(), args, str(out), input_names=names, output_names=["last_hidden_state"],
-                          dynamic_axes=axes, opset_version=17, dynamo=False)  # fmt: skip
+        torch.onnx.export(
+            LastHidden(),
+            args,
+            str(out),
+            input_names=names,
+            output_names=["last_hidden_state"],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
+        )
     except Exception:  # removed in a newer torch: the dynamo exporter (needs onnxscript)
         batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
         shapes = {n: {0: batch, 1: seq} for n in names}
-        torch.onnx.export(LastHidden(), args, str(out), input_names=names, output_names=["last_hidden_state"],
-                          dynamic_shapes=shapes, dynamo=True)  # fmt: skip
+        torch.onnx.export(
+            LastHidden(),
+            args,
+            str(out),
+            input_names=names,
+            output_names=["last_hidden_state"],
+            dynamic_shapes=shapes,
+            dynamo=True,
+        )
     for f in ("tokenizer.json", "tokenizer_config.json", "config.json", "special_tokens_map.json", "modules.json"):
         shutil.copy(tokenizer_dir / f, out.parent / f)
     shutil.copytree(tokenizer_dir / "1_Pooling", out.parent / "1_Pooling")

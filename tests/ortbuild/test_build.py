@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from ortprune.cache import cache_dir
+from ortprune.catalog import VARIANTS
 from ortprune.errors import BuildError
 from ortprune.ortbuild import deps as deps_mod
 from ortprune.ortbuild import runner
 from ortprune.ortbuild.deps import DepsDir, extract_deb, make_utf8_range_archive, rewrite_deps_txt
-from ortprune.ortbuild.variants import VARIANTS, BuildSpec, build_py_args
+from ortprune.ortbuild.variants import BuildSpec, build_py_args
 from tests.ortbuild import fake_ort
 
 DEPS_TXT = """\
@@ -66,9 +67,11 @@ def test_apply_deps_keeps_the_original(tmp_path: Path) -> None:
 def test_utf8_range_archive_is_reproducible(tmp_path: Path) -> None:
     proto = tmp_path / "protobuf.tar.gz"
     with tarfile.open(proto, "w:gz") as tar:
-        for name, data in [("protobuf-3.21.12/third_party/utf8_range/utf8_range.h", b"/* h */"),
-                           ("protobuf-3.21.12/third_party/utf8_range/naive.c", b"int x;"),
-                           ("protobuf-3.21.12/src/other.cc", b"")]:  # fmt: skip
+        for name, data in [
+            ("protobuf-3.21.12/third_party/utf8_range/utf8_range.h", b"/* h */"),
+            ("protobuf-3.21.12/third_party/utf8_range/naive.c", b"int x;"),
+            ("protobuf-3.21.12/src/other.cc", b""),
+        ]:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -107,8 +110,9 @@ def test_build_py_args_per_variant(tmp_path: Path, name: str) -> None:
     typed = 'ai.onnx;17;Add{"inputs": {"0": ["float"]}}\n'
     config = typed if VARIANTS[name].needs_config else None
     keep = ("ConstantFolding",) if "optimizers" in VARIANTS[name].prune else ()
-    spec = BuildSpec("1.21.0", name, config, ("--enable_lto",), cmake_defines=("safeint_SOURCE_DIR=/s",),
-                     keep_transformers=keep)  # fmt: skip
+    spec = BuildSpec(
+        "1.21.0", name, config, ("--enable_lto",), cmake_defines=("safeint_SOURCE_DIR=/s",), keep_transformers=keep
+    )
     args = build_py_args(spec, tmp_path / "b", tmp_path / "ops.config" if config else None, parallel=2, as_root=True)
     assert args[:4] == ["--build_dir", str(tmp_path / "b"), "--config", "MinSizeRel"]
     for flag in ["--build_shared_lib", "--skip_tests", "--update", "--allow_running_as_root", "--enable_lto"]:
@@ -124,11 +128,24 @@ def test_build_py_args_per_variant(tmp_path: Path, name: str) -> None:
         "reduced-types": {"--include_ops_by_config", "--enable_reduced_operator_type_support"},
         "reduced-pruned": {"--include_ops_by_config"},  # + source transforms (ortbuild.prune), no build.py flag
         "reduced-max": {"--include_ops_by_config", "--disable_ml_ops", "--disable_rtti"},
-        "minimal": {"--include_ops_by_config", "--enable_reduced_operator_type_support", "--minimal_build",
-                    "--disable_exceptions", "--disable_ml_ops", "--disable_rtti"},
-    }[name]  # fmt: skip
-    optional = {"--disable_contrib_ops", "--include_ops_by_config", "--enable_reduced_operator_type_support",
-                "--minimal_build", "--disable_exceptions", "--disable_ml_ops", "--disable_rtti"}  # fmt: skip
+        "minimal": {
+            "--include_ops_by_config",
+            "--enable_reduced_operator_type_support",
+            "--minimal_build",
+            "--disable_exceptions",
+            "--disable_ml_ops",
+            "--disable_rtti",
+        },
+    }[name]
+    optional = {
+        "--disable_contrib_ops",
+        "--include_ops_by_config",
+        "--enable_reduced_operator_type_support",
+        "--minimal_build",
+        "--disable_exceptions",
+        "--disable_ml_ops",
+        "--disable_rtti",
+    }
     assert {a for a in args if a in optional} == expected
     if config:
         assert args[args.index("--include_ops_by_config") + 1] == str(tmp_path / "ops.config")
@@ -243,7 +260,8 @@ def test_export_for_ort_dylib_path(fake_env: Path, tmp_path: Path) -> None:
 
 
 def test_results_table_in_the_seed_form(fake_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ortprune.report.results import find_manifests, results_markdown
+    from ortprune.analyze.builds import find_manifests, measured_builds
+    from ortprune.report.results import results_markdown
 
     full = runner.build(BuildSpec("1.21.0", "full"), fake_env, log=lambda s: None)
     reduced = runner.build(BuildSpec("1.21.0", "reduced", SEED_CONFIG), fake_env, log=lambda s: None)
@@ -253,7 +271,9 @@ def test_results_table_in_the_seed_form(fake_env: Path, tmp_path: Path, monkeypa
     reduced.save(Path(reduced.build_dir) / "manifest.json")
     found = find_manifests("1.21.0")
     assert {r.variant for r in found} == {"full", "reduced"}
-    text = results_markdown(found, {reduced.config_hash: "seed 13-op config"}, {reduced.config_hash: "seed.config"})
+    monkeypatch.chdir(tmp_path)
+    Path("seed.config").write_text(SEED_CONFIG)
+    text = results_markdown(measured_builds("1.21.0", {"seed 13-op config": Path("seed.config")}))
     rows = [line for line in text.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| Build | Size (bytes) | Size (MiB) | vs Full")
     assert rows[1].startswith(f"| full | {full.library_bytes:,} |") and "| baseline |" in rows[1]

@@ -40,28 +40,53 @@ def opset_header(tag: str, entries: list[tuple[int, str]]) -> str:
     """An operator set header in onnx's shape: declarations, then one ForEachSchema per version."""
     decls = "".join(f"class ONNX_OPERATOR_SET_SCHEMA_CLASS_NAME({tag}, {v}, {op});\n" for v, op in entries)
     body = "".join(fn(tag, v, op) for v, op in entries)
-    return (f"#pragma once\nnamespace ONNX_NAMESPACE {{\n{decls}class OpSet_{tag} {{\n public:\n"
-            f"  static void ForEachSchema(std::function<void(OpSchema&&)> fn) {{\n{body}  }}\n}};\n}}\n")  # fmt: skip
+    return (
+        f"#pragma once\nnamespace ONNX_NAMESPACE {{\n{decls}class OpSet_{tag} {{\n public:\n"
+        f"  static void ForEachSchema(std::function<void(OpSchema&&)> fn) {{\n{body}  }}\n}};\n}}\n"
+    )
 
 
-ONNX = [(1, "Add"), (6, "Add"), (7, "Add"), (13, "Add"), (14, "Add"), (1, "Gather"), (11, "Gather"),
-        (13, "Gather"), (1, "Conv"), (11, "Conv"), (1, "Transpose"), (13, "Transpose"), (21, "Transpose"),
-        (17, "LayerNormalization")]  # fmt: skip
+ONNX = [
+    (1, "Add"),
+    (6, "Add"),
+    (7, "Add"),
+    (13, "Add"),
+    (14, "Add"),
+    (1, "Gather"),
+    (11, "Gather"),
+    (13, "Gather"),
+    (1, "Conv"),
+    (11, "Conv"),
+    (1, "Transpose"),
+    (13, "Transpose"),
+    (21, "Transpose"),
+    (17, "LayerNormalization"),
+]
 ML = [(1, "LabelEncoder"), (2, "LabelEncoder"), (1, "ZipMap")]
 MS = [(1, "BiasGelu"), (1, "FusedMatMul"), (1, "Attention"), (1, "NhwcMaxPool")]
-ADDED = (("ai.onnx", "Transpose", 1), ("ai.onnx", "Transpose", 13), ("ai.onnx", "Transpose", 21),
-         ("com.microsoft", "NhwcMaxPool", 1))  # fmt: skip
+ADDED = (
+    ("ai.onnx", "Transpose", 1),
+    ("ai.onnx", "Transpose", 13),
+    ("ai.onnx", "Transpose", 21),
+    ("com.microsoft", "NhwcMaxPool", 1),
+)
 CONFIG = OpConfig.parse("ai.onnx;17;Add,Gather,LayerNormalization\ncom.microsoft;1;BiasGelu\n")
 
 
 def test_each_op_keeps_the_schema_its_opset_resolves_to() -> None:
     keep = resolve_schemas(schema_entries(opset_header("Onnx", ONNX)), wanted_schemas(CONFIG, ADDED))
     # latest since_version <= 17 for the config's ops and for what the layout transformer may insert
-    assert keep == {("Onnx", 14, "Add"), ("Onnx", 13, "Gather"), ("Onnx", 17, "LayerNormalization"),
-                    ("Onnx", 13, "Transpose")}  # fmt: skip
+    assert keep == {
+        ("Onnx", 14, "Add"),
+        ("Onnx", 13, "Gather"),
+        ("Onnx", 17, "LayerNormalization"),
+        ("Onnx", 13, "Transpose"),
+    }
     two = OpConfig.parse("ai.onnx;11,14;Add\n")
     assert resolve_schemas(schema_entries(opset_header("Onnx", ONNX)), wanted_schemas(two)) == {
-        ("Onnx", 7, "Add"), ("Onnx", 14, "Add")}  # fmt: skip
+        ("Onnx", 7, "Add"),
+        ("Onnx", 14, "Add"),
+    }
 
 
 def test_cut_drops_registrations_but_keeps_declarations() -> None:
@@ -96,11 +121,16 @@ def onnx_header(name: str) -> str:
 def test_real_onnx_header_cut_for_the_bundled_models() -> None:
     text = onnx_header("operator_sets.h")
     config = OpConfig.load(CONFIGS / "bundled-all.config")
-    from ortprune.analyze.estimate import ORT_ADDED_OPS
+    from ortprune.ortbuild.added_ops import ORT_ADDED_OPS
 
     keep = resolve_schemas(schema_entries(text), wanted_schemas(config, ORT_ADDED_OPS))
-    assert {("Onnx", 14, "Add"), ("Onnx", 13, "MatMul"), ("Onnx", 17, "LayerNormalization"),
-            ("Onnx", 13, "Transpose"), ("Onnx", 13, "Softmax")} <= keep  # fmt: skip
+    assert {
+        ("Onnx", 14, "Add"),
+        ("Onnx", 13, "MatMul"),
+        ("Onnx", 17, "LayerNormalization"),
+        ("Onnx", 13, "Transpose"),
+        ("Onnx", 13, "Softmax"),
+    } <= keep
     _, cut = cut_schemas(text, keep)
     ai_onnx = {i.op for i in config if i.domain == "ai.onnx"}
     assert len(cut.kept) == len(keep) and ai_onnx <= {op for _, _, op in cut.kept}
@@ -134,25 +164,25 @@ void GenerateTransformers() {
 
 HEADERS = {
     "constant_folding.h": "class ConstantFolding : public GraphTransformer {\n public:\n  ConstantFolding();\n};\n",
-    "constant_folding.cc": 'ConstantFolding::ConstantFolding(const IExecutionProvider& ep)\n'
-                           '    : GraphTransformer("ConstantFolding", eps) {}\n',
-    "qdq.h": 'class QDQPropagationTransformer : public GraphTransformer {\n public:\n'
-             '  QDQPropagationTransformer() : GraphTransformer("QDQPropagationTransformer", {}) {}\n};\n',
-    "gelu_fusion.h": 'class GeluFusion : public GraphTransformer {\n private:\n'
-                     '  std::string GetGeluFusionName(TransformerLevel level) {\n    switch (level) {\n'
-                     '      case TransformerLevel::Level1:\n        return "GeluFusionL1";\n'
-                     '      case TransformerLevel::Level2:\n        return "GeluFusionL2";\n    }\n  }\n public:\n'
-                     '  GeluFusion() : GraphTransformer(GetGeluFusionName(level), eps) {}\n};\n',
-    "transpose_optimizer.h": 'class TransposeOptimizer : public GraphTransformer {\n public:\n'
-                             '  TransposeOptimizer(AllocatorPtr cpu_allocator, const std::string& ep = {})\n'
-                             '      : GraphTransformer(ep.empty() ? "TransposeOptimizer"'
-                             ' : "TransposeOptimizer_" + ep),\n'
-                             '        cpu_allocator_(std::move(cpu_allocator)) {}\n};\n',
-    "eliminate_identity.h": 'class EliminateIdentity : public RewriteRule {\n public:\n'
-                            '  EliminateIdentity() noexcept : RewriteRule("EliminateIdentity") {}\n};\n',
-    "gemm_transpose_fusion.h": 'class GemmTransposeFusion : public RewriteRule {\n public:\n'
-                               '  GemmTransposeFusion() noexcept : RewriteRule("GemmTransposeFusion") {}\n};\n',
-}  # fmt: skip
+    "constant_folding.cc": "ConstantFolding::ConstantFolding(const IExecutionProvider& ep)\n"
+    '    : GraphTransformer("ConstantFolding", eps) {}\n',
+    "qdq.h": "class QDQPropagationTransformer : public GraphTransformer {\n public:\n"
+    '  QDQPropagationTransformer() : GraphTransformer("QDQPropagationTransformer", {}) {}\n};\n',
+    "gelu_fusion.h": "class GeluFusion : public GraphTransformer {\n private:\n"
+    "  std::string GetGeluFusionName(TransformerLevel level) {\n    switch (level) {\n"
+    '      case TransformerLevel::Level1:\n        return "GeluFusionL1";\n'
+    '      case TransformerLevel::Level2:\n        return "GeluFusionL2";\n    }\n  }\n public:\n'
+    "  GeluFusion() : GraphTransformer(GetGeluFusionName(level), eps) {}\n};\n",
+    "transpose_optimizer.h": "class TransposeOptimizer : public GraphTransformer {\n public:\n"
+    "  TransposeOptimizer(AllocatorPtr cpu_allocator, const std::string& ep = {})\n"
+    '      : GraphTransformer(ep.empty() ? "TransposeOptimizer"'
+    ' : "TransposeOptimizer_" + ep),\n'
+    "        cpu_allocator_(std::move(cpu_allocator)) {}\n};\n",
+    "eliminate_identity.h": "class EliminateIdentity : public RewriteRule {\n public:\n"
+    '  EliminateIdentity() noexcept : RewriteRule("EliminateIdentity") {}\n};\n',
+    "gemm_transpose_fusion.h": "class GemmTransposeFusion : public RewriteRule {\n public:\n"
+    '  GemmTransposeFusion() noexcept : RewriteRule("GemmTransposeFusion") {}\n};\n',
+}
 
 
 def fake_source(root: Path) -> Path:
@@ -185,18 +215,28 @@ def test_transformer_names_read_from_the_sources(tmp_path: Path) -> None:
     assert names["GeluFusion"] == ("GeluFusionL1", "GeluFusionL2")
     assert names["TransposeOptimizer"] == ("TransposeOptimizer", "TransposeOptimizer_")
     # a rule also runs under its level's rule-based transformer, which is what ORT logs
-    assert names["GemmTransposeFusion"] == ("GemmTransposeFusion", "Level1_RuleBasedTransformer",
-                                            "Level2_RuleBasedTransformer")  # fmt: skip
-    drop = classes_to_drop(names, ["ConstantFolding", "TransposeOptimizer_CPUExecutionProvider",
-                                   "Level2_RuleBasedTransformer"])  # fmt: skip
+    assert names["GemmTransposeFusion"] == (
+        "GemmTransposeFusion",
+        "Level1_RuleBasedTransformer",
+        "Level2_RuleBasedTransformer",
+    )
+    drop = classes_to_drop(
+        names, ["ConstantFolding", "TransposeOptimizer_CPUExecutionProvider", "Level2_RuleBasedTransformer"]
+    )
     assert drop == {"QDQPropagationTransformer", "GeluFusion", "EliminateIdentity"}
 
 
 def test_cut_transformers_removes_whole_statements() -> None:
     found = constructions(UTILS)
-    assert [c.cls for c in found] == ["EliminateIdentity", "GemmTransposeFusion", "GemmTransposeFusion",
-                                      "ConstantFolding", "QDQPropagationTransformer", "GeluFusion",
-                                      "TransposeOptimizer"]  # fmt: skip
+    assert [c.cls for c in found] == [
+        "EliminateIdentity",
+        "GemmTransposeFusion",
+        "GemmTransposeFusion",
+        "ConstantFolding",
+        "QDQPropagationTransformer",
+        "GeluFusion",
+        "TransposeOptimizer",
+    ]
     new, dropped = cut_transformers(UTILS, {"ConstantFolding", "GemmTransposeFusion"})
     assert dropped == ["ConstantFolding", "GemmTransposeFusion"]
     assert "make_unique<ConstantFolding>" not in new and "session_options.config_options));" not in new
@@ -314,7 +354,9 @@ def test_build_spec_keys_and_checks() -> None:
     other = BuildSpec("1.21.0", "reduced", cfg, prune=("schemas", "optimizers"), keep_transformers=("GeluFusionL2",))
     assert len({plain.key(), pruned.key(), opt.key(), other.key()}) == 4
     assert BuildSpec("1.21.0", "reduced-max", cfg, keep_transformers=("ConstantFolding",)).prune == (
-        "optimizers", "schemas")  # fmt: skip
+        "optimizers",
+        "schemas",
+    )
     with pytest.raises(BuildError, match="unknown --prune lever"):
         BuildSpec("1.21.0", "reduced", cfg, prune=("mlas",))
     with pytest.raises(BuildError, match="needs a config-built variant"):

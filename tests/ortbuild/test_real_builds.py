@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ortprune.analyze.footprint import is_system_library
+from ortprune.elf import is_system_library
 from ortprune.opconfig import OpConfig, OpId
 from ortprune.ortbuild import lookup
 from ortprune.ortbuild.runner import BuildResult, dt_needed
@@ -30,8 +30,9 @@ def built(variant: str, config: str | None = None) -> BuildResult:
     return found
 
 
-@pytest.mark.parametrize(("variant", "config"), [("full", None), ("no-contrib", None),
-                                                 ("reduced", "bundled-all.config")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("variant", "config"), [("full", None), ("no-contrib", None), ("reduced", "bundled-all.config")]
+)
 def test_library_loads_and_needs_only_the_system_runtime(variant: str, config: str | None) -> None:
     b = built(variant, config)
     lib = load_library(b.library)
@@ -42,7 +43,7 @@ def test_library_loads_and_needs_only_the_system_runtime(variant: str, config: s
 def test_reduced_runs_its_models_like_the_full_build(int8_model: Path, fp32_model: Path) -> None:
     full, reduced = built("full"), built("reduced", "bundled-all.config")
     report = verify(reduced.library, [int8_model, fp32_model], full.library, "all", 1e-5)
-    assert report.ok, report.to_json_dict()
+    assert report.ok, report.to_dict()
     for m in report.models:
         assert max(o.max_abs_diff for o in m.outputs) <= 1e-5
 

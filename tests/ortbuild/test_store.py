@@ -39,8 +39,11 @@ def fake_src(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FAKE_LIB", str(lib))
     monkeypatch.setattr(runner, "check_tools", lambda env: ("c++ (fake) 12", "cmake version 3.31.10"))
     real_env = runner.build_env
-    monkeypatch.setattr(runner, "build_env", lambda ccache_remote=None: dict(
-        real_env(ccache_remote), PATH=f"{bindir}{os.pathsep}{real_env()['PATH']}"))  # fmt: skip
+    monkeypatch.setattr(
+        runner,
+        "build_env",
+        lambda ccache_remote=None: dict(real_env(ccache_remote), PATH=f"{bindir}{os.pathsep}{real_env()['PATH']}"),
+    )
     src = fake_ort.make_source(tmp_path / "ort", DEPS_TXT)
     (src / "VERSION_NUMBER").write_text(VERSION + "\n")
     return src
@@ -103,16 +106,26 @@ def test_key_holds_what_changes_the_bytes_and_nothing_else(tmp_path: Path) -> No
     variants = [
         base,
         BuildSpec("1.21.0", "reduced", SEED_CONFIG, source_id="s2", toolchain=cxx),
-        BuildSpec("1.21.0", "reduced", SEED_CONFIG, source_id="s1",
-                  toolchain=toolchain_id("c++ (Debian 13.1.0-1) 13.1.0", "cmake version 3.31.10", "x86_64-linux-gnu")),
-        BuildSpec("1.21.0", "reduced", SEED_CONFIG,
-                  source_id="s1", toolchain=toolchain_id("c++ (Debian 12.2.0-14) 12.2.0", "cmake version 3.31.10",
-                                                         "aarch64-linux-gnu")),
+        BuildSpec(
+            "1.21.0",
+            "reduced",
+            SEED_CONFIG,
+            source_id="s1",
+            toolchain=toolchain_id("c++ (Debian 13.1.0-1) 13.1.0", "cmake version 3.31.10", "x86_64-linux-gnu"),
+        ),
+        BuildSpec(
+            "1.21.0",
+            "reduced",
+            SEED_CONFIG,
+            source_id="s1",
+            toolchain=toolchain_id("c++ (Debian 12.2.0-14) 12.2.0", "cmake version 3.31.10", "aarch64-linux-gnu"),
+        ),
         BuildSpec("1.21.0", "reduced", SEED_CONFIG + "ai.onnx;17;Relu\n", source_id="s1", toolchain=cxx),
         BuildSpec("1.21.0", "reduced", SEED_CONFIG, ("--enable_lto",), source_id="s1", toolchain=cxx),
-        BuildSpec("1.21.0", "reduced-types", "ai.onnx;17;Add{\"inputs\": {\"0\": [\"float\"]}}\n", source_id="s1",
-                  toolchain=cxx),
-    ]  # fmt: skip
+        BuildSpec(
+            "1.21.0", "reduced-types", 'ai.onnx;17;Add{"inputs": {"0": ["float"]}}\n', source_id="s1", toolchain=cxx
+        ),
+    ]
     assert len({s.key() for s in variants}) == len(variants)
     # a config's comments (scan writes the models' paths there) are not an input; its op lines are
     commented = BuildSpec(
@@ -131,8 +144,9 @@ def test_debian_source_is_identified_without_downloading(tmp_path: Path, monkeyp
     assert not (tmp_path / "empty").exists()  # no download, no extraction
 
 
-def test_a_build_under_the_legacy_key_is_found_and_rekeyed(fake_src: Path, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_a_build_under_the_legacy_key_is_found_and_rekeyed(
+    fake_src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     use_cache(monkeypatch, tmp_path / "cache")
     legacy = runner.build(BuildSpec(VERSION, "full", source_id="x", toolchain="y"), fake_src, log=lambda s: None)
     # make it look like a build from before: under the old key, no source/toolchain in the manifest
@@ -144,8 +158,12 @@ def test_a_build_under_the_legacy_key_is_found_and_rekeyed(fake_src: Path, tmp_p
     data.update(key=old_key, source_id="", toolchain="", library=str(lib), build_dir=str(old_dir))
     (old_dir / "manifest.json").write_text(json.dumps(data))
     machine = json.loads(toolchain_id("c++ (fake) 12", "cmake version 3.31.10", "m"))[1]
-    spec = BuildSpec(VERSION, "full", source_id=source_id(fake_src, fake_src, VERSION),
-                     toolchain=toolchain_id("c++ (fake) 12", "cmake version 3.31.10", machine))  # fmt: skip
+    spec = BuildSpec(
+        VERSION,
+        "full",
+        source_id=source_id(fake_src, fake_src, VERSION),
+        toolchain=toolchain_id("c++ (fake) 12", "cmake version 3.31.10", machine),
+    )
     found = runner.find_cached(spec, fake_src)
     assert found is not None and found.key == spec.key() and found.library == str(lib)
     assert (old_dir / "manifest.json").exists() and not (tmp_path / "cache" / "builds" / spec.key()).exists()
@@ -155,8 +173,9 @@ def test_a_build_under_the_legacy_key_is_found_and_rekeyed(fake_src: Path, tmp_p
 
 
 # --------------------------------------------------------------------------------------- the round trip
-def test_build_once_fetch_everywhere(fake_src: Path, store_url: str, tmp_path: Path,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_build_once_fetch_everywhere(
+    fake_src: Path, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lines: list[str] = []
     cfg = tmp_path / "ops.config"
     cfg.write_text(SEED_CONFIG)
@@ -169,8 +188,9 @@ def test_build_once_fetch_everywhere(fake_src: Path, store_url: str, tmp_path: P
     lines.clear()
     got = build_variant(fake_src, "reduced", cfg, store=store_url, log=lines.append)
     assert ninja_runs(b) == 0, "the teammate compiled"
-    assert lines == [f"fetched {built.key} from store {st.open_store(store_url).url} "
-                     f"({built.library_bytes:,} bytes, no compile)"]  # fmt: skip
+    assert lines == [
+        f"fetched {built.key} from store {st.open_store(store_url).url} ({built.library_bytes:,} bytes, no compile)"
+    ]
     assert got.key == built.key and got.fetched_from
     assert Path(got.library).read_bytes() == Path(built.library).read_bytes()
     assert got.config == SEED_CONFIG and len(got.build_py_args) == len(built.build_py_args)
@@ -190,8 +210,9 @@ def test_build_once_fetch_everywhere(fake_src: Path, store_url: str, tmp_path: P
     assert again.library == got.library and lines[0].startswith("cached:")
 
 
-def test_stage_results_travel_with_the_build(dav: servers.Nginx, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_stage_results_travel_with_the_build(
+    dav: servers.Nginx, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     use_cache(monkeypatch, tmp_path / "a")
     result = _published(dav.url, tmp_path, monkeypatch)
     stage = tmp_path / "a" / "stages" / "probe-0123.json"
@@ -212,9 +233,25 @@ def _published(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> run
     own.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(lib, own)
     spec = BuildSpec(VERSION, "full", source_id="src-1", toolchain=toolchain_id("c++ (x) 1", "cmake version 3", "m"))
-    result = runner.BuildResult(VERSION, "full", spec.key(), [], [], None, None, "c++ (x) 1", "cmake version 3",
-                                str(tmp_path / "src"), str(own.parent), str(own), own.stat().st_size, [], 1.0,
-                                source_id=spec.source_id, toolchain=spec.toolchain)  # fmt: skip
+    result = runner.BuildResult(
+        VERSION,
+        "full",
+        spec.key(),
+        [],
+        [],
+        None,
+        None,
+        "c++ (x) 1",
+        "cmake version 3",
+        str(tmp_path / "src"),
+        str(own.parent),
+        str(own),
+        own.stat().st_size,
+        [],
+        1.0,
+        source_id=spec.source_id,
+        toolchain=spec.toolchain,
+    )
     st.publish_build(st.open_store(url), result)
     return result
 
@@ -281,8 +318,9 @@ def test_garbage_answer_falls_back_to_building(fake_src: Path, tmp_path: Path, m
     assert not list((cache / "builds").glob(".fetch-*"))
 
 
-def test_hanging_server_times_out_and_falls_back(fake_src: Path, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_hanging_server_times_out_and_falls_back(
+    fake_src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = use_cache(monkeypatch, tmp_path / "cache")
     lines: list[str] = []
     with servers.raw_server(None) as url:
@@ -305,8 +343,9 @@ def test_store_that_is_down_falls_back(fake_src: Path, tmp_path: Path, monkeypat
     assert "store unusable" in line and "Connection refused" in line
 
 
-def test_store_without_write_permission(fake_src: Path, dav: servers.Nginx, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_store_without_write_permission(
+    fake_src: Path, dav: servers.Nginx, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     use_cache(monkeypatch, tmp_path / "cache")
     lines: list[str] = []
     result = build_variant(fake_src, "full", store=dav.readonly_url, log=lines.append)
@@ -357,8 +396,9 @@ def test_ls_gc_push_pull(fake_src: Path, dav: servers.Nginx, tmp_path: Path, mon
     listed = {x.key: x for x in st.ls(store)}
     assert not listed["1.21.0-full-aaaaaaaaaaaa"].ok and listed[built.key].ok
     removed = st.gc(store, now=time.time() + 7200)
-    assert sorted(removed) == sorted(["1.21.0-full-aaaaaaaaaaaa/", f"{built.key}/_tmp-1234-index.json",
-                                      f"{built.key}/ffff-old.so"])  # fmt: skip
+    assert sorted(removed) == sorted(
+        ["1.21.0-full-aaaaaaaaaaaa/", f"{built.key}/_tmp-1234-index.json", f"{built.key}/ffff-old.so"]
+    )
     assert store.artifact_keys() == [built.key]
     # pull on another machine
     b = use_cache(monkeypatch, tmp_path / "b")

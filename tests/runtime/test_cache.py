@@ -64,8 +64,9 @@ def test_other_cpu_never_reused(tmp_path: Path, int8_model: Path, monkeypatch: p
 
 
 @pytest.mark.parametrize("field", ["cpu_flags", "ort_version", "library_sha256"])
-def test_entry_for_something_else_is_rebuilt(tmp_path: Path, int8_model: Path, reference: np.ndarray,
-                                             field: str) -> None:  # fmt: skip
+def test_entry_for_something_else_is_rebuilt(
+    tmp_path: Path, int8_model: Path, reference: np.ndarray, field: str
+) -> None:
     """An entry whose meta names another CPU, ORT release or library (copied in from elsewhere) is
     rebuilt, with a warning, and the session still runs the right model."""
     run(int8_model, tmp_path)

@@ -82,8 +82,11 @@ def test_wrong_paths(tmp_path: Path) -> None:
 def test_not_an_onnxruntime(name: str) -> None:
     found = ctypes.util.find_library(name)
     assert found, f"lib{name} not found"
-    path = next(Path(d) / found for d in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib")
-                if (Path(d) / found).exists())  # fmt: skip
+    path = next(
+        Path(d) / found
+        for d in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib")
+        if (Path(d) / found).exists()
+    )
     with pytest.raises(RuntimeLoadError, match="not an ONNX Runtime library: it does not export OrtGetApiBase"):
         Library(path)
 
@@ -110,8 +113,9 @@ def fake_ort(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyp
 
     def build(version: str) -> Path:
         out = d / f"libonnxruntime.so.{version}"
-        subprocess.run([cc, "-shared", "-fPIC", f'-DVERSION="{version}"', "-o", str(out), str(d / "fake.c")],
-                       check=True)  # fmt: skip
+        subprocess.run(
+            [cc, "-shared", "-fPIC", f'-DVERSION="{version}"', "-o", str(out), str(d / "fake.c")], check=True
+        )
         return out
 
     return build

@@ -65,8 +65,10 @@ def test_metadata_matches_onnxruntime(int8_model: Path, fp32_model: Path) -> Non
     for model in (int8_model, fp32_model):
         ref = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
         with Session(model) as s:
-            for ours, theirs in [*zip(s.inputs, ref.get_inputs(), strict=True),
-                                 *zip(s.outputs, ref.get_outputs(), strict=True)]:  # fmt: skip
+            for ours, theirs in [
+                *zip(s.inputs, ref.get_inputs(), strict=True),
+                *zip(s.outputs, ref.get_outputs(), strict=True),
+            ]:
                 assert ours.name == theirs.name
                 assert f"tensor({'float' if ours.type_name == 'float32' else ours.type_name})" == theirs.type
                 assert list(ours.shape) == theirs.shape
@@ -74,8 +76,10 @@ def test_metadata_matches_onnxruntime(int8_model: Path, fp32_model: Path) -> Non
 
 def test_symbolic_and_unnamed_dims() -> None:
     with Session(tiny.two_inputs_two_outputs()) as s:
-        assert [(i.name, i.shape, i.dtype) for i in s.inputs] == [("a", (None, 4), np.float32),
-                                                                   ("b", (None, 4), np.float32)]  # fmt: skip
+        assert [(i.name, i.shape, i.dtype) for i in s.inputs] == [
+            ("a", (None, 4), np.float32),
+            ("b", (None, 4), np.float32),
+        ]
         assert s.output_names == ["sum", "prod"]
         a, b = np.arange(8, dtype=np.float32).reshape(2, 4), np.full((2, 4), 3, np.float32)
         out = s.run({"a": a, "b": b})
@@ -147,8 +151,13 @@ def test_optimized_model_path(int8_model: Path, tmp_path: Path) -> None:
 
 
 def test_options(fp32_model: Path) -> None:
-    with Session(fp32_model, threads=2, optimization_level="disable", log_level="error",
-                 config={"session.intra_op.allow_spinning": "0"}) as s:  # fmt: skip
+    with Session(
+        fp32_model,
+        threads=2,
+        optimization_level="disable",
+        log_level="error",
+        config={"session.intra_op.allow_spinning": "0"},
+    ) as s:
         assert s.run({"input_ids": np.array([[101, 102]]), "attention_mask": np.ones((1, 2), np.int64)})
     with pytest.raises(OrtpruneError, match="unknown optimization level 'fastest'"):
         Session(fp32_model, optimization_level="fastest")
@@ -166,8 +175,11 @@ def test_wrong_dtype_names_input_expected_and_got(int8_model: Path, tokenizer_di
         bad = dict(feeds, input_ids=feeds["input_ids"].astype(np.int32))
         with pytest.raises(InputError, match=r"input 'input_ids': expected element type int64, got int32"):
             s.run(bad)
-        with pytest.raises(InputError, match=r"input 'attention_mask': expected rank 2 \(shape \[batch, sequence\]\)"
-                                             r", got rank 1"):  # fmt: skip
+        with pytest.raises(
+            InputError,
+            match=r"input 'attention_mask': expected rank 2 \(shape \[batch, sequence\]\)"
+            r", got rank 1",
+        ):
             s.run(dict(feeds, attention_mask=feeds["attention_mask"][0]))
         with pytest.raises(InputError, match="missing input 'token_type_ids'"):
             s.run({k: v for k, v in feeds.items() if k != "token_type_ids"})

@@ -69,8 +69,10 @@ def test_fused_model_has_the_seed_contrib_ops(fused_model: Path) -> None:
 
 @pytest.mark.parametrize("level", ["basic", "extended"])
 def test_each_level_matches_ort(fp32_model: Path, tmp_path: Path, level: str) -> None:
-    ort_level = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-                 "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED}[level]  # fmt: skip
+    ort_level = {
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    }[level]
     result = scan_model(fp32_model, level)
     assert {(i.domain, i.op) for i in result.optimized.config} == ort_optimized_ops(fp32_model, ort_level, tmp_path)
 

@@ -4,24 +4,24 @@ real library plays every variant), so scan, probe, verify, embed, size and repor
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from ortprune import slim as slim_mod
-from ortprune.ortbuild.runner import BuildResult
+from ortprune.results import BuildResult, SlimResult
 from ortprune.runtime import wheel_library
+from ortprune.slim import Stages, default_stages, slim
 
 
 def fake_build(calls: list[str], keeps: dict[str, tuple[str, ...]] | None = None):  # type: ignore[no-untyped-def]
     lib = wheel_library()
     assert lib is not None
 
-    def build_variant(source, variant, config=None, deps_dir=None, extra=(), wheel=False, jobs=None, progress=None,  # type: ignore[no-untyped-def]
-                      prune=(), keep_transformers=(), **kw):  # fmt: skip
+    def build_variant(source, variant, config, keep, jobs, progress):  # type: ignore[no-untyped-def]
         calls.append(variant)
         if keeps is not None:
-            keeps[variant] = keep_transformers
+            keeps[variant] = keep
         if progress:
             progress(1, 1, "linking")
         return BuildResult(
@@ -48,13 +48,11 @@ def fake_build(calls: list[str], keeps: dict[str, tuple[str, ...]] | None = None
 def test_slim_bundled_models(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, int8_model: Path, fp32_model: Path
 ) -> None:
-    import ortprune.ortbuild as build_pkg
-
     calls: list[str] = []
     monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(build_pkg, "build_variant", fake_build(calls))
+    stages = replace(default_stages(), build=fake_build(calls))
     out = tmp_path / "out"
-    res = slim_mod.slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced",), out)
+    res = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced",), out, stages=stages)
     assert calls == ["full", "reduced"]
     assert res.ok
     config = (out / "ops.config").read_text()
@@ -70,11 +68,20 @@ def test_slim_bundled_models(
     assert "com.microsoft;1;BiasGelu | optimizer |" in md
     assert (out / "libonnxruntime.so").stat().st_size == wheel_library().stat().st_size  # type: ignore[union-attr]
     assert all((out / c).exists() for c in report["sizes"]["charts"])
+    assert (out / "charts" / "categories.png").stat().st_size > 0
+    categories = json.loads((out / "charts" / "categories.json").read_text())
+    assert set(categories["bars"]) == {"full (vs reduced)", "reduced"}
+    assert sum(categories["bars"]["reduced"].values()) == (out / "libonnxruntime.so").stat().st_size
+    # report.json reads back into the same typed result
+    assert SlimResult.from_dict(report, out).to_dict() == report
     # a second run is served from the stage cache: no probe or verify work is repeated
-    monkeypatch.setattr(slim_mod, "_probe_json", lambda *a: pytest.fail("probe re-ran"))
-    monkeypatch.setattr(slim_mod, "_verify_json", lambda *a: pytest.fail("verify re-ran"))
-    again = slim_mod.slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced",), out)
-    assert again.ok and again.probes == res.probes
+    cached: Stages = replace(
+        stages,
+        probe=lambda *a: pytest.fail("probe re-ran"),
+        verify=lambda *a: pytest.fail("verify re-ran"),
+    )
+    again = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced",), out, stages=cached)
+    assert again.ok and again.probes == res.probes and again.verifies == res.verifies
 
 
 def test_slim_pruned_variant_keeps_the_transformers_the_models_use(
@@ -82,13 +89,11 @@ def test_slim_pruned_variant_keeps_the_transformers_the_models_use(
 ) -> None:
     """reduced-pruned is built with the transformers ORT's log shows changing the graphs (here: the wheel's
     ORT plays the full build), after checking that disabling all others leaves the optimized graphs as they were."""
-    import ortprune.ortbuild as build_pkg
-
     calls: list[str] = []
     keeps: dict[str, tuple[str, ...]] = {}
     monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(build_pkg, "build_variant", fake_build(calls, keeps))
-    res = slim_mod.slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced", "reduced-pruned"), tmp_path)
+    stages = replace(default_stages(), build=fake_build(calls, keeps))
+    res = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced", "reduced-pruned"), tmp_path, stages=stages)
     assert calls == ["full", "reduced", "reduced-pruned"] and res.ok
     assert keeps["full"] == keeps["reduced"] == ()
     # the fusions that make the config's com.microsoft ops, and constant folding, are among them
@@ -96,51 +101,53 @@ def test_slim_pruned_variant_keeps_the_transformers_the_models_use(
     assert "AttentionFusion" not in keeps["reduced-pruned"] and len(keeps["reduced-pruned"]) < 20
 
 
-def test_slim_minimal_ort_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, int8_model: Path,
-                               fp32_model: Path) -> None:  # fmt: skip
+def test_slim_minimal_ort_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, int8_model: Path, fp32_model: Path
+) -> None:
     """The minimal variant end to end, with the wheel's real library playing both the full build (the
     converter) and the minimal one: .ort files made, scanned with types, probed and verified in ORT
     format against the .onnx on the full build, exported with tokenizers; shipped footprint ranked."""
-    import ortprune.ortbuild as build_pkg
     from ortprune.ortformat import is_ort_format, read_info
 
     calls: list[str] = []
     monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(build_pkg, "build_variant", fake_build(calls))
+    stages = replace(default_stages(), build=fake_build(calls))
     out = tmp_path / "out"
-    res = slim_mod.slim([int8_model, fp32_model], "debian:1.21.0", "all", ("minimal",), out)
+    res = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("minimal",), out, stages=stages)
     assert calls == ["full", "minimal"]
-    assert res.ok, json.dumps(res.verifies, indent=1)[:2000]
+    assert res.ok, json.dumps(res.to_dict()["verifies"], indent=1)[:2000]
     exported = sorted((out / "models").rglob("*.ort"))
     assert [p.parent.name for p in exported] == ["all-MiniLM-L6-v2-int8", "paraphrase-MiniLM-L3-v2"]
     assert all(is_ort_format(p) and (p.parent / "tokenizer.json").is_file() for p in exported)
     assert read_info(exported[0]).metadata["ortprune.keep_quantized"] == "0"
-    int8 = next(c for c in res.converted if c["name"] == "all-MiniLM-L6-v2-int8")
-    assert int8["ratio"] > 3.5  # ConstantFolding made the int8 weights fp32
+    int8 = next(c for c in res.converted if c.name == "all-MiniLM-L6-v2-int8")
+    assert int8.ratio > 3.5  # ConstantFolding made the int8 weights fp32
     config = (out / "ops-ort.config").read_text()
     assert "ai.onnx;15;Shape" in config and 'Add{"inputs": {"0": ["float"]}}' in config
-    assert res.probes["minimal"]["counts"]["missing"] == 0
-    assert res.probes["minimal"]["counts"]["implemented"] >= 20
-    assert [m["model"] for m in res.verifies["minimal"]["models"]] == [str(p) for p in exported]
-    assert all(m["status"] == "ok" for m in res.verifies["minimal"]["models"])
+    counts = res.probes["minimal"].counts()
+    assert counts["missing"] == 0 and counts["implemented"] >= 20
+    assert [m.model for m in res.verifies["minimal"].models] == [str(p) for p in exported]
+    assert all(m.status == "ok" for m in res.verifies["minimal"].models)
     assert set(res.embeds) == {"all-MiniLM-L6-v2-int8 @ minimal", "paraphrase-MiniLM-L3-v2 @ minimal"}
-    shipped = {s["variant"]: s for s in res.shipped}
+    shipped = {s.variant: s for s in res.shipped}
     assert set(shipped) == {"full", "minimal"}
     onnx_bytes = int8_model.stat().st_size + fp32_model.stat().st_size
-    assert shipped["full"]["model_bytes"] == onnx_bytes
-    assert shipped["minimal"]["model_bytes"] == sum(p.stat().st_size for p in exported)
-    tok = sum(f["bytes"] for f in shipped["full"]["files"] if f["role"] == "tokenizer")
-    assert tok == shipped["full"]["tokenizer_bytes"] > 400_000  # one tokenizer.json (shared) and its configs
-    assert shipped["full"]["total"] == shipped["full"]["library_stripped_bytes"] + onnx_bytes + tok
-    assert [s["total"] for s in res.shipped] == sorted(s["total"] for s in res.shipped)
-    assert res.recommended == res.shipped[0]["variant"]
+    assert shipped["full"].model_bytes == onnx_bytes
+    assert shipped["minimal"].model_bytes == sum(p.stat().st_size for p in exported)
+    tok = sum(f.bytes for f in shipped["full"].files if f.role == "tokenizer")
+    assert tok == shipped["full"].tokenizer_bytes > 400_000  # one tokenizer.json (shared) and its configs
+    assert shipped["full"].total == shipped["full"].library_stripped_bytes + onnx_bytes + tok
+    assert [s.total for s in res.shipped] == sorted(s.total for s in res.shipped)
+    assert res.recommended == res.shipped[0].variant
     md = (out / "report.md").read_text()
     assert "## Shipped footprint" in md and f"Recommended: **{res.recommended}**" in md
     assert (out / "charts" / "shipped.png").stat().st_size > 1000
+    report = json.loads((out / "report.json").read_text())
+    assert SlimResult.from_dict(report, out).to_dict() == report
 
     # the user's other choice: quantized weights kept (1.0x), outputs at MatMul's unpacked-GEMM floor
-    kept = slim_mod.slim([int8_model], "debian:1.21.0", "all", ("minimal",), tmp_path / "kq", keep_quantized=True)
-    assert kept.converted[0]["ratio"] <= 1.05
-    (verdict,) = kept.verifies["minimal"]["models"]
-    assert verdict["status"] == "differs" and 0 < verdict["outputs"][0]["max_abs_diff"] < 1e-3
+    kept = slim([int8_model], "debian:1.21.0", "all", ("minimal",), tmp_path / "kq", keep_quantized=True, stages=stages)
+    assert kept.converted[0].ratio <= 1.05
+    (verdict,) = kept.verifies["minimal"].models
+    assert verdict.status == "differs" and 0 < verdict.outputs[0].max_abs_diff < 1e-3
     assert not kept.ok and kept.recommended == "full"

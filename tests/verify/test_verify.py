@@ -35,8 +35,9 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "ortprune.cli", *args], capture_output=True, text=True)
 
 
-def test_full_library_implements_every_op_of_the_test_models(full_lib: Path, int8_model: Path,
-                                                             fp32_model: Path, fused_model: Path) -> None:  # fmt: skip
+def test_full_library_implements_every_op_of_the_test_models(
+    full_lib: Path, int8_model: Path, fp32_model: Path, fused_model: Path
+) -> None:
     ops = list(scan([int8_model, fp32_model, fused_model], "all").config) + list(OpConfig.load(SEED))
     report = probe(full_lib, ops)
     assert {r.op for r in report.results} == {str(o) for o in ops}
@@ -127,8 +128,10 @@ def test_verify_uses_the_models_own_inputs_file(full_lib: Path, tmp_path: Path) 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
     shape = numpy_helper.from_array(np.array([2, 3], dtype=np.int64), "shape")
-    model = helper.make_model(helper.make_graph([helper.make_node("Reshape", ["x", "shape"], ["y"])], "r", [x], [y],
-                                                [shape]), opset_imports=[helper.make_opsetid("", 14)])  # fmt: skip
+    model = helper.make_model(
+        helper.make_graph([helper.make_node("Reshape", ["x", "shape"], ["y"])], "r", [x], [y], [shape]),
+        opset_imports=[helper.make_opsetid("", 14)],
+    )
     model.ir_version = 8
     path = tmp_path / "reshape.onnx"
     onnx.save(model, path)
@@ -156,7 +159,9 @@ def test_verify_a_model_the_reference_rejects_is_one_clean_error(full_lib: Path,
 def test_missing_op_parsing() -> None:
     opsets = {"ai.onnx": 17, "com.microsoft": 1}
     assert missing_op("Could not find an implementation for Shape(15) node with name 'x'", opsets) == (
-        "ai.onnx:Shape", "ai.onnx;17;Shape")  # fmt: skip
+        "ai.onnx:Shape",
+        "ai.onnx;17;Shape",
+    )
     msg = "Failed to find kernel for com.microsoft.BiasGelu(1) (node:'BiasGelu' ep:'CPU'). Kernel not found"
     assert missing_op(msg, opsets) == ("com.microsoft:BiasGelu", "com.microsoft;1;BiasGelu")
     assert missing_op("something else", opsets) is None
@@ -165,8 +170,12 @@ def test_missing_op_parsing() -> None:
 def test_a_crash_inside_the_library_is_reported_not_fatal(full_lib: Path) -> None:
     """onnxruntime 1.32's QLinearSigmoid/QLinearLeakyRelu kernels abort (an assertion) on a one-node model
     with no optional inputs: the batch worker dies, the other probes are re-run alone and still answered."""
-    ops = [OpId("com.microsoft", 1, "QLinearSigmoid"), OpId("ai.onnx", 17, "Add"), OpId("ai.onnx", 17, "Relu"),
-           OpId("com.microsoft", 1, "QLinearLeakyRelu")]  # fmt: skip
+    ops = [
+        OpId("com.microsoft", 1, "QLinearSigmoid"),
+        OpId("ai.onnx", 17, "Add"),
+        OpId("ai.onnx", 17, "Relu"),
+        OpId("com.microsoft", 1, "QLinearLeakyRelu"),
+    ]
     report = probe(full_lib, ops, jobs=1)  # one batch: the crash takes the whole worker down
     status = {r.op: (r.status, r.detail) for r in report.results}
     assert status["ai.onnx;17;Add"][0] == IMPLEMENTED and status["ai.onnx;17;Relu"][0] == IMPLEMENTED
@@ -180,14 +189,20 @@ def test_probe_models_follow_a_configs_type_info() -> None:
     from ortprune.verify.probe_models import as_onnx, probe_model
 
     def elem_types(m: onnx.ModelProto) -> tuple[list[int], list[int]]:
-        return ([i.type.tensor_type.elem_type for i in m.graph.input],
-                [o.type.tensor_type.elem_type for o in m.graph.output])  # fmt: skip
+        return (
+            [i.type.tensor_type.elem_type for i in m.graph.input],
+            [o.type.tensor_type.elem_type for o in m.graph.output],
+        )
 
     equal = probe_model(OpId("ai.onnx", 17, "Equal"), hints=OpTypes(inputs={0: {"int64_t"}}))
     assert equal.element_type == "int64" and elem_types(as_onnx(equal))[0] == [TensorProto.INT64] * 2
     assert probe_model(OpId("ai.onnx", 17, "Equal")).element_type == "float"
-    cast = as_onnx(probe_model(OpId("ai.onnx", 17, "Cast"), hints=OpTypes(inputs={0: {"int8_t", "int64_t"}},
-                                                                         outputs={0: {"bool", "float"}})))  # fmt: skip
+    cast = as_onnx(
+        probe_model(
+            OpId("ai.onnx", 17, "Cast"),
+            hints=OpTypes(inputs={0: {"int8_t", "int64_t"}}, outputs={0: {"bool", "float"}}),
+        )
+    )
     assert elem_types(cast) == ([TensorProto.INT64], [TensorProto.BOOL])
     assert next(a.i for a in cast.graph.node[0].attribute if a.name == "to") == TensorProto.BOOL
     cos = as_onnx(probe_model(OpId("ai.onnx", 17, "ConstantOfShape"), hints=OpTypes(outputs={0: {"int64_t"}})))

@@ -3,6 +3,6 @@ diffs between builds, the shipped footprint, and an estimate of a reduced build 
 
 from ortprune.analyze.attribute import BY, analyze
 from ortprune.analyze.diff import SizeDiff, diff_reports
-from ortprune.analyze.model import Footprint, Label, SizeReport
+from ortprune.results.size import Footprint, Label, SizeReport
 
 __all__ = ["BY", "Footprint", "Label", "SizeDiff", "SizeReport", "analyze", "diff_reports"]

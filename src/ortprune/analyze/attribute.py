@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ortprune.analyze.demangle import demangle, short_name
-from ortprune.analyze.elf import (
+from ortprune.elf import (
     PT_TLS,
     SHN_LORESERVE,
     SHT_NULL,
@@ -32,8 +32,8 @@ from ortprune.analyze.elf import (
     Section,
     Symbol,
 )
-from ortprune.analyze.model import Label, SectionInfo, SizeReport
 from ortprune.errors import ElfError
+from ortprune.results.size import Label, SectionInfo, SizeReport
 
 BY = ("section", "symbol", "op", "file", "dir")
 

@@ -1,18 +1,19 @@
-"""Find the ORT builds in the cache (``~/.cache/ortprune/builds``) by their manifests, for size tables.
-
-Reads only the manifest's JSON (``variant``, ``extra_flags``) and the ``ops.config`` copy beside it,
-so this stage does not depend on the build stage's code.
-"""
+"""Find the ORT builds in the cache (``$ORTPRUNE_CACHE/builds``) by their manifests, for size tables and the
+measured-builds page. Reads only the manifests (``ortprune.results.BuildResult``) and the files beside them."""
 
 from __future__ import annotations
 
 import filecmp
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-BUILDS = Path.home() / ".cache" / "ortprune" / "builds"
-ORDER = ("full", "no-contrib", "reduced", "reduced-types", "minimal")
+from ortprune.analyze.shipped import stripped_size
+from ortprune.cache import cache_dir, file_digest
+from ortprune.catalog import variant_rank
+from ortprune.errors import OrtpruneError
+from ortprune.results import BuildResult, MeasuredBuild
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,9 @@ class CachedBuild:
     config: Path | None  #: the reduced-build config it was made with
 
 
-def find_builds(version: str, root: Path = BUILDS) -> list[CachedBuild]:
-    """Builds of ORT ``version`` with a library, full first, then in ORDER."""
+def find_builds(version: str, root: Path | None = None) -> list[CachedBuild]:
+    """Builds of ORT ``version`` with a library, in catalogue order (full first)."""
+    root = root or cache_dir("builds")
     found: list[CachedBuild] = []
     has_manifest: set[Path] = set()
     if not root.is_dir():
@@ -52,8 +54,54 @@ def find_builds(version: str, root: Path = BUILDS) -> list[CachedBuild]:
     for b in sorted(found, key=lambda b: b.library not in has_manifest):
         if not any(_same_file(b.library, u.library) for u in unique):
             unique.append(b)
-    return sorted(unique, key=lambda b: (ORDER.index(b.variant) if b.variant in ORDER else len(ORDER), b.name))
+    return sorted(unique, key=lambda b: (variant_rank(b.variant), b.name))
 
 
 def _same_file(a: Path, b: Path) -> bool:
     return a.stat().st_size == b.stat().st_size and filecmp.cmp(a, b, shallow=False)
+
+
+def find_manifests(version: str | None = None, root: Path | None = None) -> list[BuildResult]:
+    """Every finished build in the cache (``builds/*/manifest.json``), optionally of one ORT version."""
+    root = root or cache_dir("builds")
+    found = [BuildResult.load(p) for p in sorted(root.glob("*/manifest.json"))]
+    return [r for r in found if version is None or r.ort_version == version]
+
+
+def command_for(r: BuildResult, config_file: str | None) -> str:
+    """The ortprune command that reproduces the build (the config by the file name given for it)."""
+    args = ["ortprune", "build", "--source", f"debian:{r.ort_version}", "--variant", r.variant]
+    if r.config_hash:
+        args += ["--config", config_file or "ops.config"]
+    args += [f"--extra={flag}" for flag in r.extra_flags]
+    if r.wheel_file:
+        args.append("--wheel")
+    return shlex.join(args)
+
+
+def measured_builds(
+    version: str, configs: dict[str, Path] | None = None, root: Path | None = None
+) -> list[MeasuredBuild]:
+    """The finished builds of ORT ``version``, full first, for the measured-builds page. ``configs``
+    (label → config file) names the builds made from those configs; naming any selects them: builds from
+    other configs are left out."""
+    named: dict[str, tuple[str | None, str | None]] = {}
+    for label, path in (configs or {}).items():
+        try:
+            named[file_digest(path)] = (label, str(path))
+        except OSError as e:
+            raise OrtpruneError(f"cannot read the config: {e.strerror}", path) from None
+    found = find_manifests(version, root)
+    if named:
+        found = [r for r in found if r.config_hash is None or r.config_hash in named]
+    if not found:
+        raise OrtpruneError(f"no finished builds of ONNX Runtime {version} in the cache (run ortprune build)")
+    rows = []
+    for r in sorted(found, key=lambda r: (variant_rank(r.variant), r.library_bytes)):
+        config_label, file = named.get(r.config_hash or "", (None, None))
+        wheel = " + Python wheel" if r.wheel_file else ""
+        extra = "".join(f" {f}" for f in r.extra_flags)
+        name = f"{r.variant}: {config_label}{wheel}" if config_label else f"{r.variant}{extra}{wheel}"
+        stripped = stripped_size(r.library) if Path(r.library).exists() else None
+        rows.append(MeasuredBuild(r, name, command_for(r, file), stripped, file))
+    return rows

@@ -2,70 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
-
-from ortprune.analyze.model import SizeReport
-
-
-@dataclass(frozen=True)
-class DiffRow:
-    name: str
-    kind: str
-    old: int
-    new: int
-
-    @property
-    def delta(self) -> int:
-        return self.new - self.old
-
-    @property
-    def status(self) -> str:
-        if self.old == 0 and self.new > 0:
-            return "appeared"
-        if self.new == 0 and self.old > 0:
-            return "vanished"
-        if self.delta > 0:
-            return "grew"
-        if self.delta < 0:
-            return "shrank"
-        return "same"
-
-
-@dataclass
-class SizeDiff:
-    old_path: str
-    new_path: str
-    by: str
-    old_total: int
-    new_total: int
-    rows: list[DiffRow]
-
-    @property
-    def delta(self) -> int:
-        return self.new_total - self.old_total
-
-    def changed(self) -> list[DiffRow]:
-        """Rows that changed, biggest change first."""
-        return sorted((r for r in self.rows if r.delta), key=lambda r: (-abs(r.delta), r.name))
-
-    def counts(self) -> dict[str, int]:
-        out = {"grew": 0, "shrank": 0, "appeared": 0, "vanished": 0, "same": 0}
-        for r in self.rows:
-            out[r.status] += 1
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "old": self.old_path,
-            "new": self.new_path,
-            "by": self.by,
-            "old_total": self.old_total,
-            "new_total": self.new_total,
-            "delta": self.delta,
-            "counts": self.counts(),
-            "rows": [{**asdict(r), "delta": r.delta, "status": r.status} for r in self.changed()],
-        }
+from ortprune.results.size import DiffRow, SizeDiff, SizeReport
 
 
 def diff_reports(old: SizeReport, new: SizeReport) -> SizeDiff:

@@ -27,16 +27,20 @@ import re
 import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ortprune._io import atomic_write_text
 from ortprune.analyze.attribute import SizedSymbol, sized_symbols
-from ortprune.analyze.elf import SHF_EXECINSTR, SHT_RELA, SHT_RELR, STT_FUNC, STT_OBJECT, ElfFile
 from ortprune.analyze.ops import KernelReg, OpMapper, parse_kernel_reg
+from ortprune.elf import SHF_EXECINSTR, SHT_RELA, SHT_RELR, STT_FUNC, STT_OBJECT, ElfFile
 from ortprune.errors import ElfError, OrtpruneError
 from ortprune.opconfig import OpConfig
+from ortprune.ortbuild.added_ops import ORT_ADDED_OPS
+
+if TYPE_CHECKING:
+    from ortprune.ortbuild.variants import BuildSpec
 
 R_X86_64_64, R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT, R_X86_64_RELATIVE = 1, 6, 7, 8
 EM_X86_64 = 62
@@ -335,43 +339,6 @@ def _eh_frame_sizes(elf: ElfFile) -> dict[int, int]:
     return result
 
 
-#: Ops ORT's reduce_op_kernels.py adds to every config of a build that is not a (basic) minimal build:
-#: the layout transformer and NHWC optimizer may insert them (``layout_transformation_potentially_added_ops.h``,
-#: region ``extended_minimal_build_required_kernels``; ORT 1.21.0). ``ort_added_ops(source)`` reads another
-#: version's list.
-ORT_ADDED_OPS: tuple[tuple[str, str, int], ...] = tuple(
-    [("ai.onnx", "DequantizeLinear", v) for v in (10, 13, 19, 21)]
-    + [("ai.onnx", "Gather", v) for v in (1, 11, 13)]
-    + [("ai.onnx", "Identity", v) for v in (1, 13, 14, 16, 19, 21)]
-    + [("ai.onnx", "QuantizeLinear", v) for v in (10, 13, 19, 21)]
-    + [("ai.onnx", "Squeeze", v) for v in (1, 11, 13, 21)]
-    + [("ai.onnx", "Transpose", v) for v in (1, 13, 21)]
-    + [("ai.onnx", "Unsqueeze", v) for v in (1, 11, 13, 21)]
-    + [("com.microsoft", op, 1) for op in ("DequantizeLinear", "NhwcMaxPool", "QLinearConv", "QuantizeLinear")]
-)
-
-
-def ort_added_ops(source: str | Path) -> tuple[tuple[str, str, int], ...]:
-    """The ops an ORT source tree's reduce_op_kernels.py adds to every config (see ORT_ADDED_OPS)."""
-    import re
-
-    from ortprune.analyze.ops import DOMAINS
-
-    header = (
-        Path(source) / "onnxruntime/core/optimizer/layout_transformation/layout_transformation_potentially_added_ops.h"
-    )
-    try:
-        text = header.read_text()
-    except OSError:
-        raise OrtpruneError(
-            "not an ONNX Runtime source tree (no layout_transformation_potentially_added_ops.h)", source
-        ) from None
-    region = text.split("@@region_begin(extended_minimal_build_required_kernels)@@", 1)[-1]
-    region = region.split("@@region_end(extended_minimal_build_required_kernels)@@", 1)[0]
-    pattern = r'OpIdentifierWithStringViews{(\w+),\s+"(\w+)",\s+(\d+)}'
-    return tuple((DOMAINS[d], op, int(v)) for d, op, v in re.findall(pattern, region) if d in DOMAINS)
-
-
 @dataclass(frozen=True)
 class PruneLevers:
     """Levers below ORT's switches, estimated on top of the config's kernel reduction (``ortbuild.prune``
@@ -386,14 +353,20 @@ class PruneLevers:
         parts = ["schemas"] if self.schemas else []
         if self.drop_transformers:
             parts.append(f"optimizers (-{len(self.drop_transformers)} transformer classes)")
-        parts += [f for f, on in (("--disable_rtti", self.disable_rtti), ("--disable_ml_ops", self.disable_ml_ops))
-                  if on]  # fmt: skip
+        parts += [
+            f for f, on in (("--disable_rtti", self.disable_rtti), ("--disable_ml_ops", self.disable_ml_ops)) if on
+        ]
         return ", ".join(parts) or "none"
 
 
 _SCHEMA_FN = re.compile(r"GetOpSchema<(?:[\w:]+::)?(Onnx|OnnxML|Microsoft)_ver(\d+)_(\w+)>\(\)")
-_REGISTERS_SCHEMAS = ("ForEachSchema", "RegisterOpSetSchema", "RegisterOnnxOperatorSetSchema",
-                      "RegisterOnnxMLOperatorSetSchema", "Environment::Initialize")  # fmt: skip
+_REGISTERS_SCHEMAS = (
+    "ForEachSchema",
+    "RegisterOpSetSchema",
+    "RegisterOnnxOperatorSetSchema",
+    "RegisterOnnxMLOperatorSetSchema",
+    "Environment::Initialize",
+)
 
 
 _CONSTRUCTED = re.compile(r"^(?:vtable for (?:\w+::)*\w+$|(?:\w+::)*(\w+)::\1\()")
@@ -444,8 +417,9 @@ def _lever_cut(
             "call (only calls from the opset registration code are cut; direct uses such as ORT's NHWC schemas stay)"
         )
     if levers.drop_transformers:
-        pat = re.compile(r"^(?:vtable for |)onnxruntime::(?:\w+::)*(" + "|".join(sorted(levers.drop_transformers))
-                         + r")(?:::\1\(|$)")  # fmt: skip
+        pat = re.compile(
+            r"^(?:vtable for |)onnxruntime::(?:\w+::)*(" + "|".join(sorted(levers.drop_transformers)) + r")(?:::\1\(|$)"
+        )
         gone = np.array([bool(pat.match(n)) for n in first], dtype=bool)
         cut |= gone[dst]
         constructs = np.array([bool(_CONSTRUCTED.match(n)) for n in first], dtype=bool)
@@ -766,3 +740,18 @@ def op_costs_markdown(c: OpCosts, top: int = 0) -> str:
         *[f"> {n}" for n in c.notes],
     ]
     return "\n".join(lines) + "\n"
+
+
+def estimate_levers(spec: BuildSpec, source: Path) -> PruneLevers:
+    """What ``ortprune estimate`` models for a build spec: its prune levers and the stock flags it sets."""
+    from ortprune.catalog import variant
+    from ortprune.ortbuild.prune import classes_to_drop, transformer_names
+
+    flags = (*variant(spec.variant).flags, *spec.extra_flags)
+    drop = classes_to_drop(transformer_names(source), spec.keep_transformers) if "optimizers" in spec.prune else set()
+    return PruneLevers(
+        schemas="schemas" in spec.prune,
+        drop_transformers=frozenset(drop),
+        disable_rtti="--disable_rtti" in flags,
+        disable_ml_ops="--disable_ml_ops" in flags,
+    )

@@ -6,24 +6,14 @@ import contextlib
 import functools
 import os
 import re
-import struct
 import subprocess
 from pathlib import Path
 
-from ortprune.analyze.elf import ElfFile
-from ortprune.analyze.model import Footprint, FootprintEntry
+from ortprune.elf import ElfFile, is_system_library
 from ortprune.errors import ElfError
+from ortprune.results.size import Footprint, FootprintEntry
 
-#: The C and C++ runtime every Linux system provides; a user never ships these.
-_SYSTEM = re.compile(
-    r"^(libc|libm|libmvec|libstdc\+\+|libgcc_s|libpthread|libdl|librt|libutil|libresolv|ld-linux[-\w.]*|ld64)\.so(\.|$)"
-    r"|^ld-linux"
-)
 _DEFAULT_DIRS = ("/lib", "/usr/lib", "/lib64", "/usr/lib64")
-
-
-def is_system_library(name: str) -> bool:
-    return bool(_SYSTEM.match(Path(name).name))
 
 
 @functools.cache
@@ -54,14 +44,10 @@ def _multiarch_dirs() -> list[str]:
 def _same_kind(path: Path, ref: ElfFile | _Needs) -> bool:
     """The loader skips libraries of another ELF class or machine; so do we."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(20)
-    except OSError:
+        with ElfFile(path) as elf:
+            return elf.is64 == ref.is64 and elf.machine == ref.machine
+    except ElfError:
         return False
-    if len(head) < 20 or head[:4] != b"\x7fELF" or head[4] != (2 if ref.is64 else 1):
-        return False
-    (machine,) = struct.unpack_from(ref.endian + "H", head, 18)
-    return bool(machine == ref.machine)
 
 
 def _expand(entry: str, origin: Path) -> str:

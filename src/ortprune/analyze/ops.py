@@ -21,17 +21,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-#: ORT's domain constants (``core/graph/constants.h``) → public domain names.
-DOMAINS: dict[str, str] = {
-    "kOnnxDomain": "ai.onnx",
-    "kMLDomain": "ai.onnx.ml",
-    "kMSDomain": "com.microsoft",
-    "kMSNchwcDomain": "com.microsoft.nchwc",
-    "kMSInternalNHWCDomain": "com.ms.internal.nhwc",
-    "kMSExperimentalDomain": "com.microsoft.experimental",
-    "kMSDmlDomain": "com.microsoft.dml",
-    "kPytorchAtenDomain": "org.pytorch.aten",
-}
+from ortprune.opconfig import DOMAINS
 
 _KERNEL_RE = re.compile(
     r"k(?P<provider>[A-Za-z0-9]+?)ExecutionProvider_(?P<op>[A-Za-z0-9]+)_(?P<domain>k[A-Za-z]+Domain)"

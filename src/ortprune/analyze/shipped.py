@@ -7,9 +7,9 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+
+from ortprune.results.size import Shipped, ShippedFile
 
 #: Tokenizer files a text embedding model ships with (fastembed's list; tokenizer.json is the big one).
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "config.json", "special_tokens_map.json")
@@ -30,48 +30,6 @@ def stripped_size(lib: str | Path) -> int | None:
 def tokenizer_files(directory: str | Path) -> list[Path]:
     d = Path(directory)
     return [d / n for n in TOKENIZER_FILES if (d / n).is_file()]
-
-
-@dataclass(frozen=True)
-class ShippedFile:
-    role: str  # "model" or "tokenizer"
-    path: str
-    bytes: int
-
-
-@dataclass
-class Shipped:
-    """One variant's deployment."""
-
-    variant: str
-    library: str
-    library_bytes: int
-    library_stripped_bytes: int
-    files: list[ShippedFile] = field(default_factory=list)
-    verified: bool = False
-
-    @property
-    def model_bytes(self) -> int:
-        return sum(f.bytes for f in self.files if f.role == "model")
-
-    @property
-    def tokenizer_bytes(self) -> int:
-        return sum(f.bytes for f in self.files if f.role == "tokenizer")
-
-    @property
-    def total(self) -> int:
-        """Shipped bytes: the stripped library, the models and the tokenizer files."""
-        return self.library_stripped_bytes + self.model_bytes + self.tokenizer_bytes
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.update(model_bytes=self.model_bytes, tokenizer_bytes=self.tokenizer_bytes, total=self.total)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Shipped:
-        keys = ("variant", "library", "library_bytes", "library_stripped_bytes", "verified")
-        return cls(**{k: d[k] for k in keys}, files=[ShippedFile(**f) for f in d["files"]])
 
 
 def shipped(

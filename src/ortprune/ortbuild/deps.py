@@ -16,7 +16,7 @@ from pathlib import Path
 from ortprune._io import atomic_open, atomic_write_text
 from ortprune.cache import cache_dir
 from ortprune.errors import BuildError
-from ortprune.ortbuild.sources import download, release
+from ortprune.ortbuild.sources import download, extract_to, release
 
 #: Header-only dependencies ORT finds with find_package from Debian -dev packages (path probed, package).
 SYSTEM_HEADERS: dict[str, tuple[str, str]] = {
@@ -125,13 +125,12 @@ def extract_deb(deb: Path, dest: Path) -> Path:
         size = int(data[pos + 48 : pos + 58].decode().strip())
         body = data[pos + 60 : pos + 60 + size]
         if name.startswith("data.tar"):
-            tmp = dest.with_name(dest.name + ".partial")
-            shutil.rmtree(tmp, ignore_errors=True)
-            with tarfile.open(fileobj=io.BytesIO(body)) as tar:
-                tar.extractall(tmp, filter="data")
-            shutil.rmtree(dest, ignore_errors=True)
-            tmp.rename(dest)
-            return dest
+
+            def fill(tmp: Path, body: bytes = body) -> None:
+                with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+                    tar.extractall(tmp, filter="data")
+
+            return extract_to(dest, fill)
         pos += 60 + size + (size & 1)
     raise BuildError("no data.tar member in .deb", deb)
 

@@ -32,8 +32,7 @@ from ortprune.opconfig import OpConfig
 from ortprune.schemas import SchemaId, resolve_schemas, wanted_schemas
 
 if TYPE_CHECKING:
-    from ortprune.analyze.estimate import PruneLevers
-    from ortprune.ortbuild.variants import BuildSpec
+    pass
 
 #: The pruning levers ``ortprune build --prune`` accepts.
 LEVERS = ("schemas", "optimizers")
@@ -368,18 +367,3 @@ def prune_deps(
         _write_if_changed(path, new_text)
         report.schemas.append(cut)
     return report
-
-
-def estimate_levers(spec: BuildSpec, source: Path) -> PruneLevers:
-    """What ``ortprune estimate`` models for a build spec: its prune levers and the stock flags it sets."""
-    from ortprune.analyze.estimate import PruneLevers
-    from ortprune.ortbuild.variants import variant
-
-    flags = (*variant(spec.variant).flags, *spec.extra_flags)
-    drop = classes_to_drop(transformer_names(source), spec.keep_transformers) if "optimizers" in spec.prune else set()
-    return PruneLevers(
-        schemas="schemas" in spec.prune,
-        drop_transformers=frozenset(drop),
-        disable_rtti="--disable_rtti" in flags,
-        disable_ml_ops="--disable_ml_ops" in flags,
-    )

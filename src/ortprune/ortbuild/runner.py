@@ -14,63 +14,21 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ortprune._io import atomic_write_text
-from ortprune.analyze.footprint import is_system_library
+from ortprune._io import atomic_copy, atomic_write_text
 from ortprune.cache import cache_dir
+from ortprune.elf import is_system_library
 from ortprune.errors import BuildError
 from ortprune.opconfig import OpConfig
 from ortprune.ortbuild.deps import DepsDir, apply_deps, missing_system_headers
 from ortprune.ortbuild.identity import first_line, toolchain_id
 from ortprune.ortbuild.prune import prepare_sources, prune_deps
 from ortprune.ortbuild.variants import BuildSpec, build_py_args
+from ortprune.results import BuildResult
 
 TAIL_LINES = 40
 _PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]")
-
-
-@dataclass
-class BuildResult:
-    """The manifest of one build (JSON next to the library)."""
-
-    ort_version: str
-    variant: str
-    key: str
-    build_py_args: list[str]
-    extra_flags: list[str]
-    config_hash: str | None
-    config: str | None
-    compiler: str
-    cmake: str
-    source: str
-    build_dir: str
-    library: str
-    library_bytes: int
-    needed: list[str]
-    wall_time_s: float  # summed over every run that worked on this build (resumed builds add up)
-    runs: list[dict[str, object]] = field(default_factory=list)
-    steps: int = 0  # ninja steps of the whole build (the first run's count when it was resumed)
-    finished: str = ""
-    wheel_file: str | None = None
-    prune: list[str] = field(default_factory=list)  # source-transform levers (ortbuild.prune)
-    keep_transformers: list[str] = field(default_factory=list)
-    stripped_library: str | None = None  # `strip --strip-all` copy: the file a user ships
-    stripped_bytes: int | None = None
-    source_id: str = ""  # content hash of the source and its dependencies (part of the key)
-    toolchain: str = ""  # compiler and CMake versions (part of the key)
-    fetched_from: str | None = None  # the artifact store it came from, when it was not built here
-
-    def save(self, path: Path) -> Path:
-        return atomic_write_text(path, json.dumps(asdict(self), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: Path) -> BuildResult:
-        try:
-            return cls(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError) as e:
-            raise BuildError(f"not a build manifest: {e}", path) from None
 
 
 def ort_version_of(source: Path) -> str:
@@ -136,8 +94,16 @@ def run_logged(cmd: list[str], log: Path, env: dict[str, str], cwd: Path, on_lin
     with log.open("a", encoding="utf-8", errors="replace") as f:
         f.write(f"\n$ {' '.join(cmd)}\n")
         f.flush()
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, errors="replace", bufsize=1)  # fmt: skip
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            bufsize=1,
+        )
         assert proc.stdout is not None
         try:
             for line in proc.stdout:
@@ -170,10 +136,12 @@ def ensure_wheel_datasets(source: Path) -> None:
 
     w = numpy_helper.from_array(np.arange(1, 7, dtype=np.float32).reshape(3, 2), "W")
     graph = helper.make_graph(
-        [helper.make_node("Mul", ["X", "W"], ["Y"])], "mul_1",
+        [helper.make_node("Mul", ["X", "W"], ["Y"])],
+        "mul_1",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, [3, 2])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [3, 2])], [w],
-    )  # fmt: skip
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [3, 2])],
+        [w],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 7)])
     model.ir_version = 3
     onnx.save(model, datasets / "mul_1.onnx")
@@ -191,7 +159,7 @@ def pybind11_cmake_dir() -> str:
 
 
 def dt_needed(lib: Path) -> list[str]:
-    from ortprune.analyze.elf import ElfFile
+    from ortprune.elf import ElfFile
 
     with ElfFile(lib) as elf:
         return list(elf.needed)
@@ -268,12 +236,13 @@ def build(
     prune_report, prune_config = None, None
     added: tuple[tuple[str, str, int], ...] = ()
     if spec.prune:
-        from ortprune.analyze.estimate import ort_added_ops
+        from ortprune.ortbuild.added_ops import ort_added_ops
 
         prune_config = OpConfig.parse(spec.config_text or "", cfg_copy)
         added = ort_added_ops(source)
-        prune_defines, prune_report = prepare_sources(source, bdir, spec.prune, prune_config,
-                                                      spec.keep_transformers, added)  # fmt: skip
+        prune_defines, prune_report = prepare_sources(
+            source, bdir, spec.prune, prune_config, spec.keep_transformers, added
+        )
         defines += tuple(prune_defines)
     full_spec = dataclasses.replace(spec, cmake_defines=defines)
     args = build_py_args(full_spec, bdir, cfg_copy, parallel=jobs)
@@ -301,11 +270,25 @@ def build(
             if progress:
                 progress(i, n, what)
 
-        run_logged(["ninja", "-C", str(config_dir), f"-j{jobs or os.cpu_count() or 2}", *target], logfile, env,
-                   config_dir, on_line)  # fmt: skip
+        run_logged(
+            ["ninja", "-C", str(config_dir), f"-j{jobs or os.cpu_count() or 2}", *target],
+            logfile,
+            env,
+            config_dir,
+            on_line,
+        )
         if spec.wheel:
-            run_logged([sys.executable, str(source / "tools/ci_build/build.py"),
-                        *[a for a in args if a != "--update"], "--build"], logfile, env, source)  # fmt: skip
+            run_logged(
+                [
+                    sys.executable,
+                    str(source / "tools/ci_build/build.py"),
+                    *[a for a in args if a != "--update"],
+                    "--build",
+                ],
+                logfile,
+                env,
+                source,
+            )
     finally:
         run["seconds"] = round(time.monotonic() - started, 1)
         state["runs"] = [*state.get("runs", []), run]
@@ -382,12 +365,8 @@ def export(result: BuildResult, out: Path) -> Path:
     """Copy the library (as ``libonnxruntime.so``, ready for ORT_DYLIB_PATH), its stripped copy
     (``libonnxruntime.stripped.so``, what a user ships) and its manifest to ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    target = out / "libonnxruntime.so"
-    for src, dst in ((Path(result.library), target),
-                     (stripped_copy(Path(result.library)), out / "libonnxruntime.stripped.so")):  # fmt: skip
-        tmp = dst.with_name(f".{dst.name}.tmp")
-        shutil.copy2(src, tmp)
-        os.replace(tmp, dst)
+    target = atomic_copy(result.library, out / "libonnxruntime.so")
+    atomic_copy(stripped_copy(Path(result.library)), out / "libonnxruntime.stripped.so")
     if result.wheel_file:
         shutil.copy2(result.wheel_file, out / Path(result.wheel_file).name)
     result.save(out / "manifest.json")

@@ -11,6 +11,7 @@ import shutil
 import tarfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,29 +61,42 @@ class OrtRelease:
 RELEASES: dict[str, OrtRelease] = {
     "1.21.0": OrtRelease(
         version="1.21.0",
-        source=PoolFile("o/onnxruntime/onnxruntime_1.21.0+dfsg.orig.tar.xz",
-                        "32df1f82bd6b07b18372c0f387133214905cbde7a586b3ad83f0ed0075f80273"),
+        source=PoolFile(
+            "o/onnxruntime/onnxruntime_1.21.0+dfsg.orig.tar.xz",
+            "32df1f82bd6b07b18372c0f387133214905cbde7a586b3ad83f0ed0075f80273",
+        ),
         deps={
-            "abseil_cpp": PoolFile("a/abseil/abseil_20240722.0.orig.tar.gz",
-                                   "df6d1f5ef540725f3851201176a60486aab332410788465c9877910bb471c34a"),
-            "protobuf": PoolFile("p/protobuf/protobuf_3.21.12.orig.tar.gz",
-                                 "930c2c3b5ecc6c9c12615cf5ad93f1cd6e12d0aba862b572e076259970ac3a53"),
-            "onnx": PoolFile("o/onnx/onnx_1.17.0.orig.tar.gz",
-                             "8d5e983c36037003615e5a02d36b18fc286541bf52de1a78f6cf9f32005a820e"),
-            "re2": PoolFile("r/re2/re2_20240702.orig.tar.gz",
-                            "eb2df807c781601c14a260a507a5bb4509be1ee626024cb45acbd57cb9d4032b"),
-            "flatbuffers": PoolFile("f/flatbuffers/flatbuffers_23.5.26+dfsg.orig.tar.xz",
-                                    "0d309fd2c47bbbebd450e68d1419c336d53d1b8f5ce47e1f1f7f28f452fc6f3b"),
+            "abseil_cpp": PoolFile(
+                "a/abseil/abseil_20240722.0.orig.tar.gz",
+                "df6d1f5ef540725f3851201176a60486aab332410788465c9877910bb471c34a",
+            ),
+            "protobuf": PoolFile(
+                "p/protobuf/protobuf_3.21.12.orig.tar.gz",
+                "930c2c3b5ecc6c9c12615cf5ad93f1cd6e12d0aba862b572e076259970ac3a53",
+            ),
+            "onnx": PoolFile(
+                "o/onnx/onnx_1.17.0.orig.tar.gz", "8d5e983c36037003615e5a02d36b18fc286541bf52de1a78f6cf9f32005a820e"
+            ),
+            "re2": PoolFile(
+                "r/re2/re2_20240702.orig.tar.gz", "eb2df807c781601c14a260a507a5bb4509be1ee626024cb45acbd57cb9d4032b"
+            ),
+            "flatbuffers": PoolFile(
+                "f/flatbuffers/flatbuffers_23.5.26+dfsg.orig.tar.xz",
+                "0d309fd2c47bbbebd450e68d1419c336d53d1b8f5ce47e1f1f7f28f452fc6f3b",
+            ),
             # Eigen 5.0.1, not 3.4.0: ORT pins an Eigen commit past 3.4.0 (min<PropagateNaN>); 5.0.1 builds.
-            "eigen": PoolFile("e/eigen3/eigen3_5.0.1.orig.tar.bz2",
-                              "197d404a98cb1f99925c4e2cbda278881b167ee2e6437ed97cffb5f9d4952e75"),
+            "eigen": PoolFile(
+                "e/eigen3/eigen3_5.0.1.orig.tar.bz2", "197d404a98cb1f99925c4e2cbda278881b167ee2e6437ed97cffb5f9d4952e75"
+            ),
         },
         debs={
-            "safeint": PoolFile("s/safeint/libsafeint-dev_3.0.28a+dfsg-4_all.deb",
-                                "f40ba5bfcf33f15f5c9fed9ff4178ea61841b0d5b8d07eb41fcd4bd7cb4a0043"),
+            "safeint": PoolFile(
+                "s/safeint/libsafeint-dev_3.0.28a+dfsg-4_all.deb",
+                "f40ba5bfcf33f15f5c9fed9ff4178ea61841b0d5b8d07eb41fcd4bd7cb4a0043",
+            ),
         },
     ),
-}  # fmt: skip
+}
 
 
 def release(version: str) -> OrtRelease:
@@ -109,8 +123,9 @@ def download(pool_file: PoolFile, quiet: bool = False) -> Path:
             total = int(resp.headers.get("Content-Length") or 0)
             from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 
-            with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
-                          disable=quiet, transient=True) as progress:  # fmt: skip
+            with Progress(
+                *Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), disable=quiet, transient=True
+            ) as progress:
                 task = progress.add_task(pool_file.name, total=total or None)
                 while chunk := resp.read(1 << 20):
                     h.update(chunk)
@@ -131,22 +146,50 @@ def _strip_first(member: tarfile.TarInfo, prefix: str) -> tarfile.TarInfo | None
     return member
 
 
+def extract_to(
+    dest: Path, fill: Callable[[Path], None], single_top: bool = False, check: Callable[[Path], None] | None = None
+) -> Path:
+    """Fill ``dest.partial`` with ``fill``, then rename it (or, with ``single_top``, the one directory in it)
+    to ``dest``: an interrupted extract never looks finished, and leaves nothing behind. ``check`` may
+    refuse the tree before it is renamed."""
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        fill(tmp)
+        tree = tmp
+        if single_top:
+            tops = list(tmp.iterdir())
+            if len(tops) != 1:
+                raise BuildError(f"expected one top-level directory, found {len(tops)}", dest)
+            tree = tops[0]
+        if check is not None:
+            check(tree)
+        shutil.rmtree(dest, ignore_errors=True)
+        tree.rename(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def _untar(archive: Path, members: list[tarfile.TarInfo] | None = None) -> Callable[[Path], None]:
+    def fill(tmp: Path) -> None:
+        with tarfile.open(archive) as tar:
+            tar.extractall(tmp, members=members, filter="data")
+
+    return fill
+
+
+def _is_ort_tree(tree: Path) -> bool:
+    return (tree / "tools" / "ci_build" / "build.py").is_file()
+
+
 def ort_source(version: str, quiet: bool = False) -> Path:
     """ORT's source tree for ``version``, extracted once under ``~/.cache/ortprune/src``."""
     rel = release(version)
     dest = cache_dir("src", f"onnxruntime-{version}")
-    if (dest / "tools" / "ci_build" / "build.py").exists():
+    if _is_ort_tree(dest):
         return dest
-    archive = download(rel.source, quiet)
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(tmp, filter="data")
-    (top,) = list(tmp.iterdir())
-    top.rename(dest)
-    tmp.rmdir()
-    return dest
+    return extract_to(dest, _untar(download(rel.source, quiet)), single_top=True)
 
 
 def ort_tools_python(version: str) -> Path:
@@ -159,12 +202,9 @@ def ort_tools_python(version: str) -> Path:
     if (dest / "tools" / "python" / "create_reduced_build_config.py").exists():
         return dest / "tools" / "python"
     archive = download(release(version).source, quiet=True)
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
     with tarfile.open(archive) as tar:
         members = [m for m in tar if (m2 := _strip_first(m, "tools/python/")) is not None and m2.isfile()]
-        tar.extractall(tmp, members=members, filter="data")
-    tmp.rename(dest)
+    extract_to(dest, _untar(archive, members))
     return dest / "tools" / "python"
 
 
@@ -183,17 +223,16 @@ def resolve_source(spec: str | Path, quiet: bool = False) -> Path:
     if path.is_file() and tarfile.is_tarfile(path):
         name = path.name.split(".tar")[0]
         dest = cache_dir("src", name)
-        if not (dest / "tools" / "ci_build" / "build.py").exists():
-            tmp = dest.with_name(dest.name + ".partial")
-            shutil.rmtree(tmp, ignore_errors=True)
-            with tarfile.open(path) as tar:
-                tar.extractall(tmp, filter="data")
-            tops = list(tmp.iterdir())
-            if len(tops) != 1 or not (tops[0] / "tools" / "ci_build" / "build.py").is_file():
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise OrtpruneError("tarball does not hold one ONNX Runtime source tree", path)
-            tops[0].rename(dest)
-            tmp.rmdir()
+        if not _is_ort_tree(dest):
+
+            def check(tree: Path) -> None:
+                if not _is_ort_tree(tree):
+                    raise OrtpruneError("tarball does not hold one ONNX Runtime source tree", path)
+
+            try:
+                extract_to(dest, _untar(path), single_top=True, check=check)
+            except BuildError:
+                raise OrtpruneError("tarball does not hold one ONNX Runtime source tree", path) from None
         return dest
     raise OrtpruneError("source must be debian:<version>, git:<tag>, an ORT source directory or tarball", path)
 
@@ -202,16 +241,17 @@ def _git_clone(tag: str) -> Path:
     import subprocess
 
     dest = cache_dir("src", f"onnxruntime-git-{tag}")
-    if (dest / "tools" / "ci_build" / "build.py").exists():
+    if _is_ort_tree(dest):
         return dest
     url = os.environ.get("ORTPRUNE_ORT_GIT", "https://github.com/microsoft/onnxruntime.git")
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    proc = subprocess.run(["git", "clone", "--depth", "1", "--branch", tag, url, str(tmp)],
-                          capture_output=True, text=True)  # fmt: skip
-    if proc.returncode != 0:
-        raise BuildError(
-            f"git clone of {tag} failed (offline? use --source debian:<version>): {proc.stderr.strip()[-300:]}", url
-        )
-    tmp.rename(dest)
-    return dest
+
+    def clone(tmp: Path) -> None:
+        cmd = ["git", "clone", "--depth", "1", "--branch", tag, url, str(tmp)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BuildError(
+                f"git clone of {tag} failed (offline? use --source debian:<version>): {proc.stderr.strip()[-300:]}",
+                url,
+            )
+
+    return extract_to(dest, clone)

@@ -291,8 +291,9 @@ class Store:
                 self.backend.get(f"{key}/{entry['blob']}", f)
             size = dest.stat().st_size
             if size != entry["size"]:
-                raise StoreError(f"{key}/{name}: got {size:,} bytes, the index says {entry['size']:,} (truncated?)",
-                                 self.url)  # fmt: skip
+                raise StoreError(
+                    f"{key}/{name}: got {size:,} bytes, the index says {entry['size']:,} (truncated?)", self.url
+                )
             if _sha256(dest) != entry["sha256"]:
                 raise StoreError(f"{key}/{name}: SHA-256 mismatch (tampered or corrupt)", self.url)
         except BaseException:
@@ -333,8 +334,9 @@ class Store:
             entries[name] = {"sha256": sha, "size": path.stat().st_size, "blob": blob}
         if existing is not None and entries == existing.files:
             return existing  # already there, byte for byte
-        index = Index(key, entries, content_hash(key, entries),
-                      dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))  # fmt: skip
+        index = Index(
+            key, entries, content_hash(key, entries), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        )
         with tempfile.TemporaryDirectory() as tmp:
             p = Path(tmp, INDEX)
             p.write_text(json.dumps(dataclasses.asdict(index), indent=1) + "\n")
@@ -371,15 +373,15 @@ def check_loads(result: BuildResult) -> None:
 
     code = "import sys; from ortprune.runtime import load_library; print(load_library(sys.argv[1]).version)"
     try:
-        proc = subprocess.run([sys.executable, "-c", code, result.library], capture_output=True, text=True,
-                              timeout=120)  # fmt: skip
+        proc = subprocess.run([sys.executable, "-c", code, result.library], capture_output=True, text=True, timeout=120)
     except subprocess.TimeoutExpired:
         raise StoreError("loading the library timed out; not publishing it", result.library) from None
     got = proc.stdout.strip().splitlines()[-1:] if proc.returncode == 0 else []
     if got != [result.ort_version]:
         why = proc.stderr.strip().splitlines()[-1:] or got
-        raise StoreError(f"the library does not load as ORT {result.ort_version} ({why}); not publishing it",
-                         result.library)  # fmt: skip
+        raise StoreError(
+            f"the library does not load as ORT {result.ort_version} ({why}); not publishing it", result.library
+        )
 
 
 def publish_build(store: Store, result: BuildResult, stage_files: dict[str, Path] | None = None) -> Index:
@@ -393,10 +395,17 @@ def publish_build(store: Store, result: BuildResult, stage_files: dict[str, Path
         )
         roots = [(str(cache_dir()), "<cache>"), (result.source, "<source>")]
         args = [_replace_all(a, roots) for a in result.build_py_args]
-        manifest = dataclasses.replace(result, library=LIBRARY, build_dir="", source=_portable(result.source),
-                                       build_py_args=args, fetched_from=None, wheel_file=None,
-                                       stripped_library=STRIPPED,
-                                       stripped_bytes=files[STRIPPED].stat().st_size)  # fmt: skip
+        manifest = dataclasses.replace(
+            result,
+            library=LIBRARY,
+            build_dir="",
+            source=_portable(result.source),
+            build_py_args=args,
+            fetched_from=None,
+            wheel_file=None,
+            stripped_library=STRIPPED,
+            stripped_bytes=files[STRIPPED].stat().st_size,
+        )
         files[MANIFEST] = manifest.save(Path(tmp, MANIFEST))
         if result.config is not None:
             files[CONFIG] = Path(tmp, CONFIG)
@@ -409,10 +418,17 @@ def publish_build(store: Store, result: BuildResult, stage_files: dict[str, Path
 
 def spec_of(result: BuildResult) -> BuildSpec:
     """The spec a manifest records (its key is recomputed from it: a manifest cannot claim another key)."""
-    return BuildSpec(result.ort_version, result.variant, result.config, tuple(result.extra_flags),
-                     "--build_wheel" in result.build_py_args, prune=tuple(result.prune),
-                     keep_transformers=tuple(result.keep_transformers), source_id=result.source_id,
-                     toolchain=result.toolchain)  # fmt: skip
+    return BuildSpec(
+        result.ort_version,
+        result.variant,
+        result.config,
+        tuple(result.extra_flags),
+        "--build_wheel" in result.build_py_args,
+        prune=tuple(result.prune),
+        keep_transformers=tuple(result.keep_transformers),
+        source_id=result.source_id,
+        toolchain=result.toolchain,
+    )
 
 
 def local_builds() -> list[BuildResult]:
@@ -455,9 +471,11 @@ def fetch_build(store: Store, key: str, spec: BuildSpec | None = None) -> BuildR
         result = BuildResult.load(got[MANIFEST])
         recorded = spec_of(result)
         if result.key != key or recorded.key() != key or (spec is not None and spec.key() != key):
-            raise StoreError(f"{key}: the manifest describes another build ({result.ort_version} {result.variant}, "
-                             f"config {result.config_hash}, key {result.key}, inputs hash to {recorded.key()})",
-                             store.url)  # fmt: skip
+            raise StoreError(
+                f"{key}: the manifest describes another build ({result.ort_version} {result.variant}, "
+                f"config {result.config_hash}, key {result.key}, inputs hash to {recorded.key()})",
+                store.url,
+            )
         if result.library_bytes != got[LIBRARY].stat().st_size:
             raise StoreError(f"{key}: the manifest's library size does not match the library", store.url)
         stages = {n: p for n, p in got.items() if n.startswith("stage-")}
@@ -469,10 +487,15 @@ def fetch_build(store: Store, key: str, spec: BuildSpec | None = None) -> BuildR
         install_stage_results(stages)
         wheels = [final / n for n in got if n.endswith(".whl")]
         stripped = final / STRIPPED if STRIPPED in got else None
-        result = dataclasses.replace(result, library=str(final / LIBRARY), build_dir=str(bdir),
-                                     fetched_from=store.url, wheel_file=str(wheels[0]) if wheels else None,
-                                     stripped_library=str(stripped) if stripped else None,
-                                     stripped_bytes=stripped.stat().st_size if stripped else None)  # fmt: skip
+        result = dataclasses.replace(
+            result,
+            library=str(final / LIBRARY),
+            build_dir=str(bdir),
+            fetched_from=store.url,
+            wheel_file=str(wheels[0]) if wheels else None,
+            stripped_library=str(stripped) if stripped else None,
+            stripped_bytes=stripped.stat().st_size if stripped else None,
+        )
         result.save(bdir / "manifest.json")
         return result
     finally:
@@ -510,8 +533,9 @@ def fetch_or_none(store: Store, spec: BuildSpec, log: Callable[[str], None]) -> 
     return result
 
 
-def publish_or_warn(store: Store, result: BuildResult, log: Callable[[str], None],
-                    stage_files: dict[str, Path] | None = None) -> bool:  # fmt: skip
+def publish_or_warn(
+    store: Store, result: BuildResult, log: Callable[[str], None], stage_files: dict[str, Path] | None = None
+) -> bool:
     if store.unusable:
         return False
     try:
@@ -544,13 +568,27 @@ def ls(store: Store) -> list[Listed]:
             out.append(Listed(key, False, "no index (unfinished upload)" if isinstance(e, StoreMiss) else str(e)))
             continue
         lib, stripped = index.files.get(LIBRARY, {}), index.files.get(STRIPPED, {})
-        out.append(Listed(key, True, "", int(lib.get("size", 0)), int(stripped.get("size", 0)),  # type: ignore[call-overload]
-                          index.published, len(index.files)))  # fmt: skip
+        out.append(
+            Listed(
+                key,
+                True,
+                "",
+                int(lib.get("size", 0)),  # type: ignore[call-overload]
+                int(stripped.get("size", 0)),  # type: ignore[call-overload]
+                index.published,
+                len(index.files),
+            )
+        )
     return out
 
 
-def gc(store: Store, older_than_days: float | None = None, grace_s: float = 3600.0, dry_run: bool = False,
-       now: float | None = None) -> list[str]:  # fmt: skip
+def gc(
+    store: Store,
+    older_than_days: float | None = None,
+    grace_s: float = 3600.0,
+    dry_run: bool = False,
+    now: float | None = None,
+) -> list[str]:
     """Remove what no index references: leftover temp uploads and blobs older than ``grace_s`` (a publish in
     progress is younger), keys without an index older than ``grace_s``, and with ``older_than_days`` whole
     artifacts published before then. Returns the removed paths."""

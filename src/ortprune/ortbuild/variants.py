@@ -8,60 +8,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ortprune.catalog import variant
 from ortprune.errors import BuildError
 from ortprune.opconfig import OpConfig
-
-
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    description: str
-    flags: tuple[str, ...] = ()
-    needs_config: bool = False
-    needs_types: bool = False
-    #: the model files it runs: "onnx", or "ort" (ORT-format models made by the full build; minimal builds)
-    model_format: str = "onnx"
-    prune: tuple[str, ...] = ()  # source-transform levers (ortbuild.prune) every build of this variant uses
-
-
-MINIMAL_FLAGS = ("--minimal_build", "--disable_exceptions", "--disable_ml_ops", "--disable_rtti",
-                 "--enable_reduced_operator_type_support")  # fmt: skip
-
-VARIANTS: dict[str, Variant] = {
-    v.name: v
-    for v in (
-        Variant("full", "every operator (the baseline)"),
-        Variant("no-contrib", "no com.microsoft contrib operators", ("--disable_contrib_ops",)),
-        Variant("reduced", "only the operators in the config", needs_config=True),
-        Variant(
-            "reduced-types",
-            "only the operators and element types in the config",
-            ("--enable_reduced_operator_type_support",),
-            needs_config=True,
-            needs_types=True,
-        ),
-        Variant(
-            "reduced-pruned",
-            "the config's operators, only their ONNX/contrib schemas and only the graph transformers the models use",
-            needs_config=True,
-            prune=("optimizers", "schemas"),
-        ),
-        Variant(
-            "reduced-max",
-            "reduced-pruned + every stock switch that fits an ONNX-loading build (no ML ops, no RTTI)",
-            ("--disable_ml_ops", "--disable_rtti"),
-            needs_config=True,
-            prune=("optimizers", "schemas"),
-        ),
-        Variant(
-            "minimal",
-            "ORT-format models only, no exceptions/RTTI/ML ops, operators and types from the config",
-            MINIMAL_FLAGS,
-            needs_config=True,
-            model_format="ort",
-        ),
-    )
-}
 
 #: Extra size flags a user may add; recorded in the manifest.
 EXTRA_FLAGS = ("--enable_lto", "--disable_ml_ops", "--disable_rtti", "--disable_generation_ops")
@@ -136,8 +85,14 @@ class BuildSpec:
         return hashlib.sha256(ops.encode()).hexdigest()[:16]
 
     def _options(self, config_hash: str | None) -> list[object]:
-        parts: list[object] = [self.ort_version, self.variant, config_hash, sorted(self.extra_flags),
-                               self.wheel, sorted(self.cmake_defines)]  # fmt: skip
+        parts: list[object] = [
+            self.ort_version,
+            self.variant,
+            config_hash,
+            sorted(self.extra_flags),
+            self.wheel,
+            sorted(self.cmake_defines),
+        ]
         if self.prune:  # only then: legacy keys of builds without pruning stay what they were
             parts += [list(self.prune), list(self.keep_transformers)]
         return parts
@@ -151,13 +106,6 @@ class BuildSpec:
         builds made then are found under it (``runner.find_cached``)."""
         data = json.dumps(self._options(self.config_hash))
         return f"{self.ort_version}-{self.variant}-{hashlib.sha256(data.encode()).hexdigest()[:10]}"
-
-
-def variant(name: str) -> Variant:
-    try:
-        return VARIANTS[name]
-    except KeyError:
-        raise BuildError(f"unknown variant {name!r}; choose one of {', '.join(VARIANTS)}") from None
 
 
 BASE_DEFINES = (
@@ -183,16 +131,20 @@ def build_py_args(
     if v.needs_config and config_path is None:
         raise BuildError(f"variant {spec.variant!r} needs a config file")
     args = [
-        "--build_dir", str(build_dir),
-        "--config", "MinSizeRel",
+        "--build_dir",
+        str(build_dir),
+        "--config",
+        "MinSizeRel",
         "--build_shared_lib",
-        "--parallel", str(parallel or os.cpu_count() or 2),
+        "--parallel",
+        str(parallel or os.cpu_count() or 2),
         "--skip_tests",
         "--skip_submodule_sync",
         "--compile_no_warning_as_error",
-        "--cmake_generator", "Ninja",
+        "--cmake_generator",
+        "Ninja",
         "--update",
-    ]  # fmt: skip
+    ]
     if as_root if as_root is not None else (hasattr(os, "geteuid") and os.geteuid() == 0):
         args.append("--allow_running_as_root")
     args += list(v.flags)

@@ -3,34 +3,39 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.table import Table
 
-from ortprune.scan import ScanResult
+from ortprune.report.table import Column, Table
+from ortprune.results import OpRow, ScanReport
 
 _STYLE = {"model": "", "optimizer": "bold yellow", "both": ""}
 
 
-def print_scan(result: ScanResult, console: Console) -> None:
+def print_scan(result: ScanReport, console: Console) -> None:
     for m in result.models:
-        table = Table(title=f"{m.path.name}  (opsets: "
-                      + ", ".join(f"{d} {v}" for d, v in sorted(m.raw.opsets.items())) + ")",
-                      title_justify="left")  # fmt: skip
-        table.add_column("domain")
-        table.add_column("opset", justify="right")
-        table.add_column("op")
-        table.add_column("nodes in file", justify="right")
-        table.add_column("after optimizer", justify="right")
-        table.add_column("from")
-        for op in m.config:
-            origin = m.origin(op)
-            after = "-" if m.optimized is None else str(m.optimized.node_counts.get(op, 0))
-            table.add_row(op.domain, str(op.opset), op.op, str(m.raw.node_counts.get(op, 0)), after, origin,
-                          style=_STYLE[origin])  # fmt: skip
-        console.print(table)
+        opsets = ", ".join(f"{d} {v}" for d, v in sorted(m.opsets.items()))
+        table = Table[OpRow](
+            [
+                Column("domain", lambda r: r.domain),
+                Column("opset", lambda r: str(r.opset), right=True),
+                Column("op", lambda r: r.op),
+                Column("nodes in file", lambda r: str(r.nodes_in_model), right=True),
+                Column(
+                    "after optimizer",
+                    lambda r: "-" if r.nodes_after_optimization is None else str(r.nodes_after_optimization),
+                    right=True,
+                ),
+                Column("from", lambda r: r.origin),
+            ],
+            m.ops,
+            title=f"{m.name}  (opsets: {opsets})",
+            style=lambda r: _STYLE[r.origin],
+        )
+        console.print(table.rich())
         if m.optimizer_only:
+            names = ", ".join(":".join(i.split(";")[::2]) for i in m.optimizer_only)
             console.print(
                 f"  [yellow]{len(m.optimizer_only)} op(s) only after ORT's optimizer at level "
-                f"'{m.level}':[/] " + ", ".join(f"{i.domain}:{i.op}" for i in m.optimizer_only)
+                f"'{result.optimization_level}':[/] {names}"
             )
     for w in result.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)

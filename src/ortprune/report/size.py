@@ -4,46 +4,15 @@ and charts (PNG via matplotlib's Agg backend, with the plotted data as JSON besi
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from ortprune._io import atomic_open, atomic_write_text
-from ortprune.analyze.diff import SizeDiff
-from ortprune.analyze.model import MiB, SizeReport
-
-
-@dataclass(frozen=True)
-class VariantRow:
-    """One line of the seed's table: | Build | Size (bytes) | Size (MiB) | vs Full |, plus the footprint."""
-
-    name: str
-    path: str
-    size: int
-    baseline: int
-    footprint: int | None
-
-    @property
-    def change(self) -> float:
-        return (self.size - self.baseline) / self.baseline * 100 if self.baseline else 0.0
-
-    def vs(self, is_baseline: bool) -> str:
-        return "baseline" if is_baseline else f"{self.change:+.1f}%"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "path": self.path,
-            "size": self.size,
-            "size_mib": round(self.size / MiB, 2),
-            "baseline": self.baseline,
-            "change_percent": round(self.change, 2),
-            "footprint": self.footprint,
-        }
+from ortprune.report.table import Column, Table
+from ortprune.results.size import CATEGORIES, DiffRow, Label, MiB, Shipped, SizeDiff, SizeReport, VariantRow
 
 
 def build_names(paths: list[str]) -> list[str]:
@@ -77,39 +46,62 @@ def _mib(n: int) -> str:
     return f"{n / MiB:.2f}"
 
 
+R = TypeVar("R")
+
+
+def seed_columns(name: Callable[[R], str], size: Callable[[R], int], vs: Callable[[R], str]) -> list[Column[R]]:
+    """The seed's table: | Build | Size (bytes) | Size (MiB) | vs Full | (other tables add columns to it)."""
+    return [
+        Column("Build", name),
+        Column("Size (bytes)", lambda r: _fmt(size(r)), right=True),
+        Column("Size (MiB)", lambda r: _mib(size(r)), right=True),
+        Column("vs Full", vs, right=True),
+    ]
+
+
+def variants_table(rows: list[VariantRow], baseline_index: int = 0) -> Table[tuple[bool, VariantRow]]:
+    """The seed's table with the footprint; the rows' JSON is ``VariantRow.to_dict``."""
+    cols: list[Column[tuple[bool, VariantRow]]] = seed_columns(
+        lambda r: r[1].name, lambda r: r[1].size, lambda r: r[1].vs(r[0])
+    )
+    cols.append(Column("Footprint (bytes)", lambda r: "—" if r[1].footprint is None else _fmt(r[1].footprint), True))
+    return Table(cols, [(i == baseline_index, r) for i, r in enumerate(rows)], title="Library sizes")
+
+
 # ---- markdown ----------------------------------------------------------------------------------------
 def variants_markdown(rows: list[VariantRow], baseline_index: int = 0) -> str:
-    lines = [
-        "| Build | Size (bytes) | Size (MiB) | vs Full | Footprint (bytes) |",
-        "|-------|-------------|------------|---------|-------------------|",
+    return variants_table(rows, baseline_index).markdown()
+
+
+_BY_TITLE = {"section": "Section", "symbol": "Symbol", "op": "Operator", "file": "Source file", "dir": "Directory"}
+
+
+def labels_table(report: SizeReport, top: int = 30) -> Table[Label]:
+    """The biggest labels of one report (``top``; 0: all), the rest summed, and the total (= file size)."""
+    rows = report.sorted_labels()
+    shown = rows[:top] if top else rows
+    rest = rows[len(shown) :]
+
+    def pct(n: int) -> str:
+        return f"{100 * n / report.file_size:.2f}%"
+
+    footer = []
+    if rest:
+        other = sum(r.size for r in rest)
+        footer.append([f"[{len(rest)} other labels]", "", _fmt(other), pct(other)])
+    footer.append(["TOTAL (= file size)", "", _fmt(report.total), "100.00%"])
+    cols: list[Column[Label]] = [
+        Column(_BY_TITLE[report.by], lambda r: r.name),
+        Column("Kind", lambda r: r.kind),
+        Column("Size (bytes)", lambda r: _fmt(r.size), right=True),
+        Column("% of file", lambda r: pct(r.size), right=True),
     ]
-    for i, r in enumerate(rows):
-        fp = _fmt(r.footprint) if r.footprint is not None else "—"
-        lines.append(f"| {r.name} | {_fmt(r.size)} | {_mib(r.size)} | {r.vs(i == baseline_index)} | {fp} |")
-    return "\n".join(lines) + "\n"
+    return Table(cols, shown, title=f"{Path(report.path).name} by {report.by}", footer=footer)
 
 
 def labels_markdown(report: SizeReport, top: int = 30) -> str:
-    head = {"section": "Section", "symbol": "Symbol", "op": "Operator", "file": "Source file", "dir": "Directory"}
-    rows = report.sorted_labels()
-    lines = [
-        f"### `{Path(report.path).name}` by {report.by}",
-        "",
-        f"| {head[report.by]} | Kind | Size (bytes) | % of file |",
-        "|---|---|---:|---:|",
-    ]
-    shown = rows[:top] if top else rows
-    for r in shown:
-        name = r.name.replace("|", "\\|")
-        lines.append(f"| `{name}` | {r.kind} | {_fmt(r.size)} | {100 * r.size / report.file_size:.2f}% |")
-    rest = rows[len(shown) :]
-    if rest:
-        lines.append(
-            f"| [{len(rest)} other labels] | — | {_fmt(sum(r.size for r in rest))} | "
-            f"{100 * sum(r.size for r in rest) / report.file_size:.2f}% |"
-        )
-    lines.append(f"| **TOTAL** (= file size) | | **{_fmt(report.total)}** | 100.00% |")
-    lines += ["", *[f"> {n}" for n in report.notes]]
+    lines = [f"### `{Path(report.path).name}` by {report.by}", "", labels_table(report, top).markdown(code=(0,))]
+    lines += [f"> {n}" for n in report.notes]
     return "\n".join(lines) + "\n"
 
 
@@ -128,70 +120,53 @@ def footprint_markdown(report: SizeReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def diff_markdown(d: SizeDiff, top: int = 30) -> str:
-    c = d.counts()
-    lines = [
-        f"### `{d.old_path}` → `{d.new_path}` by {d.by}",
-        "",
-        f"{c['grew']} grew, {c['shrank']} shrank, {c['appeared']} appeared, {c['vanished']} vanished, "
-        f"{c['same']} unchanged.",
-        "",
-        "| Label | Old (bytes) | New (bytes) | Change | Status |",
-        "|---|---:|---:|---:|---|",
-    ]
+def diff_table(d: SizeDiff, top: int = 30) -> Table[DiffRow]:
+    """Changed labels, biggest change first (``top``; 0: all), and the totals."""
     changed = d.changed()
-    for r in changed[:top] if top else changed:
-        lines.append(
-            f"| `{r.name.replace('|', chr(92) + '|')}` | {_fmt(r.old)} | {_fmt(r.new)} | {r.delta:+,} | {r.status} |"
-        )
     pct = f" ({100 * d.delta / d.old_total:+.1f}%)" if d.old_total else ""
-    lines.append(f"| **TOTAL** | {_fmt(d.old_total)} | {_fmt(d.new_total)} | {d.delta:+,}{pct} | |")
-    return "\n".join(lines) + "\n"
+    cols: list[Column[DiffRow]] = [
+        Column("Label", lambda r: r.name),
+        Column("Old (bytes)", lambda r: _fmt(r.old), right=True),
+        Column("New (bytes)", lambda r: _fmt(r.new), right=True),
+        Column("Change", lambda r: f"{r.delta:+,}", right=True),
+        Column("Status", lambda r: r.status),
+    ]
+    return Table(
+        cols,
+        changed[:top] if top else changed,
+        title=f"{d.old_path} → {d.new_path} by {d.by}",
+        footer=[["TOTAL", _fmt(d.old_total), _fmt(d.new_total), f"{d.delta:+,}{pct}", ""]],
+        style=lambda r: "red" if r.delta > 0 else "green",
+    )
+
+
+def _diff_counts(d: SizeDiff) -> str:
+    c = d.counts()
+    return (
+        f"{c['grew']} grew, {c['shrank']} shrank, {c['appeared']} appeared, {c['vanished']} vanished, "
+        f"{c['same']} unchanged."
+    )
+
+
+def diff_markdown(d: SizeDiff, top: int = 30) -> str:
+    head = f"### `{d.old_path}` → `{d.new_path}` by {d.by}\n\n{_diff_counts(d)}\n\n"
+    return head + diff_table(d, top).markdown(code=(0,))
 
 
 # ---- rich tables -------------------------------------------------------------------------------------
 def print_variants(rows: list[VariantRow], console: Console, baseline_index: int = 0) -> None:
-    t = Table(title="Library sizes")
-    for col in ("Build", "Size (bytes)", "Size (MiB)", "vs Full", "Footprint (bytes)"):
-        t.add_column(col, justify="left" if col == "Build" else "right", overflow="fold")
-    for i, r in enumerate(rows):
-        fp = _fmt(r.footprint) if r.footprint is not None else "—"
-        t.add_row(escape(r.name), _fmt(r.size), _mib(r.size), r.vs(i == baseline_index), fp)
-    console.print(t)
+    console.print(variants_table(rows, baseline_index).rich())
 
 
 def print_labels(report: SizeReport, console: Console, top: int = 30) -> None:
-    t = Table(title=escape(f"{Path(report.path).name} by {report.by}"))
-    t.add_column(report.by.capitalize(), overflow="fold")
-    t.add_column("Kind")
-    t.add_column("Size (bytes)", justify="right")
-    t.add_column("%", justify="right")
-    rows = report.sorted_labels()
-    shown = rows[:top] if top else rows
-    for r in shown:
-        t.add_row(escape(r.name), r.kind, _fmt(r.size), f"{100 * r.size / report.file_size:.2f}")
-    rest = rows[len(shown) :]
-    if rest:
-        size = sum(r.size for r in rest)
-        t.add_row(escape(f"[{len(rest)} other labels]"), "", _fmt(size), f"{100 * size / report.file_size:.2f}")
-    t.add_row("TOTAL (= file size)", "", _fmt(report.total), "100.00", style="bold")
-    console.print(t)
+    console.print(labels_table(report, top).rich())
     for n in report.notes:
         console.print(f"note: {n}", markup=False, highlight=False)
 
 
 def print_diff(d: SizeDiff, console: Console, top: int = 30) -> None:
-    t = Table(title=escape(f"{d.old_path} → {d.new_path} by {d.by}"))
-    for col in ("Label", "Old", "New", "Change", "Status"):
-        t.add_column(col, justify="left" if col in ("Label", "Status") else "right", overflow="fold")
-    changed = d.changed()
-    for r in changed[:top] if top else changed:
-        style = "red" if r.delta > 0 else "green"
-        t.add_row(escape(r.name), _fmt(r.old), _fmt(r.new), f"[{style}]{r.delta:+,}[/]", r.status)
-    t.add_row("TOTAL", _fmt(d.old_total), _fmt(d.new_total), f"{d.delta:+,}", "", style="bold")
-    console.print(t)
-    c = d.counts()
-    console.print(f"{c['grew']} grew, {c['shrank']} shrank, {c['appeared']} appeared, {c['vanished']} vanished")
+    console.print(diff_table(d, top).rich())
+    console.print(_diff_counts(d), markup=False, highlight=False)
 
 
 # ---- charts ------------------------------------------------------------------------------------------
@@ -242,35 +217,70 @@ def write_variant_chart(rows: list[VariantRow], out_dir: str | Path) -> list[Pat
     return [png, js]
 
 
-def write_shipped_chart(items: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
+def write_category_chart(by_op: dict[str, SizeReport], rows: list[VariantRow], out_dir: str | Path) -> list[Path]:
+    """``categories.png``: the full build next to each variant, stacked by category (op kernels the variant
+    removes, op kernels kept, shared code, symbol tables, unwind tables, data), with ``categories.json``;
+    and ``variants.png``/``.json`` (library size per build). ``by_op``: reports by op, the full build first."""
+    out = Path(out_dir)
+    (full_name, full), *variants = by_op.items()
+    cats = {name: r.categories() for name, r in by_op.items()}
+    bars: list[tuple[str, dict[str, int]]] = []
+    for name, _ in variants or [(full_name, full)]:
+        removed = max(0, cats[full_name]["op kernels"] - cats[name]["op kernels"])
+        full_split = {**cats[full_name], "op kernels": cats[full_name]["op kernels"] - removed}
+        bars += [(f"{full_name} (vs {name})", {"op kernels removed": removed, **full_split})]
+        if name != full_name:
+            bars.append((name, {"op kernels removed": 0, **cats[name]}))
+    segments = ["op kernels removed", *CATEGORIES]
+    colors = ["#dddddd", "#4477aa", "#66ccee", "#ccbb44", "#ee6677", "#aa3377"]
+    _stacked(
+        out / "categories.png",
+        [b[0] for b in bars],
+        [(seg, [b[1][seg] for b in bars], color) for seg, color in zip(segments, colors, strict=True)],
+        "Full build vs each variant, by category",
+    )
+    js = out / "categories.json"
+    atomic_write_text(js, json.dumps({"categories": segments, "bars": dict(bars)}, indent=1) + "\n")
+    return [out / "categories.png", js, *write_variant_chart(rows, out)]
+
+
+def write_shipped_chart(items: list[Shipped], out_dir: str | Path) -> list[Path]:
     """``shipped.png``: library, models and tokenizer stacked per variant (smallest total first), and
     ``shipped.json`` with the same numbers."""
+    out = Path(out_dir)
+    png, js = out / "shipped.png", out / "shipped.json"
+    parts = [
+        ("library (stripped)", [s.library_stripped_bytes for s in items], "#4477aa"),
+        ("models", [s.model_bytes for s in items], "#ee6677"),
+        ("tokenizer", [s.tokenizer_bytes for s in items], "#228833"),
+    ]
+    names = [s.variant + ("" if s.verified else " (not verified)") for s in items]
+    _stacked(png, names, parts, "Shipped bytes per variant: library + models + tokenizer")
+    atomic_write_text(js, json.dumps([s.to_dict() for s in items], indent=1) + "\n")
+    return [png, js]
+
+
+def _stacked(path: Path, names: list[str], parts: list[tuple[str, list[int], str]], title: str) -> None:
+    """Horizontal bars (first name on top), each stacked from ``parts`` (label, bytes per bar, colour), in MiB."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = Path(out_dir)
-    png, js = out / "shipped.png", out / "shipped.json"
-    names = [s["variant"] + ("" if s["verified"] else " (not verified)") for s in items][::-1]
-    parts = [("library (stripped)", "library_stripped_bytes", "#4477aa"), ("models", "model_bytes", "#ee6677"),
-             ("tokenizer", "tokenizer_bytes", "#228833")]  # fmt: skip
-    fig, ax = plt.subplots(figsize=(10, 0.5 * len(items) + 1.8))
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(names) + 2))
     try:
-        left = [0.0] * len(items)
-        for label, key, color in parts:
-            vals = [s[key] / MiB for s in items][::-1]
-            ax.barh(names, vals, left=left, label=label, color=color)
-            left = [a + b for a, b in zip(left, vals, strict=True)]
+        left = [0.0] * len(names)
+        for label, values, color in parts:
+            mib = [v / MiB for v in values][::-1]
+            ax.barh(names[::-1], mib, left=left, label=label, color=color, edgecolor="white")
+            left = [a + b for a, b in zip(left, mib, strict=True)]
         for i, total in enumerate(left):
             ax.text(total, i, f" {total:.2f} MiB", va="center", fontsize=8)
-        ax.set_title("Shipped bytes per variant: library + models + tokenizer")
+        ax.set_title(title)
         ax.set_xlabel("MiB")
         ax.legend(loc="lower right", fontsize=8)
         fig.tight_layout()
-        with atomic_open(png, "wb") as f:
+        with atomic_open(path, "wb") as f:
             fig.savefig(f, format="png", dpi=100)
     finally:
         plt.close(fig)
-    atomic_write_text(js, json.dumps(items, indent=1) + "\n")
-    return [png, js]

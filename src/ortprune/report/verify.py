@@ -5,8 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ortprune.verify import ProbeReport, VerifyReport
-from ortprune.verify.probe import IMPLEMENTED, MISSING
+from ortprune.results.verify import IMPLEMENTED, MISSING, ProbeReport, VerifyReport
 
 _STATUS_STYLE = {IMPLEMENTED: "green", MISSING: "bold red"}
 
@@ -21,13 +20,14 @@ def print_probe(report: ProbeReport, console: Console, show_all: bool = True) ->
                 r.op, r.element_type or "", r.status, r.detail[:120], style=_STATUS_STYLE.get(r.status, "yellow")
             )
     console.print(table)
-    counts = report.to_json_dict()["counts"]
-    console.print(", ".join(f"{v} {k}" for k, v in counts.items()))  # type: ignore[attr-defined]
+    console.print(", ".join(f"{v} {k}" for k, v in report.counts().items()))
 
 
 def print_verify(report: VerifyReport, console: Console) -> None:
-    table = Table(title=f"verify {report.pruned} against {report.reference} (level {report.optimization_level})",
-                  title_justify="left")  # fmt: skip
+    table = Table(
+        title=f"verify {report.pruned} against {report.reference} (level {report.optimization_level})",
+        title_justify="left",
+    )
     for col in ("model", "status", "max |diff|", "min cosine", "pruned ms", "reference ms", "detail"):
         table.add_column(col, overflow="fold")
     for m in report.models:
@@ -35,10 +35,13 @@ def print_verify(report: VerifyReport, console: Console) -> None:
         cos = min((o.min_row_cosine for o in m.outputs), default=None)
         detail = f"missing {m.missing_op}; add: {m.fix}" if m.fix else m.detail[:120]
         table.add_row(
-            m.model.rsplit("/", 1)[-1], m.status,
-            "" if mad is None else f"{mad:.2e}", "" if cos is None else f"{cos:.7f}",
+            m.model.rsplit("/", 1)[-1],
+            m.status,
+            "" if mad is None else f"{mad:.2e}",
+            "" if cos is None else f"{cos:.7f}",
             "" if m.pruned_ms is None else f"{m.pruned_ms:.1f}",
             "" if m.reference_ms is None else f"{m.reference_ms:.1f}",
-            detail, style="green" if m.status == "ok" else "bold red",
-        )  # fmt: skip
+            detail,
+            style="green" if m.status == "ok" else "bold red",
+        )
     console.print(table)

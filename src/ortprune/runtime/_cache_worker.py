@@ -11,8 +11,9 @@ def main(argv: list[str]) -> int:
     from ortprune.runtime.session import Session
 
     model, lib, level, root = argv
-    Session(model, lib, optimization_level=int(level), log_level="fatal",
-            cache=OptimizedModelCache(root, background=False)).close()  # fmt: skip
+    Session(
+        model, lib, optimization_level=int(level), log_level="fatal", cache=OptimizedModelCache(root, background=False)
+    ).close()
     return 0
 
 

@@ -117,25 +117,66 @@ ELEMENT_DTYPES: dict[int, np.dtype[Any]] = {
 DTYPE_ELEMENTS: dict[np.dtype[Any], int] = {v: k for k, v in ELEMENT_DTYPES.items()}
 #: ONNX names of every element type, for messages about the ones we do not exchange.
 ELEMENT_NAMES: dict[int, str] = {
-    0: "undefined", 1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
-    8: "string", 9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 14: "complex64",
-    15: "complex128", 16: "bfloat16", 17: "float8e4m3fn", 18: "float8e4m3fnuz", 19: "float8e5m2",
-    20: "float8e5m2fnuz", 21: "uint4", 22: "int4", 23: "float4e2m1", 24: "uint2", 25: "int2", 26: "float8e8m0",
-}  # fmt: skip
+    0: "undefined",
+    1: "float32",
+    2: "uint8",
+    3: "int8",
+    4: "uint16",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    8: "string",
+    9: "bool",
+    10: "float16",
+    11: "float64",
+    12: "uint32",
+    13: "uint64",
+    14: "complex64",
+    15: "complex128",
+    16: "bfloat16",
+    17: "float8e4m3fn",
+    18: "float8e4m3fnuz",
+    19: "float8e5m2",
+    20: "float8e5m2fnuz",
+    21: "uint4",
+    22: "int4",
+    23: "float4e2m1",
+    24: "uint2",
+    25: "int2",
+    26: "float8e8m0",
+}
 
 # enum ONNXType
-ONNX_TYPES: dict[int, str] = {0: "unknown", 1: "tensor", 2: "sequence", 3: "map", 4: "opaque", 5: "sparse_tensor",
-                              6: "optional"}  # fmt: skip
+ONNX_TYPES: dict[int, str] = {
+    0: "unknown",
+    1: "tensor",
+    2: "sequence",
+    3: "map",
+    4: "opaque",
+    5: "sparse_tensor",
+    6: "optional",
+}
 
 # enum OrtErrorCode (12+ appear in headers after 1.21)
 ERROR_CODES: dict[int, str] = {
-    0: "OK", 1: "FAIL", 2: "INVALID_ARGUMENT", 3: "NO_SUCHFILE", 4: "NO_MODEL", 5: "ENGINE_ERROR",
-    6: "RUNTIME_EXCEPTION", 7: "INVALID_PROTOBUF", 8: "MODEL_LOADED", 9: "NOT_IMPLEMENTED", 10: "INVALID_GRAPH",
-    11: "EP_FAIL", 12: "MODEL_LOAD_CANCELED", 13: "MODEL_REQUIRES_COMPILATION", 14: "NOT_FOUND", 15: "DEVICE_RESET",
-}  # fmt: skip
+    0: "OK",
+    1: "FAIL",
+    2: "INVALID_ARGUMENT",
+    3: "NO_SUCHFILE",
+    4: "NO_MODEL",
+    5: "ENGINE_ERROR",
+    6: "RUNTIME_EXCEPTION",
+    7: "INVALID_PROTOBUF",
+    8: "MODEL_LOADED",
+    9: "NOT_IMPLEMENTED",
+    10: "INVALID_GRAPH",
+    11: "EP_FAIL",
+    12: "MODEL_LOAD_CANCELED",
+    13: "MODEL_REQUIRES_COMPILATION",
+    14: "NOT_FOUND",
+    15: "DEVICE_RESET",
+}
 
-# enum GraphOptimizationLevel ("layout" = 3 exists only in ORT >= 1.2x; older libraries reject it).
-OPTIMIZATION_LEVELS: dict[str, int] = {"disable": 0, "basic": 1, "extended": 2, "layout": 3, "all": 99}
 # enum OrtLoggingLevel
 LOG_LEVELS: dict[str, int] = {"verbose": 0, "info": 1, "warning": 2, "error": 3, "fatal": 4}
 # CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault)

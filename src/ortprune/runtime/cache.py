@@ -95,8 +95,13 @@ class OptimizedModelCache:
 
         self.root.mkdir(parents=True, exist_ok=True)
         args = [str(model), library_path, str(level), str(self.root)]
-        subprocess.Popen([sys.executable, "-m", "ortprune.runtime._cache_worker", *args], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        subprocess.Popen(
+            [sys.executable, "-m", "ortprune.runtime._cache_worker", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def key(self, model: str | Path, library_path: str | Path, ort_version: str, level: str) -> CacheKey:
         index = self.root / "index"
@@ -134,8 +139,9 @@ class OptimizedModelCache:
 
     def discard(self, key: CacheKey, why: str) -> None:
         entry = self.entry(key)
-        warnings.warn(f"optimized-model cache entry {entry} is unusable ({why}); rebuilding it", CacheWarning,
-                      stacklevel=3)  # fmt: skip
+        warnings.warn(
+            f"optimized-model cache entry {entry} is unusable ({why}); rebuilding it", CacheWarning, stacklevel=3
+        )
         shutil.rmtree(entry, ignore_errors=True)
 
     @contextlib.contextmanager

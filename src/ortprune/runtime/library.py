@@ -150,12 +150,16 @@ class Library:
         self.f = _Functions(self)
 
         self.env = ctypes.c_void_p()
-        self.check(self.f.CreateEnv(_level(log_level, LOG_LEVELS, "log level"), b"ortprune", ctypes.byref(self.env)),
-                   "creating the ORT environment")  # fmt: skip
+        self.check(
+            self.f.CreateEnv(_level(log_level, LOG_LEVELS, "log level"), b"ortprune", ctypes.byref(self.env)),
+            "creating the ORT environment",
+        )
         self._env_finalizer = self.own(self, "env", self.env.value, self.f.ReleaseEnv)
         mem = ctypes.c_void_p()
-        self.check(self.f.CreateCpuMemoryInfo(_capi.ARENA_ALLOCATOR, _capi.MEM_TYPE_DEFAULT, ctypes.byref(mem)),
-                   "creating CPU memory info")  # fmt: skip
+        self.check(
+            self.f.CreateCpuMemoryInfo(_capi.ARENA_ALLOCATOR, _capi.MEM_TYPE_DEFAULT, ctypes.byref(mem)),
+            "creating CPU memory info",
+        )
         self.memory_info = mem
         self._mem_finalizer = self.own(self, "memory_info", mem.value, self.f.ReleaseMemoryInfo)
         alloc = ctypes.c_void_p()

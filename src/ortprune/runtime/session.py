@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ortprune.catalog import OPTIMIZATION_LEVELS
 from ortprune.errors import OrtpruneError
 from ortprune.runtime import _capi
 from ortprune.runtime.cache import OptimizedModelCache, resolve_cache
@@ -77,7 +78,7 @@ class Session:
         self.path: Path | None = None if isinstance(model, bytes | bytearray | memoryview) else Path(model)
         if threads is not None and threads < 0:
             raise OrtpruneError(f"threads must be >= 0 (0 = ORT's default), got {threads}")
-        level = _level(optimization_level, _capi.OPTIMIZATION_LEVELS, "optimization level")
+        level = _level(optimization_level, OPTIMIZATION_LEVELS, "optimization level")
         config = dict(config or {})
         #: "hit" (loaded the cached optimized model), "miss" / "rebuilt" (optimized and saved), or None
         self.cache_status: str | None = None
@@ -94,10 +95,12 @@ class Session:
         self._ptr: int | None = sess.value
         self._release = self.lib.own(self, "session", sess.value, f.ReleaseSession)
 
-        self.inputs: tuple[TensorInfo, ...] = self._describe(f.SessionGetInputCount, f.SessionGetInputName,
-                                                             f.SessionGetInputTypeInfo)  # fmt: skip
-        self.outputs: tuple[TensorInfo, ...] = self._describe(f.SessionGetOutputCount, f.SessionGetOutputName,
-                                                              f.SessionGetOutputTypeInfo)  # fmt: skip
+        self.inputs: tuple[TensorInfo, ...] = self._describe(
+            f.SessionGetInputCount, f.SessionGetInputName, f.SessionGetInputTypeInfo
+        )
+        self.outputs: tuple[TensorInfo, ...] = self._describe(
+            f.SessionGetOutputCount, f.SessionGetOutputName, f.SessionGetOutputTypeInfo
+        )
         self._input_by_name = {i.name: i for i in self.inputs}
         self._output_names = {o.name for o in self.outputs}
 
@@ -133,19 +136,21 @@ class Session:
                 severity = _level(log_level, _capi.LOG_LEVELS, "log level")
                 self.lib.check(f.SetSessionLogSeverityLevel(opts, severity), "setting the log level")
             if optimized_model_path is not None:
-                self.lib.check(f.SetOptimizedModelFilePath(opts, os.fsencode(optimized_model_path)),
-                               "setting the optimized model path")  # fmt: skip
+                self.lib.check(
+                    f.SetOptimizedModelFilePath(opts, os.fsencode(optimized_model_path)),
+                    "setting the optimized model path",
+                )
             for key, value in config.items():
-                self.lib.check(f.AddSessionConfigEntry(opts, key.encode(), value.encode()),
-                               f"setting session config {key}={value}")  # fmt: skip
+                self.lib.check(
+                    f.AddSessionConfigEntry(opts, key.encode(), value.encode()), f"setting session config {key}={value}"
+                )
             sess = ctypes.c_void_p()
             if path is None:
                 data = bytes(model)  # type: ignore[arg-type]
                 status = f.CreateSessionFromArray(self.lib.env, data, len(data), opts, ctypes.byref(sess))
                 self.lib.check(status, what, f"<model bytes, {len(data)} B>")
             else:
-                self.lib.check(f.CreateSession(self.lib.env, os.fsencode(path), opts, ctypes.byref(sess)), what,
-                               path)  # fmt: skip
+                self.lib.check(f.CreateSession(self.lib.env, os.fsencode(path), opts, ctypes.byref(sess)), what, path)
         finally:
             release_opts()  # ORT copies what it needs from the options into the session
         return sess
@@ -245,8 +250,9 @@ class Session:
         out_names = list(self.output_names if outputs is None else outputs)
         for name in out_names:
             if name not in self._output_names:
-                raise InputError(f"the model has no output {name!r}; outputs: {', '.join(self.output_names)}",
-                                 self.path)  # fmt: skip
+                raise InputError(
+                    f"the model has no output {name!r}; outputs: {', '.join(self.output_names)}", self.path
+                )
 
         lib, f = self.lib, self.lib.f
         n_in, n_out = len(arrays), len(out_names)
@@ -259,13 +265,22 @@ class Session:
             for i, (name, arr) in enumerate(arrays.items()):
                 shape = (ctypes.c_int64 * max(arr.ndim, 1))(*arr.shape)
                 value = ctypes.c_void_p()
-                status = f.CreateTensorWithDataAsOrtValue(lib.memory_info, arr.ctypes.data, arr.nbytes, shape,
-                                                          arr.ndim, _capi.DTYPE_ELEMENTS[arr.dtype],
-                                                          ctypes.byref(value))  # fmt: skip
+                status = f.CreateTensorWithDataAsOrtValue(
+                    lib.memory_info,
+                    arr.ctypes.data,
+                    arr.nbytes,
+                    shape,
+                    arr.ndim,
+                    _capi.DTYPE_ELEMENTS[arr.dtype],
+                    ctypes.byref(value),
+                )
                 lib.check(status, f"creating the tensor for input {name!r}", self.path)
                 in_values[i] = value.value
-            lib.check(f.Run(ptr, None, in_names, in_values, n_in, out_names_c, n_out, out_values),
-                      "running the model", self.path)  # fmt: skip
+            lib.check(
+                f.Run(ptr, None, in_names, in_values, n_in, out_names_c, n_out, out_values),
+                "running the model",
+                self.path,
+            )
             return {name: self._to_numpy(name, out_values[i]) for i, name in enumerate(out_names)}
         finally:
             for v in (*in_values, *out_values):
@@ -276,20 +291,20 @@ class Session:
     def _check_feeds(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
         unknown = [k for k in feeds if k not in self._input_by_name]
         if unknown:
-            raise InputError(f"the model has no input {unknown[0]!r}; inputs: {', '.join(self.input_names)}",
-                             self.path)  # fmt: skip
+            raise InputError(f"the model has no input {unknown[0]!r}; inputs: {', '.join(self.input_names)}", self.path)
         arrays: dict[str, np.ndarray] = {}
         for info in self.inputs:
             if info.name not in feeds:
-                raise InputError(f"missing input {info.name!r} ({info.type_name}, shape {_fmt(info.shape)})",
-                                 self.path)  # fmt: skip
+                raise InputError(f"missing input {info.name!r} ({info.type_name}, shape {_fmt(info.shape)})", self.path)
             arr = np.asarray(feeds[info.name])
             if info.dtype is None:
-                raise InputError(f"input {info.name!r} has type {info.type_name}, which ortprune cannot feed",
-                                 self.path)  # fmt: skip
+                raise InputError(
+                    f"input {info.name!r} has type {info.type_name}, which ortprune cannot feed", self.path
+                )
             if arr.dtype != info.dtype:
-                raise InputError(f"input {info.name!r}: expected element type {info.type_name}, got {arr.dtype}",
-                                 self.path)  # fmt: skip
+                raise InputError(
+                    f"input {info.name!r}: expected element type {info.type_name}, got {arr.dtype}", self.path
+                )
             if arr.ndim != len(info.shape):
                 raise InputError(
                     f"input {info.name!r}: expected rank {len(info.shape)} (shape {_fmt(info.shape)}), "

@@ -9,12 +9,14 @@ from pathlib import Path
 
 from ortprune import platform as plat
 from ortprune._io import atomic_write_text
+from ortprune.catalog import LEVELS, check_level
 from ortprune.opconfig import OpConfig, OpId
 from ortprune.ortformat import ORT_SUFFIX, is_ort_format
+from ortprune.results.scan import ConfigSummary, ModelOps, OpRow, ScanReport
 from ortprune.scan.files import find_models
 from ortprune.scan.graph import GraphOps, graph_ops, ort_graph_ops
 from ortprune.scan.lazy import check_external_data, load_structure
-from ortprune.scan.optimize import LEVELS, check_level, optimized_ops, ort_version, platform_warnings
+from ortprune.scan.optimize import optimized_ops, ort_version, platform_warnings
 
 __all__ = ["LEVELS", "ModelScan", "ScanResult", "find_models", "scan", "scan_model"]
 
@@ -48,28 +50,26 @@ class ModelScan:
         in_opt = self.optimized is not None and op in self.optimized.config
         return "both" if in_raw and in_opt else ("model" if in_raw else "optimizer")
 
-    def to_json_dict(self) -> dict[str, object]:
-        return {
-            "path": str(self.path),
-            "opsets": self.raw.opsets,
-            "functions": self.raw.functions,
-            "ops": [
-                {
-                    "id": str(op),
-                    "domain": op.domain,
-                    "opset": op.opset,
-                    "op": op.op,
-                    "origin": self.origin(op),
-                    "nodes_in_model": self.raw.node_counts.get(op, 0),
-                    "nodes_after_optimization": None
-                    if self.optimized is None
-                    else self.optimized.node_counts.get(op, 0),
-                }
+    def report(self) -> ModelOps:
+        return ModelOps(
+            path=str(self.path),
+            opsets=self.raw.opsets,
+            functions=self.raw.functions,
+            ops=[
+                OpRow(
+                    id=str(op),
+                    domain=op.domain,
+                    opset=op.opset,
+                    op=op.op,
+                    origin=self.origin(op),
+                    nodes_in_model=self.raw.node_counts.get(op, 0),
+                    nodes_after_optimization=None if self.optimized is None else self.optimized.node_counts.get(op, 0),
+                )
                 for op in self.config
             ],
-            "optimizer_only": [str(i) for i in self.optimizer_only],
-            "warnings": self.warnings,
-        }
+            optimizer_only=[str(i) for i in self.optimizer_only],
+            warnings=self.warnings,
+        )
 
 
 @dataclass
@@ -107,15 +107,16 @@ class ScanResult:
         lines += [f"warning: {w}" for w in self.warnings]
         return lines
 
-    def to_json_dict(self) -> dict[str, object]:
-        return {
-            "optimization_level": self.level,
-            "onnxruntime_version": self.ort_version,
-            "machine": self.machine,
-            "models": [m.to_json_dict() for m in self.models],
-            "config": self.config.to_json_dict(),
-            "warnings": self.warnings,
-        }
+    def report(self) -> ScanReport:
+        """The typed, serializable summary the later stages and the report read."""
+        return ScanReport(
+            optimization_level=self.level,
+            onnxruntime_version=self.ort_version,
+            machine=self.machine,
+            models=[m.report() for m in self.models],
+            config=ConfigSummary(**self.config.to_json_dict()),  # type: ignore[arg-type]
+            warnings=self.warnings,
+        )
 
     def write(self, config_path: str | Path, json_path: str | Path | None = None) -> None:
         """Write the config (and JSON details) atomically; nothing is written if anything fails."""
@@ -124,7 +125,7 @@ class ScanResult:
             self.write_json(json_path)
 
     def write_json(self, json_path: str | Path) -> None:
-        atomic_write_text(json_path, json.dumps(self.to_json_dict(), indent=2) + "\n")
+        atomic_write_text(json_path, json.dumps(self.report().to_dict(), indent=2) + "\n")
 
 
 def scan_model(

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
+from ortprune.catalog import OPTIMIZATION_LEVELS, check_level
 from ortprune.errors import ModelError, OrtpruneError
 from ortprune.scan.graph import GraphOps, graph_ops
 from ortprune.scan.lazy import load_structure
-
-#: Our names for ORT's GraphOptimizationLevel values (C API numbers).
-LEVELS: dict[str, int] = {"disable": 0, "basic": 1, "extended": 2, "all": 99}
 
 #: Ops whose presence makes an ORT_ENABLE_ALL rewrite depend on the CPU (NchwcTransformer: AVX2/AVX-512).
 _NCHWC_TRIGGERS = {
@@ -24,21 +21,17 @@ _NCHWC_TRIGGERS = {
     "Resize",
 }
 #: Quantized ops that x86-only rewrites (Avx2WeightS8ToU8, QDQS8ToU8) may change at level >= extended.
-_QUANT_TRIGGERS = {"MatMulInteger", "ConvInteger", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
-                   "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeMatMul", "QAttention"}  # fmt: skip
-
-
-@dataclass
-class OptimizerInfo:
-    level: str
-    ort_version: str
-
-
-def check_level(level: str) -> int:
-    try:
-        return LEVELS[level]
-    except KeyError:
-        raise OrtpruneError(f"unknown optimization level {level!r}; choose one of {', '.join(LEVELS)}") from None
+_QUANT_TRIGGERS = {
+    "MatMulInteger",
+    "ConvInteger",
+    "DynamicQuantizeLinear",
+    "QLinearConv",
+    "QLinearMatMul",
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeMatMul",
+    "QAttention",
+}
 
 
 def ort_version(runtime: str | Path | None = None) -> str:
@@ -76,15 +69,21 @@ def optimized_ops(path: Path, level: str, with_types: bool = True, runtime: str 
             from ortprune.runtime import Session
 
             try:
-                Session(path, runtime, optimization_level=level, log_level="error", optimized_model_path=out,
-                        config=_SAVE_CONFIG).close()  # fmt: skip
+                Session(
+                    path,
+                    runtime,
+                    optimization_level=level,
+                    log_level="error",
+                    optimized_model_path=out,
+                    config=_SAVE_CONFIG,
+                ).close()
             except OrtpruneError as e:
                 raise ModelError(f"ONNX Runtime ({runtime}) could not load the model: {e}", path) from None
         else:
             import onnxruntime as ort
 
             so = ort.SessionOptions()
-            so.graph_optimization_level = ort.GraphOptimizationLevel(LEVELS[level])
+            so.graph_optimization_level = ort.GraphOptimizationLevel(check_level(level))
             so.log_severity_level = 3
             so.optimized_model_filepath = str(out)
             for key, value in _SAVE_CONFIG.items():
@@ -108,7 +107,7 @@ def platform_warnings(raw_ops: set[str], level: str, cpu_flags: tuple[str, ...])
             f"them into com.microsoft.nchwc ops only on CPUs with AVX2/AVX-512 (this machine: {isa}); "
             "scan on the deploying CPU or verify the pruned library there"
         )
-    if LEVELS[level] >= LEVELS["extended"] and raw_ops & _QUANT_TRIGGERS:
+    if OPTIMIZATION_LEVELS[level] >= OPTIMIZATION_LEVELS["extended"] and raw_ops & _QUANT_TRIGGERS:
         warnings.append(
             f"quantized ops ({', '.join(sorted(raw_ops & _QUANT_TRIGGERS))}): x86-only rewrites "
             "(Avx2WeightS8ToU8, QDQS8ToU8) can change them on another ISA; verify on the target"

@@ -73,8 +73,9 @@ def transformer_log(models: Iterable[Path], lib: str | Path | None, level: str =
         if not _APPLY.search(text[0]) and level != "disable":
             raise OrtpruneError(
                 f"ONNX Runtime ({lib or 'default'}) logged no graph transformer at level {level!r}: "
-                "cannot tell which ones the model needs", model
-            )  # fmt: skip
+                "cannot tell which ones the model needs",
+                model,
+            )
     return log
 
 
@@ -91,8 +92,14 @@ def optimized_bytes(model: Path, lib: str | Path | None, level: str, disabled: I
     config = dict(_SAVE_CONFIG)
     if disabled:
         config[DISABLE_KEY] = ";".join(disabled)
-    Session(model, lib, optimization_level=level, log_level="error", optimized_model_path=tmp / "optimized.onnx",
-            config=config).close()  # fmt: skip
+    Session(
+        model,
+        lib,
+        optimization_level=level,
+        log_level="error",
+        optimized_model_path=tmp / "optimized.onnx",
+        config=config,
+    ).close()
     weights = tmp / _SAVE_CONFIG["session.optimized_model_external_initializers_file_name"]
     return (tmp / "optimized.onnx").read_bytes() + (weights.read_bytes() if weights.exists() else b"")
 

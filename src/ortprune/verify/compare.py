@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ortprune._io import atomic_write_text
 from ortprune.errors import OrtpruneError
+from ortprune.results.verify import ModelVerdict, OutputDiff, VerifyReport
 from ortprune.scan.lazy import load_structure
+from ortprune.tokenizer import load_tokenizer
 
 SENTENCES = [
     "ONNX Runtime can be pruned to the operators a model needs.",
@@ -25,46 +24,6 @@ SENTENCES = [
 
 _NO_IMPL = re.compile(r"Could not find an implementation for (\w+)\((\d+)\) node")
 _NO_KERNEL = re.compile(r"Failed to find kernel for ([\w.]+)\.(\w+)\((\d+)\)|Failed to find kernel for (\w+)\((\d+)\)")
-
-
-@dataclass
-class OutputDiff:
-    name: str
-    shape: list[int]
-    max_abs_diff: float
-    min_row_cosine: float
-    ok: bool
-
-
-@dataclass
-class ModelVerdict:
-    model: str
-    status: str  # "ok", "differs", "missing-op", "error"
-    detail: str = ""
-    missing_op: str | None = None
-    fix: str | None = None  # the config line that would make the pruned library load the model
-    outputs: list[OutputDiff] = field(default_factory=list)
-    pruned_ms: float | None = None
-    reference_ms: float | None = None
-
-
-@dataclass
-class VerifyReport:
-    pruned: str
-    reference: str
-    optimization_level: str
-    tolerance: float
-    models: list[ModelVerdict] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(m.status == "ok" for m in self.models)
-
-    def to_json_dict(self) -> dict[str, object]:
-        return asdict(self) | {"ok": self.ok}
-
-    def write_json(self, path: str | Path) -> None:
-        atomic_write_text(path, json.dumps(self.to_json_dict(), indent=2) + "\n")
 
 
 def missing_op(message: str, opsets: dict[str, int]) -> tuple[str, str] | None:
@@ -119,8 +78,6 @@ def make_inputs(session: Any, model: Path, batch: int = 4, seq: int = 16, seed: 
         return feeds
     tok_dir = _tokenizer_dir(model)
     if tok_dir is not None and "input_ids" in names:
-        from ortprune.embed.text import load_tokenizer
-
         tok, _ = load_tokenizer(tok_dir)  # the tokenization ortprune.embed uses
         enc = tok.encode_batch(SENTENCES[:batch])
         table = {

@@ -15,15 +15,13 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ortprune._io import atomic_write_text
 from ortprune.errors import OrtpruneError, RuntimeLoadError
 from ortprune.opconfig import OpConfig, OpId, OpTypes
+from ortprune.results.verify import IMPLEMENTED, MISSING, UNKNOWN, ProbeReport, ProbeResult
 from ortprune.verify.probe_models import probe_model
 
-IMPLEMENTED, MISSING, UNKNOWN = "implemented", "missing", "could-not-probe"
 _NOT_IMPLEMENTED = 9  # OrtErrorCode ORT_NOT_IMPLEMENTED
 _MISSING_TEXT = re.compile(r"Could not find an implementation for|Failed to find kernel for|Kernel not found")
 #: Errors raised from a kernel's constructor: ORT found the kernel, only our made-up attributes upset it.
@@ -39,36 +37,6 @@ def classify(code: int | None, message: str) -> str:
     if _KERNEL_RAN.search(message):
         return IMPLEMENTED
     return UNKNOWN
-
-
-@dataclass
-class ProbeResult:
-    op: str  # "domain;opset;Op"
-    status: str
-    element_type: str | None = None
-    detail: str = ""
-
-
-@dataclass
-class ProbeReport:
-    library: str
-    library_version: str
-    results: list[ProbeResult] = field(default_factory=list)
-
-    def by_status(self, status: str) -> list[ProbeResult]:
-        return [r for r in self.results if r.status == status]
-
-    @property
-    def ok(self) -> bool:
-        return not self.by_status(MISSING)
-
-    def to_json_dict(self) -> dict[str, object]:
-        counts = {s: len(self.by_status(s)) for s in (IMPLEMENTED, MISSING, UNKNOWN)}
-        return {"library": self.library, "library_version": self.library_version, "counts": counts,
-                "results": [asdict(r) for r in self.results]}  # fmt: skip
-
-    def write_json(self, path: str | Path) -> None:
-        atomic_write_text(path, json.dumps(self.to_json_dict(), indent=2) + "\n")
 
 
 def _worker_cmd(lib: str) -> list[str]:
@@ -153,8 +121,14 @@ def _to_ort_format(
         out = Path(tmp) / "probe.ort"
         for key, model in todo:
             try:
-                Session(model, converter, optimization_level="disable", log_level="fatal", optimized_model_path=out,
-                        config={"session.save_model_format": "ORT"}).close()  # fmt: skip
+                Session(
+                    model,
+                    converter,
+                    optimization_level="disable",
+                    log_level="fatal",
+                    optimized_model_path=out,
+                    config={"session.save_model_format": "ORT"},
+                ).close()
             except OrtpruneError as e:
                 failed[key] = f"the full build could not convert the probe to ORT format: {e}"[:300]
                 continue
@@ -178,8 +152,9 @@ def all_known_ops() -> list[OpId]:
     return sorted(ops)
 
 
-def ops_for(config: Path | None = None, models: list[Path] | None = None, all_ops: bool = False,
-            level: str = "all") -> list[OpId]:  # fmt: skip
+def ops_for(
+    config: Path | None = None, models: list[Path] | None = None, all_ops: bool = False, level: str = "all"
+) -> list[OpId]:
     """The ops to probe: a config's, the models' (scanned at ``level``), or every known op."""
     chosen = [x for x in (config, models, all_ops) if x]
     if len(chosen) != 1:

@@ -19,12 +19,21 @@ from ortprune.schemas import get_schema
 #: Element types in order of preference for a probe (the types kernels are most often registered for).
 _PREFERENCE = ["float", "int64", "int32", "bool", "uint8", "int8", "double", "float16", "string", "uint64"]
 _ONNX_TYPES = {
-    "float": TensorProto.FLOAT, "double": TensorProto.DOUBLE, "float16": TensorProto.FLOAT16,
-    "bfloat16": TensorProto.BFLOAT16, "int8": TensorProto.INT8, "int16": TensorProto.INT16,
-    "int32": TensorProto.INT32, "int64": TensorProto.INT64, "uint8": TensorProto.UINT8,
-    "uint16": TensorProto.UINT16, "uint32": TensorProto.UINT32, "uint64": TensorProto.UINT64,
-    "bool": TensorProto.BOOL, "string": TensorProto.STRING,
-}  # fmt: skip
+    "float": TensorProto.FLOAT,
+    "double": TensorProto.DOUBLE,
+    "float16": TensorProto.FLOAT16,
+    "bfloat16": TensorProto.BFLOAT16,
+    "int8": TensorProto.INT8,
+    "int16": TensorProto.INT16,
+    "int32": TensorProto.INT32,
+    "int64": TensorProto.INT64,
+    "uint8": TensorProto.UINT8,
+    "uint16": TensorProto.UINT16,
+    "uint32": TensorProto.UINT32,
+    "uint64": TensorProto.UINT64,
+    "bool": TensorProto.BOOL,
+    "string": TensorProto.STRING,
+}
 
 #: Required attributes whose value matters (everything else gets a neutral default of its type).
 _ATTRS: dict[str, dict[str, Any]] = {
@@ -46,14 +55,28 @@ _ATTRS: dict[str, dict[str, Any]] = {
 
 #: Inputs that must be of a given element type although the schema allows more (tensor name patterns).
 _INPUT_TYPES: dict[tuple[str, int], str] = {
-    ("Gather", 1): "int64", ("GatherElements", 1): "int64", ("GatherND", 1): "int64",
-    ("Reshape", 1): "int64", ("Expand", 1): "int64", ("Tile", 1): "int64", ("Slice", 1): "int64",
-    ("Slice", 2): "int64", ("Unsqueeze", 1): "int64", ("Squeeze", 1): "int64", ("ReduceSum", 1): "int64",
-    ("ConstantOfShape", 0): "int64", ("Range", 0): "float", ("Where", 0): "bool", ("Pad", 1): "int64",
-    ("TopK", 1): "int64", ("OneHot", 1): "int64", ("Attention", 3): "int32",
-    ("EmbedLayerNormalization", 0): "int32", ("EmbedLayerNormalization", 1): "int32",
+    ("Gather", 1): "int64",
+    ("GatherElements", 1): "int64",
+    ("GatherND", 1): "int64",
+    ("Reshape", 1): "int64",
+    ("Expand", 1): "int64",
+    ("Tile", 1): "int64",
+    ("Slice", 1): "int64",
+    ("Slice", 2): "int64",
+    ("Unsqueeze", 1): "int64",
+    ("Squeeze", 1): "int64",
+    ("ReduceSum", 1): "int64",
+    ("ConstantOfShape", 0): "int64",
+    ("Range", 0): "float",
+    ("Where", 0): "bool",
+    ("Pad", 1): "int64",
+    ("TopK", 1): "int64",
+    ("OneHot", 1): "int64",
+    ("Attention", 3): "int32",
+    ("EmbedLayerNormalization", 0): "int32",
+    ("EmbedLayerNormalization", 1): "int32",
     ("EmbedLayerNormalization", 7): "int32",
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)

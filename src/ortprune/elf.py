@@ -4,11 +4,14 @@ pyelftools parses each record through ``construct`` and is too slow for the symb
 unstripped ORT (hundreds of thousands of entries); this reader unpacks whole tables with
 ``struct.iter_unpack`` and keeps the exact file byte ranges a size tool needs. DWARF is left to
 pyelftools (see :mod:`ortprune.analyze.dwarf`), which is only opened when ``.debug_info`` exists.
+
+The bottom layer's ELF reader: the build stage (DT_NEEDED checks), analyze and the runtime loader use it.
 """
 
 from __future__ import annotations
 
 import mmap
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +30,17 @@ PT_LOAD, PT_DYNAMIC, PT_TLS = 1, 2, 7
 DT_NULL, DT_NEEDED, DT_STRTAB, DT_SONAME, DT_RPATH, DT_RUNPATH = 0, 1, 5, 14, 15, 29
 
 _ELF_MAGIC = b"\x7fELF"
+
+#: The C and C++ runtime every Linux system provides; a user never ships these.
+_SYSTEM = re.compile(
+    r"^(libc|libm|libmvec|libstdc\+\+|libgcc_s|libpthread|libdl|librt|libutil|libresolv|ld-linux[-\w.]*|ld64)\.so(\.|$)"
+    r"|^ld-linux"
+)
+
+
+def is_system_library(name: str) -> bool:
+    """Part of the C/C++ runtime every Linux system has (libc, libm, libstdc++, libgcc_s, the loader...)."""
+    return bool(_SYSTEM.match(Path(name).name))
 
 
 @dataclass(frozen=True)
@@ -50,9 +64,6 @@ class Section:
     def file_size(self) -> int:
         """Bytes the section occupies in the file (0 for NOBITS such as .bss)."""
         return 0 if self.type in (SHT_NOBITS, SHT_NULL) else self.size
-
-    def contains_addr(self, addr: int) -> bool:
-        return self.alloc and self.addr <= addr < self.addr + self.size
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,95 @@
+"""The catalogues every layer reads: ORT build variants and graph optimization levels (each defined once)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ortprune.errors import BuildError, OrtpruneError
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of building ORT: the ``build.py`` flags it adds and what it needs from the user."""
+
+    name: str
+    description: str
+    flags: tuple[str, ...] = ()
+    needs_config: bool = False
+    needs_types: bool = False
+    #: the model files it runs: "onnx", or "ort" (ORT-format models made by the full build; minimal builds)
+    model_format: str = "onnx"
+    prune: tuple[str, ...] = ()  # source-transform levers (ortbuild.prune) every build of this variant uses
+
+
+MINIMAL_FLAGS = (
+    "--minimal_build",
+    "--disable_exceptions",
+    "--disable_ml_ops",
+    "--disable_rtti",
+    "--enable_reduced_operator_type_support",
+)
+
+#: Every variant, in the order tables list them (the baseline first).
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("full", "every operator (the baseline)"),
+        Variant("no-contrib", "no com.microsoft contrib operators", ("--disable_contrib_ops",)),
+        Variant("reduced", "only the operators in the config", needs_config=True),
+        Variant(
+            "reduced-types",
+            "only the operators and element types in the config",
+            ("--enable_reduced_operator_type_support",),
+            needs_config=True,
+            needs_types=True,
+        ),
+        Variant(
+            "reduced-pruned",
+            "the config's operators, only their ONNX/contrib schemas and only the graph transformers the models use",
+            needs_config=True,
+            prune=("optimizers", "schemas"),
+        ),
+        Variant(
+            "reduced-max",
+            "reduced-pruned + every stock switch that fits an ONNX-loading build (no ML ops, no RTTI)",
+            ("--disable_ml_ops", "--disable_rtti"),
+            needs_config=True,
+            prune=("optimizers", "schemas"),
+        ),
+        Variant(
+            "minimal",
+            "ORT-format models only, no exceptions/RTTI/ML ops, operators and types from the config",
+            MINIMAL_FLAGS,
+            needs_config=True,
+            model_format="ort",
+        ),
+    )
+}
+BASELINE = "full"
+
+
+def variant(name: str) -> Variant:
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise BuildError(f"unknown variant {name!r}; choose one of {', '.join(VARIANTS)}") from None
+
+
+def variant_rank(name: str) -> int:
+    """Sort key: catalogue order, unknown names last."""
+    return list(VARIANTS).index(name) if name in VARIANTS else len(VARIANTS)
+
+
+#: ORT's GraphOptimizationLevel values (C API numbers) by our names, lowest first. ``layout`` (3) exists
+#: only in ORT >= 1.2x and is not offered to users (older libraries reject it).
+OPTIMIZATION_LEVELS: dict[str, int] = {"disable": 0, "basic": 1, "extended": 2, "layout": 3, "all": 99}
+#: The levels a user chooses from (scan, verify, slim).
+LEVELS: tuple[str, ...] = ("disable", "basic", "extended", "all")
+DEFAULT_LEVEL = "all"
+
+
+def check_level(level: str) -> int:
+    """The ORT number of a user-facing level; OrtpruneError naming the choices otherwise."""
+    if level not in LEVELS:
+        raise OrtpruneError(f"unknown optimization level {level!r}; choose one of {', '.join(LEVELS)}")
+    return OPTIMIZATION_LEVELS[level]

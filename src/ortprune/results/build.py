@@ -1,0 +1,79 @@
+"""The build stage's result: the manifest written next to every built library."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ortprune._io import atomic_write_text
+from ortprune.errors import BuildError
+
+
+@dataclass
+class BuildResult:
+    """The manifest of one build (JSON next to the library)."""
+
+    ort_version: str
+    variant: str
+    key: str
+    build_py_args: list[str]
+    extra_flags: list[str]
+    config_hash: str | None
+    config: str | None
+    compiler: str
+    cmake: str
+    source: str
+    build_dir: str
+    library: str
+    library_bytes: int
+    needed: list[str]
+    wall_time_s: float  # summed over every run that worked on this build (resumed builds add up)
+    runs: list[dict[str, object]] = field(default_factory=list)  # {"started", "seconds", "steps"} per run
+    steps: int = 0  # ninja steps of the whole build (the first run's count when it was resumed)
+    finished: str = ""
+    wheel_file: str | None = None
+    prune: list[str] = field(default_factory=list)  # source-transform levers (ortbuild.prune)
+    keep_transformers: list[str] = field(default_factory=list)
+    stripped_library: str | None = None  # `strip --strip-all` copy: the file a user ships
+    stripped_bytes: int | None = None
+    source_id: str = ""  # content hash of the source and its dependencies (part of the key)
+    toolchain: str = ""  # compiler and CMake versions (part of the key)
+    fetched_from: str | None = None  # the artifact store it came from, when it was not built here
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BuildResult:
+        return cls(**d)
+
+    def save(self, path: Path) -> Path:
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> BuildResult:
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError) as e:
+            raise BuildError(f"not a build manifest: {e}", path) from None
+
+
+@dataclass
+class MeasuredBuild:
+    """One row of the measured-builds page (``ortprune results``): a finished build, how to name it, the
+    command that reproduces it, and its size after ``strip``."""
+
+    build: BuildResult
+    label: str
+    command: str
+    stripped_bytes: int | None
+    config_file: str | None = None  #: the name its config is shown under
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "build": self.build.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MeasuredBuild:
+        return cls(**{**d, "build": BuildResult.from_dict(d["build"])})
