@@ -149,3 +149,33 @@ def test_cli_convert(tmp_path: Path) -> None:
     x = np.arange(8, dtype=np.float32).reshape(2, 4) - 4
     got = Session(tmp_path / "o" / "tiny.ort", LIB).run({"x": x})["y"]
     assert np.array_equal(got, np.maximum(x, 0))
+
+
+def _full_build(version: str) -> Path | None:
+    import json
+
+    from ortprune.cache import cache_dir
+
+    for manifest in sorted(cache_dir("builds").glob(f"{version}-full-*/manifest.json")):
+        lib = Path(json.loads(manifest.read_text())["library"])
+        if lib.is_file():
+            return lib
+    return None
+
+
+@pytest.mark.ortbuild
+def test_real_other_release_is_refused(tmp_path: Path, int8_model: Path) -> None:
+    """A .ort converted by the real ORT 1.21.0 full build is refused by the 1.32 wheel's library, and
+    runs on the 1.21.0 build with the .onnx's outputs (folded weights: bit-identical)."""
+    full = _full_build("1.21.0")
+    if full is None:
+        pytest.skip("no ORT 1.21.0 full build in ~/.cache/ortprune/builds (make demo makes it)")
+    c = convert_model(int8_model, full, tmp_path)
+    assert c.ort_version == "1.21.0" and read_info(c.ort).converter_version == "1.21.0"
+    with pytest.raises(
+        OrtFormatError, match=r"converted by ONNX Runtime 1\.21\.0, but this library is ONNX Runtime 1\.3"
+    ):
+        Session(c.ort, LIB)
+    f = feeds([101, 7592, 1010, 2088, 999, 102])
+    ref = Session(int8_model, full).run(f)["last_hidden_state"]
+    assert np.array_equal(Session(c.ort, full, optimization_level="disable").run(f)["last_hidden_state"], ref)
