@@ -144,13 +144,19 @@ def test_debian_source_is_identified_without_downloading(tmp_path: Path, monkeyp
     assert not (tmp_path / "empty").exists()  # no download, no extraction
 
 
-def test_a_build_under_the_legacy_key_is_found_and_rekeyed(
-    fake_src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.parametrize(("variant", "old_config", "config"), [
+    ("full", None, None),
+    # the old key hashed the config's comments (the models' paths on the machine that scanned them)
+    ("reduced", "# from /home/alice/model.onnx\n" + SEED_CONFIG, "# from /home/bob/model.onnx\n" + SEED_CONFIG),
+])  # fmt: skip
+def test_a_build_under_the_legacy_key_is_found_and_rekeyed(fake_src: Path, tmp_path: Path, variant: str,
+                                                          old_config: str | None, config: str | None,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     use_cache(monkeypatch, tmp_path / "cache")
-    legacy = runner.build(BuildSpec(VERSION, "full", source_id="x", toolchain="y"), fake_src, log=lambda s: None)
+    legacy = runner.build(BuildSpec(VERSION, variant, old_config, source_id="x", toolchain="y"), fake_src,
+                          log=lambda s: None)  # fmt: skip
     # make it look like a build from before: under the old key, no source/toolchain in the manifest
-    old_key = BuildSpec(VERSION, "full").legacy_key()
+    old_key = BuildSpec(VERSION, variant, old_config).legacy_key()
     old_dir = tmp_path / "cache" / "builds" / old_key
     Path(legacy.build_dir).rename(old_dir)
     lib = old_dir / "MinSizeRel" / Path(legacy.library).name
@@ -158,17 +164,15 @@ def test_a_build_under_the_legacy_key_is_found_and_rekeyed(
     data.update(key=old_key, source_id="", toolchain="", library=str(lib), build_dir=str(old_dir))
     (old_dir / "manifest.json").write_text(json.dumps(data))
     machine = json.loads(toolchain_id("c++ (fake) 12", "cmake version 3.31.10", "m"))[1]
-    spec = BuildSpec(
-        VERSION,
-        "full",
-        source_id=source_id(fake_src, fake_src, VERSION),
-        toolchain=toolchain_id("c++ (fake) 12", "cmake version 3.31.10", machine),
-    )
+    spec = BuildSpec(VERSION, variant, config, source_id=source_id(fake_src, fake_src, VERSION),
+                     toolchain=toolchain_id("c++ (fake) 12", "cmake version 3.31.10", machine))  # fmt: skip
+    assert spec.legacy_key() != old_key or config is None
     found = runner.find_cached(spec, fake_src)
     assert found is not None and found.key == spec.key() and found.library == str(lib)
     assert (old_dir / "manifest.json").exists() and not (tmp_path / "cache" / "builds" / spec.key()).exists()
     other = toolchain_id("c++ (Debian 13.1.0-1) 13.1.0", "cmake version 3.31.10", machine)
-    assert runner.find_cached(BuildSpec(VERSION, "full", source_id=spec.source_id, toolchain=other), fake_src) is None
+    assert runner.find_cached(BuildSpec(VERSION, variant, config, source_id=spec.source_id, toolchain=other),
+                              fake_src) is None  # fmt: skip
     assert runner.find_cached(spec, tmp_path / "elsewhere") is None
 
 

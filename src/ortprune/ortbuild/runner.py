@@ -173,26 +173,45 @@ def _usable(manifest_path: Path) -> BuildResult | None:
     return cached if lib.is_file() and lib.stat().st_size == cached.library_bytes else None
 
 
+def spec_of(result: BuildResult) -> BuildSpec:
+    """The spec a manifest records (its key is recomputed from it: a manifest cannot claim another key)."""
+    return BuildSpec(result.ort_version, result.variant, result.config, tuple(result.extra_flags),
+                     "--build_wheel" in result.build_py_args, prune=tuple(result.prune),
+                     keep_transformers=tuple(result.keep_transformers), source_id=result.source_id,
+                     toolchain=result.toolchain)  # fmt: skip
+
+
 def find_cached(spec: BuildSpec, source: Path | None = None) -> BuildResult | None:
     """The finished build of ``spec`` in the local cache, or None.
 
-    Builds made before the key held the source and toolchain sit under ``spec.legacy_key()``: one is used
-    when its manifest names the same compiler, CMake and source tree (the only source a legacy key could
-    have come from for a ``debian:`` release). It is not moved or rewritten (another process may be using
-    it); the returned result carries the new key, under which it is published.
+    Builds made before the key held the source and toolchain (manifests without ``source_id``) are used
+    when their recorded inputs, completed with this spec's source identity (if made from the same source
+    tree) and their own compiler and CMake versions, give this key: first the one under
+    ``spec.legacy_key()``, else any (the old key hashed the config's comments too). Such a build is not
+    moved or rewritten (another process may be using it); the result carries the new key.
     """
     found = _usable(cache_dir("builds", spec.key(), "manifest.json"))
     if found is not None or not spec.toolchain:
         return found
-    old = _usable(cache_dir("builds", spec.legacy_key(), "manifest.json"))
-    if old is None or old.source_id:
-        return None
-    machine = json.loads(spec.toolchain)[1]
-    same_source = source is None or Path(old.source) == source
-    if toolchain_id(old.compiler, old.cmake, machine) != spec.toolchain or not same_source:
-        return None
-    old.key, old.source_id, old.toolchain = spec.key(), spec.source_id, spec.toolchain
-    return old
+    try:
+        machine = str(json.loads(spec.toolchain)[1])
+    except (ValueError, IndexError, TypeError):
+        return None  # not a toolchain_id: no legacy build can match it
+    exact = cache_dir("builds", spec.legacy_key(), "manifest.json")
+    pattern = f"{spec.ort_version}-{spec.variant}-*/manifest.json"
+    others = sorted(p for p in cache_dir("builds").glob(pattern) if p != exact)
+    for manifest in [exact, *others]:
+        try:
+            old = _usable(manifest)
+        except BuildError:
+            continue
+        if old is None or old.source_id or (source is not None and Path(old.source) != source):
+            continue
+        old.source_id, old.toolchain = spec.source_id, toolchain_id(old.compiler, old.cmake, machine)
+        if spec_of(old).key() == spec.key():
+            old.key = spec.key()
+            return old
+    return None
 
 
 def build(

@@ -38,7 +38,7 @@ from typing import IO, Protocol
 
 from ortprune.cache import cache_dir, file_digest
 from ortprune.errors import StoreError
-from ortprune.ortbuild.runner import BuildResult, stripped_copy
+from ortprune.ortbuild.runner import BuildResult, spec_of, stripped_copy
 from ortprune.ortbuild.variants import BuildSpec
 
 INDEX = "index.json"
@@ -414,21 +414,6 @@ def publish_build(store: Store, result: BuildResult, stage_files: dict[str, Path
             files[Path(result.wheel_file).name] = Path(result.wheel_file)
         files.update(stage_files or {})
         return store.publish(result.key, files)
-
-
-def spec_of(result: BuildResult) -> BuildSpec:
-    """The spec a manifest records (its key is recomputed from it: a manifest cannot claim another key)."""
-    return BuildSpec(
-        result.ort_version,
-        result.variant,
-        result.config,
-        tuple(result.extra_flags),
-        "--build_wheel" in result.build_py_args,
-        prune=tuple(result.prune),
-        keep_transformers=tuple(result.keep_transformers),
-        source_id=result.source_id,
-        toolchain=result.toolchain,
-    )
 
 
 def local_builds() -> list[BuildResult]:
