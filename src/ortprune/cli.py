@@ -566,11 +566,12 @@ def estimate(
     """Predict the size of a reduced build (and its pruning levers) from the full build, before building it."""
     from ortprune.analyze import estimate as est
     from ortprune.opconfig import OpConfig
+    from ortprune.report import estimate as render
 
     if per_op:
         costs = est.op_costs(full)
         text = json.dumps(costs.to_dict(), indent=1) + "\n" if fmt is SizeFormat.json else None
-        _emit(text or est.op_costs_markdown(costs), output)
+        _emit(text or render.op_costs_markdown(costs), output)
         return
     if config is None:
         raise OrtpruneError("estimate needs --config ops.config (or --per-op)")
@@ -594,7 +595,7 @@ def estimate(
     if fmt is SizeFormat.json:
         _emit(json.dumps(result.to_dict(), indent=1) + "\n", output)
     else:
-        _emit(est.estimate_markdown(result), output)
+        _emit(render.estimate_markdown(result), output)
 
 
 def _csv(text: str) -> tuple[str, ...]:

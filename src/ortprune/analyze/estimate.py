@@ -22,321 +22,28 @@ The test of the estimate is the real reduced build: ``ortprune size diff FULL RE
 
 from __future__ import annotations
 
-import json
 import re
 import struct
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ortprune._io import atomic_write_text
 from ortprune.analyze.attribute import SizedSymbol, sized_symbols
+from ortprune.analyze.decode import EM_X86_64, eh_frame_sizes, reloc_refs
+from ortprune.analyze.graph import RefGraph, build_graph, flood, node_at, reach
 from ortprune.analyze.ops import KernelReg, OpMapper, parse_kernel_reg
-from ortprune.elf import SHF_EXECINSTR, SHT_RELA, SHT_RELR, STT_FUNC, STT_OBJECT, ElfFile
+from ortprune.elf import SHF_EXECINSTR, ElfFile
 from ortprune.errors import ElfError, OrtpruneError
 from ortprune.opconfig import OpConfig
 from ortprune.ortbuild.added_ops import ORT_ADDED_OPS
+from ortprune.results.estimate import Estimate, OpCost, OpCosts
 
 if TYPE_CHECKING:
     from ortprune.ortbuild.variants import BuildSpec
 
-R_X86_64_64, R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT, R_X86_64_RELATIVE = 1, 6, 7, 8
-EM_X86_64 = 62
-
-
-@dataclass
-class Estimate:
-    full: str
-    config: str
-    full_size: int
-    estimated_size: int
-    removed: dict[str, int]  #: bytes removed per part (symbols, .eh_frame, ...)
-    kernels_total: int
-    kernels_removed: int
-    ops_removed: list[str]  #: domain;op whose every registration goes
-    ops_kept: list[str]
-    reachable_fraction: float  #: share of symbol bytes the full graph reaches (scanner coverage)
-    top_removed: list[tuple[str, int]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    levers: str = "none"  #: PruneLevers.describe() of the levers estimated on top of the config
-
-    @property
-    def removed_total(self) -> int:
-        return sum(self.removed.values())
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["removed_total"] = self.removed_total
-        d["change_percent"] = round(100 * (self.estimated_size - self.full_size) / self.full_size, 2)
-        return d
-
-    def write_json(self, path: str | Path) -> Path:
-        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
-
-
-@dataclass
-class _Graph:
-    starts: np.ndarray  # node start addresses (sorted, unique)
-    ends: np.ndarray
-    file_sizes: np.ndarray
-    is_data: np.ndarray
-    names: list[list[SizedSymbol]]
-    edges: tuple[np.ndarray, np.ndarray]
-    roots: np.ndarray  # bool per node
-
-
-def _nodes(syms: list[SizedSymbol]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[list[SizedSymbol]]]:
-    by_start: dict[int, list[SizedSymbol]] = {}
-    for s in syms:
-        by_start.setdefault(s.addr, []).append(s)
-    keys = sorted(by_start)
-    starts = np.array(keys, dtype=np.int64)
-    ends = np.array([k + max(s.end - s.start for s in by_start[k]) for k in keys], dtype=np.int64)
-    fsz = np.array([max(s.end - s.start for s in by_start[k]) for k in keys], dtype=np.int64)
-    # Data objects, and the cold parts of split functions (``foo.cold``), are entered anywhere, not only
-    # at their start: references inside them count.
-    data = np.array(
-        [
-            all(s.sym.type == STT_OBJECT or ".cold" in s.sym.name or ".warm" in s.sym.name for s in by_start[k])
-            for k in keys
-        ],
-        dtype=bool,
-    )
-    return starts, ends, fsz, data, [by_start[k] for k in keys]
-
-
-def _owner(starts: np.ndarray, ends: np.ndarray, addrs: np.ndarray) -> np.ndarray:
-    """Node containing each address, or -1."""
-    i = np.searchsorted(starts, addrs, side="right") - 1
-    ok = (i >= 0) & (addrs < ends[np.maximum(i, 0)])
-    return np.where(ok, i, -1)
-
-
-def _target(starts: np.ndarray, ends: np.ndarray, is_data: np.ndarray, addrs: np.ndarray) -> np.ndarray:
-    """Node a reference lands on: exactly a node start, or anywhere inside a data object; else -1."""
-    j = np.searchsorted(starts, addrs, side="left")
-    jc = np.minimum(j, len(starts) - 1)
-    exact = (j < len(starts)) & (starts[jc] == addrs)
-    inside = _owner(starts, ends, addrs)
-    into_data = (inside >= 0) & is_data[np.maximum(inside, 0)]
-    return np.where(exact, jc, np.where(into_data, inside, -1))
-
-
-def _code_refs(elf: ElfFile) -> tuple[np.ndarray, np.ndarray]:
-    """(source address, target address) of rel32 branches and RIP-relative operands in executable sections."""
-    srcs, tgts = [], []
-    for sec in elf.sections:
-        if not (sec.alloc and sec.flags & SHF_EXECINSTR and sec.file_size >= 8):
-            continue
-        b = np.frombuffer(elf.data, dtype=np.uint8, count=sec.file_size, offset=sec.offset)
-        chunk = 1 << 22
-        for lo in range(2, len(b) - 3, chunk):
-            p = np.arange(lo, min(lo + chunk, len(b) - 3), dtype=np.int64)
-            prev, prev2 = b[p - 1], b[p - 2]
-            mask = (
-                (prev == 0xE8) | (prev == 0xE9) | ((prev & 0xC7) == 0x05) | ((prev2 == 0x0F) & ((prev & 0xF0) == 0x80))
-            )
-            p = p[mask]
-            disp = (
-                b[p].astype(np.int64)
-                | (b[p + 1].astype(np.int64) << 8)
-                | (b[p + 2].astype(np.int64) << 16)
-                | (b[p + 3].astype(np.int64) << 24)
-            )
-            disp = np.where(disp >= 1 << 31, disp - (1 << 32), disp)
-            srcs.append(sec.addr + p)
-            tgts.append(sec.addr + p + 4 + disp)
-    if not srcs:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(srcs), np.concatenate(tgts)
-
-
-def _relr_offsets(blob: bytes, endian: str) -> list[int]:
-    """Addresses a packed-relative (DT_RELR) table relocates; the addend is the word already there."""
-    out: list[int] = []
-    base = 0
-    for (entry,) in struct.iter_unpack(endian + "Q", blob[: len(blob) - len(blob) % 8]):
-        if entry & 1 == 0:
-            out.append(entry)
-            base = entry + 8
-        else:
-            bits = entry >> 1
-            for i in range(63):
-                if bits >> i & 1:
-                    out.append(base + 8 * i)
-            base += 8 * 63
-    return out
-
-
-def _reloc_refs(elf: ElfFile) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
-    """(where, target) of dynamic relocations that point into the library, and (r_offset, 24) per RELA entry."""
-    dynsym = {s.index: s.value for s in elf.symbols("dynsym")}
-    where, target = [], []
-    entries: list[tuple[int, int]] = []
-    for sec in elf.sections:
-        if sec.type == SHT_RELR and sec.alloc:
-            for off in _relr_offsets(elf.section_bytes(sec), elf.endian):
-                pos = elf.addr_to_offset(off)
-                if pos is not None:
-                    where.append(off)
-                    target.append(struct.unpack_from(elf.endian + "Q", elf.data, pos)[0])
-            continue
-        if sec.type != SHT_RELA or not sec.alloc:
-            continue
-        blob = elf.section_bytes(sec)
-        for off, info, addend in struct.iter_unpack(elf.endian + "QQq", blob[: len(blob) - len(blob) % 24]):
-            typ, sym = info & 0xFFFFFFFF, info >> 32
-            entries.append((off, 24))
-            if typ == R_X86_64_RELATIVE:
-                where.append(off)
-                target.append(addend)
-            elif typ in (R_X86_64_64, R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT) and sym in dynsym:
-                where.append(off)
-                target.append(dynsym[sym] + (addend if typ == R_X86_64_64 else 0))
-    return np.array(where, np.int64), np.array(target, np.int64), entries
-
-
-def _indirections(elf: ElfFile, where: np.ndarray, target: np.ndarray) -> dict[int, int]:
-    """GOT slot → what the loader puts there, and PLT stub → the same: so a call through the PLT (or a
-    load through the GOT) is an edge to the function itself, not a root."""
-    got = [s for s in elf.sections if s.name in (".got", ".got.plt")]
-    table: dict[int, int] = {}
-    for w, t in zip(where.tolist(), target.tolist(), strict=True):
-        if any(s.addr <= w < s.addr + s.size for s in got):
-            table[w] = t
-    for sec in elf.sections:
-        if sec.name not in (".plt", ".plt.sec", ".plt.got") or not sec.file_size:
-            continue
-        b = elf.section_bytes(sec)
-        for entry in range(0, len(b) - 15, 16):
-            k = b.find(b"\xff\x25", entry, entry + 16)
-            if k < 0:
-                continue
-            (disp,) = struct.unpack_from("<i", b, k + 2)
-            slot = sec.addr + k + 6 + disp
-            if slot in table:
-                table[sec.addr + entry] = table[slot]
-    return table
-
-
-_DATA_PREFIXES = (".rodata", ".data.rel.ro", ".data", ".lrodata", ".ldata")
-
-
-def _anonymous_chunks(
-    elf: ElfFile, starts: np.ndarray, ends: np.ndarray, targets: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pieces of data sections that no symbol covers but code or relocations point at (string literals,
-    jump tables, constant pools): each runs from a referenced address to the next reference or symbol."""
-    out_lo, out_hi = [], []
-    sym_bounds = np.concatenate([starts, ends])
-    for sec in elf.sections:
-        if not (sec.alloc and sec.file_size and not sec.flags & SHF_EXECINSTR and sec.name.startswith(_DATA_PREFIXES)):
-            continue
-        lo, hi = sec.addr, sec.addr + sec.file_size
-        t = targets[(targets >= lo) & (targets < hi)]
-        t = np.unique(t[_owner(starts, ends, t) < 0])
-        if not len(t):
-            continue
-        bounds = np.unique(np.concatenate([t, sym_bounds[(sym_bounds > lo) & (sym_bounds <= hi)], [hi]]))
-        nxt = bounds[np.searchsorted(bounds, t, side="right")]
-        out_lo.append(t)
-        out_hi.append(nxt)
-    if not out_lo:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(out_lo), np.concatenate(out_hi)
-
-
-def _build_graph(elf: ElfFile, syms: list[SizedSymbol]) -> _Graph:
-    starts, ends, fsz, is_data, names = _nodes(syms)
-    rel_where, rel_to, _ = _reloc_refs(elf)
-    indirect = _indirections(elf, rel_where, rel_to)
-    code_where, code_to = _code_refs(elf)
-    if indirect:
-        keys = np.array(sorted(indirect), dtype=np.int64)
-        vals = np.array([indirect[k] for k in keys.tolist()], dtype=np.int64)
-        j = np.minimum(np.searchsorted(keys, code_to), len(keys) - 1)
-        code_to = np.where(keys[j] == code_to, vals[j], code_to)
-        in_got = np.isin(rel_where, keys)
-        rel_where, rel_to = rel_where[~in_got], rel_to[~in_got]
-    # Anonymous data becomes nodes too, so a string only a removed kernel uses goes with it.
-    chunk_lo, chunk_hi = _anonymous_chunks(elf, starts, ends, np.concatenate([code_to, rel_to]))
-    if len(chunk_lo):
-        order = np.argsort(np.concatenate([starts, chunk_lo]), kind="stable")
-        starts = np.concatenate([starts, chunk_lo])[order]
-        ends = np.concatenate([ends, chunk_hi])[order]
-        fsz = np.concatenate([fsz, chunk_hi - chunk_lo])[order]
-        is_data = np.concatenate([is_data, np.ones(len(chunk_lo), dtype=bool)])[order]
-        all_names: list[list[SizedSymbol]] = names + [[] for _ in range(len(chunk_lo))]
-        names = [all_names[i] for i in order.tolist()]
-    roots = np.zeros(len(starts), dtype=bool)
-    exported = {s.value for s in elf.symbols("dynsym") if s.size and s.type in (STT_FUNC, STT_OBJECT)}
-    roots[np.isin(starts, np.array(sorted(exported), dtype=np.int64))] = True
-    src_parts, dst_parts = [], []
-    for where, to in ((code_where, code_to), (rel_where, rel_to)):
-        if not len(where):
-            continue
-        src = _owner(starts, ends, where)
-        dst = _target(starts, ends, is_data, to)
-        keep = dst >= 0
-        src, dst = src[keep], dst[keep]
-        roots[dst[src < 0]] = True  # referenced from bytes no symbol owns: init arrays, anonymous tables, crt code
-        inner = src >= 0
-        src_parts.append(src[inner])
-        dst_parts.append(dst[inner])
-    src_all = np.concatenate(src_parts) if src_parts else np.zeros(0, np.int64)
-    dst_all = np.concatenate(dst_parts) if dst_parts else np.zeros(0, np.int64)
-    return _Graph(starts, ends, fsz, is_data, names, (src_all, dst_all), roots)
-
-
-def _reach(g: _Graph, deleted: np.ndarray, cut: np.ndarray | None = None) -> np.ndarray:
-    """Nodes the roots reach when the registration tables no longer point at ``deleted`` nodes and the
-    edges marked in ``cut`` (a mask over ``g.edges``: references a source transform removes) are gone.
-
-    Only references *from data* (the tables) into a deleted node are cut: code that jumps into it (a
-    kept registration folded onto a dropped one by identical-code folding) still reaches it.
-    """
-    n = len(g.starts)
-    src, dst = g.edges
-    keep = ~(deleted[dst] & g.is_data[src])
-    if cut is not None:
-        keep &= ~cut
-    src, dst = src[keep], dst[keep]
-    order = np.argsort(src, kind="stable")
-    src, dst = src[order], dst[order]
-    offsets = np.searchsorted(src, np.arange(n + 1))
-    seen = np.zeros(n, dtype=bool)
-    stack = [int(i) for i in np.flatnonzero(g.roots & ~deleted)]
-    seen[stack] = True
-    while stack:
-        i = stack.pop()
-        for j in dst[offsets[i] : offsets[i + 1]]:
-            if not seen[j]:
-                seen[j] = True
-                stack.append(int(j))
-    return seen
-
-
-def _eh_frame_sizes(elf: ElfFile) -> dict[int, int]:
-    """Function start address → bytes of its FDE (from the .eh_frame_hdr search table)."""
-    hdr = elf.section(".eh_frame_hdr")
-    if hdr is None or hdr.file_size < 12:
-        return {}
-    b = elf.section_bytes(hdr)
-    version, ptr_enc, count_enc, table_enc = b[0], b[1], b[2], b[3]
-    if version != 1 or ptr_enc != 0x1B or count_enc != 0x03 or table_enc != 0x3B:
-        return {}
-    (count,) = struct.unpack_from(elf.endian + "I", b, 8)
-    table = np.frombuffer(b, dtype=np.dtype(elf.endian + "i4"), count=2 * count, offset=12).reshape(-1, 2)
-    result = {}
-    for loc, fde in table.astype(np.int64):
-        off = elf.addr_to_offset(hdr.addr + int(fde))
-        if off is None or off + 4 > elf.file_size:
-            continue
-        (length,) = struct.unpack_from(elf.endian + "I", elf.data, off)
-        result[hdr.addr + int(loc)] = length + 4 + 8  # the FDE and its 8-byte search-table entry
-    return result
+__all__ = ["Estimate", "OpCost", "OpCosts", "PruneLevers", "estimate", "estimate_levers", "op_costs"]
 
 
 @dataclass(frozen=True)
@@ -372,7 +79,7 @@ _REGISTERS_SCHEMAS = (
 _CONSTRUCTED = re.compile(r"^(?:vtable for (?:\w+::)*\w+$|(?:\w+::)*(\w+)::\1\()")
 
 
-def _shrink(g: _Graph, kind: np.ndarray, lost: np.ndarray) -> int:
+def _shrink(g: RefGraph, kind: np.ndarray, lost: np.ndarray) -> int:
     """Bytes the code that keeps running loses with the cut references: each function that made ``kind``
     references (edge mask) shrinks by its size times the share of them that is ``lost`` (one call sequence
     per cut source line)."""
@@ -384,7 +91,7 @@ def _shrink(g: _Graph, kind: np.ndarray, lost: np.ndarray) -> int:
 
 
 def _lever_cut(
-    g: _Graph, config: OpConfig, added_ops: tuple[tuple[str, str, int], ...], levers: PruneLevers
+    g: RefGraph, config: OpConfig, added_ops: tuple[tuple[str, str, int], ...], levers: PruneLevers
 ) -> tuple[np.ndarray, int, list[str]]:
     """The edges the levers remove (mask over ``g.edges``), the bytes the registration functions that lose
     calls shrink by, and a note per lever."""
@@ -507,11 +214,11 @@ def _estimate(
         for domain, op, opset in added_ops:
             opsets.setdefault((domain, op), []).append(opset)
         removed_regs = {r for r in regs if not r.kept_by(opsets.get((r.domain, r.op), []))}
-        g = _build_graph(elf, syms)
+        g = build_graph(elf, syms)
         deleted = np.array([_dropped(node, removed_regs) for node in g.names], dtype=bool)
-        before = _reach(g, np.zeros_like(deleted))
+        before = reach(g, np.zeros_like(deleted))
         cut, shrink, lever_notes = _lever_cut(g, config, added_ops, levers)
-        after = _reach(g, deleted, cut)
+        after = reach(g, deleted, cut)
         gone = before & ~after
         named = np.array([bool(n) for n in g.names], dtype=bool)
         removed: dict[str, int] = {
@@ -519,13 +226,13 @@ def _estimate(
             "anonymous data (strings, tables)": int(g.file_sizes[gone & ~named].sum()),
         }
         gone_idx = np.flatnonzero(gone)
-        fde = _eh_frame_sizes(elf)
+        fde = eh_frame_sizes(elf)
         removed[".eh_frame + .eh_frame_hdr"] = sum(fde.get(int(g.starts[i]), 0) for i in gone_idx)
-        _, _, rela = _reloc_refs(elf)
+        _, _, rela = reloc_refs(elf)
         if rela:
             where = np.array([w for w, _ in rela], np.int64)
-            owner = _owner(g.starts, g.ends, where)
-            removed[".rela.dyn"] = int(24 * np.count_nonzero((owner >= 0) & gone[np.maximum(owner, 0)]))
+            at = node_at(g.starts, g.ends, where)
+            removed[".rela.dyn"] = int(24 * np.count_nonzero((at >= 0) & gone[np.maximum(at, 0)]))
         gone_syms = [s for i in gone_idx for s in g.names[i]]
         if elf.has_symtab():
             removed[".symtab + .strtab"] = sum(24 + len(s.sym.name) + 1 for s in gone_syms)
@@ -594,59 +301,6 @@ def _estimate(
         )
 
 
-def estimate_markdown(e: Estimate) -> str:
-    lines = [
-        f"Estimate for `{Path(e.full).name}` with `{e.config}`"
-        + (f", levers: {e.levers}" if e.levers != "none" else "")
-        + ":",
-        "",
-        "| Part removed | Bytes |",
-        "|---|---:|",
-        *[f"| {k} | {v:,} |" for k, v in e.removed.items()],
-        f"| **total removed** | **{e.removed_total:,}** |",
-        "",
-        "| Build | Size (bytes) | Size (MiB) | vs Full |",
-        "|-------|-------------|------------|---------|",
-        f"| full | {e.full_size:,} | {e.full_size / 2**20:.2f} | baseline |",
-        f"| reduced (estimated) | {e.estimated_size:,} | {e.estimated_size / 2**20:.2f} | "
-        f"{100 * (e.estimated_size - e.full_size) / e.full_size:+.1f}% |",
-        "",
-        f"Kernels: {e.kernels_removed} of {e.kernels_total} registrations removed; "
-        f"{len(e.ops_kept)} ops keep a kernel, {len(e.ops_removed)} lose all.",
-        "",
-        "| Removed, by op | Bytes |",
-        "|---|---:|",
-        *[f"| `{k}` | {v:,} |" for k, v in e.top_removed],
-        "",
-        *[f"> {n}" for n in e.notes],
-    ]
-    return "\n".join(lines) + "\n"
-
-
-@dataclass(frozen=True)
-class OpCost:
-    """What one operator costs in a full build (code and data bytes of symbols and anonymous data)."""
-
-    op: str  #: domain;op
-    registrations: int
-    exclusive: int  #: bytes only this op's kernels reach: what dropping just this op removes
-    named: int  #: bytes of the symbols named after the op (``ortprune size --by op``)
-
-
-@dataclass
-class OpCosts:
-    full: str
-    file_size: int
-    ops: list[OpCost]
-    core: int  #: bytes reached without any kernel registration: never removed by op pruning
-    kernel_shared: int  #: bytes reached by the kernels of several ops only: removed when all of them go
-    unreached: int  #: bytes the reference graph does not reach at all (not counted anywhere else)
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def op_costs(full: str | Path) -> OpCosts:
     """For each op, the bytes that go when only that op's kernel registrations go.
 
@@ -664,7 +318,7 @@ def _op_costs(full: str | Path) -> OpCosts:
     with ElfFile(full) as elf:
         _check_full_build(elf, full, "the per-op cost table")
         syms = sized_symbols(elf, "symtab")
-        g = _build_graph(elf, syms)
+        g = build_graph(elf, syms)
         mapper = OpMapper.from_names(s.name for s in syms)
         if not mapper.regs:
             raise OrtpruneError("no kernel registrations (BuildKernelCreateInfo<...>) found: not an ORT build", full)
@@ -674,25 +328,23 @@ def _op_costs(full: str | Path) -> OpCosts:
             keys = {r.key for r in regs if r is not None}
             reg_op.append(keys.pop() if node and all(regs) and len(keys) == 1 else None)
         is_reg = np.array([k is not None for k in reg_op], dtype=bool)
-        core = _reach(g, is_reg)
-        src, dst = g.edges
-        order = np.argsort(src, kind="stable")
-        src, dst = src[order], dst[order]
-        offsets = np.searchsorted(src, np.arange(len(g.starts) + 1))
+        core = reach(g, is_reg)
+        adjacency = g.adjacency()
         ops = sorted({k for k in reg_op if k is not None})
         op_index = {k: i for i, k in enumerate(ops)}
         shared = len(ops)
         owner = np.full(len(g.starts), -1, dtype=np.int64)
         for start in np.flatnonzero(is_reg).tolist():
             me = op_index[reg_op[start]]  # type: ignore[index]
-            stack = [start]
-            while stack:
-                i = stack.pop()
+
+            def enter(i: int, me: int = me) -> bool:
                 o = int(owner[i])
                 if core[i] or o in (me, shared):
-                    continue
+                    return False
                 owner[i] = me if o < 0 else shared
-                stack.extend(dst[offsets[i] : offsets[i + 1]].tolist())
+                return True
+
+            flood(adjacency, [start], enter)
         named = np.array([bool(n) for n in g.names], dtype=bool)
         by_named: dict[str, int] = {}
         for i, node in enumerate(g.names):
@@ -721,25 +373,6 @@ def _op_costs(full: str | Path) -> OpCosts:
                 "'kernel_shared' goes only when every op reaching it goes",
             ],
         )
-
-
-def op_costs_markdown(c: OpCosts, top: int = 0) -> str:
-    rows = c.ops[:top] if top else c.ops
-    total_excl = sum(o.exclusive for o in c.ops)
-    lines = [
-        f"Per-op cost in `{Path(c.full).name}` ({c.file_size:,} bytes):",
-        "",
-        "| Operator | Kernels | Exclusive bytes (removable alone) | Named bytes (`size --by op`) |",
-        "|---|---:|---:|---:|",
-        *[f"| `{o.op}` | {o.registrations} | {o.exclusive:,} | {o.named:,} |" for o in rows],
-        f"| **all ops, exclusive** | {sum(o.registrations for o in c.ops)} | **{total_excl:,}** | |",
-        f"| shared by several ops' kernels only | | {c.kernel_shared:,} | |",
-        f"| core (reached without any kernel) | | {c.core:,} | |",
-        f"| not reached by the reference graph | | {c.unreached:,} | |",
-        "",
-        *[f"> {n}" for n in c.notes],
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def estimate_levers(spec: BuildSpec, source: Path) -> PruneLevers:

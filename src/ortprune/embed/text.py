@@ -122,7 +122,7 @@ class TextEmbedding:
         return f"TextEmbedding({self.info.name!r}, dim={self.dim}, lib={self.session.lib.version})"
 
 
-# -- pooling (fastembed/common/utils.py) ----------------------------------------------------------------
+# -- pooling (as fastembed pools) ---------------------------------------------------------------------------
 def pool(hidden: np.ndarray, attention_mask: np.ndarray, pooling: Pooling) -> np.ndarray:
     """CLS: ``hidden[:, 0]``; mean: sum over unmasked tokens / their count. A 2-D output is already pooled."""
     if hidden.ndim == 2:

@@ -3,7 +3,7 @@
 Hand-written because no maintained pure-Python (ctypes/cffi) binding of the C API exists; the C API is
 stable: ``struct OrtApi`` is append-only, so a function's slot index never changes between releases.
 Indices were counted from the ORT 1.21.0 header (285 slots) and checked by calling each through ctypes
-against the PyPI ``libonnxruntime.so.1.32.0`` (see shared/notes/fastembed-and-c-api.md, section 3).
+against the PyPI ``libonnxruntime.so.1.32.0`` (``tests/runtime`` calls them).
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ def optimized_ops(path: Path, level: str, with_types: bool = True, runtime: str 
 
 
 def platform_warnings(raw_ops: set[str], level: str, cpu_flags: tuple[str, ...]) -> list[str]:
-    """Where the optimized op set could differ on another CPU (see docs/platform notes)."""
+    """Where the optimized op set could differ on another CPU (the rewrites ORT makes only on some ISAs)."""
     warnings = []
     if level == "all" and raw_ops & _NCHWC_TRIGGERS:
         isa = "AVX2/AVX-512" if {"avx2", "avx512f"} & set(cpu_flags) else "no AVX2"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import statistics
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ from ortprune.errors import OrtpruneError
 from ortprune.results.verify import ModelVerdict, OutputDiff, VerifyReport
 from ortprune.scan.lazy import load_structure
 from ortprune.tokenizer import load_tokenizer
+from ortprune.verify.messages import missing_kernel
 
 SENTENCES = [
     "ONNX Runtime can be pruned to the operators a model needs.",
@@ -22,20 +22,13 @@ SENTENCES = [
     "Hello, World!",
 ]
 
-_NO_IMPL = re.compile(r"Could not find an implementation for (\w+)\((\d+)\) node")
-_NO_KERNEL = re.compile(r"Failed to find kernel for ([\w.]+)\.(\w+)\((\d+)\)|Failed to find kernel for (\w+)\((\d+)\)")
-
 
 def missing_op(message: str, opsets: dict[str, int]) -> tuple[str, str] | None:
     """(op as ORT names it, config line that fixes it) from ORT's load error, or None."""
-    m = _NO_IMPL.search(message)
-    if m:
-        domain, op = "ai.onnx", m[1]
-    else:
-        k = _NO_KERNEL.search(message)
-        if not k:
-            return None
-        domain, op = (k[1], k[2]) if k[1] else ("ai.onnx", k[4])
+    found = missing_kernel(message)
+    if found is None:
+        return None
+    domain, op = found
     opset = opsets.get(domain, 1)
     return f"{domain}:{op}", f"{domain};{opset};{op}"
 

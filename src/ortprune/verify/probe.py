@@ -20,10 +20,10 @@ from pathlib import Path
 from ortprune.errors import OrtpruneError, RuntimeLoadError
 from ortprune.opconfig import OpConfig, OpId, OpTypes
 from ortprune.results.verify import IMPLEMENTED, MISSING, UNKNOWN, ProbeReport, ProbeResult
+from ortprune.verify.messages import says_kernel_missing
 from ortprune.verify.probe_models import probe_model
 
 _NOT_IMPLEMENTED = 9  # OrtErrorCode ORT_NOT_IMPLEMENTED
-_MISSING_TEXT = re.compile(r"Could not find an implementation for|Failed to find kernel for|Kernel not found")
 #: Errors raised from a kernel's constructor: ORT found the kernel, only our made-up attributes upset it.
 _KERNEL_RAN = re.compile(r"OpKernelInfo|KernelInfo&")
 
@@ -32,7 +32,7 @@ def classify(code: int | None, message: str) -> str:
     """A probe's status from the session-creation result (None: success)."""
     if code is None:
         return IMPLEMENTED
-    if _MISSING_TEXT.search(message) and code in (_NOT_IMPLEMENTED, 1, 6):
+    if says_kernel_missing(message) and code in (_NOT_IMPLEMENTED, 1, 6):
         return MISSING
     if _KERNEL_RAN.search(message):
         return IMPLEMENTED
