@@ -7,6 +7,7 @@ ONNX file inside it, and where its tokenizer comes from.
 from __future__ import annotations
 
 import importlib.metadata as md
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +78,8 @@ def model_paths(items: list[str] | list[Path], include_bundled: bool = False) ->
     paths: list[Path] = []
     for item in items:
         p = Path(item)
-        if p.exists():
-            paths.append(p)
+        if p.exists() or p.is_symlink() or (str(item) not in names and os.sep in str(item)):
+            paths.append(p)  # a path: find_models says what is wrong with it (a loop, a FIFO, missing)
         elif str(item) in names:
             paths.append(bundled(str(item)).path())
         else:

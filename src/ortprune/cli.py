@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -12,9 +14,9 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from ortprune._io import atomic_write_text
+from ortprune._io import atomic_write_text, check_outputs, output_dir
 from ortprune.catalog import BASELINE, DEFAULT_LEVEL, LEVELS, VARIANTS
-from ortprune.errors import OrtpruneError
+from ortprune.errors import OrtpruneError, UsageError
 
 app = typer.Typer(
     add_completion=False,
@@ -85,11 +87,13 @@ def scan(
     from ortprune.report.scan import print_scan
     from ortprune.scan import scan as run_scan
 
-    result = run_scan(model_paths(models or [], bundled), optimization_level.value, types=types, runtime=runtime)
+    paths = model_paths(models or [], bundled)
+    check_outputs([output, json_out], [*paths, runtime])
+    result = run_scan(paths, optimization_level.value, types=types, runtime=runtime)
     if not quiet:
         print_scan(result.report(), console)
     if output is None:
-        out.print(result.config.format(), end="", markup=False, highlight=False)
+        _stdout(result.config.format())
         if json_out:
             result.write_json(json_out)
     else:
@@ -130,6 +134,9 @@ def build(
     from ortprune.report.progress import build_progress
 
     levers, keep = _csv(prune), _csv(keep_transformers)
+    if out is not None:
+        output_dir(out)
+        check_outputs([out / "libonnxruntime.so", out / "manifest.json"], [config])
     with build_progress(console, f"{variant.value}") as progress:
         result = build_variant(
             source,
@@ -186,17 +193,28 @@ def results(
     notes: Annotated[Path | None, typer.Option("--notes", help="Markdown appended to the page.")] = None,
 ) -> None:
     """The measured-builds table (seed's form) from every cached build manifest of one ORT version."""
+    from ortprune._io import input_problem
     from ortprune.analyze.builds import measured_builds
     from ortprune.report.results import results_markdown
 
     configs = {}
     for item in config or []:
         label, _, file = item.partition("=")
-        if not file:
-            raise OrtpruneError(f"--config takes LABEL=FILE, got {item!r}")
+        if not file or not label:
+            raise UsageError(f"--config takes LABEL=FILE, got {item!r}")
+        problem = input_problem(file)
+        if problem is not None:
+            raise OrtpruneError(f"--config {label}: {problem}", file)
         configs[label] = Path(file)
+    if notes is not None and (problem := input_problem(notes)) is not None:
+        raise OrtpruneError(f"--notes: {problem}", notes)
+    check_outputs([output], [notes, *configs.values()])
+    try:
+        notes_text = notes.read_text(encoding="utf-8") if notes else ""
+    except UnicodeDecodeError:
+        raise OrtpruneError("--notes is not UTF-8 text", notes) from None
     rows = measured_builds(ort_version, configs)
-    atomic_write_text(output, results_markdown(rows, notes.read_text() if notes else ""))
+    atomic_write_text(output, results_markdown(rows, notes_text))
     console.print(f"wrote {output} ({len(rows)} builds)")
 
 
@@ -364,8 +382,8 @@ def deps_fetch(
         raise OrtpruneError(f"unknown origin {origin!r}: only 'debian' is supported")
     d = fetch_debian(ort_version, directory)
     for name, path in sorted(d.archives.items()):
-        out.print(f"{name:12} {path}")
-    out.print(f"{'safeint':12} {d.safeint_include}")
+        _stdout(f"{name:12} {path}\n")
+    _stdout(f"{'safeint':12} {d.safeint_include}\n")
 
 
 @source_app.command("fetch")
@@ -379,7 +397,7 @@ def source_fetch(
     if origin not in ("debian", "git"):
         raise OrtpruneError(f"unknown origin {origin!r}: use debian or git")
     spec = f"debian:{version}" if origin == "debian" else f"git:v{version}"
-    out.print(str(resolve_source(spec)))
+    _stdout(f"{resolve_source(spec)}\n")
 
 
 @app.command()
@@ -391,19 +409,31 @@ def probe(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")] = None,
     jobs: Annotated[int | None, typer.Option("-j", "--jobs", help="Parallel probe workers.")] = None,
     missing_only: Annotated[bool, typer.Option("--missing-only", help="List only ops not implemented.")] = False,
+    allow_unprobed: Annotated[
+        bool, typer.Option("--allow-unprobed", help="Exit 0 even if some ops could not be probed.")
+    ] = False,
 ) -> None:
-    """Which ops LIB really implements: one single-node session per op, isolated; exit 1 if any is missing."""
+    """Which ops LIB really implements: one single-node session per op, isolated; exit 1 if any is
+    missing or (without --allow-unprobed) could not be probed. --models takes one or more files."""
     from ortprune.opconfig import OpConfig
     from ortprune.report.verify import print_probe
     from ortprune.verify import ops_for
     from ortprune.verify import probe as run_probe
+    from ortprune.verify.probe import UNKNOWN
 
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    check_outputs([json_out], [lib, config, *(models or [])])
     types = OpConfig.load(config).types if config else None
     report = run_probe(lib, ops_for(config, models, all_ops), jobs, types)
     print_probe(report, out, show_all=not missing_only)
     if json_out:
         report.write_json(json_out)
-    if not report.ok:
+    unprobed = report.by_status(UNKNOWN)
+    if unprobed and not allow_unprobed:
+        console.print(f"{len(unprobed)} op(s) could not be probed, so the library is not shown to implement "
+                      "them (--allow-unprobed accepts that)", markup=False)  # fmt: skip
+    if not report.ok or (unprobed and not allow_unprobed):
         raise typer.Exit(1)
 
 
@@ -417,17 +447,50 @@ def verify(
     optimization_level: Annotated[Level, typer.Option("--optimization-level", "-O")] = Level(DEFAULT_LEVEL),
     tolerance: Annotated[float, typer.Option("--tolerance", help="Max abs diff allowed per output.")] = 1e-5,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")] = None,
+    inputs: Annotated[
+        list[str] | None, typer.Option("--inputs", help="MODEL=feeds.npz: real inputs for MODEL (repeatable).")
+    ] = None,
+    dim: Annotated[
+        list[str] | None, typer.Option("--dim", help="NAME=VALUE: size of a symbolic dimension in generated inputs.")
+    ] = None,
 ) -> None:
-    """Run MODELS on the pruned library and a reference; compare every output; exit 1 on any difference."""
+    """Run MODELS on the pruned library and a reference; compare every output. Each model gets a verdict
+    (ok, differs, missing-op, cannot-load, cannot-run); exit 1 unless all are ok."""
+    import math
+
     from ortprune.report.verify import print_verify
     from ortprune.verify import verify as run_verify
+    from ortprune.verify.compare import load_feeds
 
-    report = run_verify(lib, models, reference, optimization_level.value, tolerance)
-    print_verify(report, out)
-    if json_out:
+    if not (math.isfinite(tolerance) and tolerance >= 0):
+        raise UsageError(f"--tolerance must be a finite number >= 0, got {tolerance}")
+    feeds = {}
+    for item in inputs or []:
+        model, _, npz = item.rpartition("=")
+        if not model or not npz:
+            raise UsageError(f"--inputs takes MODEL=feeds.npz, got {item!r}")
+        if not any(Path(model).absolute() == Path(m).absolute() for m in models):
+            raise UsageError(f"--inputs names {model!r}, which is not one of the models given")
+        feeds[Path(model)] = load_feeds(npz)
+    dims = _name_values(dim, "--dim")
+    check_outputs([json_out], [lib, reference, *models, *(i.rpartition("=")[2] for i in inputs or [])])
+    report = run_verify(lib, models, reference, optimization_level.value, tolerance, inputs=feeds, dims=dims)
+    if json_out:  # written whatever the verdicts
         report.write_json(json_out)
+    print_verify(report, out)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _name_values(items: list[str] | None, option: str) -> dict[str, int]:
+    """``NAME=VALUE`` options with positive integer values."""
+    result = {}
+    for item in items or []:
+        name, _, value = item.partition("=")
+        if not name or not value.strip().isdigit() or int(value) < 1:
+            raise UsageError(f"{option} takes NAME=VALUE with a positive integer VALUE, got {item!r}")
+        result[name] = int(value)
+    return result
 
 
 class SizeFormat(str, Enum):
@@ -490,6 +553,13 @@ def size_show(
     from ortprune.analyze import analyze
     from ortprune.report import size as render
 
+    if top < 0:
+        raise UsageError(f"--top must be >= 0 (0: all rows), got {top}")
+    if depth is not None and depth < 1:
+        raise UsageError(f"--depth must be at least 1, got {depth}")
+    check_outputs([output], [*libs, baseline])
+    if chart is not None:
+        output_dir(chart)
     reports = [analyze(p, by.value, with_footprint=footprint, short=short, depth=depth) for p in libs]
     base = reports[0]
     if baseline is not None:
@@ -568,6 +638,8 @@ def estimate(
     from ortprune.opconfig import OpConfig
     from ortprune.report import estimate as render
 
+    check_outputs([output], [full, config])
+
     if per_op:
         costs = est.op_costs(full)
         text = json.dumps(costs.to_dict(), indent=1) + "\n" if fmt is SizeFormat.json else None
@@ -603,9 +675,16 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
+def _stdout(text: str) -> None:
+    """Machine-readable text (configs, JSON, Markdown) goes to stdout as it is: never through rich,
+    which wraps lines at the terminal's width (80 columns when stdout is a pipe)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
 def _emit(text: str, output: Path | None) -> None:
     if output is None:
-        out.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+        _stdout(text)
     else:
         atomic_write_text(output, text)
         console.print(f"wrote {output}")
@@ -634,9 +713,17 @@ def embed(
     from ortprune._io import atomic_open
     from ortprune.embed import TextEmbedding
 
+    if precision < 0 or precision > 17:
+        raise UsageError(f"--precision must be from 0 to 17, got {precision}")
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+    check_outputs([output], [lib, Path(model) if Path(model).exists() else None])
     items = list(texts or [])
     if items == ["-"]:
-        items = [line.rstrip("\n") for line in sys.stdin]
+        try:
+            items = sys.stdin.buffer.read().decode("utf-8").splitlines()
+        except UnicodeDecodeError as e:
+            raise OrtpruneError(f"standard input is not UTF-8 text (byte {e.start}: {e.reason})") from None
     if not items:
         raise OrtpruneError("no texts given: pass texts as arguments, or '-' to read lines from stdin")
     with TextEmbedding(model, lib=lib, threads=threads) as emb:
@@ -655,30 +742,108 @@ def embed(
     console.print(f"shape {vectors.shape} {vectors.dtype}")
 
 
-def main() -> None:
-    try:
-        code = app(standalone_mode=False)
-        sys.exit(code if isinstance(code, int) else 0)
-    except OrtpruneError as e:
-        if _state["debug"]:
-            raise
-        console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        console.print("interrupted")
-        sys.exit(130)
-    except (typer.Exit, SystemExit) as e:
-        code = getattr(e, "exit_code", getattr(e, "code", 0))
-        sys.exit(code)
-    except Exception as e:  # click usage errors and the like
-        import click
+def _expand_multi(args: list[str], command: str, option: str) -> list[str]:
+    """``probe LIB --models a.onnx b.onnx`` → ``--models a.onnx --models b.onnx`` (click options take
+    one value each; the README's form lists several)."""
+    first = next((a for a in args if not a.startswith("-")), None)
+    if first != command or option not in args:
+        return args
+    result, i = [], 0
+    while i < len(args):
+        result.append(args[i])
+        if args[i] == option:
+            values = []
+            while i + 1 < len(args) and not args[i + 1].startswith("-"):
+                values.append(args[i + 1])
+                i += 1
+            result[-1:] = [x for v in values for x in (option, v)] or [option]
+        elif args[i] == "--":
+            result += args[i + 1 :]
+            break
+        i += 1
+    return result
 
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(1)
+
+def _click_exceptions() -> tuple[tuple[type[Exception], ...], tuple[type[BaseException], ...],
+                                 tuple[type[BaseException], ...]]:  # fmt: skip
+    """(usage errors, aborts, exits) of the click typer runs on: its vendored copy (typer >= 0.29), and
+    click itself when installed (older typer)."""
+    mods: list[Any] = []
+    try:
+        from typer._click import exceptions as vendored
+
+        mods.append(vendored)
+    except ImportError:  # pragma: no cover - older typer
+        pass
+    try:
+        import click.exceptions
+
+        mods.append(click.exceptions)
+    except ImportError:
+        pass
+    pick = lambda name: tuple(getattr(m, name) for m in mods if hasattr(m, name))  # noqa: E731
+    return pick("ClickException"), pick("Abort"), pick("Exit")
+
+
+def _print_error(text: str) -> None:
+    """One plain line on stderr (not through rich: a path with '[' in it is not markup)."""
+    sys.stderr.write(f"error: {text}\n")
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script: usage errors exit 2 with click's message and the usage line, an
+    :class:`OrtpruneError` (or an OS error about a file) exits 1 with one line, Ctrl-C exits 130; a
+    traceback only with ``--debug``."""
+    from typer import exceptions as typer_exc
+
+    click_errors, aborts, exits = _click_exceptions()
+    interrupts: tuple[type[BaseException], ...] = (KeyboardInterrupt, typer_exc.Abort, *aborts)
+    exits += (typer_exc.Exit,)
+    args = _expand_multi(sys.argv[1:] if argv is None else argv, "probe", "--models")
+    debug = "--debug" in args[: args.index("--") if "--" in args else len(args)]
+    try:
+        code = app(args=args, standalone_mode=False, prog_name="ortprune")
+        sys.stdout.flush()
+        sys.exit(code if isinstance(code, int) else 0)
+    except SystemExit:
         raise
+    except exits as e:
+        sys.exit(getattr(e, "exit_code", 0))
+    except click_errors as e:
+        e.show()  # type: ignore[attr-defined]
+        sys.exit(e.exit_code)  # type: ignore[attr-defined]
+    except interrupts:
+        sys.stderr.write("\ninterrupted\n")
+        sys.exit(130)
+    except BrokenPipeError:
+        # the reader of our stdout went away (``| head``): stop quietly, as a shell tool does
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
+    except OrtpruneError as e:
+        if debug:
+            raise
+        _print_error(str(e))
+        sys.exit(1)
+    except OSError as e:  # a file the user named that cannot be read or written
+        if debug or e.filename is None:
+            if debug:
+                raise
+            _print_error(f"{e.strerror or e} (rerun with --debug for the traceback)")
+            sys.exit(1)
+        _print_error(f"{e.filename}: {e.strerror or e}")
+        sys.exit(1)
+    except MemoryError:
+        _print_error("out of memory")
+        sys.exit(1)
+    except Exception as e:  # a bug in ortprune: say so in one line; --debug shows where
+        if debug:
+            raise
+        _print_error(
+            f"internal error (a bug in ortprune), {type(e).__name__}: {e} (rerun with --debug for the traceback)"
+        )
+        sys.exit(70)
 
 
 if __name__ == "__main__":

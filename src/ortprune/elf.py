@@ -91,7 +91,12 @@ class ElfFile:
     """An ELF file mapped read-only. Raises :class:`ElfError` (naming the file) for anything malformed."""
 
     def __init__(self, path: str | Path) -> None:
+        from ortprune._io import input_problem
+
         self.path = Path(path)
+        problem = input_problem(self.path)  # checked before opening: a FIFO would block, a device never end
+        if problem is not None:
+            raise ElfError(problem, self.path)
         try:
             with open(self.path, "rb") as f:
                 self.file_size = f.seek(0, 2)

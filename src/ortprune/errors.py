@@ -44,3 +44,11 @@ class ElfError(OrtpruneError):
 
 class StoreError(OrtpruneError):
     """An artifact store that cannot be used: down, hanging, refusing writes, or holding a bad artifact."""
+
+
+class OutputError(OrtpruneError):
+    """An output path that cannot be written safely (a device, a FIFO, a directory, one of the inputs...)."""
+
+
+class UsageError(OrtpruneError):
+    """Arguments that do not fit together (a value of the wrong form, a missing companion option)."""

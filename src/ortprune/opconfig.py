@@ -14,6 +14,7 @@ Unlike ORT's parser, repeated entries for the same op *union* their type info in
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,30 @@ CPP_TYPES: frozenset[str] = frozenset(
 )
 
 
+#: ORT's config grammar: an op name is a C identifier (its generators write ``OpSchema`` names), a
+#: domain a dotted name, an opset a positive decimal no larger than any ONNX / ORT opset could be.
+OP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+DOMAIN_NAME = re.compile(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
+MAX_OPSET = 1000
+#: Characters ``str.splitlines`` (and so a config reader) treats as line ends: never inside a comment.
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def check_op(domain: str, opset: int, op: str) -> None:
+    """ValueError unless (domain, opset, op) can be written as a config line ORT parses back the same."""
+    if not isinstance(domain, str) or not DOMAIN_NAME.fullmatch(domain):
+        raise ValueError(f"invalid domain name {domain!r}")
+    if isinstance(opset, bool) or not isinstance(opset, int) or not 1 <= opset <= MAX_OPSET:
+        raise ValueError(f"opset must be an integer from 1 to {MAX_OPSET}, got {opset!r}")
+    if not isinstance(op, str) or not OP_NAME.fullmatch(op):
+        raise ValueError(f"invalid operator name {op!r} (ORT's config takes C identifiers)")
+
+
+def escape_comment(text: str) -> str:
+    """A header comment that cannot break out of its line (a file name may hold a newline)."""
+    return _LINE_BREAKS.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
+
+
 def normalize_domain(domain: str) -> str:
     """ONNX spells the default domain as ''; ORT's config calls it 'ai.onnx'."""
     return domain or "ai.onnx"
@@ -123,16 +148,30 @@ class OpTypes:
 
     @classmethod
     def from_json(cls, text: str) -> OpTypes:
+        """ORT's per-op type info; ValueError for anything ORT's parser would not take."""
         data = json.loads(text)
         if not isinstance(data, dict) or not set(data) <= {"inputs", "outputs", "custom"}:
             raise ValueError('type info must be an object with keys "inputs", "outputs" or "custom"')
         result = cls()
         for key, table in (("inputs", result.inputs), ("outputs", result.outputs)):
-            for idx, types in data.get(key, {}).items():
+            entries = data.get(key, {})
+            if not isinstance(entries, dict):
+                raise ValueError(f'"{key}" must be an object of index → list of type names')
+            for idx, types in entries.items():
+                if not (isinstance(idx, str) and idx.isascii() and idx.isdigit()):
+                    raise ValueError(f'"{key}" index must be a non-negative integer, got {idx!r}')
                 if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
                     raise ValueError(f"{key}[{idx}] must be a list of type names")
+                unknown = sorted(set(types) - CPP_TYPES)
+                if unknown:
+                    raise ValueError(f"{key}[{idx}]: unknown type name(s) {unknown}")
                 table[int(idx)] = set(types)
-        for triple in data.get("custom", []):
+        custom = data.get("custom", [])
+        if not isinstance(custom, list) or not all(
+            isinstance(t, list) and all(isinstance(x, str) for x in t) for t in custom
+        ):
+            raise ValueError('"custom" must be a list of lists of type names')
+        for triple in custom:
             result.custom.add(tuple(triple))
         return result
 
@@ -154,7 +193,12 @@ class OpConfig:
 
     # ---- construction ---------------------------------------------------------------------------
     def add(self, domain: str, opset: int, op: str, types: OpTypes | None = None) -> None:
+        """Add one op; ConfigError for a name or opset ORT's config grammar cannot carry."""
         domain = normalize_domain(domain)
+        try:
+            check_op(domain, opset, op)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         self.ops.setdefault(domain, {}).setdefault(int(opset), set()).add(op)
         if types is not None and not types.is_empty():
             self.types.setdefault((domain, op), OpTypes()).update(types)
@@ -247,8 +291,8 @@ class OpConfig:
             line = raw.strip()
             try:
                 config._parse_line(line)
-            except (ValueError, json.JSONDecodeError) as e:
-                raise ConfigError(f"{e} in line {line!r}", source, lineno) from None
+            except (ValueError, RecursionError, ConfigError) as e:  # JSONDecodeError is a ValueError
+                raise ConfigError(f"{e} in line {line[:200]!r}", source, lineno) from None
         if config.globally_allowed_types is not None and config.has_type_info():
             raise ConfigError("globally allowed types and per-op type info cannot be combined (ORT rejects it)", source)
         return config
@@ -279,17 +323,17 @@ class OpConfig:
         domain, opsets_text, ops_text = fields
         if domain not in KNOWN_DOMAINS:
             raise ValueError(f"unknown domain {domain!r} (known: {', '.join(sorted(KNOWN_DOMAINS))})")
-        try:
-            opsets = [int(s) for s in opsets_text.split(",")]
-        except ValueError:
-            raise ValueError(f"opset must be a comma-separated list of integers, got {opsets_text!r}") from None
-        if any(o < 1 for o in opsets):
-            raise ValueError(f"opset must be positive, got {opsets_text!r}")
+        parts = [p.strip() for p in opsets_text.split(",")]
+        if not all(p.isascii() and p.isdigit() for p in parts):
+            raise ValueError(f"opset must be a comma-separated list of integers, got {opsets_text!r}")
+        opsets = [int(p) for p in parts]
+        if any(not 1 <= o <= MAX_OPSET for o in opsets):
+            raise ValueError(f"opset must be from 1 to {MAX_OPSET}, got {opsets_text!r}")
         entries = list(_split_ops(ops_text))
         if not entries:
             raise ValueError("no operators listed")
         for op, type_json in entries:
-            if not op.isidentifier():
+            if not OP_NAME.fullmatch(op):
                 raise ValueError(f"invalid operator name {op!r}")
             op_types = OpTypes.from_json(type_json) if type_json else None
             for opset in opsets:
@@ -297,7 +341,7 @@ class OpConfig:
 
     def format(self, header: Iterable[str] | None = None) -> str:
         """The config text; byte-compatible with what ORT's generators write."""
-        lines = [f"# {c}" if c else "#" for c in (self.comments if header is None else header)]
+        lines = [f"# {escape_comment(c)}" if c else "#" for c in (self.comments if header is None else header)]
         if self.no_ops_means_all:
             lines.append("!no_ops_specified_means_all_ops_are_required")
         if self.globally_allowed_types is not None:
@@ -318,11 +362,15 @@ class OpConfig:
     def load(cls, path: str | Path) -> OpConfig:
         path = Path(path)
         try:
+            if path.exists() and not path.is_file():
+                raise ConfigError("is not a regular file; expected an ops.config text file", path)
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError("config file does not exist", path) from None
         except UnicodeDecodeError:
             raise ConfigError("config file is not UTF-8 text", path) from None
+        except OSError as e:
+            raise ConfigError(f"cannot read the config: {e.strerror or e}", path) from None
         return cls.parse(text, path)
 
     def save(self, path: str | Path, header: Iterable[str] | None = None) -> Path:

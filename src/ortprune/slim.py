@@ -141,10 +141,51 @@ def _memo(
     path = cache_dir("stages", f"{kind}-{key}.json")
     _MEMO_LOG.get([]).append((path, key_parts))
     if path.exists():
-        return from_dict(json.loads(path.read_text()))
+        try:
+            return from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError, KeyError):
+            pass  # a damaged cache entry is recomputed, not trusted
     value = compute()
     atomic_write_text(path, json.dumps(to_dict(value), indent=2) + "\n")
     return value
+
+
+def check_inputs(
+    models: list[Path], ort: str, level: str, variants: tuple[str, ...], out: Path, jobs: int | None, tolerance: float
+) -> list[Path]:
+    """Every input of a slim run, checked before the first (25-minute) build: the variants, the ORT
+    source, each model file (parsed, ops valid, external data present) and the output directory.
+    Returns the model files (directories expanded)."""
+    import math
+
+    from ortprune._io import check_outputs, output_dir
+    from ortprune.catalog import VARIANTS
+    from ortprune.errors import UsageError
+    from ortprune.ortbuild.sources import check_source_spec
+    from ortprune.scan import check_level, find_models, scan_model
+
+    if not variants:
+        raise UsageError("--variants is empty: name at least one pruned variant, e.g. --variants reduced")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise UsageError(f"unknown variant(s) {', '.join(map(repr, unknown))}; known: {', '.join(VARIANTS)}")
+    if "full" in variants:
+        raise UsageError("'full' is always built as the reference; --variants lists the pruned ones")
+    if len(set(variants)) != len(variants):
+        raise UsageError(f"--variants names a variant twice: {','.join(variants)}")
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    if not (math.isfinite(tolerance) and tolerance >= 0):
+        raise UsageError(f"--tolerance must be a finite number >= 0, got {tolerance}")
+    check_level(level)
+    check_source_spec(ort)
+    files = find_models(models)
+    for m in files:
+        scan_model(m, "disable")  # reads the graph only: a file that is not a usable model stops here
+    output_dir(out)
+    check_outputs([out / n for n in ("ops.config", "scan.json", "report.md", "report.json", "libonnxruntime.so")],
+                  [*files, *([Path(ort)] if Path(ort).exists() else [])])  # fmt: skip
+    return files
 
 
 def slim(
@@ -169,6 +210,7 @@ def slim(
     their probe, verify and size results; ``ccache_remote``: ccache's remote storage for what is compiled.
     ``stages``: the stage functions (default: :func:`default_stages` with that store)."""
     ui = ui or QuietUI()
+    models = check_inputs(models, ort, level, variants, out, jobs, tolerance)
     the_store = None
     if store is not None:
         from ortprune.ortbuild.store import open_store

@@ -244,8 +244,7 @@ def test_non_system_dependency_is_refused(fake_env: Path, monkeypatch: pytest.Mo
 
 
 def test_check_tools_names_every_fix(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(deps_mod, "SYSTEM_HEADERS", {"GSL": ("/nonexistent/gsl", "libmsgsl-dev")})
-    monkeypatch.setattr(runner, "missing_system_headers", deps_mod.missing_system_headers)
+    monkeypatch.setenv("ORTPRUNE_SYSTEM_INCLUDE", "/nonexistent")
     with pytest.raises(BuildError) as e:
         runner.check_tools({"PATH": "/nonexistent"})
     text = str(e.value)
@@ -304,12 +303,28 @@ def test_debian_deps_map_onto_ort_1_21_deps_txt(tmp_path: Path) -> None:
     assert deps_mod.load_deps_dir(tmp_path / "deps", "1.21.0").archives == deps.archives
 
 
-def test_wheel_build_finds_pybind11_from_pypi_and_runs_build_py_build(fake_env: Path) -> None:
+@pytest.fixture
+def include_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A system include dir the test controls (the machine's /usr/include must not decide the verdict)."""
+    d = tmp_path / "include"
+    d.mkdir()
+    monkeypatch.setenv("ORTPRUNE_SYSTEM_INCLUDE", str(d))
+    return d
+
+
+def test_wheel_build_without_dlpack_names_the_debian_package(fake_env: Path, include_dir: Path) -> None:
+    with pytest.raises(BuildError, match="libdlpack-dev") as e:
+        runner.build(BuildSpec("1.21.0", "reduced", SEED_CONFIG, wheel=True), fake_env, log=lambda s: None)
+    assert str(include_dir / "dlpack/dlpack.h") in str(e.value)
+    assert not (fake_env.parent / "cache" / "builds").exists()  # refused before anything started
+    assert deps_mod.missing_system_headers(wheel=True) == [*(p for _, p in deps_mod.SYSTEM_HEADERS.values()),
+                                                           "libdlpack-dev"]  # fmt: skip
+
+
+def test_wheel_build_finds_pybind11_from_pypi_and_runs_build_py_build(fake_env: Path, include_dir: Path) -> None:
     pytest.importorskip("pybind11")
-    if not Path("/usr/include/dlpack/dlpack.h").exists():
-        with pytest.raises(BuildError, match="libdlpack-dev"):
-            runner.build(BuildSpec("1.21.0", "reduced", SEED_CONFIG, wheel=True), fake_env, log=lambda s: None)
-        return
+    (include_dir / "dlpack").mkdir()
+    (include_dir / "dlpack" / "dlpack.h").write_text("/* dlpack */\n")
     result = runner.build(BuildSpec("1.21.0", "reduced", SEED_CONFIG, wheel=True), fake_env, log=lambda s: None)
     calls = Path(result.build_dir, "build_py_calls.txt").read_text().splitlines()
     assert len(calls) == 2  # configure, then build.py --build --build_wheel (setup.py bdist_wheel)

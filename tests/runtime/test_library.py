@@ -70,12 +70,44 @@ def test_api_negotiation() -> None:
 def test_wrong_paths(tmp_path: Path) -> None:
     with pytest.raises(RuntimeLoadError, match=r"missing/libonnxruntime.so: no such file"):
         Library(tmp_path / "missing" / "libonnxruntime.so")
-    with pytest.raises(RuntimeLoadError, match="not a file"):
+    with pytest.raises(RuntimeLoadError, match="not a regular file"):
         Library(tmp_path)
     text = tmp_path / "libonnxruntime.so"
     text.write_text("not an ELF file\n")
-    with pytest.raises(RuntimeLoadError, match=r"libonnxruntime.so: cannot load as a shared library"):
+    with pytest.raises(RuntimeLoadError, match=r"libonnxruntime.so: not an ELF shared library \(bad magic\)"):
         Library(text)
+
+
+def test_truncated_library_is_refused_before_dlopen(tmp_path: Path) -> None:
+    """dlopen maps a truncated library's segments past the end of the file: the process would die of
+    SIGBUS. The ELF pre-check refuses it first (run in a child so a regression cannot kill pytest)."""
+    import subprocess
+    import sys
+
+    from ortprune.runtime import find_library
+
+    real = Path(find_library(None))
+    cut = tmp_path / "libonnxruntime.so"
+    cut.write_bytes(real.read_bytes()[: real.stat().st_size // 2])
+    code = f"from ortprune.runtime import Library\nLibrary({str(cut)!r})"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr  # an exception, not a signal
+    assert "RuntimeLoadError" in proc.stderr and "truncated or corrupt: segment PT_LOAD" in proc.stderr
+    header_only = tmp_path / "header.so"
+    header_only.write_bytes(real.read_bytes()[:64])
+    with pytest.raises(RuntimeLoadError, match="truncated: program headers end at"):
+        Library(header_only)
+
+
+def test_bare_name_in_env_is_not_taken_from_the_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ortprune.runtime import find_library
+
+    (tmp_path / "libonnxruntime.so.1").write_text("a planted file in the current directory\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ORT_DYLIB_PATH", "libonnxruntime.so.1")
+    assert find_library(None) == "libonnxruntime.so.1"  # left to the dynamic loader's search path
+    with pytest.raises(RuntimeLoadError, match="bad magic"):  # a path with a '/' is that file
+        find_library("./libonnxruntime.so.1")
 
 
 @pytest.mark.parametrize("name", ["z", "m"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -135,25 +136,69 @@ def test_verify_uses_the_models_own_inputs_file(full_lib: Path, tmp_path: Path) 
     model.ir_version = 8
     path = tmp_path / "reshape.onnx"
     onnx.save(model, path)
-    with pytest.raises(OrtpruneError, match="cannot be reshaped"):  # 4 generated values cannot become 2x3
-        verify(full_lib, [path], full_lib)
+    report = verify(full_lib, [path], full_lib)  # 4 generated values cannot become 2x3
+    assert report.models[0].status == "cannot-run" and "cannot be reshaped" in report.models[0].detail
     np.savez(inputs_file(path), x=np.arange(6, dtype=np.float32))
     report = verify(full_lib, [path], full_lib)
     assert report.ok and report.models[0].outputs[0].max_abs_diff == 0.0
     np.savez(inputs_file(path), wrong=np.arange(6, dtype=np.float32))
-    with pytest.raises(OrtpruneError, match=r"reshape\.onnx\.inputs\.npz: has arrays \['wrong'\]"):
-        verify(full_lib, [path], full_lib)
+    (m,) = verify(full_lib, [path], full_lib).models
+    assert m.status == "cannot-run" and m.side == "inputs"
+    assert re.search(r"reshape\.onnx\.inputs\.npz: has arrays \['wrong'\]", m.detail)
 
 
-def test_verify_a_model_the_reference_rejects_is_one_clean_error(full_lib: Path, tmp_path: Path) -> None:
-    """ORT has no double kernel for Erf: a real NOT_IMPLEMENTED from a real full library."""
+def test_verify_a_model_the_reference_rejects_gets_its_own_verdict(
+    full_lib: Path, tmp_path: Path, fp32_model: Path
+) -> None:
+    """ORT has no double kernel for Erf: a real NOT_IMPLEMENTED from a real full library. That model is
+    reported as cannot-load by the reference; the other model is still verified; the JSON is written."""
+    import json
+
     path = tmp_path / "erf_double.onnx"
     onnx.save(dynamic_model(dtype=TensorProto.DOUBLE), path)
-    r = cli(
-        "verify", "--lib", str(full_lib), "--reference", str(full_lib), str(path), "--json", str(tmp_path / "v.json")
-    )
-    # the reference cannot load it either: a clean error, not a crash
-    assert r.returncode == 1 and "Erf" in r.stderr and r.stderr.count("\n") == 1
+    r = cli("verify", "--lib", str(full_lib), "--reference", str(full_lib), str(path), str(fp32_model),
+            "--json", str(tmp_path / "v.json"))  # fmt: skip
+    assert r.returncode == 1 and r.stderr == "" and "Traceback" not in r.stdout
+    data = json.loads((tmp_path / "v.json").read_text())
+    bad, good = data["models"]
+    assert bad["status"] == "cannot-load" and bad["side"] == "reference" and "Erf" in bad["detail"]
+    assert good["status"] == "ok" and good["side"] is None and not data["ok"]
+
+
+def test_verify_gives_each_model_a_verdict_and_takes_real_inputs(full_lib: Path, tmp_path: Path) -> None:
+    """A model that needs a multiple of 4 on a named dim cannot run on generated inputs: cannot-run by the
+    reference, with the hint; --dim or --inputs make it run."""
+    import json
+
+    import numpy as np
+    from onnx import helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "width"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    shape = helper.make_tensor("s", TensorProto.INT64, [3], [-1, 3, 4])  # width must be a multiple of 12
+    graph = helper.make_graph([helper.make_node("Reshape", ["x", "s"], ["y"])], "g", [x], [y], [shape])
+    model = tmp_path / "needs12.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), model)
+    args = [
+        "verify",
+        "--lib",
+        str(full_lib),
+        "--reference",
+        str(full_lib),
+        str(model),
+        "--json",
+        str(tmp_path / "v.json"),
+    ]
+    r = cli(*args)
+    data = json.loads((tmp_path / "v.json").read_text())
+    (m,) = data["models"]
+    assert r.returncode == 1 and m["status"] == "cannot-run" and m["side"] == "reference"
+    assert "--inputs MODEL=feeds.npz" in m["detail"] and "--dim NAME=VALUE" in m["detail"]
+    assert cli(*args, "--dim", "width=24").returncode == 0
+    assert json.loads((tmp_path / "v.json").read_text())["models"][0]["status"] == "ok"
+    np.savez(tmp_path / "feeds.npz", x=np.ones((2, 36), dtype=np.float32))
+    r = cli(*args, "--inputs", f"{model}=feeds.npz".replace("feeds.npz", str(tmp_path / "feeds.npz")))
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_missing_op_parsing() -> None:

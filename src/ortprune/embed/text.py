@@ -83,7 +83,7 @@ class TextEmbedding:
 
     def embed(self, documents: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[np.ndarray]:
         """One float32 vector per document, computed lazily ``batch_size`` documents at a time."""
-        if batch_size < 1:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise OrtpruneError(f"batch_size must be >= 1, got {batch_size}")
         docs: Iterable[str] = [documents] if isinstance(documents, str) else documents
         it = iter(docs)
@@ -97,6 +97,12 @@ class TextEmbedding:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise OrtpruneError(f"document {i} is {type(t).__name__}, not str")
+            try:
+                t.encode("utf-8")
+            except UnicodeEncodeError as e:  # a lone surrogate: tokenizers would raise a bare TypeError
+                raise OrtpruneError(
+                    f"document {i} is not valid Unicode text ({e.reason} at character {e.start})"
+                ) from None
         encodings = self.tokenizer.encode_batch(list(texts))
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)

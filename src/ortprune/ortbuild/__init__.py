@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ortprune.cache import cache_dir
 from ortprune.catalog import VARIANTS
+from ortprune.errors import BuildError
 from ortprune.ortbuild import runner
 from ortprune.ortbuild.deps import DepsDir, fetch_debian, load_deps_dir
 from ortprune.ortbuild.identity import compiler_and_cmake, source_id, toolchain_id
@@ -91,11 +92,21 @@ def build_variant(
     ``keep_transformers`` are the graph transformers ``optimizers`` keeps (``scan.transformers``)."""
     from ortprune.opconfig import OpConfig
     from ortprune.ortbuild import store as store_mod
+    from ortprune.ortbuild.deps import check_wheel_headers
 
+    # every input is checked before any download, extraction or compile
     config_text = None
     if config is not None:
         OpConfig.load(config)  # a syntax error stops here, naming the file and line
-        config_text = config.read_text()
+        config_text = config.read_text(encoding="utf-8")
+    # variant, config, flags and levers fit together
+    BuildSpec("0", variant, config_text, tuple(extra_flags), wheel, prune=prune, keep_transformers=keep_transformers)
+    if jobs is not None and jobs < 1:
+        raise BuildError(f"--jobs must be at least 1, got {jobs}")
+    if deps_dir is not None and not deps_dir.is_dir():
+        raise BuildError("--deps must be a directory of dependency archives", deps_dir)
+    if wheel:
+        check_wheel_headers()
     env = runner.build_env(ccache_remote)
     spec, tree, where = spec_for(
         source, variant, config_text, deps_dir, extra_flags, wheel, env, prune, keep_transformers

@@ -8,23 +8,35 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ortprune._io import atomic_open, atomic_write_text
-from ortprune.cache import cache_dir
+from ortprune._io import atomic_copy, atomic_open, atomic_write_text
+from ortprune.cache import cache_dir, file_digest
 from ortprune.errors import BuildError
 from ortprune.ortbuild.sources import download, extract_to, release
 
-#: Header-only dependencies ORT finds with find_package from Debian -dev packages (path probed, package).
+#: Header-only dependencies ORT finds with find_package from Debian -dev packages (header under the
+#: system include dir, package).
 SYSTEM_HEADERS: dict[str, tuple[str, str]] = {
-    "date": ("/usr/include/date/date.h", "libhowardhinnant-date-dev"),
-    "GSL": ("/usr/include/gsl/gsl", "libmsgsl-dev"),
-    "nlohmann_json": ("/usr/include/nlohmann/json.hpp", "nlohmann-json3-dev"),
-    "mp11 (Boost)": ("/usr/include/boost/mp11.hpp", "libboost-dev"),
+    "date": ("date/date.h", "libhowardhinnant-date-dev"),
+    "GSL": ("gsl/gsl", "libmsgsl-dev"),
+    "nlohmann_json": ("nlohmann/json.hpp", "nlohmann-json3-dev"),
+    "mp11 (Boost)": ("boost/mp11.hpp", "libboost-dev"),
 }
+#: Headers only the Python bindings (--wheel) need.
+WHEEL_HEADERS: dict[str, tuple[str, str]] = {
+    "dlpack": ("dlpack/dlpack.h", "libdlpack-dev"),
+}
+
+
+def system_include_dir() -> Path:
+    """Where CMake finds system headers: $ORTPRUNE_SYSTEM_INCLUDE (tests use a temp dir), else /usr/include."""
+    return Path(os.environ.get("ORTPRUNE_SYSTEM_INCLUDE") or "/usr/include")
+
 
 #: protobuf 3.21's source carries utf8_range without a CMakeLists.txt; ORT wants it as its own archive.
 UTF8_RANGE_CMAKE = """cmake_minimum_required(VERSION 3.10)
@@ -144,8 +156,8 @@ def fetch_debian(version: str, root: Path | None = None, quiet: bool = False) ->
     archives: dict[str, Path] = {}
     for name, pool_file in rel.deps.items():
         target = root / pool_file.name
-        if not target.exists():
-            shutil.copy2(download(pool_file, quiet), target)
+        if not target.exists() or file_digest(target, 64) != pool_file.sha256:  # never trust what is there
+            atomic_copy(download(pool_file, quiet), target)
         archives[name] = target
     utf8 = root / "utf8_range.tar.gz"
     if not utf8.exists():
@@ -173,6 +185,20 @@ def load_deps_dir(root: Path, version: str) -> DepsDir:
     return DepsDir(root=root, archives=archives, safeint_include=safeint)
 
 
-def missing_system_headers() -> list[str]:
-    """Debian packages whose headers ORT's CMake will look for and not find."""
-    return [pkg for path, pkg in SYSTEM_HEADERS.values() if not Path(path).exists()]
+def missing_system_headers(wheel: bool = False, include_dir: Path | None = None) -> list[str]:
+    """Debian packages whose headers ORT's CMake will look for and not find (``wheel``: the bindings' too)."""
+    root = include_dir or system_include_dir()
+    table = {**SYSTEM_HEADERS, **(WHEEL_HEADERS if wheel else {})}
+    return [pkg for rel, pkg in table.values() if not (root / rel).exists()]
+
+
+def check_wheel_headers(include_dir: Path | None = None) -> None:
+    """Before a --wheel build starts: the headers only the Python bindings need are installed."""
+    root = include_dir or system_include_dir()
+    missing = [(rel, pkg) for rel, pkg in WHEEL_HEADERS.values() if not (root / rel).exists()]
+    if missing:
+        raise BuildError(
+            "--wheel needs "
+            + ", ".join(f"{root / rel} (apt-get install {pkg})" for rel, pkg in missing)
+            + "; make build-deps installs it"
+        )

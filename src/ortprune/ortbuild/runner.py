@@ -11,17 +11,19 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from ortprune._io import atomic_copy, atomic_write_text
+from ortprune._io import atomic_copy, atomic_write_text, output_dir
 from ortprune.cache import cache_dir
 from ortprune.elf import is_system_library
 from ortprune.errors import BuildError
 from ortprune.opconfig import OpConfig
-from ortprune.ortbuild.deps import DepsDir, apply_deps, missing_system_headers
+from ortprune.ortbuild.deps import DepsDir, apply_deps, check_wheel_headers, missing_system_headers
 from ortprune.ortbuild.identity import first_line, toolchain_id
 from ortprune.ortbuild.prune import prepare_sources, prune_deps
 from ortprune.ortbuild.variants import BuildSpec, build_py_args
@@ -29,6 +31,20 @@ from ortprune.results import BuildResult
 
 TAIL_LINES = 40
 _PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]")
+
+
+def _load_state(path: Path) -> dict[str, Any]:
+    """The build dir's resume state; a corrupt one is named with the fix rather than trusted."""
+    if not path.exists():
+        return {"runs": []}
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise BuildError(f"corrupt build state ({e}); delete it to configure this build again", path) from None
+    if not isinstance(state, dict) or not isinstance(state.get("runs", []), list):
+        raise BuildError("corrupt build state (not a JSON object with a runs list); delete it to start over", path)
+    state.setdefault("runs", [])
+    return state
 
 
 def ort_version_of(source: Path) -> str:
@@ -227,6 +243,8 @@ def build(
     """Build ``spec`` from ``source`` into ``~/.cache/ortprune/builds/<key>``; a finished build is reused,
     an interrupted one continues where ninja stopped. ``build_variant`` gives ``spec`` its source and
     toolchain identity (``spec_for``); a spec without them is keyed by its options alone."""
+    if spec.wheel:
+        check_wheel_headers()
     env = build_env(ccache_remote)
     compiler, cmake = check_tools(env)
     key = spec.key()
@@ -239,7 +257,7 @@ def build(
     bdir.mkdir(parents=True, exist_ok=True)
     logfile = bdir / "build.log"
     state_path = bdir / "state.json"
-    state = json.loads(state_path.read_text()) if state_path.exists() else {"runs": []}
+    state = _load_state(state_path)
 
     if deps is not None:
         apply_deps(source, deps)
@@ -370,7 +388,9 @@ def stripped_copy(lib: Path) -> Path:
     strip = shutil.which("strip")
     if strip is None:
         raise BuildError("strip (binutils) is needed for the stripped copy: apt-get install binutils")
-    tmp = target.with_name(f".{target.name}.tmp")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)  # a unique name: two builds stripping at once never share a temp file
     try:
         subprocess.run([strip, "--strip-all", "-o", str(tmp), str(lib)], check=True, capture_output=True, text=True)
     except subprocess.CalledProcessError as e:
@@ -383,10 +403,10 @@ def stripped_copy(lib: Path) -> Path:
 def export(result: BuildResult, out: Path) -> Path:
     """Copy the library (as ``libonnxruntime.so``, ready for ORT_DYLIB_PATH), its stripped copy
     (``libonnxruntime.stripped.so``, what a user ships) and its manifest to ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
+    output_dir(out)
     target = atomic_copy(result.library, out / "libonnxruntime.so")
     atomic_copy(stripped_copy(Path(result.library)), out / "libonnxruntime.stripped.so")
     if result.wheel_file:
-        shutil.copy2(result.wheel_file, out / Path(result.wheel_file).name)
+        atomic_copy(result.wheel_file, out / Path(result.wheel_file).name)
     result.save(out / "manifest.json")
     return target

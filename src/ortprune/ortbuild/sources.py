@@ -7,6 +7,7 @@ a progress bar) and never re-fetched.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tarfile
 import urllib.error
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ortprune._io import atomic_open
-from ortprune.cache import cache_dir
+from ortprune.cache import cache_dir, file_digest
 from ortprune.errors import BuildError, OrtpruneError
 
 
@@ -115,7 +116,9 @@ def download(pool_file: PoolFile, quiet: bool = False) -> Path:
 
     target = cache_dir("downloads") / pool_file.name
     if target.exists():
-        return target
+        if file_digest(target, 64) == pool_file.sha256:  # re-hashed on every use: the cache is not trusted
+            return target
+        target.unlink()  # changed since it was downloaded: fetch it again
     url = f"{debian_mirror()}/pool/main/{pool_file.path}"
     h = hashlib.sha256()
     try:
@@ -173,8 +176,11 @@ def extract_to(
 
 def _untar(archive: Path, members: list[tarfile.TarInfo] | None = None) -> Callable[[Path], None]:
     def fill(tmp: Path) -> None:
-        with tarfile.open(archive) as tar:
-            tar.extractall(tmp, members=members, filter="data")
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(tmp, members=members, filter="data")
+        except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+            raise BuildError(f"cannot extract the archive (truncated or corrupt?): {e}", archive) from None
 
     return fill
 
@@ -208,8 +214,41 @@ def ort_tools_python(version: str) -> Path:
     return dest / "tools" / "python"
 
 
+#: A git tag or branch as a cache directory name can hold it: no '/', no '..', no leading '-'.
+_GIT_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+
+
+def check_git_ref(tag: str) -> str:
+    if not _GIT_REF.fullmatch(tag) or ".." in tag:
+        raise OrtpruneError(f"invalid git tag {tag!r}: letters, digits and . _ + - only (e.g. git:v1.21.0)")
+    return tag
+
+
+def check_source_spec(spec: str | Path) -> None:
+    """That ``spec`` names a source :func:`resolve_source` can use, checked without downloading or extracting."""
+    text = str(spec)
+    if text.startswith("debian:"):
+        release(text.split(":", 1)[1])
+        return
+    if text.startswith("git:"):
+        check_git_ref(text.split(":", 1)[1])
+        return
+    from ortprune._io import input_problem
+
+    path = Path(text)
+    problem = input_problem(path, want_dir=True)
+    if problem is not None:
+        raise OrtpruneError(f"ORT source: {problem} (use debian:<version>, git:<tag>, a directory or a tarball)", path)
+    if path.is_dir():
+        if not (path / "tools" / "ci_build" / "build.py").is_file():
+            raise OrtpruneError("not an ONNX Runtime source tree (no tools/ci_build/build.py)", path)
+    elif not tarfile.is_tarfile(path):
+        raise OrtpruneError("not a tarball nor an ONNX Runtime source directory", path)
+
+
 def resolve_source(spec: str | Path, quiet: bool = False) -> Path:
     """An ORT source tree from ``debian:<version>``, ``git:<tag>`` (online), a directory or a tarball."""
+    check_source_spec(spec)
     text = str(spec)
     if text.startswith("debian:"):
         return ort_source(text.split(":", 1)[1], quiet)
@@ -221,8 +260,8 @@ def resolve_source(spec: str | Path, quiet: bool = False) -> Path:
             raise OrtpruneError("not an ONNX Runtime source tree (no tools/ci_build/build.py)", path)
         return path
     if path.is_file() and tarfile.is_tarfile(path):
-        name = path.name.split(".tar")[0]
-        dest = cache_dir("src", name)
+        # cached by content: two different myort.tar.gz never share a tree
+        dest = cache_dir("src", f"tarball-{file_digest(path)}")
         if not _is_ort_tree(dest):
 
             def check(tree: Path) -> None:
@@ -240,7 +279,7 @@ def resolve_source(spec: str | Path, quiet: bool = False) -> Path:
 def _git_clone(tag: str) -> Path:
     import subprocess
 
-    dest = cache_dir("src", f"onnxruntime-git-{tag}")
+    dest = cache_dir("src", f"onnxruntime-git-{check_git_ref(tag)}")
     if _is_ort_tree(dest):
         return dest
     url = os.environ.get("ORTPRUNE_ORT_GIT", "https://github.com/microsoft/onnxruntime.git")

@@ -33,10 +33,11 @@ def print_verify(report: VerifyReport, console: Console) -> None:
     for m in report.models:
         mad = max((o.max_abs_diff for o in m.outputs), default=None)
         cos = min((o.min_row_cosine for o in m.outputs), default=None)
-        detail = f"missing {m.missing_op}; add: {m.fix}" if m.fix else m.detail[:120]
+        detail = f"missing {m.missing_op}; add: {m.fix}" if m.fix else m.detail[:300]
+        status = m.status if m.side is None else f"{m.status} ({m.side})"
         table.add_row(
             m.model.rsplit("/", 1)[-1],
-            m.status,
+            status,
             "" if mad is None else f"{mad:.2e}",
             "" if cos is None else f"{cos:.7f}",
             "" if m.pruned_ms is None else f"{m.pruned_ms:.1f}",

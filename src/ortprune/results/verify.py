@@ -66,8 +66,11 @@ class OutputDiff:
 @dataclass
 class ModelVerdict:
     model: str
-    status: str  # "ok", "differs", "missing-op", "error"
+    status: str  # "ok", "differs", "missing-op", "cannot-load", "cannot-run"
     detail: str = ""
+    #: who failed for cannot-load / cannot-run: "model" (the file), "inputs" (none could be made),
+    #: "reference" (the reference library) or "pruned" (the library under test)
+    side: str | None = None
     missing_op: str | None = None
     fix: str | None = None  # the config line that would make the pruned library load the model
     outputs: list[OutputDiff] = field(default_factory=list)

@@ -6,6 +6,7 @@ import ctypes
 import importlib.util
 import os
 import re
+import struct
 import sys
 import threading
 import weakref
@@ -41,7 +42,7 @@ def find_library(path: str | os.PathLike[str] | None = None) -> str:
         return _checked_path(os.fspath(path), "the given library path")
     env = os.environ.get(LIBRARY_ENV)
     if env:
-        return _checked_path(env, f"${LIBRARY_ENV}")
+        return _checked_path(env, f"${LIBRARY_ENV}", bare_is_soname=True)
     found = wheel_library()
     if found is None:
         raise RuntimeLoadError(
@@ -75,15 +76,74 @@ def wheel_library() -> Path | None:
     return max(candidates, key=version) if candidates else None
 
 
-def _checked_path(path: str, source: str) -> str:
-    if os.sep not in path and not os.path.exists(path):
+def _checked_path(path: str, source: str, bare_is_soname: bool = False) -> str:
+    """``path`` resolved and checked; with ``bare_is_soname`` a name without ``/`` (``$ORT_DYLIB_PATH``'s
+    ``libonnxruntime.so.1``) goes to the dynamic loader's search path, never to a file in the cwd."""
+    if "\0" in path:
+        raise RuntimeLoadError(f"the library path contains a NUL character ({source})", repr(path))
+    if os.sep not in path and (bare_is_soname or not os.path.exists(path)):
         return path  # a bare soname for dlopen's search path
     p = Path(path)
-    if not p.exists():
-        raise RuntimeLoadError(f"no such file ({source})", p)
-    if not p.is_file():
-        raise RuntimeLoadError(f"not a file ({source}); expected a libonnxruntime shared library", p)
-    return str(p.resolve())
+    try:
+        if not p.exists():
+            raise RuntimeLoadError(f"no such file ({source})", p)
+        if not p.is_file():
+            raise RuntimeLoadError(f"not a regular file ({source}); expected a libonnxruntime shared library", p)
+        resolved = p.resolve(strict=True)
+    except (OSError, RuntimeError) as e:  # a symlink loop, a path component that is a file
+        raise RuntimeLoadError(f"cannot open ({source}): {getattr(e, 'strerror', None) or e}", p) from None
+    check_elf(resolved)
+    return str(resolved)
+
+
+#: ELF e_machine of the interpreter's architecture (``platform.machine()``), for the pre-check.
+_MACHINES = {"x86_64": "EM_X86_64", "amd64": "EM_X86_64", "aarch64": "EM_AARCH64", "arm64": "EM_AARCH64",
+             "i686": "EM_386", "i386": "EM_386", "ppc64le": "EM_PPC64", "s390x": "EM_S390",
+             "riscv64": "EM_RISCV"}  # fmt: skip
+
+
+def check_elf(path: Path) -> None:
+    """What dlopen would trip over, checked first: an ELF shared object of this process's class and
+    machine whose every program header's file range lies inside the file. ``dlopen`` maps a truncated
+    library's segments past the end of the file and the process dies of SIGBUS; this turns that into an
+    error. Linux only (other systems' loaders take other formats)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import platform
+
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if f.read(4) != b"\x7fELF":
+                raise RuntimeLoadError("not an ELF shared library (bad magic); expected libonnxruntime.so", path)
+            f.seek(0)
+            elf = ELFFile(f)
+            bits = 64 if sys.maxsize > 2**32 else 32
+            if elf.elfclass != bits:
+                raise RuntimeLoadError(f"a {elf.elfclass}-bit ELF file; this Python is {bits}-bit", path)
+            want = _MACHINES.get(platform.machine().lower())
+            if want is not None and elf["e_machine"] != want:
+                raise RuntimeLoadError(f"built for {elf['e_machine']}, but this machine is {platform.machine()}", path)
+            if elf["e_type"] != "ET_DYN":
+                raise RuntimeLoadError(f"not a shared library (ELF type {elf['e_type']})", path)
+            ph_end = elf["e_phoff"] + elf["e_phnum"] * elf["e_phentsize"]
+            if ph_end > size:
+                raise RuntimeLoadError(f"truncated: program headers end at {ph_end}, the file has {size} bytes", path)
+            for seg in elf.iter_segments():
+                end = seg["p_offset"] + seg["p_filesz"]
+                if end > size:
+                    raise RuntimeLoadError(
+                        f"truncated or corrupt: segment {seg['p_type']} needs bytes up to {end:,}, "
+                        f"the file has {size:,}",
+                        path,
+                    )
+    except (ELFError, ValueError, KeyError, struct.error) as e:
+        raise RuntimeLoadError(f"corrupt ELF file ({e})", path) from None
+    except OSError as e:
+        raise RuntimeLoadError(f"cannot read: {e.strerror or e}", path) from None
 
 
 def parse_version(text: str) -> tuple[int, int, int]:

@@ -18,6 +18,9 @@ from ortprune.runtime import _capi
 from ortprune.runtime.cache import OptimizedModelCache, resolve_cache
 from ortprune.runtime.library import Library, _level, load_library
 
+#: ORT's thread counts are C ints.
+_MAX_THREADS = 2**31 - 1
+
 
 class InputError(OrtpruneError):
     """Feeds that do not match the model's inputs (name, element type, rank or fixed dimension).
@@ -71,13 +74,25 @@ class Session:
         config: Mapping[str, str] | None = None,
         cache: bool | str | os.PathLike[str] | OptimizedModelCache | None = None,
     ) -> None:
+        if isinstance(model, str | os.PathLike) and "\0" in os.fspath(model):
+            raise OrtpruneError("the model path contains a NUL character", repr(os.fspath(model)))
+        if not isinstance(model, str | os.PathLike | bytes | bytearray | memoryview):
+            raise OrtpruneError(f"model must be a path or the model's bytes, got {type(model).__name__}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
+            raise OrtpruneError(f"threads must be an integer, got {threads!r}")
+        if threads is not None and not 0 <= threads <= _MAX_THREADS:
+            raise OrtpruneError(f"threads must be between 0 (ORT's default) and {_MAX_THREADS}, got {threads}")
+        if config is not None:
+            if not isinstance(config, Mapping):
+                raise OrtpruneError(f"config must be a mapping of strings to strings, got {type(config).__name__}")
+            for key, value in config.items():
+                if not isinstance(key, str) or not isinstance(value, str) or "\0" in key + value:
+                    raise OrtpruneError(f"config entries must be strings without NUL, got {key!r}: {value!r}")
         self.lib = load_library(lib)
         self._lock = threading.Lock()
         self._inflight = 0
         self._closing = False
         self.path: Path | None = None if isinstance(model, bytes | bytearray | memoryview) else Path(model)
-        if threads is not None and threads < 0:
-            raise OrtpruneError(f"threads must be >= 0 (0 = ORT's default), got {threads}")
         level = _level(optimization_level, OPTIMIZATION_LEVELS, "optimization level")
         config = dict(config or {})
         #: "hit" (loaded the cached optimized model), "miss" / "rebuilt" (optimized and saved), or None
@@ -289,14 +304,22 @@ class Session:
             self._done()
 
     def _check_feeds(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        if not isinstance(feeds, Mapping):
+            raise InputError(f"feeds must be a mapping of input names to arrays, got {type(feeds).__name__}",
+                             self.path)  # fmt: skip
         unknown = [k for k in feeds if k not in self._input_by_name]
         if unknown:
             raise InputError(f"the model has no input {unknown[0]!r}; inputs: {', '.join(self.input_names)}", self.path)
         arrays: dict[str, np.ndarray] = {}
+        symbolic: dict[str, tuple[int, str]] = {}  # dim name → (size, the input that set it)
         for info in self.inputs:
             if info.name not in feeds:
-                raise InputError(f"missing input {info.name!r} ({info.type_name}, shape {_fmt(info.shape)})", self.path)
-            arr = np.asarray(feeds[info.name])
+                raise InputError(f"missing input {info.name!r} ({info.type_name}, shape {_fmt(info.shape)})",
+                                 self.path)  # fmt: skip
+            try:
+                arr = np.asarray(feeds[info.name])
+            except (ValueError, TypeError) as e:
+                raise InputError(f"input {info.name!r} is not an array: {e}", self.path) from None
             if info.dtype is None:
                 raise InputError(
                     f"input {info.name!r} has type {info.type_name}, which ortprune cannot feed", self.path
@@ -318,6 +341,14 @@ class Session:
                         f"(axis {axis} must be {want})",
                         self.path,
                     )
+                if isinstance(want, str):  # a named dim: every input that shares the name must agree
+                    seen = symbolic.setdefault(want, (got, info.name))
+                    if seen[0] != got:
+                        raise InputError(
+                            f"input {info.name!r}: dimension {want!r} (axis {axis}) is {got}, but input "
+                            f"{seen[1]!r} has {want!r} = {seen[0]}",
+                            self.path,
+                        )
             arrays[info.name] = np.ascontiguousarray(arr)
         return arrays
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from ortprune._io import input_problem
 from ortprune.errors import ModelError, NoModelsError
 
 MODEL_SUFFIXES = (".onnx", ".ort")
@@ -16,14 +17,17 @@ def find_models(paths: Iterable[str | Path]) -> list[Path]:
     found: dict[Path, None] = {}
     for p in map(Path, paths):
         if p.is_dir():
-            models = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in MODEL_SUFFIXES)
+            try:  # is_file() follows links: a FIFO or a loop inside the directory is skipped, not opened
+                models = sorted(f for f in p.rglob("*") if f.suffix.lower() in MODEL_SUFFIXES and f.is_file())
+            except OSError as e:
+                raise ModelError(f"cannot search the directory: {e.strerror or e}", e.filename or p) from None
             if not models:
                 raise NoModelsError("directory contains no .onnx or .ort model files", p)
             found.update(dict.fromkeys(m.resolve() for m in models))
-        elif p.is_file():
+        elif (problem := input_problem(p)) is None:
             found[p.resolve()] = None
         else:
-            raise ModelError("no such file or directory", p)
+            raise ModelError(problem, p)
     if not found:
         raise NoModelsError("no model paths given")
     return list(found)

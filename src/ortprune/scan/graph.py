@@ -10,9 +10,12 @@ from pathlib import Path
 import onnx
 
 from ortprune.errors import ModelError
-from ortprune.opconfig import KNOWN_DOMAINS, OpConfig, OpId, normalize_domain
+from ortprune.opconfig import KNOWN_DOMAINS, OpConfig, OpId, check_op, normalize_domain
 from ortprune.scan import types as typeinfo
-from ortprune.schemas import latest_opset
+from ortprune.schemas import _ort_schemas, get_schema, latest_opset
+
+#: Domains whose every op a schema library here knows (ONNX's always; ORT's when onnxruntime is installed).
+_ONNX_DOMAINS = ("ai.onnx", "ai.onnx.ml")
 
 
 @dataclass
@@ -86,6 +89,7 @@ def graph_ops(
             node_opsets = {**node_opsets, domain: assumed}
             result.assumed_opsets[domain] = assumed
         op = OpId(domain, node_opsets[domain], node.op_type)
+        _check_node(op, node, where, path)
         result.config.add(op.domain, op.opset, op.op)
         result.node_counts[op] += 1
         kernel_nodes.append(node)
@@ -115,3 +119,19 @@ def ort_graph_ops(path: Path, with_types: bool = False) -> GraphOps:
                     types = OpTypes.from_json(entry) if entry else None
                 result.config.add(domain, opset, op, types)
     return result
+
+
+def _check_node(op: OpId, node: onnx.NodeProto, where: str, path: Path) -> None:
+    """A node ORT could run and its config can name: a valid op name and opset (ORT's config grammar),
+    an opset no newer than the schemas know, and an op some schema defines at that opset."""
+    label = f"node {(node.name or node.op_type)[:80]!r} in {where[:200]}"
+    try:
+        check_op(op.domain, op.opset, op.op)
+    except ValueError as e:
+        raise ModelError(f"{label}: {e}", path) from None
+    newest = latest_opset(op.domain)
+    if newest is not None and op.opset > newest:
+        raise ModelError(f"{label}: opset {op.opset} of {op.domain!r} is newer than any known ({newest})", path)
+    known = op.domain in _ONNX_DOMAINS or (op.domain.startswith("com.microsoft") and bool(_ort_schemas()))
+    if known and get_schema(op.domain, op.op, op.opset) is None:
+        raise ModelError(f"{label}: no schema defines {op.domain}:{op.op} at opset {op.opset}", path)

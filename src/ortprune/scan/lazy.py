@@ -31,6 +31,10 @@ class _Truncated(Exception):
     pass
 
 
+class _BadModel(Exception):
+    """A well-formed protobuf whose content no ONNX reader accepts (the message says what)."""
+
+
 def _varint(buf: memoryview | bytes, pos: int, end: int) -> tuple[int, int]:
     result = shift = 0
     while True:
@@ -120,22 +124,29 @@ def _parse_initializer(buf: memoryview, start: int, end: int) -> InitializerStub
                     key, value = (text, value) if n2 == _ENTRY_KEY else (key, text)
             if key == "location":
                 stub.external_location = value
-            elif key == "offset":
-                stub.external_offset = int(value)
-            elif key == "length":
-                stub.external_length = int(value)
+            elif key in ("offset", "length"):
+                if not (value.isascii() and value.isdigit()) or len(value) > 19:
+                    raise _BadModel(f"initializer {stub.name[:80]!r}: external data {key} {value[:40]!r} is not "
+                                    "a non-negative integer")  # fmt: skip
+                if key == "offset":
+                    stub.external_offset = int(value)
+                else:
+                    stub.external_length = int(value)
     return stub
 
 
 def load_structure(path: str | Path) -> LazyModel:
     """Parse ``path`` into a weight-free ModelProto; raise ModelError naming the file on bad input."""
+    from ortprune._io import input_problem
+
     path = Path(path)
+    problem = input_problem(path)
+    if problem is not None:
+        raise ModelError(f"cannot read the model: {problem}", path)
     try:
         f = path.open("rb")
-    except FileNotFoundError:
-        raise ModelError("model file does not exist", path) from None
-    except IsADirectoryError:
-        raise ModelError("is a directory, not a model file", path) from None
+    except OSError as e:
+        raise ModelError(f"cannot read the model: {e.strerror or e}", path) from None
     with f:
         size = path.stat().st_size
         if size == 0:
@@ -144,8 +155,10 @@ def load_structure(path: str | Path) -> LazyModel:
             buf = memoryview(mm)
             try:
                 return _load(path, buf, size)
-            except (_Truncated, DecodeError, UnicodeDecodeError, RuntimeWarning):
+            except (_Truncated, DecodeError, UnicodeDecodeError, RuntimeWarning, RecursionError):
                 raise ModelError("not a valid ONNX model (truncated or not a protobuf ModelProto)", path) from None
+            except _BadModel as e:
+                raise ModelError(str(e), path) from None
             finally:
                 buf.release()
 
@@ -183,10 +196,19 @@ def check_external_data(lazy: LazyModel) -> None:
             continue
         location = stub.external_location
         if location not in sizes:
-            target = (base / location).resolve()
-            if not target.is_file():
+            from ortprune._io import input_problem
+
+            if not location or "\0" in location or Path(location).is_absolute() or ".." in Path(location).parts:
                 raise ModelError(
-                    f"external data file {location!r} of initializer {stub.name!r} is missing (looked for {target})",
+                    f"external data location {location[:200]!r} of initializer {stub.name[:80]!r} must be a "
+                    "relative path inside the model's directory (ONNX Runtime refuses others)",
+                    lazy.path,
+                )
+            target = base / location
+            problem = input_problem(target)
+            if problem is not None:
+                raise ModelError(
+                    f"external data file {location!r} of initializer {stub.name!r}: {problem} (looked for {target})",
                     lazy.path,
                 )
             sizes[location] = target.stat().st_size

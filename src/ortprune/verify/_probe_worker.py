@@ -17,6 +17,7 @@ def main() -> None:
     except OrtpruneError as e:
         print(json.dumps({"fatal": str(e)}), flush=True)
         return
+    print(json.dumps({"library": str(lib.path), "version": lib.version}), flush=True)
     for key, model in json.loads(sys.stdin.read()):
         code: int | None = None
         message = ""

@@ -22,6 +22,10 @@ SENTENCES = [
     "Hello, World!",
 ]
 
+#: A model's verdict: same outputs; different outputs; a library (or the file) could not load it (a
+#: pruned library missing a kernel is the special case "missing-op"); a library failed to run it.
+OK, DIFFERS, MISSING_OP, CANNOT_LOAD, CANNOT_RUN = "ok", "differs", "missing-op", "cannot-load", "cannot-run"
+
 
 def missing_op(message: str, opsets: dict[str, int]) -> tuple[str, str] | None:
     """(op as ORT names it, config line that fixes it) from ORT's load error, or None."""
@@ -54,18 +58,18 @@ def inputs_file(model: Path) -> Path:
     return model.with_name(model.name + ".inputs.npz")
 
 
-def make_inputs(session: Any, model: Path, batch: int = 4, seq: int = 16, seed: int = 0) -> dict[str, np.ndarray]:
+def make_inputs(
+    session: Any, model: Path, batch: int = 4, seq: int = 16, seed: int = 0, dims: dict[str, int] | None = None
+) -> dict[str, np.ndarray]:
     """Realistic feeds: ``<model>.inputs.npz`` when it exists (an image size a detector accepts, an audio
     sample rate), else token ids from the model's tokenizer when there is one, else generated values that
-    respect each input's element type and shape (symbolic dims: batch first, then sequence)."""
+    respect each input's element type and shape (symbolic dims: ``dims[name]`` when given, else batch
+    first, then sequence)."""
+    dims = dims or {}
     names = [i.name for i in session.inputs]
     given = inputs_file(model)
     if given.exists():
-        try:
-            with np.load(given, allow_pickle=False) as npz:
-                feeds = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError) as e:
-            raise OrtpruneError(f"not a .npz of input arrays: {e}", given) from None
+        feeds = load_feeds(given)
         if set(feeds) != set(names):
             raise OrtpruneError(f"has arrays {sorted(feeds)}, the model's inputs are {sorted(names)}", given)
         return feeds
@@ -82,18 +86,22 @@ def make_inputs(session: Any, model: Path, batch: int = 4, seq: int = 16, seed: 
     rng = np.random.default_rng(seed)
     feeds = {}
     for i in session.inputs:
-        dims = [d if isinstance(d, int) and d > 0 else (batch if k == 0 else seq) for k, d in enumerate(i.shape)]
+        shape = [
+            d if isinstance(d, int) and d > 0 else dims.get(d, batch if k == 0 else seq) if isinstance(d, str)
+            else (batch if k == 0 else seq)
+            for k, d in enumerate(i.shape)
+        ]  # fmt: skip
         dtype = i.dtype
         if dtype is None:
             raise OrtpruneError(f"input {i.name!r} has a type verify cannot generate ({i.type_name})", model)
         if np.issubdtype(dtype, np.floating):
-            feeds[i.name] = rng.standard_normal(dims).astype(dtype)
+            feeds[i.name] = rng.standard_normal(shape).astype(dtype)
         elif dtype == np.bool_:
-            feeds[i.name] = np.ones(dims, dtype=bool)
+            feeds[i.name] = np.ones(shape, dtype=bool)
         elif "mask" in i.name:
-            feeds[i.name] = np.ones(dims, dtype=dtype)
+            feeds[i.name] = np.ones(shape, dtype=dtype)
         else:
-            feeds[i.name] = rng.integers(0, 100, size=dims).astype(dtype)
+            feeds[i.name] = rng.integers(0, 100, size=shape).astype(dtype)
     return feeds
 
 
@@ -125,6 +133,21 @@ def compare_outputs(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], tole
     return diffs
 
 
+def load_feeds(path: str | Path) -> dict[str, np.ndarray]:
+    """Real inputs for a model from an ``.npz`` file (``numpy.savez(path, input_ids=..., ...)``)."""
+    from ortprune._io import input_problem
+
+    path = Path(path)
+    problem = input_problem(path)
+    if problem is not None:
+        raise OrtpruneError(f"cannot read the inputs: {problem}", path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError, KeyError, AttributeError) as e:
+        raise OrtpruneError(f"not a numpy .npz file of input arrays ({e})", path) from None
+
+
 def verify(
     pruned: str | Path,
     models: list[Path],
@@ -134,41 +157,88 @@ def verify(
     repeat: int = 5,
     reference_model: Path | None = None,
     pruned_level: str | None = None,
+    inputs: dict[Path, dict[str, np.ndarray]] | None = None,
+    dims: dict[str, int] | None = None,
 ) -> VerifyReport:
     """Load each model on both libraries at ``level``, feed the same inputs, compare outputs and time.
 
+    Every model gets its own verdict: one that cannot be loaded or run (by the file, the inputs, the
+    reference or the pruned library) is reported as such and the others still run. ``inputs`` gives
+    real feeds per model file; ``dims`` sizes named symbolic dimensions of generated feeds.
     ``reference_model`` (with one model) runs that file on the reference instead: e.g. an original
     model against its quantized or edited copy, or the ``.onnx`` a ``.ort`` was converted from.
     ``pruned_level`` loads the pruned library's model at another level (``disable`` for a ``.ort``,
     whose graph is already optimized)."""
     if reference_model is not None and len(models) != 1:
         raise OrtpruneError("reference_model compares exactly one model")
-    from ortprune.runtime import OrtError, Session, load_library
+    from ortprune.runtime import load_library
 
     p_lib = load_library(pruned)
     r_lib = load_library(reference)
     report = VerifyReport(str(p_lib.path), str(r_lib.path), level, tolerance)
+    given = {Path(k).resolve(): v for k, v in (inputs or {}).items()}
     for model in models:
+        verdict = ModelVerdict(str(model), OK)
+        report.models.append(verdict)
+        _verify_one(verdict, Path(model), p_lib, r_lib, level, pruned_level or level, tolerance, repeat,
+                    reference_model, given.get(Path(model).resolve()), dims or {})  # fmt: skip
+    return report
+
+
+def _verify_one(
+    verdict: ModelVerdict,
+    model: Path,
+    p_lib: Any,
+    r_lib: Any,
+    level: str,
+    pruned_level: str,
+    tolerance: float,
+    repeat: int,
+    reference_model: Path | None,
+    feeds: dict[str, np.ndarray] | None,
+    dims: dict[str, int],
+) -> None:
+    from ortprune.runtime import OrtError, Session
+
+    def fail(status: str, side: str, detail: str, then: str = "") -> None:
+        verdict.status, verdict.side, verdict.detail = status, side, detail[:400] + then
+
+    hint = "; give real inputs with --inputs MODEL=feeds.npz or size symbolic dims with --dim NAME=VALUE"
+    try:
         structure = load_structure(reference_model or model)
         opsets = {o.domain or "ai.onnx": o.version for o in structure.model.opset_import}
-        opsets.setdefault("com.microsoft", 1)
-        verdict = ModelVerdict(str(model), "ok")
-        report.models.append(verdict)
-        with Session(reference_model or model, r_lib, optimization_level=level) as ref:
-            feeds = make_inputs(ref, reference_model or model)
-            ref_out, verdict.reference_ms = _time(ref, feeds, repeat)
+    except OrtpruneError as e:
+        return fail(CANNOT_LOAD, "model", str(e))
+    opsets.setdefault("com.microsoft", 1)
+    try:
+        ref = Session(reference_model or model, r_lib, optimization_level=level)
+    except OrtpruneError as e:
+        return fail(CANNOT_LOAD, "reference", f"the reference library cannot load it: {e}")
+    with ref:
         try:
-            sess = Session(model, p_lib, optimization_level=pruned_level or level)
-        except OrtError as e:
-            found = missing_op(e.ort_message, opsets)
-            verdict.status = "missing-op" if found else "error"
-            verdict.detail = e.ort_message[:500]
-            if found:
-                verdict.missing_op, verdict.fix = found
-            continue
-        with sess:
+            feeds = feeds if feeds is not None else make_inputs(ref, reference_model or model, dims=dims)
+        except OrtpruneError as e:
+            return fail(CANNOT_RUN, "inputs", f"cannot make inputs: {e}", hint)
+        try:
+            ref_out, verdict.reference_ms = _time(ref, feeds, repeat)
+        except OrtpruneError as e:
+            return fail(CANNOT_RUN, "reference", f"the reference library cannot run it: {e}", hint)
+    try:
+        sess = Session(model, p_lib, optimization_level=pruned_level)
+    except OrtError as e:
+        found = missing_op(e.ort_message, opsets)
+        if found:
+            verdict.missing_op, verdict.fix = found
+            return fail(MISSING_OP, "pruned", e.ort_message)
+        return fail(CANNOT_LOAD, "pruned", f"the pruned library cannot load it: {e.ort_message}")
+    except OrtpruneError as e:
+        return fail(CANNOT_LOAD, "pruned", f"the pruned library cannot load it: {e}")
+    with sess:
+        try:
             got, verdict.pruned_ms = _time(sess, feeds, repeat)
-        verdict.outputs = compare_outputs(ref_out, got, tolerance)
-        if not all(o.ok for o in verdict.outputs):
-            verdict.status = "differs"
-    return report
+        except OrtpruneError as e:
+            return fail(CANNOT_RUN, "pruned", f"the pruned library cannot run it (the reference can): {e}")
+    verdict.outputs = compare_outputs(ref_out, got, tolerance)
+    if not all(o.ok for o in verdict.outputs):
+        verdict.status = DIFFERS
+    return None

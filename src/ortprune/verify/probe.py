@@ -54,13 +54,36 @@ def _run_batch(lib: str, batch: list[tuple[str, bytes]]) -> dict[str, tuple[int 
         except ValueError:
             continue
         if item.get("fatal"):
-            raise RuntimeLoadError(item["fatal"], lib)
+            raise RuntimeLoadError(item["fatal"])
+        if "id" not in item:
+            continue
         done[item["id"]] = (item["code"], item["message"])
     if proc.returncode != 0 and not done and len(batch) > 1:
         pass  # crashed before the first result: the caller re-runs each probe alone
     elif proc.returncode < 0 and len(batch) == 1 and batch[0][0] not in done:
         done[batch[0][0]] = (-1, f"the library crashed (signal {-proc.returncode}) creating this session")
     return done
+
+
+def library_info(lib: str | Path) -> tuple[str, str]:
+    """(path, version) of ``lib``, asked of a worker process: the library under test is never loaded
+    into this one (a broken library may crash whatever loads it)."""
+    from ortprune.runtime.library import find_library
+
+    path = find_library(lib)  # path and ELF checks, no dlopen
+    proc = subprocess.run(_worker_cmd(path), input="[]", capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if item.get("fatal"):
+            raise RuntimeLoadError(item["fatal"])
+        if "version" in item:
+            return str(item["library"]), str(item["version"])
+    if proc.returncode < 0:
+        raise RuntimeLoadError(f"loading the library killed the process (signal {-proc.returncode})", path)
+    raise RuntimeLoadError(f"the probe worker could not load the library: {proc.stderr.strip()[-300:]}", path)
 
 
 def probe(
@@ -74,11 +97,9 @@ def probe(
     per-op type info) makes each probe ask for a type a type-reduced build keeps. ``converter`` (the full
     build of the same release) turns each probe into an ORT-format model first: a minimal build loads
     nothing else."""
-    from ortprune.runtime import load_library
-
-    library = load_library(lib)  # fails here, once, for a bad path or a non-ORT library
+    path, version = library_info(lib)  # fails here, once, for a bad path or a non-ORT library
     ops = sorted(set(ops))
-    report = ProbeReport(library=str(library.path), library_version=library.version)
+    report = ProbeReport(library=path, library_version=version)
     types = types or {}
     models = {str(op): probe_model(op, hints=types.get((op.domain, op.op))) for op in ops}
     todo = [(k, p.model) for k, p in models.items() if p.model is not None]
@@ -89,12 +110,12 @@ def probe(
     batches = [todo[i::jobs] for i in range(jobs) if todo[i::jobs]]
     results: dict[str, tuple[int | None, str]] = {}
     with ThreadPoolExecutor(jobs) as pool:
-        for done in pool.map(lambda b: _run_batch(str(library.path), b), batches):
+        for done in pool.map(lambda b: _run_batch(path, b), batches):
             results.update(done)
     leftover = [(k, m) for k, m in todo if k not in results]
     if leftover:  # a worker crashed: isolate each remaining probe
         with ThreadPoolExecutor(jobs) as pool:
-            for done in pool.map(lambda item: _run_batch(str(library.path), [item]), leftover):
+            for done in pool.map(lambda item: _run_batch(path, [item]), leftover):
                 results.update(done)
     for key, p in models.items():
         if p.model is None or key in unconvertible:

@@ -119,6 +119,8 @@ def probe_model(op: OpId, onnx_opset: int = 17, hints: OpTypes | None = None) ->
     schema = get_schema(op.domain, op.op, op.opset)
     if schema is None:
         return ProbeModel(op, None, None, "no schema known for this op (onnx / onnxruntime)")
+    if op.domain == "ai.onnx" and op.op in _CONTROL_FLOW:
+        return _control_flow_model(op, onnx_opset)
     constraints = {c.type_param_str: _types_of(list(c.allowed_type_strs)) for c in schema.type_constraints}
     chosen: dict[str, str] = {}
 
@@ -187,3 +189,49 @@ def probe_models(ops: list[OpId]) -> list[ProbeModel]:
 def as_onnx(p: ProbeModel) -> onnx.ModelProto:
     assert p.model is not None
     return onnx.ModelProto.FromString(p.model)
+
+
+_CONTROL_FLOW = ("If", "Loop", "Scan")
+
+
+def _control_flow_model(op: OpId, onnx_opset: int) -> ProbeModel:
+    """If / Loop / Scan with trivial float subgraphs (Identity bodies, Constant branches): enough for ORT
+    to look up the control-flow kernel, which is registered for every element type."""
+    f, b, i64 = TensorProto.FLOAT, TensorProto.BOOL, TensorProto.INT64
+    vi = helper.make_tensor_value_info
+
+    def ident(pairs: list[tuple[str, str]]) -> list[onnx.NodeProto]:
+        return [helper.make_node("Identity", [a], [z]) for a, z in pairs]
+
+    if op.op == "If":
+
+        def branch(name: str, value: float) -> onnx.GraphProto:
+            c = helper.make_node("Constant", [], ["y"], value=helper.make_tensor("v", f, [1], [value]))
+            return helper.make_graph([c], name, [], [vi("y", f, [1])])
+
+        node = helper.make_node("If", ["cond"], ["out0"], then_branch=branch("then", 1.0),
+                                else_branch=branch("else", 0.0))  # fmt: skip
+        inputs, outputs = [vi("cond", b, [])], [vi("out0", f, [1])]
+    elif op.op == "Loop":
+        body = helper.make_graph(
+            ident([("cond_in", "cond_out"), ("v_in", "v_out")]), "body",
+            [vi("iter", i64, []), vi("cond_in", b, []), vi("v_in", f, None)],
+            [vi("cond_out", b, []), vi("v_out", f, None)],
+        )  # fmt: skip
+        node = helper.make_node("Loop", ["trip", "cond", "v0"], ["out0"], body=body)
+        inputs = [vi("trip", i64, []), vi("cond", b, []), vi("v0", f, None)]
+        outputs = [vi("out0", f, None)]
+    else:  # Scan: one state, one scan input (opset 8 adds an optional sequence_lens input and a batch axis)
+        body = helper.make_graph(
+            ident([("s_in", "s_out"), ("x_in", "y_out")]), "body",
+            [vi("s_in", f, None), vi("x_in", f, None)], [vi("s_out", f, None), vi("y_out", f, None)],
+        )  # fmt: skip
+        ins = ["", "s0", "x"] if op.opset < 9 else ["s0", "x"]
+        node = helper.make_node("Scan", ins, ["out0", "out1"], body=body, num_scan_inputs=1)
+        inputs = [vi("s0", f, None), vi("x", f, None)]
+        outputs = [vi("out0", f, None), vi("out1", f, None)]
+    graph = helper.make_graph([node], f"probe_{op.op}", inputs, outputs)
+    imports = [helper.make_opsetid("", op.opset)]
+    model = helper.make_model(graph, opset_imports=imports, producer_name="ortprune-probe")
+    model.ir_version = min(helper.find_min_ir_version_for(imports, ignore_unknown=True), 10)
+    return ProbeModel(op, model.SerializeToString(), "float")
