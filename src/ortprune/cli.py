@@ -825,7 +825,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         _print_error(str(e))
-        sys.exit(1)
+        sys.exit(2 if isinstance(e, UsageError) else 1)
     except OSError as e:  # a file the user named that cannot be read or written
         if debug or e.filename is None:
             if debug:

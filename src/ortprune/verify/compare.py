@@ -201,7 +201,8 @@ def _verify_one(
     from ortprune.runtime import OrtError, Session
 
     def fail(status: str, side: str, detail: str, then: str = "") -> None:
-        verdict.status, verdict.side, verdict.detail = status, side, detail[:400] + then
+        short = detail if len(detail) <= 600 else f"{detail[:200]} ... {detail[-400:]}"  # ORT ends with the why
+        verdict.status, verdict.side, verdict.detail = status, side, short + then
 
     hint = "; give real inputs with --inputs MODEL=feeds.npz or size symbolic dims with --dim NAME=VALUE"
     try:
