@@ -357,3 +357,68 @@ def test_pruned_build_transforms_only_its_build_tree(fake_env: Path) -> None:
     assert "GeluFusion" in summary["transformers_dropped"]
     assert {p: p.read_bytes() for p in fake_env.rglob("*") if p.is_file()} == source_before
     assert result.stripped_bytes and Path(result.stripped_library or "").is_file()
+
+
+# ---- the cache does not trust itself (issue 12) ---------------------------------------------------------
+def test_corrupt_build_state_is_named_with_the_fix(fake_env: Path) -> None:
+    spec = BuildSpec("1.21.0", "full")
+    state = Path(os.environ["ORTPRUNE_CACHE"]) / "builds" / spec.key() / "state.json"
+    state.parent.mkdir(parents=True)
+    state.write_text('{"runs": [')
+    with pytest.raises(BuildError, match=r"state.json: corrupt build state .*delete it"):
+        runner.build(spec, fake_env, log=lambda s: None)
+
+
+def test_a_tampered_download_is_fetched_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real HTTP server on 127.0.0.1 plays the Debian mirror; the cached copy was changed after download."""
+    import http.server
+    import threading
+
+    from ortprune.ortbuild.sources import PoolFile, download
+
+    good = b"the real archive bytes\n" * 100
+    (tmp_path / "pool" / "main" / "x").mkdir(parents=True)
+    (tmp_path / "pool" / "main" / "x" / "x_1.orig.tar.gz").write_bytes(good)
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path))  # noqa: E731
+    http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("ORTPRUNE_DEBIAN_MIRROR", f"http://127.0.0.1:{server.server_address[1]}")
+        monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
+        pf = PoolFile("x/x_1.orig.tar.gz", hashlib.sha256(good).hexdigest())
+        first = download(pf, quiet=True)
+        assert first.read_bytes() == good
+        first.write_bytes(b"tampered")
+        again = download(pf, quiet=True)
+        assert again.read_bytes() == good  # re-hashed, found changed, fetched again
+        bad = PoolFile("x/x_1.orig.tar.gz", "0" * 64)
+        with pytest.raises(BuildError, match="SHA-256 mismatch"):
+            download(bad, quiet=True)
+    finally:
+        server.shutdown()
+
+
+def test_source_tarballs_are_cached_by_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ortprune.ortbuild.sources import resolve_source
+
+    monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
+    trees = []
+    for n, version in enumerate(("1.21.0", "1.22.0")):
+        src = fake_ort.make_source(tmp_path / f"t{n}" / "onnxruntime", DEPS_TXT)
+        (src / "VERSION_NUMBER").write_text(version + "\n")
+        (tmp_path / f"d{n}").mkdir()
+        with tarfile.open(tmp_path / f"d{n}" / "myort.tar.gz", "w:gz") as tar:
+            tar.add(src, arcname="onnxruntime")
+        trees.append(resolve_source(tmp_path / f"d{n}" / "myort.tar.gz"))
+    assert trees[0] != trees[1]
+    assert [(t / "VERSION_NUMBER").read_text().strip() for t in trees] == ["1.21.0", "1.22.0"]
+
+
+@pytest.mark.parametrize("tag", ["../../etc", "v1/../../x", "-rf", "a b", ""])
+def test_git_tags_cannot_escape_the_cache(tag: str) -> None:
+    from ortprune.errors import OrtpruneError
+    from ortprune.ortbuild.sources import resolve_source
+
+    with pytest.raises(OrtpruneError, match="invalid git tag"):
+        resolve_source(f"git:{tag}")
