@@ -168,7 +168,7 @@ def test_non_onnx_file(tmp_path: Path, content: bytes) -> None:
 
 def test_empty_directory(tmp_path: Path) -> None:
     (tmp_path / "x.txt").write_text("x")
-    with pytest.raises(NoModelsError, match=r"no \.onnx model files"):
+    with pytest.raises(NoModelsError, match=r"no \.onnx or \.ort model files"):
         scan([tmp_path])
     code, err = run_cli("scan", str(tmp_path), "-o", str(tmp_path / "o.config"))
     assert code == 1 and str(tmp_path) in err and not (tmp_path / "o.config").exists()

@@ -30,7 +30,8 @@ def build_progress(console: Console, label: str) -> Iterator[Callable[[int, int,
         TextColumn("ETA {task.fields[eta]}"),
         TextColumn("[dim]{task.fields[what]}"),
     )
-    with Progress(*columns, console=console) as progress:
+    # a log or a pipe gets no bar (and an early error stays one line)
+    with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
         task = progress.add_task(label, total=None, eta="?", what="")
         t0 = time.monotonic()
         first: int | None = None
