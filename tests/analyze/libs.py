@@ -109,27 +109,27 @@ CXX_LEVERS = r"""
 namespace onnx {
 struct OpSchema { int (*infer)(int); };
 template <typename T> OpSchema GetOpSchema();
-class Onnx_ver13_Add;
-class Onnx_ver14_Add;
+class Add_Onnx_ver13;
+class Add_Onnx_ver14;
 __attribute__((noinline)) int AddInference13(int x) {
   volatile int v = x; for (int i = 0; i < 60; ++i) v = v * 3 + i; return v;
 }
 __attribute__((noinline)) int AddInference14(int x) {
   volatile int v = x; for (int i = 0; i < 70; ++i) v = v * 5 + i; return v;
 }
-template <> OpSchema GetOpSchema<Onnx_ver13_Add>() { return OpSchema{[](int x) { return AddInference13(x); }}; }
-template <> OpSchema GetOpSchema<Onnx_ver14_Add>() { return OpSchema{[](int x) { return AddInference14(x) + 1; }}; }
-class OpSet_Onnx_ver13 {
+template <> OpSchema GetOpSchema<Add_Onnx_ver13>() { return OpSchema{[](int x) { return AddInference13(x); }}; }
+template <> OpSchema GetOpSchema<Add_Onnx_ver14>() { return OpSchema{[](int x) { return AddInference14(x) + 1; }}; }
+class OpSet_Onnx_ver13 {  // onnx's macro names a schema class Op_Tag_verN
  public:
   __attribute__((noinline)) static void ForEachSchema(void (*fn)(OpSchema&&)) {
 #ifndef DROP_SCHEMA_ADD_13
-    fn(GetOpSchema<Onnx_ver13_Add>());
+    fn(GetOpSchema<Add_Onnx_ver13>());
 #endif
   }
 };
 class OpSet_Onnx_ver14 {
  public:
-  __attribute__((noinline)) static void ForEachSchema(void (*fn)(OpSchema&&)) { fn(GetOpSchema<Onnx_ver14_Add>()); }
+  __attribute__((noinline)) static void ForEachSchema(void (*fn)(OpSchema&&)) { fn(GetOpSchema<Add_Onnx_ver14>()); }
 };
 }  // namespace onnx
 namespace onnxruntime {

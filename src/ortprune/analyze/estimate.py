@@ -66,14 +66,10 @@ class PruneLevers:
         return ", ".join(parts) or "none"
 
 
-_SCHEMA_FN = re.compile(r"GetOpSchema<(?:[\w:]+::)?(Onnx|OnnxML|Microsoft)_ver(\d+)_(\w+)>\(\)")
-_REGISTERS_SCHEMAS = (
-    "ForEachSchema",
-    "RegisterOpSetSchema",
-    "RegisterOnnxOperatorSetSchema",
-    "RegisterOnnxMLOperatorSetSchema",
-    "Environment::Initialize",
-)
+#: ``ONNX_OPERATOR_SET_SCHEMA_CLASS_NAME(Tag, ver, Op)`` is the class ``Op_Tag_ver<ver>``.
+_SCHEMA_FN = re.compile(r"GetOpSchema<(?:[\w:]+::)?(\w+?)_(Onnx|OnnxML|Microsoft)_ver(\d+)>\(\)")
+#: The registration lists the schemas lever cuts (ORT's deprecated and NHWC lists stay whole).
+_REGISTERS_SCHEMAS = re.compile(r"\b(?:onnx::OpSet_Onnx_ver|onnx::OpSet_OnnxML_ver|contrib::OpSet_Microsoft_ver)\d+::")
 
 
 _CONSTRUCTED = re.compile(r"^(?:vtable for (?:\w+::)*\w+$|(?:\w+::)*(\w+)::\1\()")
@@ -108,14 +104,14 @@ def _lever_cut(
             for s in node:
                 m = _SCHEMA_FN.search(s.name)
                 if m:
-                    schema_of[i] = (m[1], int(m[2]), m[3])
+                    schema_of[i] = (m[2], int(m[3]), m[1])
         if levers.schemas:
             keep = resolve_schemas(schema_of.values(), wanted_schemas(config, added_ops))
         else:  # --disable_ml_ops alone: every ai.onnx.ml schema goes
             keep = {sid for sid in schema_of.values() if sid[0] != "OnnxML"}
         dropped = np.zeros(len(g.names), dtype=bool)
         dropped[[i for i, sid in schema_of.items() if sid not in keep]] = True
-        registers = np.array([any(k in n for k in _REGISTERS_SCHEMAS) for n in first], dtype=bool)
+        registers = np.array([bool(_REGISTERS_SCHEMAS.search(n)) for n in first], dtype=bool)
         calls = registers[src] & np.isin(dst, np.array(sorted(schema_of), dtype=np.int64))
         cut |= dropped[dst] & registers[src]
         shrink += _shrink(g, calls, calls & cut)
