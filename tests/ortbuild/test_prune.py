@@ -25,6 +25,7 @@ from ortprune.ortbuild.prune import (
     resolve_schemas,
     schema_entries,
     transformer_names,
+    transient_ops,
     wanted_schemas,
 )
 from ortprune.ortbuild.variants import BuildSpec
@@ -173,6 +174,8 @@ HEADERS = {
     '      case TransformerLevel::Level1:\n        return "GeluFusionL1";\n'
     '      case TransformerLevel::Level2:\n        return "GeluFusionL2";\n    }\n  }\n public:\n'
     "  GeluFusion() : GraphTransformer(GetGeluFusionName(level), eps) {}\n};\n",
+    "gelu_fusion.cc": "Status GeluFusion::ApplyImpl(Graph& graph) const {\n"
+    '  graph.AddNode(name, "Gelu", "fused", inputs, outputs, nullptr, kMSDomain);\n}\n',
     "transpose_optimizer.h": "class TransposeOptimizer : public GraphTransformer {\n public:\n"
     "  TransposeOptimizer(AllocatorPtr cpu_allocator, const std::string& ep = {})\n"
     '      : GraphTransformer(ep.empty() ? "TransposeOptimizer"'
@@ -365,3 +368,16 @@ def test_build_spec_keys_and_checks() -> None:
         BuildSpec("1.21.0", "reduced", cfg, prune=("optimizers",))
     with pytest.raises(BuildError, match=r"drops the ai\.onnx\.ml operators"):
         BuildSpec("1.21.0", "reduced-max", "ai.onnx.ml;3;LabelEncoder\n", keep_transformers=("ConstantFolding",))
+
+
+def test_transient_ops_of_the_constructed_transformers_keep_their_schemas(tmp_path: Path) -> None:
+    """GeluFusion makes a com.microsoft Gelu that BiasGeluFusion fuses away: the scan never sees it, but
+    ORT fails the load without its schema. The ops the constructed transformers' sources name stay."""
+    source = fake_source(tmp_path)
+    kept = transient_ops(source, ("optimizers", "schemas"), ("GeluFusionL2",))
+    assert ("com.microsoft", "Gelu", 1) in kept and ("ai.onnx", "Gelu", 1) in kept
+    assert ("com.microsoft", "Gelu", 1) not in transient_ops(source, ("optimizers", "schemas"), ("ConstantFolding",))
+    assert ("com.microsoft", "Gelu", 1) in transient_ops(source, ("schemas",))  # every transformer is constructed
+    ms = schema_entries(opset_header("Microsoft", [*MS, (1, "Gelu")]))
+    keep = resolve_schemas(ms, wanted_schemas(OpConfig.parse("com.microsoft;1;BiasGelu\n"), kept))
+    assert ("Microsoft", 1, "Gelu") in keep and ("Microsoft", 1, "Attention") not in keep

@@ -367,3 +367,27 @@ def prune_deps(
         _write_if_changed(path, new_text)
         report.schemas.append(cut)
     return report
+
+
+def transient_ops(
+    source: Path, levers: tuple[str, ...], keep_transformers: tuple[str, ...] = ()
+) -> tuple[tuple[str, str, int], ...]:
+    """Ops the transformers that stay constructed may create and fuse away again within one load
+    (GeluFusion makes a com.microsoft Gelu that BiasGeluFusion then turns into BiasGelu): the optimized
+    graph the scan sees never shows them, but their schemas must be registered or the load fails ("Gelu(-1)
+    is not a registered function/op"). Read as the string literals in the files that declare or define each
+    constructed class: over-inclusive (ops a pattern only matches stay too), never short of one it makes."""
+    opt = source / "onnxruntime/core/optimizer"
+    utils = opt / "graph_transformer_utils.cc"
+    try:
+        constructed = {c.cls for c in constructions(utils.read_text())}
+    except OSError:
+        raise BuildError("not an ONNX Runtime source tree (no graph_transformer_utils.cc)", source) from None
+    if "optimizers" in levers:
+        constructed -= classes_to_drop(transformer_names(source), keep_transformers)
+    files = [f.read_text(errors="replace") for pat in ("*.h", "*.cc") for f in sorted(opt.rglob(pat))]
+    mentioned: set[str] = set()
+    for text in files:
+        if any(re.search(rf"\bclass\s+{cls}\b|\b{cls}::", text) for cls in constructed):
+            mentioned.update(re.findall(r'"([A-Z]\w*)"', text))
+    return tuple((domain, op, 1) for op in sorted(mentioned) for domain in ("ai.onnx", "com.microsoft"))

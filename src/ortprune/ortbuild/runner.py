@@ -25,7 +25,7 @@ from ortprune.errors import BuildError
 from ortprune.opconfig import OpConfig
 from ortprune.ortbuild.deps import DepsDir, apply_deps, check_wheel_headers, missing_system_headers
 from ortprune.ortbuild.identity import first_line, toolchain_id
-from ortprune.ortbuild.prune import prepare_sources, prune_deps
+from ortprune.ortbuild.prune import prepare_sources, prune_deps, transient_ops
 from ortprune.ortbuild.variants import BuildSpec, build_py_args
 from ortprune.results import BuildResult
 
@@ -276,7 +276,7 @@ def build(
         from ortprune.ortbuild.added_ops import ort_added_ops
 
         prune_config = OpConfig.parse(spec.config_text or "", cfg_copy)
-        added = ort_added_ops(source)
+        added = ort_added_ops(source) + transient_ops(source, spec.prune, spec.keep_transformers)
         prune_defines, prune_report = prepare_sources(
             source, bdir, spec.prune, prune_config, spec.keep_transformers, added
         )
