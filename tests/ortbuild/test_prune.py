@@ -356,6 +356,14 @@ def test_build_spec_keys_and_checks() -> None:
     opt = BuildSpec("1.21.0", "reduced", cfg, prune=("optimizers", "schemas"), keep_transformers=("ConstantFolding",))
     other = BuildSpec("1.21.0", "reduced", cfg, prune=("schemas", "optimizers"), keep_transformers=("GeluFusionL2",))
     assert len({plain.key(), pruned.key(), opt.key(), other.key()}) == 4
+    import ortprune.ortbuild.prune as prune_mod
+
+    before = pruned.key()
+    prune_mod.TRANSFORM_VERSION += 1  # a changed transform never reuses a build the old one made
+    try:
+        assert pruned.key() != before and plain.key() == BuildSpec("1.21.0", "reduced", cfg).key()
+    finally:
+        prune_mod.TRANSFORM_VERSION -= 1
     assert BuildSpec("1.21.0", "reduced-max", cfg, keep_transformers=("ConstantFolding",)).prune == (
         "optimizers",
         "schemas",

@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 #: The pruning levers ``ortprune build --prune`` accepts.
 LEVERS = ("schemas", "optimizers")
 
+#: Part of a pruned build's key: bumped whenever a transform changes what it keeps, so a build made by an
+#: older transform is never reused (2: schemas of the ops transformers create and fuse away are kept).
+TRANSFORM_VERSION = 2
+
 #: Where the generated ORT sources and the CMake overlay go, inside the build directory.
 GENERATED = "ortprune.generated"
 

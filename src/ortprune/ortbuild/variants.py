@@ -94,7 +94,9 @@ class BuildSpec:
             sorted(self.cmake_defines),
         ]
         if self.prune:  # only then: legacy keys of builds without pruning stay what they were
-            parts += [list(self.prune), list(self.keep_transformers)]
+            from ortprune.ortbuild.prune import TRANSFORM_VERSION
+
+            parts += [list(self.prune), list(self.keep_transformers), TRANSFORM_VERSION]
         return parts
 
     def key(self) -> str:
