@@ -208,6 +208,10 @@ def test_build_once_fetch_everywhere(
     manifest_text = tmp_path / "m.json"
     st.open_store(store_url).download(built.key, index, st.MANIFEST, manifest_text)
     assert str(tmp_path) not in manifest_text.read_text(), "a local path was published"
+    # publishing what the store already holds, byte for byte, changes nothing and says nothing
+    quiet: list[str] = []
+    assert st.publish_or_warn(st.open_store(store_url), got, quiet.append) and quiet == []
+    assert st.open_store(store_url).index(built.key) == index
     # a third run on machine b: from its local cache, the store is not asked
     lines.clear()
     again = build_variant(fake_src, "reduced", cfg, store=str(tmp_path / "no-such-store"), log=lines.append)

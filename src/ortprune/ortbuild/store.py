@@ -523,12 +523,16 @@ def publish_or_warn(
 ) -> bool:
     if store.unusable:
         return False
+    before = None
+    with contextlib.suppress(StoreError):
+        before = store.index(result.key).content_hash
     try:
-        publish_build(store, result, stage_files)
+        index = publish_build(store, result, stage_files)
     except StoreError as e:
         log(f"could not publish {result.key} to the store (the build itself is fine): {e}")
         return False
-    log(f"published {result.key} to store {store.url}")
+    if index.content_hash != before:  # silent when the store already had exactly this
+        log(f"published {result.key} to store {store.url}")
     return True
 
 
