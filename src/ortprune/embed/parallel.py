@@ -1,0 +1,47 @@
+"""Data-parallel embedding (fastembed's ``embed(..., parallel=N)``): N worker processes, one ORT thread each.
+
+Like fastembed, workers are started with forkserver (else spawn), never fork: a forked ORT thread pool
+is not safe. Batches go out in order and at most two per worker are in flight, so a long iterator is
+consumed lazily and results come back in input order.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ortprune.embed.text import TextEmbedding
+
+_worker: TextEmbedding | None = None
+
+
+def _init(state: dict[str, Any]) -> None:
+    global _worker
+    from ortprune.embed.text import TextEmbedding
+
+    _worker = TextEmbedding._from_state(state, threads=1)
+
+
+def _embed(batch: list[str]) -> np.ndarray:
+    assert _worker is not None
+    return _worker.embed_batch(batch)
+
+
+def embed_parallel(state: dict[str, Any], batches: Iterable[list[str]], workers: int) -> Iterator[np.ndarray]:
+    """Vectors of every batch, in order, computed by ``workers`` processes built from ``state``."""
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init, initargs=(state,)) as pool:
+        pending: deque[Future[np.ndarray]] = deque()
+        for batch in batches:
+            pending.append(pool.submit(_embed, batch))
+            if len(pending) >= 2 * workers:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
