@@ -414,7 +414,7 @@ def probe(
     ] = False,
     consumers: Annotated[
         bool,
-        typer.Option("--consumers", help="Which programs (fastembed-rs, ort, onnxruntime-node...) load LIB, and how."),
+        typer.Option("--consumers", help="Which programs load LIB (fastembed-rs, ort, node...), and how."),
     ] = False,
 ) -> None:
     """Which ops LIB really implements: one single-node session per op, isolated; exit 1 if any is

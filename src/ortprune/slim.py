@@ -537,7 +537,7 @@ def _embed_check(
     texts = ["ONNX Runtime, pruned to what the model needs.", "Hello, World!", "fastembed-rs loads it dynamically."]
     report: dict[str, EmbedCheck] = {}
     try:
-        from ortprune.embed import TextEmbedding
+        from ortprune.embed import TextEmbedding, model_info
     except ImportError:
         return report
     for model in models:
@@ -548,8 +548,10 @@ def _embed_check(
         ort_file = next((c.ort for c in converted if Path(c.source).resolve() == model.resolve()), None)
         runs = [(v, lib, b.name, "all") for v, lib in libs.items()]
         runs += [(v, lib, ort_file, "disable") for v, lib in ort_libs.items() if ort_file]
+        info = model_info(b.name)  # the exported .ort has no modules.json: say how it pools and normalizes
         for v, lib, source, lvl in runs:
-            got = np.stack(list(TextEmbedding(source, lib=lib, optimization_level=lvl).embed(texts)))
+            emb = TextEmbedding(source, lib=lib, optimization_level=lvl, pooling=info.pooling, normalize=info.normalize)
+            got = np.stack(list(emb.embed(texts)))
             (diff,) = compare_outputs({"embedding": ref}, {"embedding": got}, tolerance=0.0)
             report[f"{b.name} @ {v}"] = EmbedCheck(diff.max_abs_diff, diff.min_row_cosine, int(ref.shape[1]))
     return report

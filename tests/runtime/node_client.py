@@ -81,8 +81,8 @@ def pypi_library(version: str = NODE_ORT_VERSION) -> Path:
         return dest
     wheels = cache_dir("wheels", "downloads")
     wheels.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                    "-d", str(wheels), f"onnxruntime=={version}"], check=True, capture_output=True, timeout=1200)  # fmt: skip
+    pip = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", str(wheels)]
+    subprocess.run([*pip, f"onnxruntime=={version}"], check=True, capture_output=True, timeout=1200)
     [wheel] = sorted(wheels.glob(f"onnxruntime-{version}-*.whl"))[-1:]
     with zipfile.ZipFile(wheel) as z:
         data = z.read(f"onnxruntime/capi/libonnxruntime.so.{version}")

@@ -97,7 +97,7 @@ class TextEmbedding:
         self.tokenizer_dir = resolved.tokenizer_dir
         self.tokenizer, self.max_length = load_tokenizer(resolved.tokenizer_dir, max_length)
         self._lib = lib
-        self._options = {"threads": threads, "optimization_level": optimization_level, "cache": cache}
+        self._threads, self._optimization_level, self._cache = threads, optimization_level, cache
         self._max_length_arg = max_length
         self._session: Session | None = None
         self._output: str | None = None
@@ -109,8 +109,8 @@ class TextEmbedding:
     def load_onnx_model(self) -> None:
         if self._session is not None:
             return
-        session = Session(self.model_path, self._lib, threads=self._options["threads"],
-                          optimization_level=self._options["optimization_level"], cache=self._options["cache"])  # fmt: skip
+        session = Session(self.model_path, self._lib, threads=self._threads,
+                          optimization_level=self._optimization_level, cache=self._cache)  # fmt: skip
         names = set(session.input_names)
         for needed in ("input_ids", "attention_mask"):
             if needed not in names:
@@ -191,6 +191,8 @@ class TextEmbedding:
         ``PoolingType`` or its name; ``output_name`` the ONNX output to pool (default: the usual one)."""
         from ortprune.embed.registry import add_model
 
+        hf: str | None
+        url: str | None
         if isinstance(sources, str):
             hf, url = sources, None
         elif isinstance(sources, dict):
@@ -276,8 +278,8 @@ class TextEmbedding:
             "resolved": ResolvedModel(self.info, self.model_path, self.tokenizer_dir),
             "lib": lib,
             "max_length": self._max_length_arg,
-            "optimization_level": self._options["optimization_level"],
-            "cache": self._options["cache"],
+            "optimization_level": self._optimization_level,
+            "cache": self._cache,
         }
 
     @classmethod

@@ -129,7 +129,8 @@ class ConsumersReport:
     verdicts: list[Verdict] = field(default_factory=list)
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {"library": asdict(self.library), "consumers": [asdict(v) for v in self.verdicts]}
+        library = asdict(self.library) | {"providers": list(self.library.providers)}
+        return {"library": library, "consumers": [asdict(v) for v in self.verdicts]}
 
 
 def _soname(path: str) -> str | None:
@@ -143,7 +144,7 @@ def _soname(path: str) -> str | None:
                 if isinstance(section, DynamicSection):
                     for tag in section.iter_tags():
                         if tag.entry.d_tag == "DT_SONAME":
-                            return str(tag.soname)
+                            return str(getattr(tag, "soname", None) or "") or None
     except (OSError, ELFError):
         return None
     return None
@@ -152,7 +153,7 @@ def _soname(path: str) -> str | None:
 def library_facts(path: str | os.PathLike[str]) -> LibraryFacts:
     """Load ``path`` and ask it: version, C API level, level-3 support, SONAME, providers."""
     lib = Library(path)
-    major, minor, _ = parse_version(lib.version)
+    _, minor, _ = parse_version(lib.version)
     base_fn = lib._dll.OrtGetApiBase
     base = base_fn()
     level = minor if base.contents.GetApi(minor) else lib.api_version
@@ -170,14 +171,13 @@ def library_facts(path: str | os.PathLike[str]) -> LibraryFacts:
 
 def verdicts(facts: LibraryFacts) -> list[Verdict]:
     """Each consumer of :data:`CONSUMERS` against ``facts``: does it load this library, why, and how."""
-    _, minor, _ = parse_version(facts.version)
     lib = facts.path
     out = []
     for c in CONSUMERS:
         problems = []
         if c.min_api is not None and facts.api_level < c.min_api:
             problems.append(f"needs C API {c.min_api} (ONNX Runtime >= 1.{c.min_api}); this library serves "
-                            f"{facts.api_level} (build a newer one: ortprune build --source git:v1.{c.min_api}.x)")  # fmt: skip
+                            f"{facts.api_level} (build one: ortprune build --source git:v1.{c.min_api}.x)")  # fmt: skip
         if c.needs_layout_level and not facts.accepts_layout_level:
             problems.append("sets graph optimization level 3 (ORT_ENABLE_LAYOUT), which this library rejects")
         if c.exact_minor and facts.soname not in (None, "libonnxruntime.so.1"):
@@ -196,6 +196,6 @@ def verdicts(facts: LibraryFacts) -> list[Verdict]:
 def check_consumers(path: str | os.PathLike[str]) -> ConsumersReport:
     """The consumers report of the library at ``path`` (RuntimeLoadError if it is not an ONNX Runtime)."""
     if not Path(path).exists():
-        raise RuntimeLoadError("no such file", path)
+        raise RuntimeLoadError("no such file", str(path))
     facts = library_facts(path)
     return ConsumersReport(facts, verdicts(facts))
