@@ -270,7 +270,9 @@ def resolve_source(spec: str | Path, quiet: bool = False) -> Path:
 
             try:
                 extract_to(dest, _untar(path), single_top=True, check=check)
-            except BuildError:
+            except BuildError as e:
+                if "cannot extract" in str(e):  # truncated or corrupt: say so, not "no source tree"
+                    raise
                 raise OrtpruneError("tarball does not hold one ONNX Runtime source tree", path) from None
         return dest
     raise OrtpruneError("source must be debian:<version>, git:<tag>, an ORT source directory or tarball", path)
