@@ -113,7 +113,7 @@ def test_header_comment_cannot_inject_a_config_line() -> None:
         ("ai.onnx;+1;Relu", "comma-separated list of integers"),
         ("ai.onnx;17;Relu\u00e9", "invalid operator name"),
         ("ai.onnx;17;" + "[" * 5000, "invalid operator name"),
-        ("ai.onnx;17;R{" + '{"a":' * 3000 + "}", ""),
+        ("ai.onnx;17;R{" + '{"a":' * 3000 + "}", "x.config"),
     ],
 )
 def test_config_type_errors_are_config_errors(line: str, message: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +21,9 @@ if TYPE_CHECKING:
 _worker: TextEmbedding | None = None
 
 
-def _init(state: dict[str, Any]) -> None:
+def _init(factory: Callable[..., TextEmbedding], state: dict[str, Any]) -> None:
     global _worker
-    from ortprune.embed.text import TextEmbedding
-
-    _worker = TextEmbedding._from_state(state, threads=1)
+    _worker = factory(state, threads=1)
 
 
 def _embed(batch: list[str]) -> np.ndarray:
@@ -33,11 +31,14 @@ def _embed(batch: list[str]) -> np.ndarray:
     return _worker.embed_batch(batch)
 
 
-def embed_parallel(state: dict[str, Any], batches: Iterable[list[str]], workers: int) -> Iterator[np.ndarray]:
-    """Vectors of every batch, in order, computed by ``workers`` processes built from ``state``."""
+def embed_parallel(
+    factory: Callable[..., TextEmbedding], state: dict[str, Any], batches: Iterable[list[str]], workers: int
+) -> Iterator[np.ndarray]:
+    """Vectors of every batch, in order, computed by ``workers`` processes, each built by
+    ``factory(state, threads=1)`` (passed in, pickled by reference, so this module needs no import of text)."""
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init, initargs=(state,)) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init, initargs=(factory, state)) as pool:
         pending: deque[Future[np.ndarray]] = deque()
         for batch in batches:
             pending.append(pool.submit(_embed, batch))

@@ -228,7 +228,7 @@ class TextEmbedding:
         from ortprune.embed.parallel import embed_parallel
 
         workers = parallel or os.cpu_count() or 1
-        yield from embed_parallel(self._worker_state(), batches, workers)
+        yield from embed_parallel(TextEmbedding._from_state, self._worker_state(), batches, workers)
 
     def query_embed(self, query: str | Iterable[str], **kwargs: Any) -> Iterator[np.ndarray]:
         """Queries, with the model's query prefix if it defines one (fastembed's models define none)."""
