@@ -284,7 +284,12 @@ def test_ctrl_c_is_interrupted_130() -> None:
     import time
 
     proc = subprocess.Popen([*CLI, "embed", "-"], stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(10)  # started and waiting on stdin (imports take seconds on a busy machine)
+    # wait until it blocks reading stdin (imports done), however busy the machine: no fixed sleep
+    wchan = Path(f"/proc/{proc.pid}/wchan")
+    deadline = time.monotonic() + 120
+    while "pipe" not in (wchan.read_text() if wchan.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "pipe" in wchan.read_text(), "the CLI never waited on stdin"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err
