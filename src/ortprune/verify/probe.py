@@ -13,9 +13,10 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from ortprune.errors import OrtpruneError, RuntimeLoadError
 from ortprune.opconfig import OpConfig, OpId, OpTypes
@@ -47,22 +48,23 @@ def _run_batch(lib: str, batch: list[tuple[str, bytes]]) -> dict[str, tuple[int 
     """Probe a batch in one worker; returns what it finished before exiting (all, unless it crashed)."""
     payload = json.dumps([[i, base64.b64encode(m).decode()] for i, m in batch])
     proc = subprocess.run(_worker_cmd(lib), input=payload, capture_output=True, text=True)
-    done: dict[str, tuple[int | None, str]] = {}
-    for line in proc.stdout.splitlines():
+    done = {item["id"]: (item["code"], item["message"]) for item in _worker_items(proc.stdout) if "id" in item}
+    # a batch that crashed is re-run one probe per process by the caller; a lone probe that crashed is the answer
+    if proc.returncode < 0 and len(batch) == 1 and batch[0][0] not in done:
+        done[batch[0][0]] = (-1, f"the library crashed (signal {-proc.returncode}) creating this session")
+    return done
+
+
+def _worker_items(stdout: str) -> Iterator[dict[str, Any]]:
+    """The JSON lines a worker printed (other lines are the library's own output); a fatal one raises."""
+    for line in stdout.splitlines():
         try:
             item = json.loads(line)
         except ValueError:
             continue
         if item.get("fatal"):
             raise RuntimeLoadError(item["fatal"])
-        if "id" not in item:
-            continue
-        done[item["id"]] = (item["code"], item["message"])
-    if proc.returncode != 0 and not done and len(batch) > 1:
-        pass  # crashed before the first result: the caller re-runs each probe alone
-    elif proc.returncode < 0 and len(batch) == 1 and batch[0][0] not in done:
-        done[batch[0][0]] = (-1, f"the library crashed (signal {-proc.returncode}) creating this session")
-    return done
+        yield item
 
 
 def library_info(lib: str | Path) -> tuple[str, str]:
@@ -72,13 +74,7 @@ def library_info(lib: str | Path) -> tuple[str, str]:
 
     path = find_library(lib)  # path and ELF checks, no dlopen
     proc = subprocess.run(_worker_cmd(path), input="[]", capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
-        try:
-            item = json.loads(line)
-        except ValueError:
-            continue
-        if item.get("fatal"):
-            raise RuntimeLoadError(item["fatal"])
+    for item in _worker_items(proc.stdout):
         if "version" in item:
             return str(item["library"]), str(item["version"])
     if proc.returncode < 0:
