@@ -422,3 +422,32 @@ def test_git_tags_cannot_escape_the_cache(tag: str) -> None:
 
     with pytest.raises(OrtpruneError, match="invalid git tag"):
         resolve_source(f"git:{tag}")
+
+
+def test_disable_types_is_one_token_expanded_for_build_py(tmp_path: Path) -> None:
+    spec = BuildSpec("1.21.0", "reduced", SEED_CONFIG, ("--disable_types=sparsetensor,float8", "--disable_rtti"))
+    # equal sets of types are one build: one normalized token, one key
+    same = BuildSpec("1.21.0", "reduced", SEED_CONFIG, ("--disable_rtti", "--disable_types=float8,sparsetensor,float8"))
+    assert spec.key() == same.key()
+    assert "--disable_types=float8,sparsetensor" in spec.extra_flags
+    assert spec.key() != BuildSpec("1.21.0", "reduced", SEED_CONFIG, ("--disable_rtti",)).key()
+    args = build_py_args(spec, tmp_path / "b", tmp_path / "ops.config", parallel=2, as_root=True)
+    i = args.index("--disable_types")
+    assert args[i + 1 : i + 3] == ["float8", "sparsetensor"] and args[i + 3].startswith("--")
+    # build.py's own parser takes what we pass (its argparse: nargs="+", choices)
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--disable_types", nargs="+", default=[], choices=["float8", "optional", "sparsetensor"])
+    parser.add_argument("--disable_rtti", action="store_true")
+    known, _ = parser.parse_known_args(args)
+    assert known.disable_types == ["float8", "sparsetensor"] and known.disable_rtti
+
+
+def test_disable_types_is_checked() -> None:
+    with pytest.raises(BuildError, match="--disable_types takes float8, optional, sparsetensor"):
+        BuildSpec("1.21.0", "reduced", SEED_CONFIG, ("--disable_types=float16",))
+    with pytest.raises(BuildError, match="--disable_types takes"):
+        BuildSpec("1.21.0", "reduced", SEED_CONFIG, ("--disable_types=",))
+    with pytest.raises(BuildError, match=r"OptionalHasElement \(needs optional\)"):
+        BuildSpec("1.21.0", "reduced", SEED_CONFIG + "ai.onnx;18;OptionalHasElement\n", ("--disable_types=optional",))

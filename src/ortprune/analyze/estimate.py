@@ -55,6 +55,7 @@ class PruneLevers:
     drop_transformers: frozenset[str] = frozenset()  # C++ classes never constructed (ortbuild.prune)
     disable_rtti: bool = False  # vtables stop pointing at typeinfo
     disable_ml_ops: bool = False  # ai.onnx.ml schemas and onnxruntime::ml code
+    disable_types: frozenset[str] = frozenset()  # --disable_types: code named after the type goes
 
     def describe(self) -> str:
         parts = ["schemas"] if self.schemas else []
@@ -63,8 +64,17 @@ class PruneLevers:
         parts += [
             f for f, on in (("--disable_rtti", self.disable_rtti), ("--disable_ml_ops", self.disable_ml_ops)) if on
         ]
+        if self.disable_types:
+            parts.append(f"--disable_types={','.join(sorted(self.disable_types))}")
         return ", ".join(parts) or "none"
 
+
+#: What ``--disable_types`` compiles out (``DISABLE_FLOAT8_TYPES`` etc.), by the names ORT gives that code.
+_TYPE_SYMBOLS = {
+    "float8": re.compile(r"Float8E\dM\d"),
+    "sparsetensor": re.compile(r"SparseTensor"),
+    "optional": re.compile(r"Optional(?:Type|GetElement|HasElement)|OptionalType"),
+}
 
 #: ``ONNX_OPERATOR_SET_SCHEMA_CLASS_NAME(Tag, ver, Op)`` is the class ``Op_Tag_ver<ver>``.
 _SCHEMA_FN = re.compile(r"GetOpSchema<(?:[\w:]+::)?(\w+?)_(Onnx|OnnxML|Microsoft)_ver(\d+)>\(\)")
@@ -144,6 +154,13 @@ def _lever_cut(
         ml = np.array(["onnxruntime::ml::" in n for n in first], dtype=bool)
         cut |= ml[dst]
         notes.append("--disable_ml_ops: ai.onnx.ml schemas and every onnxruntime::ml:: symbol are cut")
+    for t in sorted(levers.disable_types):
+        named = np.array([bool(_TYPE_SYMBOLS[t].search(n)) for n in first], dtype=bool)
+        cut |= named[dst]
+        notes.append(
+            f"--disable_types {t}: every symbol named after the type is cut ({int(named.sum())}); the branches "
+            "inside shared functions (type switches, Cast's dispatch) that go with it are not modelled"
+        )
     return cut, shrink, notes
 
 
@@ -375,6 +392,7 @@ def estimate_levers(spec: BuildSpec, source: Path) -> PruneLevers:
     """What ``ortprune estimate`` models for a build spec: its prune levers and the stock flags it sets."""
     from ortprune.catalog import variant
     from ortprune.ortbuild.prune import classes_to_drop, transformer_names
+    from ortprune.ortbuild.variants import disabled_types
 
     flags = (*variant(spec.variant).flags, *spec.extra_flags)
     drop = classes_to_drop(transformer_names(source), spec.keep_transformers) if "optimizers" in spec.prune else set()
@@ -383,4 +401,5 @@ def estimate_levers(spec: BuildSpec, source: Path) -> PruneLevers:
         drop_transformers=frozenset(drop),
         disable_rtti="--disable_rtti" in flags,
         disable_ml_ops="--disable_ml_ops" in flags,
+        disable_types=frozenset(disabled_types(flags)),
     )

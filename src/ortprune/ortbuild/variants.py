@@ -14,6 +14,29 @@ from ortprune.opconfig import OpConfig
 
 #: Extra size flags a user may add; recorded in the manifest.
 EXTRA_FLAGS = ("--enable_lto", "--disable_ml_ops", "--disable_rtti", "--disable_generation_ops")
+#: ``--disable_types=float8,sparsetensor`` (build.py's ``--disable_types`` takes several values; one token here)
+DISABLE_TYPES = ("float8", "optional", "sparsetensor")
+#: Ops that cannot run without a type ``--disable_types`` leaves out.
+_TYPE_OPS = {
+    "optional": {"Optional", "OptionalGetElement", "OptionalHasElement"},
+    "sparsetensor": {"SparseToDenseMatMul"},
+}
+
+
+def disabled_types(flags: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The data types ``--disable_types=...`` among ``flags`` leaves out, sorted."""
+    out: set[str] = set()
+    for f in flags:
+        if f.startswith("--disable_types="):
+            out |= {t for t in f.split("=", 1)[1].split(",") if t}
+    return tuple(sorted(out))
+
+
+def _normalize_extra(flags: tuple[str, ...]) -> tuple[str, ...]:
+    """One ``--disable_types=`` token with sorted unique values, so equal builds share one key."""
+    types = disabled_types(flags)
+    rest = tuple(f for f in flags if not f.startswith("--disable_types="))
+    return (*rest, f"--disable_types={','.join(types)}") if types else rest
 
 
 @dataclass(frozen=True)
@@ -64,9 +87,24 @@ class BuildSpec:
             ml = sorted(str(i) for i in OpConfig.parse(self.config_text) if i.domain == "ai.onnx.ml")
             if ml:
                 raise BuildError(f"--disable_ml_ops drops the ai.onnx.ml operators this config needs: {', '.join(ml)}")
-        bad = [f for f in self.extra_flags if f not in EXTRA_FLAGS]
+        bad = [f for f in self.extra_flags if f not in EXTRA_FLAGS and not f.startswith("--disable_types=")]
         if bad:
-            raise BuildError(f"unsupported extra flag(s) {bad}; allowed: {', '.join(EXTRA_FLAGS)}")
+            raise BuildError(
+                f"unsupported extra flag(s) {bad}; allowed: {', '.join(EXTRA_FLAGS)}, "
+                f"--disable_types={','.join(DISABLE_TYPES)} (any of them)"
+            )
+        types = disabled_types(self.extra_flags)
+        unknown = [t for t in types if t not in DISABLE_TYPES]
+        if unknown or any(f == "--disable_types=" for f in self.extra_flags):
+            raise BuildError(
+                f"--disable_types takes {', '.join(DISABLE_TYPES)} (comma-separated), not {unknown or '[]'}"
+            )
+        object.__setattr__(self, "extra_flags", _normalize_extra(self.extra_flags))
+        if types and self.config_text is not None:
+            ops = {i.op for i in OpConfig.parse(self.config_text)}
+            need = sorted(f"{op} (needs {t})" for t in types for op in _TYPE_OPS.get(t, set()) & ops)
+            if need:
+                raise BuildError(f"--disable_types drops a type this config's operators use: {', '.join(need)}")
         if self.wheel and self.variant == "minimal":
             raise BuildError("ORT cannot build Python bindings in a minimal build (build.py refuses)")
 
@@ -153,7 +191,9 @@ def build_py_args(
     if v.needs_config:
         args += ["--include_ops_by_config", str(config_path)]
     for flag in spec.extra_flags:
-        if flag not in args:
+        if flag.startswith("--disable_types="):
+            args += ["--disable_types", *disabled_types([flag])]
+        elif flag not in args:
             args.append(flag)
     if spec.wheel:
         args.append("--build_wheel")
