@@ -479,6 +479,13 @@ FILES = [
     ),
     Case("source-fetch-unknown-release", ["source", "fetch", "9.9.9"], 1, r"no Debian pool recipe for .* 9.9.9"),
     Case("deps-fetch-unknown-origin", ["deps", "fetch", "--from", "github"], 1, r"unknown origin 'github'"),
+    Case(
+        "deps-plan-not-deps-txt", ["deps", "plan", "--deps-txt", "{w}/ops.config"], 1, r"ops.config: line 1: expected"
+    ),
+    Case(
+        "deps-plan-dir-no-deps-txt", ["deps", "plan", "--deps-txt", "{w}/dir"], 1, r"w/dir: not an ONNX Runtime source"
+    ),
+    Case("deps-fetch-deps-txt-fifo", ["deps", "fetch", "--deps-txt", "{w}/fifo"], 1, r"w/fifo: deps.txt: is a FIFO"),
 ]
 
 CASES = USAGE + OUTPUTS + LOADER + MODELS + FILES

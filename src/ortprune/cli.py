@@ -374,16 +374,54 @@ def deps_fetch(
     ort_version: Annotated[str, typer.Option("--ort-version", help="ORT release the deps are for.")] = "1.21.0",
     origin: Annotated[str, typer.Option("--from", help="Where from (only 'debian' is known).")] = "debian",
     directory: Annotated[Path | None, typer.Option("--dir", help="Target (default ~/.cache/ortprune/deps/V).")] = None,
+    deps_txt: Annotated[
+        Path | None, typer.Option("--deps-txt", help="The version's cmake/deps.txt (or its source tree).")
+    ] = None,
 ) -> None:
     """Fill a directory with every dependency archive ORT needs, from Debian's package pool."""
     from ortprune.ortbuild.deps import fetch_debian
 
     if origin != "debian":
         raise OrtpruneError(f"unknown origin {origin!r}: only 'debian' is supported")
-    d = fetch_debian(ort_version, directory)
+    d = fetch_debian(ort_version, directory, deps_txt=None if deps_txt is None else _deps_txt_arg(deps_txt))
     for name, path in sorted(d.archives.items()):
         _stdout(f"{name:12} {path}\n")
     _stdout(f"{'safeint':12} {d.safeint_include}\n")
+
+
+def _deps_txt_arg(path: Path) -> tuple[str, Path]:
+    """A deps.txt given on the command line (or an ORT source tree holding one): its text and path."""
+    from ortprune._io import input_problem
+    from ortprune.ortbuild.depsmap import read_deps_txt
+
+    problem = input_problem(path, want_dir=path.is_dir())
+    if problem is not None:
+        raise OrtpruneError(f"deps.txt: {problem}", path)
+    if path.is_dir():
+        return read_deps_txt(path)
+    try:
+        return path.read_text(encoding="utf-8"), path
+    except (OSError, UnicodeDecodeError) as e:
+        raise OrtpruneError(f"cannot read: {e}", path) from None
+
+
+@deps_app.command("plan")
+def deps_plan(
+    ort_version: Annotated[str, typer.Option("--ort-version", help="ORT release the deps are for.")] = "1.21.0",
+    deps_txt: Annotated[
+        Path | None,
+        typer.Option("--deps-txt", help="Map this cmake/deps.txt (or source tree) instead of the recorded one."),
+    ] = None,
+) -> None:
+    """How an offline build gets each dependency of a version's cmake/deps.txt (no network); exit 1 naming
+    every dependency no table knows."""
+    from ortprune.ortbuild.deps import plan_for
+
+    plan = plan_for(ort_version, None if deps_txt is None else _deps_txt_arg(deps_txt))
+    for d in plan.deps:
+        what = d.pool_file.name if d.pool_file else (d.entry.url if d.action == "missing" else d.note)
+        _stdout(f"{d.entry.name:22} {d.entry.version[:20]:20} {d.action:12} {what}\n")
+    plan.check(ort_version)
 
 
 @source_app.command("fetch")

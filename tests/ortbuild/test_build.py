@@ -295,6 +295,7 @@ def test_debian_deps_map_onto_ort_1_21_deps_txt(tmp_path: Path) -> None:
         f = tar.extractfile(member)
         assert f is not None
         original = f.read().decode()
+    assert original == release("1.21.0").deps_txt()  # the recorded copy that names debian: builds offline
     mapped = rewrite_deps_txt(original, deps.archives)
     entries = {line.split(";")[0]: line.split(";") for line in mapped.splitlines() if not line.startswith("#")}
     for name, path in deps.archives.items():

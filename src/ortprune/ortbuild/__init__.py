@@ -10,6 +10,7 @@ from ortprune.catalog import VARIANTS
 from ortprune.errors import BuildError
 from ortprune.ortbuild import runner
 from ortprune.ortbuild.deps import DepsDir, fetch_debian, load_deps_dir
+from ortprune.ortbuild.depsmap import read_deps_txt
 from ortprune.ortbuild.identity import compiler_and_cmake, source_id, toolchain_id
 from ortprune.ortbuild.runner import BuildResult, ProgressFn, build, export, find_cached, ort_version_of
 from ortprune.ortbuild.sources import RELEASES, release, resolve_source
@@ -19,13 +20,23 @@ from ortprune.ortbuild.variants import BuildSpec
 __all__ = ["VARIANTS", "BuildResult", "BuildSpec", "build", "build_variant", "export", "fetch_debian"]
 
 
-def deps_for(source_spec: str | Path, version: str, deps_dir: Path | None) -> DepsDir | None:
-    """Offline deps for a source: a given directory, else Debian's pool for known releases; None for git."""
+def deps_for(source_spec: str | Path, version: str, deps_dir: Path | None, src: Path) -> DepsDir | None:
+    """Offline deps for the source tree ``src``, mapped from its own cmake/deps.txt (``ortbuild.depsmap``):
+    from ``deps_dir`` when given, else from Debian's pool for releases whose source is there; None for git
+    and other versions (online: ORT's CMake downloads what deps.txt lists; ``--source git:v1.24.4`` is the
+    way to a library fastembed-rs 6 accepts)."""
     if deps_dir is not None:
-        return load_deps_dir(deps_dir, version)
+        return load_deps_dir(deps_dir, version, read_deps_txt(src))
     if str(source_spec).startswith("git:") or version not in RELEASES:
-        return None  # online: ORT's CMake downloads what deps.txt lists
-    return fetch_debian(version)
+        return None
+    own, rel = read_deps_txt(src), release(version)
+    if str(source_spec).startswith("debian:") and own[0] != rel.deps_txt():
+        raise BuildError(
+            f"differs from the deps.txt recorded for ONNX Runtime {version} ({rel.deps_txt_path}), which names "
+            "this build: the extracted source was changed (remove it to extract it again)",
+            own[1],
+        )
+    return fetch_debian(version, deps_txt=own)
 
 
 def spec_for(
@@ -122,7 +133,7 @@ def build_variant(
         result = cached
     else:
         src = tree or resolve_source(source)
-        deps = deps_for(source, spec.ort_version, deps_dir)
+        deps = deps_for(source, spec.ort_version, deps_dir, src)
         result = runner.build(spec, src, deps, jobs=jobs, progress=progress, log=log, ccache_remote=ccache_remote)
     if the_store is not None and result.fetched_from is None:
         store_mod.publish_or_warn(the_store, result, log)

@@ -17,20 +17,14 @@ from pathlib import Path
 from ortprune._io import atomic_copy, atomic_open, atomic_write_text
 from ortprune.cache import cache_dir, file_digest
 from ortprune.errors import BuildError
+from ortprune.ortbuild.depsmap import DepsPlan, plan_deps, system_headers
 from ortprune.ortbuild.sources import download, extract_to, release
 
 #: Header-only dependencies ORT finds with find_package from Debian -dev packages (header under the
-#: system include dir, package).
-SYSTEM_HEADERS: dict[str, tuple[str, str]] = {
-    "date": ("date/date.h", "libhowardhinnant-date-dev"),
-    "GSL": ("gsl/gsl", "libmsgsl-dev"),
-    "nlohmann_json": ("nlohmann/json.hpp", "nlohmann-json3-dev"),
-    "mp11 (Boost)": ("boost/mp11.hpp", "libboost-dev"),
-}
+#: system include dir, package), from depsmap's table of known differences.
+SYSTEM_HEADERS: dict[str, tuple[str, str]] = system_headers("system")
 #: Headers only the Python bindings (--wheel) need.
-WHEEL_HEADERS: dict[str, tuple[str, str]] = {
-    "dlpack": ("dlpack/dlpack.h", "libdlpack-dev"),
-}
+WHEEL_HEADERS: dict[str, tuple[str, str]] = system_headers("wheel-system")
 
 
 def system_include_dir() -> Path:
@@ -147,36 +141,58 @@ def extract_deb(deb: Path, dest: Path) -> Path:
     raise BuildError("no data.tar member in .deb", deb)
 
 
-def fetch_debian(version: str, root: Path | None = None, quiet: bool = False) -> DepsDir:
-    """Fill ``root`` (default ~/.cache/ortprune/deps/<version>) with every archive ORT ``version``
-    needs, from Debian's pool; idempotent."""
+def plan_for(version: str, deps_txt: tuple[str, Path] | None) -> DepsPlan:
+    """The mapping of ``deps_txt`` (text, where it was read), else of the copy recorded with ``version``."""
+    if deps_txt is not None:
+        return plan_deps(*deps_txt)
     rel = release(version)
+    return plan_deps(rel.deps_txt(), rel.deps_txt_path)
+
+
+def fetch_debian(
+    version: str, root: Path | None = None, quiet: bool = False, deps_txt: tuple[str, Path] | None = None
+) -> DepsDir:
+    """Fill ``root`` (default ~/.cache/ortprune/deps/<version>) with every archive ORT ``version`` needs, as
+    mapped from its own cmake/deps.txt (``deps_txt``: its text and path; default the copy recorded with a
+    Debian release) by :func:`ortprune.ortbuild.depsmap.plan_deps`; idempotent. A dependency no table knows
+    is one BuildError naming them all, before anything is downloaded."""
+    plan = plan_for(version, deps_txt).check(version)
     root = root or cache_dir("deps", version)
     root.mkdir(parents=True, exist_ok=True)
     archives: dict[str, Path] = {}
-    for name, pool_file in rel.deps.items():
+    for name, pool_file in plan.archives.items():
         target = root / pool_file.name
         if not target.exists() or file_digest(target, 64) != pool_file.sha256:  # never trust what is there
             atomic_copy(download(pool_file, quiet), target)
         archives[name] = target
-    utf8 = root / "utf8_range.tar.gz"
-    if not utf8.exists():
-        make_utf8_range_archive(archives["protobuf"], utf8)
-    archives["utf8_range"] = utf8
+    if "utf8_range" in plan.derived:
+        utf8 = root / "utf8_range.tar.gz"
+        if not utf8.exists():
+            make_utf8_range_archive(archives["protobuf"], utf8)
+        archives["utf8_range"] = utf8
     safeint_root = root / "safeint"
-    if not (safeint_root / "usr/include/safeint/SafeInt.hpp").exists():
-        extract_deb(download(rel.debs["safeint"], quiet), safeint_root)
+    if "safeint" in plan.debs and not (safeint_root / "usr/include/safeint/SafeInt.hpp").exists():
+        extract_deb(download(plan.debs["safeint"], quiet), safeint_root)
     return DepsDir(root=root, archives=archives, safeint_include=safeint_root / "usr/include/safeint")
 
 
-def load_deps_dir(root: Path, version: str) -> DepsDir:
-    """A user-filled deps directory laid out as ``fetch_debian`` writes it."""
-    rel = release(version)
-    archives = {name: root / f.name for name, f in rel.deps.items()}
-    archives["utf8_range"] = root / "utf8_range.tar.gz"
-    missing = [str(p) for p in archives.values() if not p.is_file()]
+def load_deps_dir(root: Path, version: str, deps_txt: tuple[str, Path] | None = None) -> DepsDir:
+    """A user-filled deps directory: laid out as ``fetch_debian`` writes it, plus, for a dependency no table
+    knows (a newer ORT), an archive named after its deps.txt entry (``onnx.zip``, ``onnx.tar.gz``)."""
+    plan = plan_for(version, deps_txt)
+    archives = {name: root / f.name for name, f in plan.archives.items()}
+    missing = []
+    for d in plan.missing:
+        found = sorted(p for p in root.glob(f"{d.entry.name}.*") if p.is_file())
+        if found:
+            archives[d.entry.name] = found[0]
+        else:
+            missing.append(f"{root / d.entry.name}.zip (or .tar.gz: {d.entry.url})")
+    if "utf8_range" in plan.derived:
+        archives["utf8_range"] = root / "utf8_range.tar.gz"
+    missing += [str(p) for p in archives.values() if not p.is_file()]
     safeint = root / "safeint/usr/include/safeint"
-    if not (safeint / "SafeInt.hpp").is_file():
+    if "safeint" in plan.debs and not (safeint / "SafeInt.hpp").is_file():
         missing.append(str(safeint / "SafeInt.hpp"))
     if missing:
         raise BuildError(

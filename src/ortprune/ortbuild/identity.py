@@ -17,7 +17,8 @@ import subprocess
 from pathlib import Path
 
 from ortprune.cache import file_digest
-from ortprune.ortbuild.sources import RELEASES
+from ortprune.ortbuild.depsmap import find_deps_txt, plan_deps, read_deps_txt
+from ortprune.ortbuild.sources import RELEASES, release
 
 #: Files ortprune itself writes into a source tree (deps.txt mapping, the wheel's example model): not the
 #: user's input, and their content carries local paths.
@@ -49,20 +50,27 @@ def tree_digest(root: Path) -> str:
     return h.hexdigest()
 
 
-def debian_deps_id(version: str) -> str:
-    rel = RELEASES[version]
-    pins = {"deps": {k: f.sha256 for k, f in rel.deps.items()}, "debs": {k: f.sha256 for k, f in rel.debs.items()}}
-    return _digest(pins)
+def debian_deps_id(version: str, tree: Path | None = None) -> str:
+    """The pool files the dependency mapping (``ortbuild.depsmap``) chooses for ``version``'s deps.txt: the
+    tree's own when given, else the copy recorded with the release (so naming a ``debian:`` build needs no
+    download). Hashed as {"deps": archives, "debs": header packages}, the shape keys always had."""
+    if tree is not None and find_deps_txt(tree) is not None:  # a tree without one fails at build time
+        text, where = read_deps_txt(tree)
+    else:
+        text, where = release(version).deps_txt(), release(version).deps_txt_path
+    plan = plan_deps(text, where)
+    return _digest({"deps": {k: f.sha256 for k, f in plan.archives.items()},
+                    "debs": {k: f.sha256 for k, f in plan.debs.items()}})  # fmt: skip
 
 
-def deps_id(source: str | Path, version: str, deps_dir: Path | None) -> str:
+def deps_id(source: str | Path, version: str, deps_dir: Path | None, tree: Path | None = None) -> str:
     """The dependency archives a build uses (mirrors ``ortbuild.deps_for``)."""
     if deps_dir is not None:
         files = sorted(p for p in Path(deps_dir).rglob("*") if p.is_file())
         return _digest({p.relative_to(deps_dir).as_posix(): _file_sha256(p) for p in files})
     if str(source).startswith("git:") or version not in RELEASES:
         return "online: the source's cmake/deps.txt pins"
-    return debian_deps_id(version)
+    return debian_deps_id(version, None if str(source).startswith("debian:") else tree)
 
 
 def source_id(source: str | Path, tree: Path | None, version: str, deps_dir: Path | None = None) -> str:
@@ -79,7 +87,7 @@ def source_id(source: str | Path, tree: Path | None, version: str, deps_dir: Pat
     else:
         assert tree is not None
         what = f"tree:{tree_digest(tree)}"
-    return _digest({"source": what, "deps": deps_id(source, version, deps_dir)})
+    return _digest({"source": what, "deps": deps_id(source, version, deps_dir, tree)})
 
 
 def first_line(cmd: list[str]) -> str:

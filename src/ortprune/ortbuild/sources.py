@@ -13,7 +13,7 @@ import tarfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ortprune._io import atomic_open
@@ -51,53 +51,32 @@ class PoolFile:
 
 @dataclass(frozen=True)
 class OrtRelease:
+    """An ORT release whose source is in Debian's pool. Its dependencies are its own ``cmake/deps.txt``,
+    mapped by :mod:`ortprune.ortbuild.depsmap` (no per-release list here); a copy recorded from the source
+    tarball ships as ``ortprune/data/deps-<version>.txt``, so a ``debian:`` build is named without a
+    download, and the extracted tree's own file is checked against it before a build."""
+
     version: str
     source: PoolFile
-    #: deps.txt name → archive in the pool (verified to build, see docs/results and shared notes)
-    deps: dict[str, PoolFile] = field(default_factory=dict)
-    #: packages whose files are used unpacked (SafeInt has no source tarball in the pool)
-    debs: dict[str, PoolFile] = field(default_factory=dict)
+
+    @property
+    def deps_txt_path(self) -> Path:
+        return Path(__file__).parent.parent / "data" / f"deps-{self.version}.txt"
+
+    def deps_txt(self) -> str:
+        try:
+            return self.deps_txt_path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise BuildError(
+                f"the recorded cmake/deps.txt of ONNX Runtime {self.version} is not readable: {e.strerror}",
+                self.deps_txt_path,
+            ) from None
 
 
 RELEASES: dict[str, OrtRelease] = {
-    "1.21.0": OrtRelease(
-        version="1.21.0",
-        source=PoolFile(
-            "o/onnxruntime/onnxruntime_1.21.0+dfsg.orig.tar.xz",
-            "32df1f82bd6b07b18372c0f387133214905cbde7a586b3ad83f0ed0075f80273",
-        ),
-        deps={
-            "abseil_cpp": PoolFile(
-                "a/abseil/abseil_20240722.0.orig.tar.gz",
-                "df6d1f5ef540725f3851201176a60486aab332410788465c9877910bb471c34a",
-            ),
-            "protobuf": PoolFile(
-                "p/protobuf/protobuf_3.21.12.orig.tar.gz",
-                "930c2c3b5ecc6c9c12615cf5ad93f1cd6e12d0aba862b572e076259970ac3a53",
-            ),
-            "onnx": PoolFile(
-                "o/onnx/onnx_1.17.0.orig.tar.gz", "8d5e983c36037003615e5a02d36b18fc286541bf52de1a78f6cf9f32005a820e"
-            ),
-            "re2": PoolFile(
-                "r/re2/re2_20240702.orig.tar.gz", "eb2df807c781601c14a260a507a5bb4509be1ee626024cb45acbd57cb9d4032b"
-            ),
-            "flatbuffers": PoolFile(
-                "f/flatbuffers/flatbuffers_23.5.26+dfsg.orig.tar.xz",
-                "0d309fd2c47bbbebd450e68d1419c336d53d1b8f5ce47e1f1f7f28f452fc6f3b",
-            ),
-            # Eigen 5.0.1, not 3.4.0: ORT pins an Eigen commit past 3.4.0 (min<PropagateNaN>); 5.0.1 builds.
-            "eigen": PoolFile(
-                "e/eigen3/eigen3_5.0.1.orig.tar.bz2", "197d404a98cb1f99925c4e2cbda278881b167ee2e6437ed97cffb5f9d4952e75"
-            ),
-        },
-        debs={
-            "safeint": PoolFile(
-                "s/safeint/libsafeint-dev_3.0.28a+dfsg-4_all.deb",
-                "f40ba5bfcf33f15f5c9fed9ff4178ea61841b0d5b8d07eb41fcd4bd7cb4a0043",
-            ),
-        },
-    ),
-}
+    "1.21.0": OrtRelease("1.21.0", PoolFile("o/onnxruntime/onnxruntime_1.21.0+dfsg.orig.tar.xz",
+                                            "32df1f82bd6b07b18372c0f387133214905cbde7a586b3ad83f0ed0075f80273")),
+}  # fmt: skip
 
 
 def release(version: str) -> OrtRelease:
