@@ -67,8 +67,12 @@ ROWS = [
     Row("+ schemas + optimizers (reduced-pruned)", "reduced-pruned", keep=True),
     Row("+ --disable_ml_ops --disable_rtti (stock flags)", "reduced", extra=("--disable_ml_ops", "--disable_rtti")),
     Row("stacked: reduced-max (schemas + optimizers + stock flags)", "reduced-max", keep=True),
-    Row("reduced-max + --disable_types=float8,optional,sparsetensor", "reduced-max",
-        extra=("--disable_types=float8,optional,sparsetensor",), keep=True),  # fmt: skip
+    Row(
+        "reduced-max + --disable_types=float8,optional,sparsetensor",
+        "reduced-max",
+        extra=("--disable_types=float8,optional,sparsetensor",),
+        keep=True,
+    ),
 ]
 
 
