@@ -28,8 +28,10 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pip install -q torch==2.13.0 sentence-transformers
 	$(BIN)/pytest -m slow
 
-# Headers ORT's CMake finds on the system (dlpack: only for --wheel), and ccache (Debian packages; root or sudo).
-APT_PACKAGES = ccache libhowardhinnant-date-dev libmsgsl-dev nlohmann-json3-dev libboost-dev libdlpack-dev
+# Headers ORT's CMake finds on the system (dlpack: only for --wheel), and ccache (Debian packages; root or sudo);
+# clang-16/lld-16/llvm-16 for `ortprune build --toolchain clang` (llvm-ar-16 archives its LTO objects).
+APT_PACKAGES = ccache libhowardhinnant-date-dev libmsgsl-dev nlohmann-json3-dev libboost-dev libdlpack-dev \
+	clang-16 lld-16 llvm-16
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 build-deps:

@@ -68,6 +68,54 @@ VARIANTS: dict[str, Variant] = {
 BASELINE = "full"
 
 
+@dataclass(frozen=True)
+class Toolchain:
+    """A compiler and linker ORT is built with (``ortprune build --toolchain``); ``ortbuild.toolchain`` turns
+    it into CMake defines. The default (gcc) adds nothing: ORT's own MinSizeRel flags, as every build so far."""
+
+    name: str
+    description: str
+    cc: str  # executables looked up on PATH
+    cxx: str
+    packages: tuple[str, ...]  # the Debian packages that provide them (``make build-deps`` installs them)
+    opt: str = ""  # replaces MinSizeRel's -Os (empty: CMake's default)
+    link_flags: tuple[str, ...] = ()  # added to every shared-library link
+    exe_link_flags: tuple[str, ...] = ()  # added to executable links (protoc and friends)
+    relr: bool = False  # pack relative relocations (DT_RELR) when the C library loads them (glibc >= 2.36)
+    ar: str = ""  # archiver and ranlib that read the compiler's LTO objects
+    ranlib: str = ""
+
+
+#: Every toolchain, the default first.
+TOOLCHAINS: dict[str, Toolchain] = {
+    t.name: t
+    for t in (
+        Toolchain("gcc", "the system's gcc/g++ and GNU ld with ORT's MinSizeRel flags (-Os)", "cc", "c++", ("g++",)),
+        Toolchain(
+            "clang",
+            "Debian's clang-16 and lld-16: -Oz, identical code folding (--icf=all), packed relative relocations",
+            "clang-16",
+            "clang++-16",
+            ("clang-16", "lld-16", "llvm-16"),
+            opt="-Oz",
+            link_flags=("-fuse-ld=lld", "-Wl,--icf=all"),
+            exe_link_flags=("-fuse-ld=lld",),
+            relr=True,
+            ar="llvm-ar-16",
+            ranlib="llvm-ranlib-16",
+        ),
+    )
+}
+DEFAULT_TOOLCHAIN = "gcc"
+
+
+def toolchain(name: str) -> Toolchain:
+    try:
+        return TOOLCHAINS[name]
+    except KeyError:
+        raise BuildError(f"unknown toolchain {name!r}; choose one of {', '.join(TOOLCHAINS)}") from None
+
+
 def variant(name: str) -> Variant:
     try:
         return VARIANTS[name]

@@ -15,7 +15,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from ortprune._io import atomic_write_text, check_outputs, output_dir
-from ortprune.catalog import BASELINE, DEFAULT_LEVEL, LEVELS, VARIANTS
+from ortprune.catalog import BASELINE, DEFAULT_LEVEL, DEFAULT_TOOLCHAIN, LEVELS, TOOLCHAINS, VARIANTS
 from ortprune.errors import OrtpruneError, UsageError
 
 app = typer.Typer(
@@ -32,9 +32,11 @@ _state = {"debug": False}
 if TYPE_CHECKING:
     Level: TypeAlias = Enum
     VariantName: TypeAlias = Enum
+    ToolchainName: TypeAlias = Enum
 else:
     Level = Enum("Level", {name: name for name in LEVELS}, type=str)
     VariantName = Enum("VariantName", {name: name for name in VARIANTS}, type=str)
+    ToolchainName = Enum("ToolchainName", {name: name for name in TOOLCHAINS}, type=str)
 
 
 StoreOption = Annotated[
@@ -44,6 +46,14 @@ StoreOption = Annotated[
         envvar="ORTPRUNE_STORE",
         help="Artifact store (a directory or http(s):// URL, e.g. nginx WebDAV): fetch builds from it "
         "before compiling, publish them after.",
+    ),
+]
+ToolchainOption = Annotated[
+    ToolchainName,
+    typer.Option(
+        "--toolchain",
+        help="Compiler and linker: gcc (-Os, GNU ld; the default) or clang (Debian's clang-16/lld-16: -Oz, "
+        "--icf=all, packed relative relocations). Stacks with --extra=--enable_lto.",
     ),
 ]
 CcacheRemoteOption = Annotated[
@@ -116,7 +126,12 @@ def build(
     wheel: Annotated[bool, typer.Option("--wheel", help="Also build the pruned Python wheel.")] = False,
     jobs: Annotated[int | None, typer.Option("-j", "--jobs", help="Compile jobs (default: cores).")] = None,
     prune: Annotated[
-        str, typer.Option("--prune", help="Source transforms in the build tree: schemas,optimizers (reduced variants).")
+        str,
+        typer.Option(
+            "--prune",
+            help="Source transforms in the build tree: schemas,optimizers (reduced variants), "
+            "mlas-isa=avx2|avx512 (MLAS dispatches no kernel above that ISA; any variant).",
+        ),
     ] = "",
     keep_transformers: Annotated[
         str,
@@ -128,6 +143,7 @@ def build(
     ] = "",
     store: StoreOption = None,
     ccache_remote: CcacheRemoteOption = None,
+    toolchain: ToolchainOption = ToolchainName(DEFAULT_TOOLCHAIN),
 ) -> None:
     """Build an ONNX Runtime variant with ORT's own build.py (MinSizeRel, shared library), cached and resumable."""
     from ortprune.ortbuild import build_variant, export
@@ -152,6 +168,7 @@ def build(
             store=store,
             ccache_remote=ccache_remote,
             log=console.print,
+            toolchain=toolchain.value,
         )
     lib = export(result, out) if out else Path(result.library)
     stripped = f", stripped {result.stripped_bytes:,}" if result.stripped_bytes else ""
@@ -682,12 +699,15 @@ def estimate(
     variant: Annotated[
         VariantName, typer.Option("--variant", help="The variant to predict (its flags and levers).")
     ] = VariantName("reduced"),
-    prune: Annotated[str, typer.Option("--prune", help="Levers on top, as for build: schemas,optimizers.")] = "",
+    prune: Annotated[
+        str, typer.Option("--prune", help="Levers on top, as for build: schemas,optimizers,mlas-isa=avx2.")
+    ] = "",
     keep_transformers: Annotated[str, typer.Option("--keep-transformers", help="As for build (with optimizers).")] = "",
     extra: Annotated[list[str] | None, typer.Option("--extra", help="Stock flags, as for build.")] = None,
     source: Annotated[
         str, typer.Option("--source", help="The ORT source (transformer names are read from it).")
     ] = "debian:1.21.0",
+    toolchain: ToolchainOption = ToolchainName(DEFAULT_TOOLCHAIN),
 ) -> None:
     """Predict the size of a reduced build (and its pruning levers) from the full build, before building it."""
     from ortprune.analyze import estimate as est
@@ -704,6 +724,7 @@ def estimate(
     if config is None:
         raise OrtpruneError("estimate needs --config ops.config (or --per-op)")
     levers = None
+    est.check_predictable(toolchain.value, tuple(extra or ()))
     if prune or keep_transformers or extra or variant.value != "reduced":
         from ortprune.ortbuild import BuildSpec
         from ortprune.ortbuild.runner import ort_version_of

@@ -188,7 +188,7 @@ def fake_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "build_env",
         lambda ccache_remote=None: dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}"),
     )
-    monkeypatch.setattr(runner, "check_tools", lambda env: ("g++ (fake) 12", "cmake version 3.31"))
+    monkeypatch.setattr(runner, "check_tools", lambda env, cxx="c++": ("g++ (fake) 12", "cmake version 3.31"))
     return fake_ort.make_source(tmp_path / "ort", DEPS_TXT)
 
 

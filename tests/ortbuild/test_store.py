@@ -37,7 +37,7 @@ def fake_src(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     bindir = tmp_path / "bin"
     fake_ort.make_ninja(bindir)
     monkeypatch.setenv("FAKE_LIB", str(lib))
-    monkeypatch.setattr(runner, "check_tools", lambda env: ("c++ (fake) 12", "cmake version 3.31.10"))
+    monkeypatch.setattr(runner, "check_tools", lambda env, cxx="c++": ("c++ (fake) 12", "cmake version 3.31.10"))
     real_env = runner.build_env
     monkeypatch.setattr(
         runner,

@@ -56,11 +56,15 @@ class PruneLevers:
     disable_rtti: bool = False  # vtables stop pointing at typeinfo
     disable_ml_ops: bool = False  # ai.onnx.ml schemas and onnxruntime::ml code
     disable_types: frozenset[str] = frozenset()  # --disable_types: code named after the type goes
+    mlas_ceiling: str | None = None  # mlas-isa=<ceiling> (ortbuild.mlas)
+    mlas_dropped: frozenset[str] = frozenset()  # the MLAS kernels/tables MLAS_PLATFORM's constructor stops naming
 
     def describe(self) -> str:
         parts = ["schemas"] if self.schemas else []
         if self.drop_transformers:
             parts.append(f"optimizers (-{len(self.drop_transformers)} transformer classes)")
+        if self.mlas_ceiling:
+            parts.append(f"mlas-isa={self.mlas_ceiling}")
         parts += [
             f for f, on in (("--disable_rtti", self.disable_rtti), ("--disable_ml_ops", self.disable_ml_ops)) if on
         ]
@@ -141,6 +145,20 @@ def _lever_cut(
         notes.append(
             f"optimizers: every reference to the vtables and constructors of {len(levers.drop_transformers)} "
             f"transformer classes is cut ({int(gone.sum())} symbols)"
+        )
+    if levers.mlas_dropped:
+        ctor = np.array([n.startswith("MLAS_PLATFORM::MLAS_PLATFORM(") for n in first], dtype=bool)
+        pat = re.compile(r"^(?:" + "|".join(sorted(levers.mlas_dropped)) + r")(?:\(|<|$)")
+        kernel = np.array([bool(pat.match(n)) for n in first], dtype=bool)
+        lost = ctor[src] & kernel[dst]
+        cut |= lost
+        shrink += _shrink(g, ctor[src], lost)
+        notes.append(
+            f"mlas-isa={levers.mlas_ceiling}: MLAS_PLATFORM's constructor stops referencing "
+            f"{int(kernel.sum())} of the {len(levers.mlas_dropped)} kernels and dispatch tables the cut leaves "
+            "unreferenced (the others have no sized symbol of their own, e.g. a second entry point inside an "
+            "assembly kernel's section, which the linker keeps while the section is used)"
+            + ("" if ctor.any() else "; NO MLAS_PLATFORM constructor found in this library: nothing is cut")
         )
     if levers.disable_rtti:
         vt = np.array([n.startswith("vtable for ") for n in first], dtype=bool)
@@ -388,18 +406,45 @@ def _op_costs(full: str | Path) -> OpCosts:
         )
 
 
+#: Build options whose effect cannot be read off the full (gcc -Os) build's reference graph: they change
+#: every function's code, not which code is referenced.
+UNPREDICTABLE_FLAGS = ("--enable_lto",)
+
+
+def check_predictable(toolchain: str, extra_flags: tuple[str, ...]) -> None:
+    """OrtpruneError when the build asked about has a lever the estimate cannot predict (it never guesses)."""
+    from ortprune.catalog import DEFAULT_TOOLCHAIN
+
+    why = [f for f in extra_flags if f in UNPREDICTABLE_FLAGS]
+    if toolchain != DEFAULT_TOOLCHAIN:
+        why.insert(0, f"--toolchain {toolchain}")
+    if why:
+        raise OrtpruneError(
+            f"estimate cannot predict {' and '.join(why)}: another compiler, optimization level or link-time "
+            "optimization changes the code of every function, and the estimate only removes what the full "
+            f"{DEFAULT_TOOLCHAIN} build's reference graph stops reaching. Estimate without "
+            f"{' and '.join(why)} (the {DEFAULT_TOOLCHAIN} build of the same levers) and measure the toolchain "
+            "by building it"
+        )
+
+
 def estimate_levers(spec: BuildSpec, source: Path) -> PruneLevers:
     """What ``ortprune estimate`` models for a build spec: its prune levers and the stock flags it sets."""
     from ortprune.catalog import variant
+    from ortprune.ortbuild.mlas import dropped_symbols, mlas_ceiling
     from ortprune.ortbuild.prune import classes_to_drop, transformer_names
     from ortprune.ortbuild.variants import disabled_types
 
     flags = (*variant(spec.variant).flags, *spec.extra_flags)
+    check_predictable(spec.toolchain_name, tuple(flags))
     drop = classes_to_drop(transformer_names(source), spec.keep_transformers) if "optimizers" in spec.prune else set()
+    ceiling = mlas_ceiling(spec.prune)
     return PruneLevers(
         schemas="schemas" in spec.prune,
         drop_transformers=frozenset(drop),
         disable_rtti="--disable_rtti" in flags,
         disable_ml_ops="--disable_ml_ops" in flags,
         disable_types=frozenset(disabled_types(flags)),
+        mlas_ceiling=ceiling,
+        mlas_dropped=frozenset(dropped_symbols(source, ceiling)) if ceiling else frozenset(),
     )

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ortprune.cache import cache_dir
-from ortprune.catalog import VARIANTS
+from ortprune.catalog import DEFAULT_TOOLCHAIN, VARIANTS
 from ortprune.errors import BuildError
 from ortprune.ortbuild import runner
 from ortprune.ortbuild.deps import DepsDir, fetch_debian, load_deps_dir
@@ -15,6 +15,7 @@ from ortprune.ortbuild.identity import compiler_and_cmake, source_id, toolchain_
 from ortprune.ortbuild.runner import BuildResult, ProgressFn, build, export, find_cached, ort_version_of
 from ortprune.ortbuild.sources import RELEASES, release, resolve_source
 from ortprune.ortbuild.store import Store
+from ortprune.ortbuild.toolchain import resolve as resolve_toolchain
 from ortprune.ortbuild.variants import BuildSpec
 
 __all__ = ["VARIANTS", "BuildResult", "BuildSpec", "build", "build_variant", "export", "fetch_debian"]
@@ -49,6 +50,7 @@ def spec_for(
     env: dict[str, str] | None = None,
     prune: tuple[str, ...] = (),
     keep_transformers: tuple[str, ...] = (),
+    toolchain: str = DEFAULT_TOOLCHAIN,
 ) -> tuple[BuildSpec, Path | None, Path]:
     """The full spec (with source and toolchain identity) of a build, the resolved source tree (None for
     ``debian:``, which is identified without downloading it) and where that tree lives or will live."""
@@ -60,6 +62,7 @@ def spec_for(
         tree = resolve_source(source)
         version = ort_version_of(tree)
     env = env or runner.build_env()
+    tools = resolve_toolchain(toolchain, env["PATH"])
     spec = BuildSpec(
         version,
         variant,
@@ -69,14 +72,19 @@ def spec_for(
         prune=prune,
         keep_transformers=keep_transformers,
         source_id=source_id(source, tree, version, deps_dir),
-        toolchain=toolchain_id(*compiler_and_cmake(env["PATH"])),
+        toolchain=toolchain_id(
+            *compiler_and_cmake(env["PATH"], None if tools.is_default else tools.cxx), flags=tools.key_flags()
+        ),
+        toolchain_name=toolchain,
     )
     return spec, tree, tree or cache_dir("src", f"onnxruntime-{version}")
 
 
-def lookup(source: str | Path, variant: str, config_text: str | None = None) -> BuildResult | None:
+def lookup(
+    source: str | Path, variant: str, config_text: str | None = None, toolchain: str = DEFAULT_TOOLCHAIN
+) -> BuildResult | None:
     """The finished local build of ``variant`` from ``source`` (as ``build_variant`` would find it), or None."""
-    spec, _, where = spec_for(source, variant, config_text)
+    spec, _, where = spec_for(source, variant, config_text, toolchain=toolchain)
     return find_cached(spec, where)
 
 
@@ -94,13 +102,15 @@ def build_variant(
     store: str | Path | Store | None = None,
     ccache_remote: str | None = None,
     log: Callable[[str], None] = print,
+    toolchain: str = DEFAULT_TOOLCHAIN,
 ) -> BuildResult:
     """Resolve the source and deps, then build one variant: from the local cache, else from ``store`` (an
     artifact store: directory or http(s) URL), else compiled here (through ``ccache_remote`` when given)
     and published to ``store``. A store that is down or answers garbage only costs one line of output.
 
     ``prune`` adds source transforms (``ortbuild.prune.LEVERS``) on top of the variant's own;
-    ``keep_transformers`` are the graph transformers ``optimizers`` keeps (``scan.transformers``)."""
+    ``keep_transformers`` are the graph transformers ``optimizers`` keeps (``scan.transformers``); ``toolchain``
+    the compiler and linker (``catalog.TOOLCHAINS``)."""
     from ortprune.opconfig import OpConfig
     from ortprune.ortbuild import store as store_mod
     from ortprune.ortbuild.deps import check_wheel_headers
@@ -111,7 +121,8 @@ def build_variant(
         OpConfig.load(config)  # a syntax error stops here, naming the file and line
         config_text = config.read_text(encoding="utf-8")
     # variant, config, flags and levers fit together
-    BuildSpec("0", variant, config_text, tuple(extra_flags), wheel, prune=prune, keep_transformers=keep_transformers)
+    BuildSpec("0", variant, config_text, tuple(extra_flags), wheel, prune=prune, keep_transformers=keep_transformers,
+              toolchain_name=toolchain)  # fmt: skip
     if jobs is not None and jobs < 1:
         raise BuildError(f"--jobs must be at least 1, got {jobs}")
     if deps_dir is not None and not deps_dir.is_dir():
@@ -120,7 +131,7 @@ def build_variant(
         check_wheel_headers()
     env = runner.build_env(ccache_remote)
     spec, tree, where = spec_for(
-        source, variant, config_text, deps_dir, extra_flags, wheel, env, prune, keep_transformers
+        source, variant, config_text, deps_dir, extra_flags, wheel, env, prune, keep_transformers, toolchain
     )
     cached = find_cached(spec, where)
     the_store = store_mod.open_store(store) if store else None

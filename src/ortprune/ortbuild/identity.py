@@ -98,14 +98,15 @@ def first_line(cmd: list[str]) -> str:
     return out.splitlines()[0].strip() if out.strip() else ""
 
 
-def compiler_and_cmake(path: str | None = None) -> tuple[str, str, str]:
-    """``c++ --version``'s and ``cmake --version``'s first lines and the compiler's target triple."""
-    cxx = os.environ.get("CXX") or "c++"
+def compiler_and_cmake(path: str | None = None, cxx: str | None = None) -> tuple[str, str, str]:
+    """``c++ --version``'s (or ``cxx``'s) and ``cmake --version``'s first lines and the compiler's target triple."""
+    cxx = cxx or os.environ.get("CXX") or "c++"
     cmake = shutil.which("cmake", path=path) or "cmake"
     return (first_line([cxx, "--version"]), first_line([cmake, "--version"]), first_line([cxx, "-dumpmachine"]))
 
 
-def toolchain_id(compiler: str, cmake: str, machine: str) -> str:
+def toolchain_id(compiler: str, cmake: str, machine: str, flags: list[str] | None = None) -> str:
     """The compiler's version line without the name it was invoked by (``c++``/``g++``), its target, and
-    CMake's version."""
-    return json.dumps([re.sub(r"^\S+\s+", "", compiler), machine, cmake.removeprefix("cmake version ").strip()])
+    CMake's version; for a toolchain other than the default, the flags it adds (``ortbuild.toolchain``)."""
+    parts: list[object] = [re.sub(r"^\S+\s+", "", compiler), machine, cmake.removeprefix("cmake version ").strip()]
+    return json.dumps([*parts, flags] if flags else parts)

@@ -12,6 +12,8 @@ the build directory of one build:
 * ``optimizers``: a generated copy of ``graph_transformer_utils.cc`` constructs only the graph transformers
   and rewrite rules the models need at load (``used_transformers`` finds them on the full build); the
   others are never constructed and their code goes.
+* ``mlas-isa=<ceiling>``: a generated copy of MLAS's ``platform.cpp`` without the kernel-dispatch blocks of
+  the ISAs above the ceiling (``ortbuild.mlas``); their kernels are never referenced and go.
 
 Generated ORT sources are swapped into their CMake targets by ``overlay.cmake``, included through
 ``CMAKE_PROJECT_onnxruntime_INCLUDE`` (nothing in the cached source changes). Every other compile command is
@@ -29,13 +31,24 @@ from typing import TYPE_CHECKING
 from ortprune._io import atomic_write_text
 from ortprune.errors import BuildError
 from ortprune.opconfig import OpConfig
+from ortprune.ortbuild.mlas import (
+    CEILINGS,
+    PLATFORM_CPP,
+    MlasCut,
+    absolute_includes,
+    check_mlas_lever,
+    cut_platform,
+    mlas_ceiling,
+)
 from ortprune.schemas import SchemaId, resolve_schemas, wanted_schemas
 
 if TYPE_CHECKING:
     pass
 
-#: The pruning levers ``ortprune build --prune`` accepts.
-LEVERS = ("schemas", "optimizers")
+#: The pruning levers ``ortprune build --prune`` accepts (``mlas-isa`` takes a value: ``mlas-isa=avx2``).
+LEVERS = ("schemas", "optimizers", "mlas-isa")
+#: The levers keyed by an op config (the others fit every variant).
+CONFIG_LEVERS = ("schemas", "optimizers")
 
 #: Part of a pruned build's key: bumped whenever a transform changes what it keeps, so a build made by an
 #: older transform is never reused (2: schemas of the ops transformers create and fuse away are kept).
@@ -52,9 +65,13 @@ _FN_LINE = re.compile(
 def check_levers(levers: Iterable[str]) -> tuple[str, ...]:
     """The levers sorted and de-duplicated; BuildError naming the allowed ones for anything else."""
     chosen = tuple(sorted({lv.strip() for lv in levers if lv.strip()}))
-    bad = [lv for lv in chosen if lv not in LEVERS]
+    bad = [lv for lv in chosen if lv not in CONFIG_LEVERS and lv.split("=")[0] != "mlas-isa"]
     if bad:
-        raise BuildError(f"unknown --prune lever(s) {', '.join(bad)}; choose from {', '.join(LEVERS)}")
+        raise BuildError(
+            f"unknown --prune lever(s) {', '.join(bad)}; choose from {', '.join(CONFIG_LEVERS)}, "
+            f"mlas-isa={'|'.join(CEILINGS)}"
+        )
+    check_mlas_lever(chosen)
     return chosen
 
 
@@ -217,14 +234,19 @@ class PruneReport:
     schemas: list[SchemaCut] = field(default_factory=list)
     transformers_dropped: list[str] = field(default_factory=list)
     generated: list[str] = field(default_factory=list)
+    mlas: MlasCut | None = None
 
     def summary(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "levers": self.levers,
             "schemas": {c.path: {"kept": len(c.kept), "dropped": len(c.dropped)} for c in self.schemas},
             "transformers_dropped": self.transformers_dropped,
             "generated": self.generated,
         }
+        if self.mlas is not None:
+            out["mlas"] = {"ceiling": self.mlas.ceiling, "blocks_dropped": self.mlas.blocks,
+                           "symbols_unreferenced": self.mlas.symbols}  # fmt: skip
+        return out
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -343,6 +365,18 @@ def prepare_sources(
         swaps[utils] = gen_utils
         report.transformers_dropped = dropped
         report.generated.append(str(gen_utils))
+    ceiling = mlas_ceiling(levers)
+    if ceiling is not None:
+        platform = source / PLATFORM_CPP
+        try:
+            text = platform.read_text()
+        except OSError:
+            raise BuildError("not an ONNX Runtime source tree (no MLAS platform.cpp)", platform) from None
+        new_text, report.mlas = cut_platform(text, ceiling, platform)
+        gen_platform = gen / PLATFORM_CPP
+        _write_if_changed(gen_platform, absolute_includes(new_text, platform.parent))
+        swaps[platform] = gen_platform
+        report.generated.append(str(gen_platform))
     if not swaps:
         return [], report
     _write_if_changed(overlay_path(build_dir), overlay_cmake(swaps))

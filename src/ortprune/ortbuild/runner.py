@@ -25,7 +25,9 @@ from ortprune.errors import BuildError
 from ortprune.opconfig import OpConfig
 from ortprune.ortbuild.deps import DepsDir, apply_deps, check_wheel_headers, missing_system_headers
 from ortprune.ortbuild.identity import first_line, toolchain_id
-from ortprune.ortbuild.prune import prepare_sources, prune_deps, transient_ops
+from ortprune.ortbuild.prune import CONFIG_LEVERS, PruneReport, prepare_sources, prune_deps, transient_ops
+from ortprune.ortbuild.toolchain import ResolvedToolchain
+from ortprune.ortbuild.toolchain import resolve as resolve_toolchain
 from ortprune.ortbuild.variants import BuildSpec, build_py_args
 from ortprune.results import BuildResult
 
@@ -79,8 +81,8 @@ def build_env(ccache_remote: str | None = None) -> dict[str, str]:
     return env
 
 
-def check_tools(env: dict[str, str]) -> tuple[str, str]:
-    """The compiler and CMake versions; BuildError with the fix when a tool is missing or unusable."""
+def check_tools(env: dict[str, str], cxx: str = "c++") -> tuple[str, str]:
+    """The compiler's (``cxx``) and CMake's versions; BuildError with the fix when a tool is missing or unusable."""
     problems = []
     cmake = first_line([shutil.which("cmake", path=env["PATH"]) or "cmake", "--version"])
     m = re.search(r"(\d+)\.(\d+)", cmake)
@@ -90,9 +92,9 @@ def check_tools(env: dict[str, str]) -> tuple[str, str]:
         problems.append("ninja is needed: pip install ninja")
     if not shutil.which("ccache", path=env["PATH"]):
         problems.append("ccache is needed: apt-get install ccache")
-    compiler = first_line(["c++", "--version"])
+    compiler = first_line([cxx, "--version"])
     if not compiler:
-        problems.append("a C++ compiler is needed: apt-get install g++")
+        problems.append(f"a C++ compiler is needed ({cxx}): apt-get install g++")
     missing = missing_system_headers()
     if missing:
         problems.append(f"headers ORT finds on the system are missing: apt-get install {' '.join(missing)}")
@@ -194,7 +196,7 @@ def spec_of(result: BuildResult) -> BuildSpec:
     return BuildSpec(result.ort_version, result.variant, result.config, tuple(result.extra_flags),
                      "--build_wheel" in result.build_py_args, prune=tuple(result.prune),
                      keep_transformers=tuple(result.keep_transformers), source_id=result.source_id,
-                     toolchain=result.toolchain)  # fmt: skip
+                     toolchain=result.toolchain, toolchain_name=result.toolchain_name)  # fmt: skip
 
 
 def find_cached(spec: BuildSpec, source: Path | None = None) -> BuildResult | None:
@@ -230,6 +232,109 @@ def find_cached(spec: BuildSpec, source: Path | None = None) -> BuildResult | No
     return None
 
 
+@dataclasses.dataclass
+class _Tree:
+    """A build directory made ready for configuring: its build.py arguments and resume state."""
+
+    bdir: Path
+    args: list[str]
+    state: dict[str, Any]
+    prune_report: PruneReport | None
+    prune_config: OpConfig | None
+    added: tuple[tuple[str, str, int], ...]
+
+    @property
+    def config_dir(self) -> Path:
+        return self.bdir / "MinSizeRel"
+
+    @property
+    def logfile(self) -> Path:
+        return self.bdir / "build.log"
+
+    @property
+    def state_path(self) -> Path:
+        return self.bdir / "state.json"
+
+
+def _prepare(spec: BuildSpec, source: Path, deps: DepsDir | None, jobs: int | None, tools: ResolvedToolchain) -> _Tree:
+    """The build directory of ``spec`` with its config copy and generated sources, and the build.py arguments."""
+    bdir = cache_dir("builds", spec.key())
+    bdir.mkdir(parents=True, exist_ok=True)
+    state = _load_state(bdir / "state.json")
+    if deps is not None:
+        apply_deps(source, deps)
+    cfg_copy = None
+    if spec.config_text is not None:
+        cfg_copy = bdir / "ops.config"
+        if not cfg_copy.exists() or cfg_copy.read_text() != spec.config_text:
+            atomic_write_text(cfg_copy, spec.config_text)
+    defines = tuple(spec.cmake_defines) + (tuple(deps.cmake_defines()) if deps else ()) + tuple(tools.cmake_defines())
+    if spec.wheel:
+        ensure_wheel_datasets(source)
+        defines += (f"pybind11_project_DIR={pybind11_cmake_dir()}",)  # FetchContent names it pybind11_project
+    prune_report, prune_config = None, None
+    added: tuple[tuple[str, str, int], ...] = ()
+    if spec.prune:
+        from ortprune.ortbuild.added_ops import ort_added_ops
+
+        if any(lv in CONFIG_LEVERS for lv in spec.prune):
+            prune_config = OpConfig.parse(spec.config_text or "", cfg_copy)
+            added = ort_added_ops(source) + transient_ops(source, spec.prune, spec.keep_transformers)
+        prune_defines, prune_report = prepare_sources(
+            source, bdir, spec.prune, prune_config, spec.keep_transformers, added
+        )
+        defines += tuple(prune_defines)
+    full_spec = dataclasses.replace(spec, cmake_defines=defines)
+    args = build_py_args(full_spec, bdir, cfg_copy, parallel=jobs)
+    return _Tree(bdir, args, state, prune_report, prune_config, added)
+
+
+def _configure(tree: _Tree, spec: BuildSpec, source: Path, env: dict[str, str], log: Callable[[str], None]) -> None:
+    """``build.py --update`` unless this tree is configured with the same arguments; then the transforms
+    that work on what configure extracted."""
+    args_hash = hashlib.sha256(json.dumps(tree.args).encode()).hexdigest()
+    if tree.state.get("configured") != args_hash or not (tree.config_dir / "build.ninja").exists():
+        log(f"configuring {tree.bdir.name} (build.py --update) ...")
+        run_logged([sys.executable, str(source / "tools/ci_build/build.py"), *tree.args], tree.logfile, env, source)
+        tree.state["configured"] = args_hash
+        atomic_write_text(tree.state_path, json.dumps(tree.state))
+    if tree.prune_report is not None:  # configure extracted onnx into _deps/: cut its schema headers there
+        report = prune_deps(tree.config_dir, spec.prune, tree.prune_config, tree.added, tree.prune_report)
+        atomic_write_text(tree.bdir / "prune.json", json.dumps(report.summary(), indent=2) + "\n")
+
+
+def compile_check(
+    spec: BuildSpec,
+    source: Path,
+    objects: list[str],
+    deps: DepsDir | None = None,
+    jobs: int | None = None,
+    log: Callable[[str], None] = print,
+) -> list[Path]:
+    """Configure ``spec``'s build directory (as ``build`` would) and compile only ``objects`` (source paths
+    relative to the ORT tree, e.g. ``onnxruntime/core/mlas/lib/platform.cpp``): whether a long build gets past
+    its first files, in seconds. The directory is the build's own, so ``build`` later reuses all of it.
+    Returns the object files; BuildError when one fails (with the compiler's last lines)."""
+    env = build_env()
+    tools = resolve_toolchain(spec.toolchain_name, env["PATH"])
+    check_tools(env, tools.cxx)
+    tree = _prepare(spec, source, deps, jobs, tools)
+    _configure(tree, spec, source, env, log)
+    listed = subprocess.run(
+        ["ninja", "-C", str(tree.config_dir), "-t", "targets", "all"], env=env, capture_output=True, text=True
+    ).stdout
+    targets = [line.split(":")[0] for line in listed.splitlines() if line.split(":")[0].endswith(".o")]
+    chosen = []
+    for obj in objects:
+        hits = [t for t in targets if t.endswith(f"{obj}.o")]
+        if not hits:
+            raise BuildError(f"no object of the configured build compiles {obj}", tree.config_dir)
+        chosen.append(hits[0])
+    log(f"compiling {len(chosen)} object(s) of {tree.bdir.name} ...")
+    run_logged(["ninja", "-C", str(tree.config_dir), "-j", str(jobs or 1), *chosen], tree.logfile, env, tree.config_dir)
+    return [tree.config_dir / t for t in chosen]
+
+
 def build(
     spec: BuildSpec,
     source: Path,
@@ -246,56 +351,20 @@ def build(
     if spec.wheel:
         check_wheel_headers()
     env = build_env(ccache_remote)
-    compiler, cmake = check_tools(env)
+    tools = resolve_toolchain(spec.toolchain_name, env["PATH"])
+    compiler, cmake = check_tools(env, tools.cxx)
     key = spec.key()
     cached = find_cached(spec, source)
     if cached is not None:
         log(f"cached: {cached.library} ({cached.library_bytes:,} bytes)")
         return cached
-    bdir = cache_dir("builds", key)
-    manifest_path = bdir / "manifest.json"
-    bdir.mkdir(parents=True, exist_ok=True)
-    logfile = bdir / "build.log"
-    state_path = bdir / "state.json"
-    state = _load_state(state_path)
-
-    if deps is not None:
-        apply_deps(source, deps)
-    cfg_copy = None
-    if spec.config_text is not None:
-        cfg_copy = bdir / "ops.config"
-        if not cfg_copy.exists() or cfg_copy.read_text() != spec.config_text:
-            atomic_write_text(cfg_copy, spec.config_text)
-    defines = tuple(spec.cmake_defines) + (tuple(deps.cmake_defines()) if deps else ())
-    if spec.wheel:
-        ensure_wheel_datasets(source)
-        defines += (f"pybind11_project_DIR={pybind11_cmake_dir()}",)  # FetchContent names it pybind11_project
-    prune_report, prune_config = None, None
-    added: tuple[tuple[str, str, int], ...] = ()
-    if spec.prune:
-        from ortprune.ortbuild.added_ops import ort_added_ops
-
-        prune_config = OpConfig.parse(spec.config_text or "", cfg_copy)
-        added = ort_added_ops(source) + transient_ops(source, spec.prune, spec.keep_transformers)
-        prune_defines, prune_report = prepare_sources(
-            source, bdir, spec.prune, prune_config, spec.keep_transformers, added
-        )
-        defines += tuple(prune_defines)
-    full_spec = dataclasses.replace(spec, cmake_defines=defines)
-    args = build_py_args(full_spec, bdir, cfg_copy, parallel=jobs)
-    args_hash = hashlib.sha256(json.dumps(args).encode()).hexdigest()
-    config_dir = bdir / "MinSizeRel"
+    tree = _prepare(spec, source, deps, jobs, tools)
+    bdir, config_dir, args, state = tree.bdir, tree.config_dir, tree.args, tree.state
+    manifest_path, logfile, state_path = bdir / "manifest.json", tree.logfile, tree.state_path
     started = time.monotonic()
     run: dict[str, object] = {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     try:
-        if state.get("configured") != args_hash or not (config_dir / "build.ninja").exists():
-            log(f"configuring {key} (build.py --update) ...")
-            run_logged([sys.executable, str(source / "tools/ci_build/build.py"), *args], logfile, env, source)
-            state["configured"] = args_hash
-            atomic_write_text(state_path, json.dumps(state))
-        if prune_report is not None:  # configure extracted onnx into _deps/: cut its schema headers there
-            prune_report = prune_deps(config_dir, spec.prune, prune_config, added, prune_report)
-            atomic_write_text(bdir / "prune.json", json.dumps(prune_report.summary(), indent=2) + "\n")
+        _configure(tree, spec, source, env, log)
         log(f"compiling {key} (ninja -j{jobs or os.cpu_count()} onnxruntime) ...")
         target = ["onnxruntime"] + (["onnxruntime_pybind11_state"] if spec.wheel else [])
         steps = {"n": 0}
@@ -373,6 +442,7 @@ def build(
         keep_transformers=list(spec.keep_transformers),
         source_id=spec.source_id,
         toolchain=spec.toolchain,
+        toolchain_name=spec.toolchain_name,
     )
     stripped = stripped_copy(lib)
     result.stripped_library, result.stripped_bytes = str(stripped), stripped.stat().st_size

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ortprune.catalog import variant
+from ortprune.catalog import DEFAULT_TOOLCHAIN, toolchain, variant
 from ortprune.errors import BuildError
 from ortprune.opconfig import OpConfig
 
@@ -58,15 +58,20 @@ class BuildSpec:
     keep_transformers: tuple[str, ...] = ()  # with prune "optimizers": the transformer names to keep
     source_id: str = ""
     toolchain: str = ""
+    toolchain_name: str = DEFAULT_TOOLCHAIN  # catalog.TOOLCHAINS: the compiler and linker (--toolchain)
 
     def __post_init__(self) -> None:
-        from ortprune.ortbuild.prune import check_levers
+        from ortprune.ortbuild.prune import CONFIG_LEVERS, check_levers
 
         v = variant(self.variant)
+        toolchain(self.toolchain_name)
         object.__setattr__(self, "prune", check_levers((*v.prune, *self.prune)))
         object.__setattr__(self, "keep_transformers", tuple(sorted(set(self.keep_transformers))))
-        if self.prune and not v.needs_config:
-            raise BuildError(f"--prune needs a config-built variant (reduced, reduced-types), not {self.variant!r}")
+        if not v.needs_config and any(lv in CONFIG_LEVERS for lv in self.prune):
+            raise BuildError(
+                f"--prune {','.join(lv for lv in self.prune if lv in CONFIG_LEVERS)} needs a config-built variant "
+                f"(reduced, reduced-types), not {self.variant!r}"
+            )
         if "optimizers" in self.prune and not self.keep_transformers:
             raise BuildError(
                 "--prune optimizers needs --keep-transformers NAMES: the transformers the models need "
@@ -135,6 +140,8 @@ class BuildSpec:
             from ortprune.ortbuild.prune import TRANSFORM_VERSION
 
             parts += [list(self.prune), list(self.keep_transformers), TRANSFORM_VERSION]
+        if self.toolchain_name != DEFAULT_TOOLCHAIN:  # only then: gcc builds keep the keys they had
+            parts += [["toolchain", self.toolchain_name]]
         return parts
 
     def key(self) -> str:

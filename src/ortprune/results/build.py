@@ -40,6 +40,7 @@ class BuildResult:
     stripped_bytes: int | None = None
     source_id: str = ""  # content hash of the source and its dependencies (part of the key)
     toolchain: str = ""  # compiler and CMake versions (part of the key)
+    toolchain_name: str = "gcc"  # catalog.TOOLCHAINS (--toolchain)
     fetched_from: str | None = None  # the artifact store it came from, when it was not built here
 
     def to_dict(self) -> dict[str, Any]:
