@@ -80,6 +80,9 @@ def main() -> None:
                  "extra_flags": list(spec.extra_flags), "prune": list(spec.prune), "key": spec.key()},
         "seconds_configure_and_compile": seconds,
         "cmake_cache": grep,
+        "configure_warned_ipo_unsupported": "IPO is not supported" in (config_dir.parent / "build.log").read_text(),
+        "ortprune_overlay_lines": [line for line in (config_dir.parent / "build.log").read_text().splitlines()
+                                   if line.startswith("-- ortprune:")],
         "objects": commands,
         "machine": {"platform": platform.platform(), "cpu": platform.processor() or platform.machine()},
         "command": " ".join(shlex.quote(x) for x in ["python", "bench/compile_check.py", *sys.argv[1:]]),

@@ -258,3 +258,17 @@ def test_estimate_refuses_what_it_cannot_predict() -> None:
 
     with pytest.raises(OrtpruneError, match="cannot predict"):
         estimate_levers(spec, Path("/nonexistent"))
+
+
+def test_results_command_reproduces_toolchain_and_levers() -> None:
+    from ortprune.analyze.builds import command_for
+    from ortprune.results import BuildResult
+
+    r = BuildResult("1.21.0", "reduced-max", "k", [], ["--enable_lto"], "h", CFG, "clang 16", "cmake 3.31", "/s",
+                    "/b", "/b/lib.so", 1, [], 1.0, prune=["mlas-isa=avx2", "optimizers", "schemas"],
+                    keep_transformers=["ConstantFolding"], toolchain_name="clang")  # fmt: skip
+    cmd = command_for(r, "bundled-all.config")
+    assert cmd == (
+        "ortprune build --source debian:1.21.0 --variant reduced-max --config bundled-all.config "
+        "--extra=--enable_lto --prune mlas-isa=avx2 --keep-transformers ConstantFolding --toolchain clang"
+    )

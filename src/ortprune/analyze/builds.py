@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ortprune.analyze.shipped import stripped_size
 from ortprune.cache import cache_dir, file_digest
-from ortprune.catalog import variant_rank
+from ortprune.catalog import DEFAULT_TOOLCHAIN, VARIANTS, variant, variant_rank
 from ortprune.errors import OrtpruneError
 from ortprune.results import BuildResult, MeasuredBuild
 
@@ -74,6 +74,14 @@ def command_for(r: BuildResult, config_file: str | None) -> str:
     if r.config_hash:
         args += ["--config", config_file or "ops.config"]
     args += [f"--extra={flag}" for flag in r.extra_flags]
+    own = set(variant(r.variant).prune) if r.variant in VARIANTS else set()
+    levers = [lv for lv in r.prune if lv not in own]
+    if levers:
+        args += ["--prune", ",".join(levers)]
+    if r.keep_transformers:
+        args += ["--keep-transformers", ",".join(r.keep_transformers)]
+    if r.toolchain_name != DEFAULT_TOOLCHAIN:
+        args += ["--toolchain", r.toolchain_name]
     if r.wheel_file:
         args.append("--wheel")
     return shlex.join(args)
@@ -101,7 +109,8 @@ def measured_builds(
         config_label, file = named.get(r.config_hash or "", (None, None))
         wheel = " + Python wheel" if r.wheel_file else ""
         extra = "".join(f" {f}" for f in r.extra_flags)
-        name = f"{r.variant}: {config_label}{wheel}" if config_label else f"{r.variant}{extra}{wheel}"
+        tag = f" ({r.toolchain_name})" if r.toolchain_name != DEFAULT_TOOLCHAIN else ""
+        name = f"{r.variant}: {config_label}{tag}{wheel}" if config_label else f"{r.variant}{extra}{tag}{wheel}"
         stripped = stripped_size(r.library) if Path(r.library).exists() else None
         rows.append(MeasuredBuild(r, name, command_for(r, file), stripped, file))
     return rows

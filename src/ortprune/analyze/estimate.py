@@ -309,6 +309,14 @@ def _estimate(
             "not estimated: page-alignment padding, per-type reduction (--enable_reduced_operator_type_support)",
         ]
         notes += lever_notes
+        if levers.mlas_dropped:
+            unsized = sorted({s.name for s in elf.symbols("symtab") if s.name in levers.mlas_dropped and not s.size})
+            if unsized:
+                notes.append(
+                    f"mlas-isa: {len(unsized)} of the kernels it drops are assembly entry points without a symbol size "
+                    f"({', '.join(unsized[:4])}, ...): the reference graph cannot see their code, so their bytes are "
+                    "NOT counted as removed (the prediction for this lever errs towards too big)"
+                )
         missing = [
             str(i) for i in config if not any(r.kept_by([i.opset]) for r in per_op.get(f"{i.domain};{i.op}", ()))
         ]
