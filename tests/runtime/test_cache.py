@@ -4,6 +4,7 @@ release and corrupt entries are never used, and are rebuilt."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -94,15 +95,38 @@ def test_truncated_entry_is_rebuilt(tmp_path: Path, int8_model: Path, reference:
 
 
 def test_garbled_entry_is_rebuilt(tmp_path: Path, int8_model: Path, reference: np.ndarray) -> None:
-    """Same size, garbage where the flatbuffer's tables are: ORT refuses it, the cache rebuilds it."""
+    """Same size, garbage where the flatbuffer's tables are, and a meta.json that vouches for it (as if
+    the writer itself had saved garbage): ORT refuses it, the cache rebuilds it."""
     run(int8_model, tmp_path)
     (entry,) = entries(tmp_path)
     data = bytearray((entry / ENTRY_MODEL).read_bytes())
     data[8:4096] = b"\xff" * (4096 - 8)
     (entry / ENTRY_MODEL).write_bytes(bytes(data))
+    meta = json.loads((entry / ENTRY_META).read_text())
+    meta["ort_sha256"] = hashlib.sha256(data).hexdigest()
+    (entry / ENTRY_META).write_text(json.dumps(meta))
     with pytest.warns(CacheWarning, match="it cannot be loaded"):
         s, out = run(int8_model, tmp_path)
     assert s.cache_status == "rebuilt" and np.array_equal(out, reference)
+
+
+def test_changed_weights_are_rebuilt(tmp_path: Path, int8_model: Path, reference: np.ndarray) -> None:
+    """Weight bytes changed in place (same size, a valid flatbuffer that ORT would load and run with
+    wrong outputs): the saved model's SHA-256 no longer matches meta.json, the entry is rebuilt."""
+    run(int8_model, tmp_path)
+    (entry,) = entries(tmp_path)
+    saved = entry / ENTRY_MODEL
+    data = bytearray(saved.read_bytes())
+    for i in range(4 << 20, len(data) - (4 << 20), 1 << 20):  # one byte a MB, inside the fp32 weights
+        data[i] ^= 0x40
+    with open(saved, "r+b") as f:  # in place: same inode, same size
+        f.write(data)
+    loaded = Session(saved, LIB, optimization_level="disable")  # ORT itself takes it...
+    assert not np.array_equal(loaded.run(FEEDS)["last_hidden_state"], reference)  # ...and computes garbage
+    with pytest.warns(CacheWarning, match=r"bytes changed since they were written \(SHA-256 differs\)"):
+        s, out = run(int8_model, tmp_path)
+    assert s.cache_status == "rebuilt" and np.array_equal(out, reference)
+    assert run(int8_model, tmp_path)[0].cache_status == "hit"
 
 
 def test_changed_model_gets_a_new_entry(tmp_path: Path) -> None:
@@ -141,3 +165,40 @@ def test_background_build(tmp_path: Path, int8_model: Path, reference: np.ndarra
 def test_default_root_follows_ortprune_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path))
     assert OptimizedModelCache().root == tmp_path / "optimized"
+
+
+def test_warm_hit_hashes_nothing(tmp_path: Path, int8_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hit reads no file in full: the model's, the library's and the entry's hashes are remembered per
+    file stat (the entry's from when it was written), so a warm start does not hash 90 MB again."""
+    from ortprune.runtime import cache as cache_mod
+
+    run(int8_model, tmp_path)
+    hashed: list[Path] = []
+    real = cache_mod.file_digest
+    monkeypatch.setattr(cache_mod, "file_digest", lambda p, n=16: hashed.append(Path(p)) or real(p, n))
+    s, _ = run(int8_model, tmp_path)
+    assert s.cache_status == "hit" and hashed == []
+
+
+def test_content_digest_follows_the_file(tmp_path: Path) -> None:
+    """The remembered hash is keyed by size, mtime, ctime, inode: a rewrite with the same size and the old
+    mtime put back is still seen (ctime moved); a file changed in the last RACY_SECONDS is not remembered."""
+    import os
+    import time
+
+    from ortprune.runtime.cache import content_digest
+
+    index = tmp_path / "index"
+    f = tmp_path / "model.bin"
+    f.write_bytes(b"a" * 1000)
+    fresh = content_digest(f, index)
+    assert fresh == hashlib.sha256(b"a" * 1000).hexdigest()
+    assert not index.exists()  # racy: just written, hashed every time
+    old = time.time_ns() - 3_600 * 10**9
+    os.utime(f, ns=(old, old))
+    time.sleep(2.1)  # ctime (set by utime) must be older than RACY_SECONDS too
+    assert content_digest(f, index) == fresh and len(list(index.iterdir())) == 1  # remembered now
+    with open(f, "r+b") as fh:  # same size, same inode, mtime put back: only ctime tells
+        fh.write(b"b")
+    os.utime(f, ns=(old, old))
+    assert content_digest(f, index) == hashlib.sha256(b"b" + b"a" * 999).hexdigest()

@@ -9,8 +9,10 @@ bit-identical).
 An entry is keyed by everything the optimized graph depends on: the model's content hash, the library's
 content hash and version, the optimization level and the CPU features ORT's rewrites depend on (ORT
 warns that NCHWc-optimized models are hardware-specific). Each entry carries ``meta.json`` with those
-fields and the saved file's size; an entry that does not match (another CPU or library copied in,
-truncated, unreadable by ORT) is rebuilt, with a warning.
+fields and the saved file's size and SHA-256; an entry that does not match (another CPU or library
+copied in, truncated, bytes changed, unreadable by ORT) is rebuilt, with a warning. Hashes of the model,
+the library and the saved file are remembered per file stat (:func:`content_digest`), so a warm start
+reads no file in full: it maps the saved model and ORT uses its bytes in place.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import os
 import platform
 import shutil
+import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +33,7 @@ from ortprune.cache import cache_dir, file_digest
 
 ENTRY_MODEL = "model.ort"
 ENTRY_META = "meta.json"
-FORMAT = 1
+FORMAT = 2  # 2: meta.json holds the saved model's SHA-256
 
 
 class CacheWarning(UserWarning):
@@ -56,24 +59,42 @@ class CacheKey:
         return d
 
 
+#: A file changed less than this long ago is hashed on every call, never remembered: a second write
+#: within the file system's timestamp granularity would leave size and times unchanged ("racy" files,
+#: as git treats them).
+RACY_SECONDS = 2.0
+
+
+def _stat_key(p: Path, st: os.stat_result) -> str:
+    fields = (p, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+    return hashlib.sha256("\0".join(map(str, fields)).encode()).hexdigest()[:32]
+
+
 def content_digest(path: str | Path, index: Path) -> str:
-    """SHA-256 of a file, remembered per (real path, size, mtime, inode) so a warm start does not hash
-    a 90 MB model again. A changed file has a new mtime and is hashed anew."""
+    """SHA-256 of a file, remembered per (real path, size, mtime, ctime, inode, device) so a warm start
+    does not hash a 90 MB model again. A changed file has new times and is hashed anew; a file changed
+    in the last :data:`RACY_SECONDS` is hashed every time."""
     p = Path(path).resolve()
     st = p.stat()
-    stat_key = hashlib.sha256(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}".encode()).hexdigest()[:32]
-    memo = index / stat_key
+    memo = index / _stat_key(p, st)
     with contextlib.suppress(OSError):
         text = memo.read_text().strip()
         if len(text) == 64:
             return text
     digest = file_digest(p, 64)
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_SECONDS * 1e9:
+        remember_digest(p, st, digest, index)
+    return digest
+
+
+def remember_digest(p: Path, st: os.stat_result, digest: str, index: Path) -> None:
+    """Record ``digest`` as the content of ``p`` as it is in ``st`` (best effort)."""
+    memo = index / _stat_key(p, st)
     with contextlib.suppress(OSError):
         index.mkdir(parents=True, exist_ok=True)
         tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
         tmp.write_text(digest + "\n")
         os.replace(tmp, memo)
-    return digest
 
 
 class OptimizedModelCache:
@@ -130,6 +151,8 @@ class OptimizedModelCache:
                 problem = "it was made for another model, library, level or CPU"
             elif model.stat().st_size != meta.get("ort_bytes"):
                 problem = f"its model is {model.stat().st_size} B, not the {meta.get('ort_bytes')} B written"
+            elif content_digest(model, self.root / "index") != meta.get("ort_sha256"):
+                problem = "its model's bytes changed since they were written (SHA-256 differs)"
         except (OSError, ValueError) as e:
             problem = f"unreadable ({e})"
         if problem is None:
@@ -154,7 +177,9 @@ class OptimizedModelCache:
         tmp.mkdir()
         try:
             yield tmp / ENTRY_MODEL
-            meta = {"format": FORMAT, "key": key.to_dict(), "ort_bytes": (tmp / ENTRY_MODEL).stat().st_size}
+            digest = file_digest(tmp / ENTRY_MODEL, 64)
+            size = (tmp / ENTRY_MODEL).stat().st_size
+            meta = {"format": FORMAT, "key": key.to_dict(), "ort_bytes": size, "ort_sha256": digest}
             (tmp / ENTRY_META).write_text(json.dumps(meta, indent=2) + "\n")
             target = self.entry(key)
             shutil.rmtree(target, ignore_errors=True)
@@ -162,6 +187,9 @@ class OptimizedModelCache:
                 os.replace(tmp, target)
             except OSError:  # another process put the same entry in place first: keep theirs
                 shutil.rmtree(tmp, ignore_errors=True)
+            else:  # the first hit need not hash what was just written (renamed: same inode, new path)
+                saved = (target / ENTRY_MODEL).resolve()
+                remember_digest(saved, saved.stat(), digest, self.root / "index")
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
