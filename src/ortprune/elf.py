@@ -90,10 +90,13 @@ class Symbol:
 class ElfFile:
     """An ELF file mapped read-only. Raises :class:`ElfError` (naming the file) for anything malformed."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, sections: bool = True) -> None:
+        """``sections=False``: the section header table is neither checked nor read (a loader needs only
+        the program headers; the runtime's pre-dlopen check)."""
         from ortprune._io import input_problem
 
         self.path = Path(path)
+        self._with_sections = sections
         problem = input_problem(self.path)  # checked before opening: a FIFO would block, a device never end
         if problem is not None:
             raise ElfError(problem, self.path)
@@ -142,13 +145,16 @@ class ElfFile:
             shstrndx,
         ) = struct.unpack_from(fmt, d, 16)
         self.shnum, self.shstrndx = shnum, shstrndx
+        self._check_range(self.phoff, self.phnum * self.phentsize, "program header table")
+        if not self._with_sections:
+            self.shoff = self.shnum = 0
+            return
         if self.shoff and (shnum == 0 or shstrndx == SHN_XINDEX):
             # More sections than fit in 16 bits: the real counts live in section 0.
             first = self._raw_section_headers(1)[0]
             self.shnum = shnum or first[5]
             if shstrndx == SHN_XINDEX:
                 self.shstrndx = first[6]
-        self._check_range(self.phoff, self.phnum * self.phentsize, "program header table")
         self._check_range(self.shoff, self.shnum * self.shentsize, "section header table")
 
     def _check_range(self, off: int, size: int, what: str) -> None:
