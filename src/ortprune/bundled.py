@@ -6,7 +6,7 @@ ONNX file inside it, and where its tokenizer comes from.
 
 from __future__ import annotations
 
-import importlib.metadata as md
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +51,14 @@ BUNDLED: tuple[BundledModel, ...] = (
 
 
 def _locate(distribution: str, relpath: str) -> Path:
+    top = relpath.split("/", 1)[0]
+    if top.isidentifier():  # the package's directory, found without importing importlib.metadata (cold start)
+        spec = importlib.util.find_spec(top)
+        for loc in (spec.submodule_search_locations or []) if spec is not None else []:
+            if (path := Path(loc).parent / relpath).exists():
+                return path
+    import importlib.metadata as md
+
     try:
         dist = md.distribution(distribution)
     except md.PackageNotFoundError:
