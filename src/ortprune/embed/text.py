@@ -6,7 +6,8 @@ import itertools
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -95,22 +96,34 @@ class TextEmbedding:
         self.info = replace(resolved.info, **changes)
         self.model_path = resolved.onnx
         self.tokenizer_dir = resolved.tokenizer_dir
-        self.tokenizer, self.max_length = load_tokenizer(resolved.tokenizer_dir, max_length)
         self._lib = lib
         self._threads, self._optimization_level, self._cache = threads, optimization_level, cache
         self._max_length_arg = max_length
         self._session: Session | None = None
         self._output: str | None = None
         self._token_type_ids = False
-        if not lazy_load:
-            self.load_onnx_model()
+        # ORT loads the library and the model in a thread while this one reads the tokenizer: ctypes
+        # releases the GIL in ORT's calls, so on two cores a cold start waits for the longer, not the sum.
+        opening = None if lazy_load else _InThread(self._open_session)
+        try:
+            self.tokenizer, self.max_length = load_tokenizer(resolved.tokenizer_dir, max_length)
+        except BaseException:
+            if opening is not None:
+                opening.discard()
+            raise
+        if opening is not None:
+            self._use_session(opening.result())
 
     # -- the ONNX session (created at construction, or on first use with lazy_load=True) --------------
     def load_onnx_model(self) -> None:
-        if self._session is not None:
-            return
-        session = Session(self.model_path, self._lib, threads=self._threads,
-                          optimization_level=self._optimization_level, cache=self._cache)  # fmt: skip
+        if self._session is None:
+            self._use_session(self._open_session())
+
+    def _open_session(self) -> Session:
+        return Session(self.model_path, self._lib, threads=self._threads,
+                       optimization_level=self._optimization_level, cache=self._cache)  # fmt: skip
+
+    def _use_session(self, session: Session) -> None:
         names = set(session.input_names)
         for needed in ("input_ids", "attention_mask"):
             if needed not in names:
@@ -302,6 +315,36 @@ class TextEmbedding:
     def __repr__(self) -> str:
         lib = self._session.lib.version if self._session is not None else "not loaded"
         return f"TextEmbedding({self.info.name!r}, dim={self.info.dim or '?'}, lib={lib})"
+
+
+class _InThread:
+    """``fn()`` run in a thread at once; :meth:`result` waits for it and returns or raises what it did."""
+
+    def __init__(self, fn: Callable[[], Session]) -> None:
+        self._fn = fn
+        self._value: Session | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="ortprune-load", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._fn()
+        except BaseException as e:  # handed to the caller by result()
+            self._error = e
+
+    def result(self) -> Session:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error.with_traceback(self._error.__traceback__)
+        assert self._value is not None
+        return self._value
+
+    def discard(self) -> None:
+        """Wait for the thread and release what it made (the caller failed before using it)."""
+        self._thread.join()
+        if self._value is not None:
+            self._value.close()
 
 
 def _batches(docs: Iterable[str], size: int) -> Iterator[list[str]]:
