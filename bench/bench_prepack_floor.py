@@ -1,0 +1,96 @@
+"""Why a keep-quantized .ort cannot match the .onnx within 1e-6: one MatMul, two ways to hold its weights.
+
+* ``constant``: B is an fp32 initializer (what ConstantFolding makes of the int8 weights at level all, and
+  what the folded .ort stores). ORT pre-packs it at load; MLAS then runs its packed SGEMM, which walks K
+  in slices of ``MLAS_SGEMM_PACKED_STRIDEK`` = 256.
+* ``dequantized``: B = Mul(Cast(int8 initializer), scale) computed at run time (the keep-quantized .ort's
+  graph). Not a constant initializer, so never pre-packed; MLAS's unpacked SGEMM walks K in slices of
+  ``MLAS_SGEMM_STRIDEK`` = 128 (``onnxruntime/core/mlas/lib/mlasi.h``).
+  Between slices the partial sums are rounded to float32 in C, so the two paths round at different points
+  once K > 128, and agree bit for bit when K <= 128.
+* ``constant, disable_prepacking``: the constant B with ``session.disable_prepacking=1``: equal to
+  ``dequantized`` bit for bit (the same unpacked SGEMM), which shows the difference is the GEMM path and
+  not the dequantization.
+
+Both weight forms hold the same fp32 values (the int8 weights times the scale, computed in float32 as ORT's
+Mul does). Runs at level ``disable`` on each library; threads=1.
+Writes bench/results/prepack_floor.json. Usage: python bench/bench_prepack_floor.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from ortprune._io import atomic_write_text
+from ortprune.cache import cache_dir
+from ortprune.platform import machine_info
+from ortprune.runtime import Session, load_library, wheel_library
+
+RESULTS = Path(__file__).resolve().parent / "results" / "prepack_floor.json"
+M, N = 64, 384
+
+
+def matmul_model(k: int, dequantized: bool) -> bytes:
+    rng = np.random.default_rng(k)
+    w8 = rng.integers(-127, 128, size=(k, N), dtype=np.int8)
+    scale = np.float32(0.0123)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [M, k])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [M, N])
+    if dequantized:
+        inits = [numpy_helper.from_array(w8, "w8"), numpy_helper.from_array(np.array(scale), "scale")]
+        nodes = [helper.make_node("Cast", ["w8"], ["wf"], to=TensorProto.FLOAT),
+                 helper.make_node("Mul", ["wf", "scale"], ["w"]),
+                 helper.make_node("MatMul", ["x", "w"], ["y"])]  # fmt: skip
+    else:
+        inits = [numpy_helper.from_array(w8.astype(np.float32) * scale, "w")]
+        nodes = [helper.make_node("MatMul", ["x", "w"], ["y"])]
+    graph = helper.make_graph(nodes, "mm", [x], [y], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def main() -> None:
+    libs = {"wheel": wheel_library()}
+    for manifest in sorted(cache_dir("builds").glob("1.21.0-full-*/manifest.json")):
+        libs["full 1.21.0"] = Path(json.loads(manifest.read_text())["library"])
+    rows = []
+    for label, path in libs.items():
+        if path is None:
+            continue
+        lib = load_library(path)
+        for k in (64, 128, 256, 384, 1536):
+            x = np.random.default_rng(1).standard_normal((M, k)).astype(np.float32)
+
+            def run(model: bytes, lib=lib, x=x, **config: str) -> np.ndarray:  # type: ignore[no-untyped-def]
+                with Session(model, lib, threads=1, optimization_level="disable", config=config) as s:
+                    return s.run({"x": x})["y"]
+
+            const = run(matmul_model(k, False))
+            deq = run(matmul_model(k, True))
+            unpacked = run(matmul_model(k, False), **{"session.disable_prepacking": "1"})
+            row = {
+                "library": f"{label} ({lib.version})",
+                "K": k,
+                "max_abs_diff_dequantized_vs_constant": float(np.abs(deq - const).max()),
+                "elements_that_differ": int((deq != const).sum()),
+                "dequantized_equals_constant_without_prepacking": bool(np.array_equal(deq, unpacked)),
+            }
+            rows.append(row)
+            print(row)
+    result = {
+        "benchmark": "one MatMul (M=64, N=384): fp32 constant weights (pre-packed) vs Cast+Mul of int8 weights",
+        "machine": machine_info(),
+        "rows": rows,
+    }
+    atomic_write_text(RESULTS, json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
