@@ -217,6 +217,27 @@ def test_local_directory_errors(int8_model: Path, tokenizer_dir: Path, tmp_path:
         TextEmbedding(not_text)
 
 
+def test_the_loading_thread_leaves_nothing(int8_model: Path, tokenizer_dir: Path, tmp_path: Path) -> None:
+    """ORT loads the model in a thread while the tokenizer is read: a tokenizer error is the one raised and
+    the session the thread made is released; a model error raised in the thread reaches the caller."""
+    from ortprune.runtime import load_library
+
+    lib = load_library(wheel_library())
+    before = lib.live_handles().get("session", 0)
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "model.onnx").symlink_to(int8_model)
+    with pytest.raises(OrtpruneError, match=r"m: no tokenizer\.json"):
+        TextEmbedding(d, lib=lib)
+    assert lib.live_handles().get("session", 0) == before
+    bad = model_dir(tmp_path / "bad", int8_model, tokenizer_dir, "model.onnx")
+    (bad / "model.onnx").unlink()
+    (bad / "model.onnx").write_bytes(b"not a model")
+    with pytest.raises(OrtpruneError, match=r"bad/model\.onnx: ONNX Runtime .* could not load the model"):
+        TextEmbedding(bad, lib=lib)
+    assert lib.live_handles().get("session", 0) == before
+
+
 def test_registry() -> None:
     names = [m.name for m in MODELS]
     assert len(names) == len(set(names))
