@@ -14,12 +14,18 @@
 
 Both weight forms hold the same fp32 values (the int8 weights times the scale, computed in float32 as ORT's
 Mul does). Runs at level ``disable`` on each library; threads=1.
+
+Second part, the whole int8 all-MiniLM-L6-v2 (batch 8 x 64 random tokens): its keep-quantized .ort loaded at
+every optimization level against the .onnx at level all, and the .onnx with pre-packing off: a level above
+``disable`` would fold the dequantization back into constants if ORT optimized ORT-format graphs.
+
 Writes bench/results/prepack_floor.json. Usage: python bench/bench_prepack_floor.py
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +33,11 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ortprune._io import atomic_write_text
+from ortprune.bundled import bundled
 from ortprune.cache import cache_dir
+from ortprune.convert import convert_model
 from ortprune.platform import machine_info
-from ortprune.runtime import Session, load_library, wheel_library
+from ortprune.runtime import Library, Session, load_library, wheel_library
 
 RESULTS = Path(__file__).resolve().parent / "results" / "prepack_floor.json"
 M, N = 64, 384
@@ -54,6 +62,34 @@ def matmul_model(k: int, dequantized: bool) -> bytes:
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model.SerializeToString()
+
+
+def keep_quantized_levels(label: str, lib: Library) -> list[dict[str, object]]:
+    model = bundled("all-MiniLM-L6-v2-int8").path()
+    ids = np.random.default_rng(0).integers(1000, 20000, size=(8, 64)).astype(np.int64)
+    ids[:, 0] = 101
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+
+    def hidden(path: Path, level: str, **config: str) -> np.ndarray:
+        with Session(path, lib, threads=1, optimization_level=level, config=config) as s:
+            return s.run(feeds)["last_hidden_state"]
+
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ort = convert_model(model, lib, Path(tmp), keep_quantized=True).ort
+        ref = hidden(model, "all")
+        cases: list[tuple[str, Path, str, dict[str, str]]] = [
+            (f"keep-quantized .ort at level {lv}", ort, lv, {}) for lv in ("disable", "basic", "extended", "all")
+        ]
+        cases.append((".onnx at level all, session.disable_prepacking=1", model, "all",
+                      {"session.disable_prepacking": "1"}))  # fmt: skip
+        for case, path, level, config in cases:
+            out = hidden(path, level, **config)
+            row = {"library": f"{label} ({lib.version})", "case": case,
+                   "max_abs_diff_hidden_vs_onnx_level_all": float(np.abs(out - ref).max())}  # fmt: skip
+            rows.append(row)
+            print(row)
+    return rows
 
 
 def main() -> None:
@@ -84,10 +120,15 @@ def main() -> None:
             }
             rows.append(row)
             print(row)
+    levels = []
+    for label, path in libs.items():
+        if path is not None:
+            levels += keep_quantized_levels(label, load_library(path))
     result = {
         "benchmark": "one MatMul (M=64, N=384): fp32 constant weights (pre-packed) vs Cast+Mul of int8 weights",
         "machine": machine_info(),
         "rows": rows,
+        "keep_quantized_ort_by_level": levels,
     }
     atomic_write_text(RESULTS, json.dumps(result, indent=1) + "\n")
 
