@@ -210,3 +210,20 @@ def test_content_digest_follows_the_file(tmp_path: Path) -> None:
         fh.write(b"b")
     os.utime(f, ns=(old, old))
     assert content_digest(f, index) == hashlib.sha256(b"b" + b"a" * 999).hexdigest()
+
+
+def test_hit_where_files_cannot_be_mapped(
+    tmp_path: Path, int8_model: Path, reference: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a file system that refuses mmap the entry is read instead: still a hit, still bit-identical
+    (not a 'cannot be loaded' that would rebuild the entry on every start)."""
+    import mmap
+
+    run(int8_model, tmp_path)
+
+    def no_mmap(*args: object, **kwargs: object) -> mmap.mmap:
+        raise OSError(19, "No such device")
+
+    monkeypatch.setattr(mmap, "mmap", no_mmap)
+    s, out = run(int8_model, tmp_path)
+    assert s.cache_status == "hit" and np.array_equal(out, reference)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import threading
@@ -456,14 +457,15 @@ def _is_ort_format(model: object, path: Path | None) -> bool:
 
 def _read_model(path: Path, mapped: bool) -> ctypes.Array[ctypes.c_char]:
     """The file's bytes as a ctypes buffer: memory-mapped copy-on-write (no read; pages shared with the
-    page cache), or read into memory."""
+    page cache), or read into memory (also when the file system cannot map it)."""
     import mmap
 
     try:
         with open(path, "rb") as fh:
             if mapped:
-                mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
-                return (ctypes.c_char * len(mm)).from_buffer(mm)
+                with contextlib.suppress(OSError):
+                    mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
+                    return (ctypes.c_char * len(mm)).from_buffer(mm)
             size = os.fstat(fh.fileno()).st_size
             buf = (ctypes.c_char * size)()
             if fh.readinto(buf) != size:
