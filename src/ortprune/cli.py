@@ -23,8 +23,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Turn a set of ONNX models into the smallest ONNX Runtime that still runs them.",
 )
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)  # paths stay on one line: copyable, greppable
+out = Console(soft_wrap=True)
 _state = {"debug": False}
 
 
