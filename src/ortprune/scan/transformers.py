@@ -9,6 +9,7 @@ version being pruned: another version has other transformers.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import sys
@@ -16,6 +17,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ortprune.errors import ModelError, OrtpruneError
 
@@ -84,7 +86,8 @@ DISABLE_KEY = "optimization.disable_specified_optimizers"
 
 
 def optimized_bytes(model: Path, lib: str | Path | None, level: str, disabled: Iterable[str], tmp: Path) -> bytes:
-    """The graph ORT saves after optimizing ``model`` (the .onnx and its weights file), for byte comparison."""
+    """The graph ORT saves after optimizing ``model`` (the .onnx with its weights), in canonical form
+    (``canonical_model_bytes``), for byte comparison."""
     from ortprune.runtime import Session
     from ortprune.scan.optimize import _SAVE_CONFIG
 
@@ -100,8 +103,137 @@ def optimized_bytes(model: Path, lib: str | Path | None, level: str, disabled: I
         optimized_model_path=tmp / "optimized.onnx",
         config=config,
     ).close()
-    weights = tmp / _SAVE_CONFIG["session.optimized_model_external_initializers_file_name"]
-    return (tmp / "optimized.onnx").read_bytes() + (weights.read_bytes() if weights.exists() else b"")
+    return canonical_model_bytes(tmp / "optimized.onnx")
+
+
+def canonical_model_bytes(path: Path) -> bytes:
+    """A saved model's bytes with its weights inlined and every graph in a canonical form.
+
+    Two sessions of one ORT build can save the same optimized graph differently (seen with
+    NchwcTransformer on PP-OCR's Conv nets): independent branches in another topological order, and the
+    names it generates (``reorder_token_110``, ``ReorderOutput_token_213``) numbered in that order. So the
+    canonical form keeps only what the graph computes: the model's inputs and outputs by name, weights by
+    content, every other tensor and node renamed in a topological order that depends on ops, attributes and
+    (already canonical) inputs alone. Equal bytes mean the same computation on the same weights.
+    """
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=True)
+    _canonical_graph(m.graph, {})
+    return m.SerializeToString(deterministic=True)
+
+
+def _canonical_graph(g: Any, outer: dict[str, str], prefix: str = "") -> None:
+    import heapq
+
+    import onnx
+
+    names = dict(outer)
+    names.update({i.name: i.name for i in g.input})
+    keep = {o.name for o in g.output}
+    seen: dict[str, int] = {}
+    tensors = list(g.initializer)
+    digests = [_tensor_digest(t) for t in tensors]  # the data itself is replaced by it
+    for i in sorted(range(len(tensors)), key=lambda i: (digests[i], tensors[i].name)):
+        t, d = tensors[i], digests[i]
+        seen[d] = seen.get(d, 0) + 1
+        if t.name not in names:  # an initializer that is also a graph input keeps its name
+            names[t.name] = f"{prefix}w:{d}:{seen[d]}"
+        t.name = names[t.name]
+    inits = sorted(g.initializer, key=lambda t: t.name)
+
+    nodes = list(g.node)
+    produced = {o: i for i, n in enumerate(nodes) for o in n.output if o}
+    deps = [{produced[x] for x in (*n.input, *_subgraph_refs(n)) if x in produced} for n in nodes]
+    users: dict[int, list[int]] = {}
+    for i, d in enumerate(deps):
+        for j in d:
+            users.setdefault(j, []).append(i)
+    waiting = [len(d) for d in deps]
+
+    def key(i: int) -> tuple[str, ...]:
+        n = nodes[i]
+        attrs = b"".join(a.SerializeToString(deterministic=True) for a in n.attribute if not _is_graph(a))
+        return (n.domain, n.op_type, hashlib.sha256(attrs).hexdigest(), *(names.get(x, x) for x in n.input))
+
+    ready = [(key(i), i) for i, w in enumerate(waiting) if w == 0]
+    heapq.heapify(ready)
+    out: list[onnx.NodeProto] = []
+    while ready:
+        _, i = heapq.heappop(ready)
+        c = len(out)
+        node = onnx.NodeProto()
+        node.CopyFrom(nodes[i])
+        node.name = f"{prefix}n{c}"
+        del node.input[:], node.output[:]
+        node.input.extend(names.get(x, x) for x in nodes[i].input)
+        for k, o in enumerate(nodes[i].output):
+            if o:
+                names[o] = o if o in keep else f"{prefix}v{c}.{k}"
+            node.output.append(names[o] if o else "")
+        for a in node.attribute:
+            if a.HasField("g"):
+                _canonical_graph(a.g, names, f"{node.name}/{a.name}/")
+            for s, sub in enumerate(a.graphs):
+                _canonical_graph(sub, names, f"{node.name}/{a.name}{s}/")
+            if a.HasField("t"):
+                _inline(a.t)
+            for t in a.tensors:
+                _inline(t)
+        out.append(node)
+        for j in users.get(i, []):
+            waiting[j] -= 1
+            if waiting[j] == 0:
+                heapq.heappush(ready, (key(j), j))
+    if len(out) != len(nodes):  # a cycle: not a valid graph; compare it as saved
+        return
+    for v in g.value_info:
+        v.name = names.get(v.name, v.name)
+    infos = sorted(g.value_info, key=lambda v: v.name)
+    for field, items in ((g.node, out), (g.initializer, inits), (g.value_info, infos)):
+        del field[:]
+        field.extend(items)
+
+
+def _is_graph(a: Any) -> bool:
+    return bool(a.HasField("g") or len(a.graphs))
+
+
+def _subgraph_refs(n: Any) -> set[str]:
+    """Every name the nodes inside ``n``'s subgraphs read (outer-scope values among them)."""
+    refs: set[str] = set()
+    for a in n.attribute:
+        for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+            for inner in sub.node:
+                refs.update(inner.input)
+                refs |= _subgraph_refs(inner)
+    return refs
+
+
+#: TensorProto fields that hold data; a canonical tensor keeps a digest of them instead (no copies of weights).
+_DATA_FIELDS = ("raw_data", "float_data", "int32_data", "string_data", "int64_data", "double_data", "uint64_data")
+
+
+def _tensor_digest(t: Any) -> str:
+    """A tensor's content (type, shape, data), not its name; its data is replaced by the digest."""
+    h = hashlib.sha256(repr((t.data_type, list(t.dims))).encode())
+    h.update(t.raw_data)
+    for f in _DATA_FIELDS[1:]:
+        h.update(repr(list(getattr(t, f))).encode())
+    for f in _DATA_FIELDS:
+        t.ClearField(f)
+    _inline(t)
+    digest = h.hexdigest()[:32]
+    t.raw_data = digest.encode()
+    return digest
+
+
+def _inline(t: Any) -> None:
+    """Loaded external data leaves ``data_location`` explicitly DEFAULT: the same tensor as never set."""
+    import onnx
+
+    if t.data_location == onnx.TensorProto.DEFAULT:
+        t.ClearField("data_location")
 
 
 def changed_by_disabling(
