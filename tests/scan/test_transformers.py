@@ -38,7 +38,9 @@ def _save(model: onnx.ModelProto, path: Path) -> None:
     onnx.save(model, str(path), save_as_external_data=True, location="w.bin", size_threshold=64)
 
 
-def test_canonical_bytes_ignore_order_and_generated_names_only(int8_model: Path, wheel_lib: Path, tmp_path: Path) -> None:
+def test_canonical_bytes_ignore_order_and_generated_names_only(
+    int8_model: Path, wheel_lib: Path, tmp_path: Path
+) -> None:
     raw = optimized_bytes(int8_model, wheel_lib, "all", (), tmp_path / "a")
     assert raw == canonical_model_bytes(tmp_path / "a" / "optimized.onnx")
     m = onnx.load(str(tmp_path / "a" / "optimized.onnx"))

@@ -190,9 +190,9 @@ def _canonical_graph(g: Any, outer: dict[str, str], prefix: str = "") -> None:
     for v in g.value_info:
         v.name = names.get(v.name, v.name)
     infos = sorted(g.value_info, key=lambda v: v.name)
-    for field, items in ((g.node, out), (g.initializer, inits), (g.value_info, infos)):
-        del field[:]
-        field.extend(items)
+    for repeated, items in ((g.node, out), (g.initializer, inits), (g.value_info, infos)):
+        del repeated[:]
+        repeated.extend(items)
 
 
 def _is_graph(a: Any) -> bool:
