@@ -146,10 +146,10 @@ def _canonical_graph(g: Any, outer: dict[str, str], prefix: str = "") -> None:
     produced = {o: i for i, n in enumerate(nodes) for o in n.output if o}
     deps = [{produced[x] for x in (*n.input, *_subgraph_refs(n)) if x in produced} for n in nodes]
     users: dict[int, list[int]] = {}
-    for i, d in enumerate(deps):
-        for j in d:
+    for i, needed in enumerate(deps):
+        for j in needed:
             users.setdefault(j, []).append(i)
-    waiting = [len(d) for d in deps]
+    waiting = [len(needed) for needed in deps]
 
     def key(i: int) -> tuple[str, ...]:
         n = nodes[i]
