@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from onnx import TensorProto
 from tokenizers import Tokenizer
 
 from ortprune.errors import OrtpruneError
@@ -85,6 +86,18 @@ def test_symbolic_and_unnamed_dims() -> None:
         out = s.run({"a": a, "b": b})
         np.testing.assert_array_equal(out["sum"], a + b)
         np.testing.assert_array_equal(out["prod"], a * b)
+
+
+def test_named_dims_must_agree_but_placeholders_need_not() -> None:
+    # Paddle2ONNX (PP-OCR) writes "?" on every free axis: ORT runs any sizes, so ortprune must too
+    with Session(tiny.unary("Identity", TensorProto.FLOAT, ["?", 3, "?", "?"])) as s:
+        x = np.ones((2, 3, 48, 192), np.float32)
+        np.testing.assert_array_equal(s.run({"x": x})["y"], x)
+    with (
+        Session(tiny.unary("Identity", TensorProto.FLOAT, ["n", "n"])) as s,
+        pytest.raises(InputError, match=r"dimension 'n' \(axis 1\) is 3, but input 'x' has 'n' = 2"),
+    ):
+        s.run({"x": np.ones((2, 3), np.float32)})
 
 
 @pytest.mark.parametrize("dtype", list(tiny.DTYPES))

@@ -371,7 +371,7 @@ class Session:
                         f"(axis {axis} must be {want})",
                         self.path,
                     )
-                if isinstance(want, str):  # a named dim: every input that shares the name must agree
+                if isinstance(want, str) and not _anonymous(want):  # a named dim: its every use must agree
                     seen = symbolic.setdefault(want, (got, info.name))
                     if seen[0] != got:
                         raise InputError(
@@ -477,3 +477,9 @@ def _read_model(path: Path, mapped: bool) -> ctypes.Array[ctypes.c_char]:
 
 def _fmt(shape: Sequence[int | str | None]) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def _anonymous(dim: str) -> bool:
+    """Dim names exporters use for "unknown" (Paddle2ONNX writes ``?`` on every free axis, ORT's own
+    shape inference ``unk__N``): ORT does not hold them equal, so neither does the check."""
+    return dim in ("?", "") or dim.startswith("unk__")
