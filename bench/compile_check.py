@@ -49,7 +49,7 @@ def main() -> None:
     spec, tree, _ = spec_for(a.source, a.variant, config_text, extra_flags=tuple(a.extra), prune=csv(a.prune),
                              keep_transformers=csv(a.keep_transformers), toolchain=a.toolchain)  # fmt: skip
     src = tree or resolve_source(a.source)
-    deps = deps_for(a.source, spec.ort_version, None)
+    deps = deps_for(a.source, spec.ort_version, None, src)
     objects = a.object or OBJECTS
     started = time.monotonic()
     built = compile_check(spec, src, objects, deps, jobs=2)
