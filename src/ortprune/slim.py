@@ -14,6 +14,8 @@ import contextvars
 import functools
 import hashlib
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -84,6 +86,8 @@ class Stages:
     convert: Callable[[list[Path], str, Path, str, bool], list[ConvertedModel]]
     #: (library, config path, jobs, converting library or None) → which config ops the library implements
     probe: Callable[[str, Path, int | None, str | None], ProbeReport]
+    #: (library) → which real consumers load it and how (``ConsumersReport.to_json_dict``)
+    consumers: Callable[[str], dict[str, Any]]
     #: (pruned library, models, reference library, level, tolerance) → outputs compared
     verify: Callable[[str, list[Path], str, str, float], VerifyReport]
     #: (pruned library, converted models, reference library, level, tolerance) → each .ort vs its .onnx
@@ -113,6 +117,7 @@ def default_stages(
         transformers=_transformers,
         convert=_convert_models,
         probe=_probe,
+        consumers=_consumers,
         verify=_verify,
         verify_ort=_verify_ort,
         embed=_embed_check,
@@ -287,6 +292,17 @@ def slim(
                 ProbeReport.from_dict,
             )
 
+    with timed("consumers"):
+        for v in variants:
+            b = builds[v]
+            res.consumers[v] = _memo(
+                "consumers",
+                [b.library_sha],
+                lambda b=b: run.consumers(b.library),
+                dict,
+                dict,  # type: ignore[misc]
+            )
+
     with timed("verify"):
         for v in variants:
             b = builds[v]
@@ -408,6 +424,23 @@ def _scan(
     result = scan(models, level, types=types, runtime=runtime)
     result.write(config, json_path)
     return result.report()
+
+
+def _consumers(lib: str) -> dict[str, Any]:
+    """``ortprune.runtime.consumers`` on ``lib``, in a child process: loading a second ORT library into
+    this one would share its symbols with whichever loaded first."""
+    code = (
+        "import json, sys\n"
+        "from ortprune.runtime.consumers import check_consumers\n"
+        "print(json.dumps(check_consumers(sys.argv[1]).to_json_dict()))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, lib], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        from ortprune.errors import OrtpruneError
+
+        raise OrtpruneError(f"checking which consumers load it failed: {proc.stderr.strip()[-500:]}", lib)
+    found: dict[str, Any] = json.loads(proc.stdout)
+    return found
 
 
 def _probe(lib: str, config_path: Path, jobs: int | None, converter: str | None) -> ProbeReport:

@@ -66,6 +66,12 @@ def test_slim_bundled_models(
     md = (out / "report.md").read_text()
     assert "| Build | Size (bytes) | Size (MiB) | vs Full |" in md and "| full | " in md
     assert "com.microsoft;1;BiasGelu | optimizer |" in md
+    # who loads the pruned library: asked of the library itself (the wheel's 1.32.0 plays it here)
+    found = report["consumers"]["reduced"]
+    assert found["library"]["version"] == "1.32.0" and found["library"]["api_level"] >= 21
+    node = next(c for c in found["consumers"] if c["consumer"].startswith("onnxruntime-node"))
+    assert node["works"] is True and "onnxruntime-node@1.32.0" in node["why"]
+    assert "## Who can load it" in md and "| onnxruntime-node@1.32.0 (npm) | yes |" in md
     assert (out / "libonnxruntime.so").stat().st_size == wheel_library().stat().st_size  # type: ignore[union-attr]
     assert all((out / c).exists() for c in report["sizes"]["charts"])
     assert (out / "charts" / "categories.png").stat().st_size > 0
@@ -79,6 +85,7 @@ def test_slim_bundled_models(
         stages,
         probe=lambda *a: pytest.fail("probe re-ran"),
         verify=lambda *a: pytest.fail("verify re-ran"),
+        consumers=lambda *a: pytest.fail("the consumers check re-ran"),
     )
     again = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced",), out, stages=cached)
     assert again.ok and again.probes == res.probes and again.verifies == res.verifies

@@ -84,6 +84,12 @@ def render_markdown(res: SlimResult) -> str:
             list(res.embeds.items()),
         )
         lines += embeds.markdown().splitlines()
+    if res.consumers:
+        from ortprune.report.consumers import consumers_markdown
+
+        lines += ["", "## Who can load it", ""]
+        for v, found in res.consumers.items():
+            lines += [f"### {v}", "", *consumers_markdown(found), ""]
     lines += ["", "## Where the savings come from", ""]
     for v, d in (sizes.savings_by_op if sizes else {}).items():
         lines += [f"### full → {v}: {d.delta:+,} bytes", ""]

@@ -81,6 +81,8 @@ class SlimResult:
     ort_config_path: Path | None = None
     #: per variant: library + models + tokenizer files, smallest total first
     shipped: list[Shipped] = field(default_factory=list)
+    #: per variant: which real consumers load its library, and how (``ConsumersReport.to_json_dict``)
+    consumers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -111,6 +113,7 @@ class SlimResult:
             "ort_config": None if self.ort_config_path is None else str(self.ort_config_path),
             "shipped": [x.to_dict() for x in self.shipped],
             "recommended": self.recommended,
+            "consumers": self.consumers,
         }
 
     @classmethod
@@ -129,4 +132,5 @@ class SlimResult:
             converted=[ConvertedModel.from_dict(c) for c in d.get("converted", [])],
             ort_config_path=None if d.get("ort_config") is None else Path(d["ort_config"]),
             shipped=[Shipped.from_dict(x) for x in d.get("shipped", [])],
+            consumers=dict(d.get("consumers", {})),
         )
