@@ -294,14 +294,8 @@ def slim(
 
     with timed("consumers"):
         for v in variants:
-            b = builds[v]
-            res.consumers[v] = _memo(
-                "consumers",
-                [b.library_sha],
-                lambda b=b: run.consumers(b.library),
-                dict,
-                dict,  # type: ignore[misc]
-            )
+            ask = functools.partial(run.consumers, builds[v].library)
+            res.consumers[v] = _memo("consumers", [builds[v].library_sha], ask, dict, dict)
 
     with timed("verify"):
         for v in variants:
