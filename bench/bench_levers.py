@@ -67,6 +67,7 @@ ROWS = [
     Row("+ schemas + optimizers (reduced-pruned)", "reduced-pruned", keep=True),
     Row("+ --disable_ml_ops --disable_rtti (stock flags)", "reduced", extra=("--disable_ml_ops", "--disable_rtti")),
     Row("stacked: reduced-max (schemas + optimizers + stock flags)", "reduced-max", keep=True),
+    Row("+ mlas-isa=avx2 (MLAS kernels above AVX2 unreferenced)", "reduced", prune=("mlas-isa=avx2",)),
     Row(
         "reduced-max + --disable_types=float8,optional,sparsetensor",
         "reduced-max",
