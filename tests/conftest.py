@@ -65,3 +65,13 @@ def ort_script_config():  # type: ignore[no-untyped-def]
             return OpConfig.load(out)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def wheel_lib() -> Path:
+    """The onnxruntime wheel's own libonnxruntime: the reference runtime of the tests."""
+    ort = pytest.importorskip("onnxruntime")
+    libs = sorted((Path(ort.__file__).parent / "capi").glob("libonnxruntime.so*"))
+    if not libs:
+        pytest.skip("the onnxruntime wheel has no libonnxruntime.so")
+    return libs[0]

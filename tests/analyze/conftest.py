@@ -39,12 +39,3 @@ def toy_plain(toy_dir: Path) -> BuiltLib:
 @pytest.fixture(scope="session")
 def miniort(toy_dir: Path) -> Path:
     return build_cxx_ort(toy_dir)
-
-
-@pytest.fixture(scope="session")
-def wheel_lib() -> Path:
-    ort = pytest.importorskip("onnxruntime")
-    libs = sorted((Path(ort.__file__).parent / "capi").glob("libonnxruntime.so*"))
-    if not libs:
-        pytest.skip("the onnxruntime wheel has no libonnxruntime.so")
-    return libs[0]

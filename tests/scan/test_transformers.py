@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import onnx
-import pytest
 
 from ortprune.scan.transformers import (
     canonical_model_bytes,
@@ -13,15 +12,6 @@ from ortprune.scan.transformers import (
     optimized_bytes,
     transformer_log,
 )
-
-
-@pytest.fixture(scope="module")
-def wheel_lib() -> Path:
-    ort = pytest.importorskip("onnxruntime")
-    libs = sorted((Path(ort.__file__).parent / "capi").glob("libonnxruntime.so*"))
-    if not libs:
-        pytest.skip("the onnxruntime wheel has no libonnxruntime.so")
-    return libs[0]
 
 
 def test_the_logged_transformers_are_the_ones_the_model_needs(int8_model: Path, wheel_lib: Path) -> None:
