@@ -284,15 +284,16 @@ def test_ctrl_c_is_interrupted_130() -> None:
     import time
 
     proc = subprocess.Popen([*CLI, "embed", "-"], stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # wait until it blocks reading stdin (imports done), however busy the machine: no fixed sleep
-    wchan = Path(f"/proc/{proc.pid}/wchan")
+    # wait until it blocks in read(0, ...) (imports done), however busy the machine: no fixed sleep. The
+    # syscall, not just "a pipe" in wchan: a pipe read during startup is not the stdin read
+    syscall = Path(f"/proc/{proc.pid}/syscall")
     deadline = time.monotonic() + 120
-    while "pipe" not in (wchan.read_text() if wchan.exists() else "") and time.monotonic() < deadline:
+    while not (syscall.read_text() if syscall.exists() else "").startswith("0 0x0 ") and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert "pipe" in wchan.read_text(), "the CLI never waited on stdin"
+    assert syscall.read_text().startswith("0 0x0 "), "the CLI never waited on stdin"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "Traceback" not in err
+    assert proc.returncode == 130 and "Traceback" not in err, (proc.returncode, err)
 
 
 def test_missing_model_error_is_a_model_error(tmp_path: Path) -> None:
