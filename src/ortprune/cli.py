@@ -790,10 +790,7 @@ def embed(
     precision: Annotated[int, typer.Option("--precision", help="Decimals when printing.")] = 4,
 ) -> None:
     """Embed texts with any libonnxruntime (pruned ones included), like fastembed."""
-    import numpy as np
-
     from ortprune._io import atomic_open
-    from ortprune.embed import TextEmbedding
 
     if precision < 0 or precision > 17:
         raise UsageError(f"--precision must be from 0 to 17, got {precision}")
@@ -808,6 +805,11 @@ def embed(
             raise OrtpruneError(f"standard input is not UTF-8 text (byte {e.start}: {e.reason})") from None
     if not items:
         raise OrtpruneError("no texts given: pass texts as arguments, or '-' to read lines from stdin")
+    # only now: numpy's BLAS starts threads, and a Ctrl-C sent while stdin was read could land on one of them
+    import numpy as np
+
+    from ortprune.embed import TextEmbedding
+
     with TextEmbedding(model, lib=lib, threads=threads) as emb:
         vectors = np.stack(list(emb.embed(items, batch_size=batch_size)))
         lib_used = emb.session.lib
