@@ -283,7 +283,15 @@ def test_ctrl_c_is_interrupted_130() -> None:
     import signal
     import time
 
-    proc = subprocess.Popen([*CLI, "embed", "-"], stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a terminal's Ctrl-C: SIGINT at its default. A runner started in the background of a non-interactive
+    # shell (`cmd &`) passes SIGINT ignored to its children, and Python then leaves it ignored
+    proc = subprocess.Popen(
+        [*CLI, "embed", "-"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     # wait until it blocks in read(0, ...) (imports done), however busy the machine: no fixed sleep. The
     # syscall, not just "a pipe" in wchan: a pipe read during startup is not the stdin read
     syscall = Path(f"/proc/{proc.pid}/syscall")
