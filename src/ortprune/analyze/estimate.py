@@ -77,7 +77,7 @@ class PruneLevers:
 _TYPE_SYMBOLS = {
     "float8": re.compile(r"Float8E\dM\d"),
     "sparsetensor": re.compile(r"SparseTensor"),
-    "optional": re.compile(r"Optional(?:Type|GetElement|HasElement)|OptionalType"),
+    "optional": re.compile(r"Optional(?:Type|GetElement|HasElement)"),
 }
 
 #: ``ONNX_OPERATOR_SET_SCHEMA_CLASS_NAME(Tag, ver, Op)`` is the class ``Op_Tag_ver<ver>``.
