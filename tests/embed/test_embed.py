@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -298,3 +299,20 @@ def test_lib_parameter(tmp_path: Path) -> None:
     assert TextEmbedding("all-MiniLM-L6-v2-int8", lib=real).session.lib.path == str(real)
     with pytest.raises(RuntimeLoadError, match="no such file"):
         TextEmbedding("all-MiniLM-L6-v2-int8", lib=tmp_path / "libonnxruntime.so")
+
+
+def test_import_leaves_numpy_to_the_constructor(wheel_lib: Path) -> None:
+    """Cold start: ``import ortprune.embed`` does not import numpy (its import is as long as ORT's load,
+    so the constructor runs them side by side); constructing and embedding then works as usual."""
+    script = (
+        "import sys\n"
+        "import ortprune.embed, ortprune.runtime\n"
+        "assert 'numpy' not in sys.modules, 'numpy imported by ortprune.embed'\n"
+        "assert 'tokenizers' not in sys.modules, 'tokenizers imported by ortprune.embed'\n"
+        f"e = ortprune.embed.TextEmbedding('all-MiniLM-L6-v2-int8', lib={str(wheel_lib)!r}, threads=1)\n"
+        "v = e.embed_batch(['hello world'])\n"
+        "print(type(v).__module__, v.shape, v.dtype)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["numpy", "(1,", "384)", "float32"]

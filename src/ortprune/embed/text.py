@@ -10,14 +10,15 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ortprune.embed.registry import TOKENIZER_FILES, ModelInfo, Pooling, find_onnx, model_info
 from ortprune.errors import ModelError, OrtpruneError
 from ortprune.runtime import Library, Session, TensorInfo
 from ortprune.tokenizer import load_tokenizer, read_json
+
+if TYPE_CHECKING:  # imported on first use, see TextEmbedding.__init__
+    import numpy as np
 
 DEFAULT_MODEL = "BAAI/bge-small-en-v1.5"
 DEFAULT_BATCH_SIZE = 256
@@ -104,8 +105,11 @@ class TextEmbedding:
         self._token_type_ids = False
         # ORT loads the library and the model in a thread while this one reads the tokenizer: ctypes
         # releases the GIL in ORT's calls, so on two cores a cold start waits for the longer, not the sum.
+        # numpy is imported here too, not when ortprune.embed is: that import is as long as the load.
         opening = None if lazy_load else _InThread(self._open_session)
         try:
+            import numpy  # noqa: F401  (the first embedding needs it; import it while ORT works)
+
             self.tokenizer, self.max_length = load_tokenizer(resolved.tokenizer_dir, max_length)
         except BaseException:
             if opening is not None:
@@ -259,6 +263,8 @@ class TextEmbedding:
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of ``texts`` as one (len(texts), dim) float32 array, in a single run."""
+        import numpy as np
+
         if not texts:
             return np.zeros((0, self.dim or 0), dtype=np.float32)
         for i, t in enumerate(texts):
@@ -381,6 +387,8 @@ def pool(hidden: np.ndarray, attention_mask: np.ndarray, pooling: Pooling) -> np
     """CLS: ``hidden[:, 0]``; mean: sum over unmasked tokens / their count, summed in float64 as fastembed
     does (its float32 output times an int64 mask); last token: the last unmasked one. A 2-D output is
     already pooled."""
+    import numpy as np
+
     if hidden.ndim == 2 or pooling is Pooling.DISABLED:
         return hidden
     if hidden.ndim != 3:
@@ -396,6 +404,8 @@ def pool(hidden: np.ndarray, attention_mask: np.ndarray, pooling: Pooling) -> np
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.maximum(norms, 1e-12)
 

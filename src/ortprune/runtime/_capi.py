@@ -9,11 +9,14 @@ against the PyPI ``libonnxruntime.so.1.32.0`` (``tests/runtime`` calls them).
 from __future__ import annotations
 
 import ctypes
+import functools
 from ctypes import POINTER, c_char_p, c_int, c_int64, c_size_t, c_uint32, c_void_p
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+
 
 #: Oldest C API we accept (the same floor as the ``ort`` Rust crate: ORT 1.17).
 MIN_API_VERSION = 17
@@ -99,22 +102,38 @@ class OrtApiBase(ctypes.Structure):
     ]
 
 
-# enum ONNXTensorElementDataType -> numpy dtype (the types Session.run exchanges).
-ELEMENT_DTYPES: dict[int, np.dtype[Any]] = {
-    1: np.dtype(np.float32),
-    2: np.dtype(np.uint8),
-    3: np.dtype(np.int8),
-    4: np.dtype(np.uint16),
-    5: np.dtype(np.int16),
-    6: np.dtype(np.int32),
-    7: np.dtype(np.int64),
-    9: np.dtype(np.bool_),
-    10: np.dtype(np.float16),
-    11: np.dtype(np.float64),
-    12: np.dtype(np.uint32),
-    13: np.dtype(np.uint64),
+# enum ONNXTensorElementDataType -> numpy type name (the types Session.run exchanges). Names, not dtypes:
+# importing ortprune.runtime must not import numpy, so a cold start overlaps that import with ORT's load.
+ELEMENT_DTYPE_NAMES: dict[int, str] = {
+    1: "float32",
+    2: "uint8",
+    3: "int8",
+    4: "uint16",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    9: "bool",
+    10: "float16",
+    11: "float64",
+    12: "uint32",
+    13: "uint64",
 }
-DTYPE_ELEMENTS: dict[np.dtype[Any], int] = {v: k for k, v in ELEMENT_DTYPES.items()}
+
+
+@functools.cache
+def element_dtypes() -> dict[int, np.dtype[Any]]:
+    """ONNX element type -> numpy dtype (numpy imported on first use)."""
+    import numpy as np
+
+    return {k: np.dtype(v) for k, v in ELEMENT_DTYPE_NAMES.items()}
+
+
+@functools.cache
+def dtype_elements() -> dict[np.dtype[Any], int]:
+    """numpy dtype -> ONNX element type."""
+    return {v: k for k, v in element_dtypes().items()}
+
+
 #: ONNX names of every element type, for messages about the ones we do not exchange.
 ELEMENT_NAMES: dict[int, str] = {
     0: "undefined",

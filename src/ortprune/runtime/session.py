@@ -9,15 +9,16 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ortprune.catalog import OPTIMIZATION_LEVELS
 from ortprune.errors import OrtpruneError
 from ortprune.runtime import _capi
 from ortprune.runtime.cache import OptimizedModelCache, resolve_cache
 from ortprune.runtime.library import Library, _level, load_library
+
+if TYPE_CHECKING:  # numpy is imported on first use: a cold start imports it while ORT loads the model
+    import numpy as np
 
 #: ORT's thread counts are C ints.
 _MAX_THREADS = 2**31 - 1
@@ -44,7 +45,7 @@ class TensorInfo:
 
     @property
     def dtype(self) -> np.dtype[Any] | None:
-        return _capi.ELEMENT_DTYPES.get(self.element_type) if self.kind == "tensor" else None
+        return _capi.element_dtypes().get(self.element_type) if self.kind == "tensor" else None
 
     @property
     def type_name(self) -> str:
@@ -316,7 +317,7 @@ class Session:
                     arr.nbytes,
                     shape,
                     arr.ndim,
-                    _capi.DTYPE_ELEMENTS[arr.dtype],
+                    _capi.dtype_elements()[arr.dtype],
                     ctypes.byref(value),
                 )
                 lib.check(status, f"creating the tensor for input {name!r}", self.path)
@@ -334,6 +335,8 @@ class Session:
             self._done()
 
     def _check_feeds(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        import numpy as np
+
         if not isinstance(feeds, Mapping):
             raise InputError(f"feeds must be a mapping of input names to arrays, got {type(feeds).__name__}",
                              self.path)  # fmt: skip
@@ -394,7 +397,9 @@ class Session:
             lib.check(f.GetDimensions(info, dims, rank.value), f"reading output {name!r}", self.path)
         finally:
             f.ReleaseTensorTypeAndShapeInfo(info)
-        dtype = _capi.ELEMENT_DTYPES.get(elem.value)
+        import numpy as np
+
+        dtype = _capi.element_dtypes().get(elem.value)
         if dtype is None:
             kind = _capi.ELEMENT_NAMES.get(elem.value, str(elem.value))
             raise OrtpruneError(f"output {name!r} has element type {kind}, which ortprune cannot read", self.path)
