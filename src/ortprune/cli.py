@@ -56,6 +56,22 @@ ToolchainOption = Annotated[
         "--icf=all, packed relative relocations). Stacks with --extra=--enable_lto.",
     ),
 ]
+ExtraOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--extra",
+        help="Stock build.py flag, repeatable: --extra=--enable_lto, --extra=--disable_ml_ops, "
+        "--extra=--disable_rtti, --extra=--disable_types=float8,optional,sparsetensor.",
+    ),
+]
+PruneOption = Annotated[
+    str,
+    typer.Option(
+        "--prune",
+        help="Source transforms in the build tree: schemas,optimizers (reduced variants), "
+        "mlas-isa=avx2|avx512 (MLAS dispatches no kernel above that ISA; any variant).",
+    ),
+]
 CcacheRemoteOption = Annotated[
     str | None,
     typer.Option(
@@ -120,19 +136,10 @@ def build(
     config: Annotated[Path | None, typer.Option("--config", help="Op config (reduced variants).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Copy libonnxruntime.so + manifest.json here.")] = None,
     deps: Annotated[Path | None, typer.Option("--deps", help="Directory of dependency archives (offline).")] = None,
-    extra: Annotated[
-        list[str] | None, typer.Option("--extra", help="Extra size flag for build.py, e.g. --extra=--enable_lto.")
-    ] = None,
+    extra: ExtraOption = None,
     wheel: Annotated[bool, typer.Option("--wheel", help="Also build the pruned Python wheel.")] = False,
     jobs: Annotated[int | None, typer.Option("-j", "--jobs", help="Compile jobs (default: cores).")] = None,
-    prune: Annotated[
-        str,
-        typer.Option(
-            "--prune",
-            help="Source transforms in the build tree: schemas,optimizers (reduced variants), "
-            "mlas-isa=avx2|avx512 (MLAS dispatches no kernel above that ISA; any variant).",
-        ),
-    ] = "",
+    prune: PruneOption = "",
     keep_transformers: Annotated[
         str,
         typer.Option(
@@ -252,13 +259,18 @@ def slim(
     ] = False,
     store: StoreOption = None,
     ccache_remote: CcacheRemoteOption = None,
+    extra: ExtraOption = None,
+    prune: PruneOption = "",
+    toolchain: ToolchainOption = ToolchainName(DEFAULT_TOOLCHAIN),
 ) -> None:
     """Models → scan → ORT builds → probe + verify → sizes → report (every stage cached).
 
-    Variants: full, no-contrib, reduced, reduced-types, minimal (ORT-format models converted by the full
-    build, exported to OUT/models beside the library)."""
+    Variants: full, no-contrib, reduced, reduced-types, reduced-pruned, reduced-max, minimal (ORT-format
+    models converted by the full build, exported to OUT/models beside the library). --extra, --prune and
+    --toolchain apply to the pruned variants; the full reference build stays stock."""
     from ortprune.bundled import model_paths
     from ortprune.report.progress import RichStageUI
+    from ortprune.slim import Levers
     from ortprune.slim import slim as run_slim
 
     chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
@@ -275,6 +287,7 @@ def slim(
         keep_quantized,
         store=store,
         ccache_remote=ccache_remote,
+        levers=Levers(tuple(extra or ()), _csv(prune), toolchain.value),
     )
     console.print(
         f"[bold]{'verified' if res.ok else 'NOT verified'}[/]: report in {out_dir / 'report.md'}, "

@@ -72,6 +72,30 @@ class QuietUI:
 
 
 @dataclass(frozen=True)
+class Levers:
+    """Build options slim applies to every pruned variant (never to the full reference build): stock flags
+    (``--extra``), source transforms (``--prune``) and the toolchain, as ``ortprune build`` takes them."""
+
+    extra: tuple[str, ...] = ()
+    prune: tuple[str, ...] = ()
+    toolchain: str = "gcc"
+
+    def check(self, variants: tuple[str, ...]) -> None:
+        """Each variant with these levers is a valid build, checked before the first build: flag and lever
+        names, levers that need a config-built variant, the toolchain. What depends on the scanned config
+        (a type or ai.onnx.ml op the flags would drop) is checked when the variant is built."""
+        from ortprune.ortbuild.variants import BuildSpec
+
+        for v in variants:
+            spec = variant(v)
+            name = "reduced" if spec.needs_types else v  # a typed config exists only after the scan
+            # the transformers to keep come from the full build later; any name passes the check
+            keep = ("ConstantFolding",) if "optimizers" in (*spec.prune, *self.prune) else ()
+            BuildSpec("0", name, "" if spec.needs_config else None, self.extra, prune=self.prune,
+                      keep_transformers=keep, toolchain_name=self.toolchain)  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Stages:
     """The stage functions slim runs, each taking and returning typed values. :func:`default_stages` has
     the real ones; tests replace any of them (``dataclasses.replace``)."""
@@ -105,14 +129,18 @@ class Stages:
 
 
 def default_stages(
-    store: Store | None = None, ccache_remote: str | None = None, log: Callable[[str], None] | None = None
+    store: Store | None = None,
+    ccache_remote: str | None = None,
+    log: Callable[[str], None] | None = None,
+    levers: Levers | None = None,
 ) -> Stages:
-    """The real stages; builds go through ``store`` (fetched from and published to) and ``ccache_remote``."""
+    """The real stages; builds go through ``store`` (fetched from and published to) and ``ccache_remote``;
+    pruned variants get ``levers``."""
     from ortprune.report.size import write_category_chart, write_shipped_chart
     from ortprune.report.slim import write_report
 
     return Stages(
-        build=functools.partial(_build, store=store, ccache_remote=ccache_remote, log=log),
+        build=functools.partial(_build, store=store, ccache_remote=ccache_remote, log=log, levers=levers or Levers()),
         scan=_scan,
         transformers=_transformers,
         convert=_convert_models,
@@ -206,6 +234,7 @@ def slim(
     store: str | Path | Store | None = None,
     ccache_remote: str | None = None,
     stages: Stages | None = None,
+    levers: Levers | None = None,
 ) -> SlimResult:
     """``variants`` with ``model_format == "ort"`` (minimal) get ORT-format models made by the full build
     (``keep_quantized``: without ConstantFolding, see :mod:`ortprune.convert`), a typed config scanned
@@ -213,15 +242,18 @@ def slim(
 
     ``store``: an artifact store (directory or http(s) URL) builds are fetched from and published to, with
     their probe, verify and size results; ``ccache_remote``: ccache's remote storage for what is compiled.
+    ``levers``: build options for the pruned variants (``--extra``, ``--prune``, ``--toolchain``).
     ``stages``: the stage functions (default: :func:`default_stages` with that store)."""
     ui = ui or QuietUI()
     models = check_inputs(models, ort, level, variants, out, jobs, tolerance)
+    if levers is not None:
+        levers.check(variants)
     the_store = None
     if store is not None:
         from ortprune.ortbuild.store import open_store
 
         the_store = open_store(store)  # one object: a store found unusable is skipped for the rest of the run
-    run = stages or default_stages(the_store, ccache_remote, ui.note)
+    run = stages or default_stages(the_store, ccache_remote, ui.note, levers)
     memo_log: list[tuple[Path, list[str]]] = []
     _MEMO_LOG.set(memo_log)
     for v in variants:
@@ -253,7 +285,8 @@ def slim(
     res = SlimResult(out=out, config_path=config_path, scan=scanned, builds=builds)
     model_shas = [file_digest(m) for m in models]
     keep: tuple[str, ...] = ()
-    if any("optimizers" in variant(v).prune for v in variants):
+    lever_prune = levers.prune if levers is not None else ()
+    if any("optimizers" in (*variant(v).prune, *lever_prune) for v in variants):
         with timed("scan"):
             use = _memo(
                 "transformers",
@@ -274,7 +307,7 @@ def slim(
     with timed("build"):
         for v in variants:
             config = res.ort_config_path if v in ort_variants else config_path
-            prunes = "optimizers" in variant(v).prune
+            prunes = "optimizers" in (*variant(v).prune, *lever_prune)
             build(v, config if variant(v).needs_config else None, keep if prunes else ())
 
     with timed("probe"):
@@ -371,19 +404,25 @@ def _build(
     store: Store | None = None,
     ccache_remote: str | None = None,
     log: Callable[[str], None] | None = None,
+    levers: Levers = Levers(),
 ) -> BuildResult:
     from ortprune.ortbuild import build_variant
 
+    if name == BASELINE:
+        levers = Levers()  # the reference is the stock full build
     return build_variant(
         ort,
         name,
         config,
+        extra_flags=levers.extra,
         jobs=jobs,
         progress=progress,
+        prune=levers.prune,
         keep_transformers=keep,
         store=store,
         ccache_remote=ccache_remote,
         log=log or (lambda s: None),
+        toolchain=levers.toolchain,
     )
 
 

@@ -158,3 +158,60 @@ def test_slim_minimal_ort_path(
     (verdict,) = kept.verifies["minimal"].models
     assert verdict.status == "differs" and 0 < verdict.outputs[0].max_abs_diff < 1e-3
     assert not kept.ok and kept.recommended == "full"
+
+
+def test_slim_levers_reach_the_pruned_builds_only(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, int8_model: Path, fp32_model: Path
+) -> None:
+    """slim --extra/--prune/--toolchain: each pruned variant is built with them, the full reference stock;
+    the report names them. build_variant stands in for the real builds (the wheel's library plays each)."""
+    import ortprune.ortbuild as ortbuild
+    from ortprune.slim import Levers
+
+    lib = wheel_library()
+    assert lib is not None
+    seen: dict[str, dict[str, object]] = {}
+
+    def build_variant(source, variant, config, **kw):  # type: ignore[no-untyped-def]
+        seen[variant] = {k: kw[k] for k in ("extra_flags", "prune", "toolchain", "keep_transformers")}
+        return BuildResult("1.32.0", variant, f"k-{variant}", [], list(kw["extra_flags"]), None, None, "c++",
+                           "cmake", str(source), "", str(lib), lib.stat().st_size, ["libc.so.6"], 1.0,
+                           prune=[*(("schemas", "optimizers") if variant == "reduced-max" else ()), *kw["prune"]],
+                           toolchain_name=kw["toolchain"])  # fmt: skip
+
+    monkeypatch.setattr(ortbuild, "build_variant", build_variant)
+    monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
+    levers = Levers(("--enable_lto", "--disable_types=float8"), ("mlas-isa=avx2",), "clang")
+    res = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced-max",), tmp_path / "out", levers=levers)
+    assert res.ok
+    assert seen["full"] == {"extra_flags": (), "prune": (), "toolchain": "gcc", "keep_transformers": ()}
+    assert seen["reduced-max"]["extra_flags"] == levers.extra and seen["reduced-max"]["prune"] == levers.prune
+    assert seen["reduced-max"]["toolchain"] == "clang" and "ConstantFolding" in seen["reduced-max"]["keep_transformers"]  # type: ignore[operator]
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert (
+        "- `reduced-max` built with `--extra=--enable_lto` `--extra=--disable_types=float8` "
+        "`--prune mlas-isa=avx2` `--toolchain clang`" in md
+    )
+
+
+@pytest.mark.parametrize(
+    ("levers", "message"),
+    [
+        ((("--bogus",), (), "gcc"), "unsupported extra flag"),
+        (((), ("mlas-isa=sse9",), "gcc"), "mlas-isa"),
+        (((), (), "tcc"), "tcc"),
+        (((), ("schemas",), "gcc"), "needs a config-built variant"),
+    ],
+)
+def test_slim_bad_levers_stop_before_any_build(
+    tmp_path: Path, int8_model: Path, levers: tuple[tuple[str, ...], tuple[str, ...], str], message: str
+) -> None:
+    from ortprune.errors import OrtpruneError
+    from ortprune.slim import Levers
+
+    calls: list[str] = []
+    stages = replace(default_stages(), build=fake_build(calls))
+    variants = ("no-contrib",) if levers[1] == ("schemas",) else ("reduced",)
+    with pytest.raises(OrtpruneError, match=message):
+        slim([int8_model], "debian:1.21.0", "all", variants, tmp_path / "out", stages=stages, levers=Levers(*levers))
+    assert calls == [] and not (tmp_path / "out" / "report.md").exists()

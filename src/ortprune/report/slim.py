@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from ortprune._io import atomic_write_text
+from ortprune.catalog import VARIANTS, variant
 from ortprune.report.size import variants_markdown
 from ortprune.report.table import Column, Table
 from ortprune.results import ConvertedModel, DiffRow, MiB, ModelVerdict, Shipped, SlimResult
@@ -14,6 +15,20 @@ from ortprune.results import ConvertedModel, DiffRow, MiB, ModelVerdict, Shipped
 
 def _num(x: float | None, fmt: str) -> str:
     return "" if x is None else format(x, fmt)
+
+
+def _build_options(res: SlimResult) -> list[str]:
+    """One line per pruned build made with options beyond its variant's (slim --extra/--prune/--toolchain)."""
+    lines = []
+    for name, b in res.builds.items():
+        opts = [f"--extra={e}" for e in b.build.extra_flags]
+        own = variant(name).prune if name in VARIANTS else ()
+        levers = [p for p in b.build.prune if p not in own]
+        opts += [f"--prune {','.join(levers)}"] if levers else []
+        opts += [f"--toolchain {b.build.toolchain_name}"] if b.build.toolchain_name != "gcc" else []
+        if name != "full" and opts:
+            lines.append(f"- `{name}` built with {' '.join(f'`{o}`' for o in opts)}")
+    return [*lines, ""] if lines else []
 
 
 def render_markdown(res: SlimResult) -> str:
@@ -27,6 +42,7 @@ def render_markdown(res: SlimResult) -> str:
         f"{full.ort_version} built MinSizeRel as a shared library. "
         f"Verdict: **{'verified' if res.ok else 'NOT verified'}**.",
         "",
+        *_build_options(res),
         "## Size",
         "",
     ]
