@@ -69,7 +69,8 @@ PruneOption = Annotated[
     typer.Option(
         "--prune",
         help="Source transforms in the build tree: schemas,optimizers (reduced variants), "
-        "mlas-isa=avx2|avx512 (MLAS dispatches no kernel above that ISA; any variant).",
+        "mlas-isa=avx2|avx512 (MLAS dispatches no kernel above that ISA; any variant), sgemm-packed-k (SGEMM "
+        "on run-time weights in the pre-packed K slices: a keep-quantized .ort computes as the folded .onnx).",
     ),
 ]
 CcacheRemoteOption = Annotated[

@@ -170,3 +170,48 @@ def dropped_symbols(source: Path, ceiling: str) -> list[str]:
     except OSError:
         raise BuildError("not an ONNX Runtime source tree (no MLAS platform.cpp)", path) from None
     return cut_platform(text, ceiling, path)[1].symbols
+
+
+# ---- sgemm-packed-k ------------------------------------------------------------------------------------------
+SGEMM_CPP = "onnxruntime/core/mlas/lib/sgemm.cpp"
+#: ``--prune sgemm-packed-k``: MLAS's SGEMM on run-time B (not pre-packed) walks K in the 256-wide slices of
+#: the pre-packed path, so int8 weights dequantized at run time (a keep-quantized ``.ort``) multiply in the
+#: same order, and round at the same points, as the folded fp32 weights ORT pre-packs in the ``.onnx``.
+SGEMM_LEVER = "sgemm-packed-k"
+
+_SGEMM_EDITS = {
+    # MlasSgemmOperation's strides: for A not transposed, the packed path's K slice, with N halved so the
+    # B panel (MLAS_SGEMM_STRIDEN * MLAS_SGEMM_STRIDEK floats on the stack) keeps its size; no rebalancing.
+    "strides": (
+        re.compile(r"size_t StrideN = MLAS_SGEMM_STRIDEN;\s*size_t StrideK = MLAS_SGEMM_STRIDEK;\s*if \(N >= K\) \{"),
+        "size_t StrideN = MLAS_SGEMM_STRIDEN;\n    size_t StrideK = MLAS_SGEMM_STRIDEK;\n\n"
+        "    if (TransA == CblasNoTrans) {  // ortprune sgemm-packed-k: the pre-packed path's K slices\n"
+        "        StrideN = MLAS_SGEMM_STRIDEN * MLAS_SGEMM_STRIDEK / MLAS_SGEMM_PACKED_STRIDEK;\n"
+        "        StrideK = MLAS_SGEMM_PACKED_STRIDEK;\n"
+        "    } else if (N >= K) {",
+    ),
+    # the one-row shortcuts multiply all of K at once, which the pre-packed path never does
+    "m1": (
+        re.compile(r"if \(M == 1 && TransA == CblasNoTrans && alpha == 1\.0f"),
+        "if (false /* ortprune sgemm-packed-k */ && M == 1 && TransA == CblasNoTrans && alpha == 1.0f",
+    ),
+    "n1": (
+        re.compile(r"if \(N == 1 && ldb == 1 && ldc == 1 && alpha == 1\.0f"),
+        "if (false /* ortprune sgemm-packed-k */ && N == 1 && ldb == 1 && ldc == 1 && alpha == 1.0f",
+    ),
+}
+
+
+def packed_k_sgemm(text: str, path: str | Path = SGEMM_CPP) -> str:
+    """sgemm.cpp's text with ``sgemm-packed-k``'s three edits; BuildError when one of the places is not found
+    exactly once (another MLAS version: the edit needs updating, never a silent half edit)."""
+    for name, (pattern, new) in _SGEMM_EDITS.items():
+        hits = pattern.findall(text)
+        if len(hits) != 1:
+            raise BuildError(
+                f"MLAS's sgemm.cpp has {len(hits)} places for the {name!r} edit of sgemm-packed-k (expected 1): "
+                "the lever does not fit this ORT source",
+                path,
+            )
+        text = pattern.sub(new.replace("\\", "\\\\"), text)
+    return text

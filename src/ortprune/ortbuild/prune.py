@@ -14,6 +14,9 @@ the build directory of one build:
   others are never constructed and their code goes.
 * ``mlas-isa=<ceiling>``: a generated copy of MLAS's ``platform.cpp`` without the kernel-dispatch blocks of
   the ISAs above the ceiling (``ortbuild.mlas``); their kernels are never referenced and go.
+* ``sgemm-packed-k``: not a size lever but an exactness one: a generated copy of MLAS's ``sgemm.cpp`` whose
+  SGEMM on run-time weights walks K in the pre-packed path's slices (``ortbuild.mlas.packed_k_sgemm``), so a
+  keep-quantized ``.ort`` (weights dequantized at run time) gives what the folded, pre-packed ``.onnx`` gives.
 
 Generated ORT sources are swapped into their CMake targets by ``overlay.cmake``, included through
 ``CMAKE_PROJECT_onnxruntime_INCLUDE`` (nothing in the cached source changes). Every other compile command is
@@ -34,11 +37,14 @@ from ortprune.opconfig import OpConfig
 from ortprune.ortbuild.mlas import (
     CEILINGS,
     PLATFORM_CPP,
+    SGEMM_CPP,
+    SGEMM_LEVER,
     MlasCut,
     absolute_includes,
     check_mlas_lever,
     cut_platform,
     mlas_ceiling,
+    packed_k_sgemm,
 )
 from ortprune.schemas import SchemaId, resolve_schemas, wanted_schemas
 
@@ -46,7 +52,7 @@ if TYPE_CHECKING:
     pass
 
 #: The pruning levers ``ortprune build --prune`` accepts (``mlas-isa`` takes a value: ``mlas-isa=avx2``).
-LEVERS = ("schemas", "optimizers", "mlas-isa")
+LEVERS = ("schemas", "optimizers", "mlas-isa", SGEMM_LEVER)
 #: The levers keyed by an op config (the others fit every variant).
 CONFIG_LEVERS = ("schemas", "optimizers")
 
@@ -65,11 +71,11 @@ _FN_LINE = re.compile(
 def check_levers(levers: Iterable[str]) -> tuple[str, ...]:
     """The levers sorted and de-duplicated; BuildError naming the allowed ones for anything else."""
     chosen = tuple(sorted({lv.strip() for lv in levers if lv.strip()}))
-    bad = [lv for lv in chosen if lv not in CONFIG_LEVERS and lv.split("=")[0] != "mlas-isa"]
+    bad = [lv for lv in chosen if lv not in (*CONFIG_LEVERS, SGEMM_LEVER) and lv.split("=")[0] != "mlas-isa"]
     if bad:
         raise BuildError(
             f"unknown --prune lever(s) {', '.join(bad)}; choose from {', '.join(CONFIG_LEVERS)}, "
-            f"mlas-isa={'|'.join(CEILINGS)}"
+            f"mlas-isa={'|'.join(CEILINGS)}, {SGEMM_LEVER}"
         )
     check_mlas_lever(chosen)
     return chosen
@@ -377,6 +383,16 @@ def prepare_sources(
         _write_if_changed(gen_platform, absolute_includes(new_text, platform.parent))
         swaps[platform] = gen_platform
         report.generated.append(str(gen_platform))
+    if SGEMM_LEVER in levers:
+        sgemm = source / SGEMM_CPP
+        try:
+            text = sgemm.read_text()
+        except OSError:
+            raise BuildError("not an ONNX Runtime source tree (no MLAS sgemm.cpp)", sgemm) from None
+        gen_sgemm = gen / SGEMM_CPP
+        _write_if_changed(gen_sgemm, absolute_includes(packed_k_sgemm(text, sgemm), sgemm.parent))
+        swaps[sgemm] = gen_sgemm
+        report.generated.append(str(gen_sgemm))
     if not swaps:
         return [], report
     _write_if_changed(overlay_path(build_dir), overlay_cmake(swaps))
