@@ -754,12 +754,7 @@ def estimate(
             keep_transformers=_csv(keep_transformers),
         )
         levers = est.estimate_levers(spec, src)
-    added = est.ORT_ADDED_OPS
-    if levers is not None and levers.schemas:
-        from ortprune.ortbuild.prune import transient_ops
-
-        added = added + transient_ops(src, spec.prune, spec.keep_transformers)
-    result = est.estimate(full, OpConfig.load(config), str(config), added_ops=added, levers=levers)
+    result = est.estimate(full, OpConfig.load(config), str(config), levers=levers)
     if fmt is SizeFormat.json:
         _emit(json.dumps(result.to_dict(), indent=1) + "\n", output)
     else:

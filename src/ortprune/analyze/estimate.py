@@ -58,6 +58,9 @@ class PruneLevers:
     disable_types: frozenset[str] = frozenset()  # --disable_types: code named after the type goes
     mlas_ceiling: str | None = None  # mlas-isa=<ceiling> (ortbuild.mlas)
     mlas_dropped: frozenset[str] = frozenset()  # the MLAS kernels/tables MLAS_PLATFORM's constructor stops naming
+    #: Ops whose schemas the schemas lever keeps registered but whose kernels the config does not keep
+    #: (``ortbuild.prune.transient_ops``: the build adds them to the schema list only, never to the kernel config).
+    schema_ops: tuple[tuple[str, str, int], ...] = ()
 
     def describe(self) -> str:
         parts = ["schemas"] if self.schemas else []
@@ -120,7 +123,7 @@ def _lever_cut(
                 if m:
                     schema_of[i] = (m[2], int(m[3]), m[1])
         if levers.schemas:
-            keep = resolve_schemas(schema_of.values(), wanted_schemas(config, added_ops))
+            keep = resolve_schemas(schema_of.values(), wanted_schemas(config, added_ops + levers.schema_ops))
         else:  # --disable_ml_ops alone: every ai.onnx.ml schema goes
             keep = {sid for sid in schema_of.values() if sid[0] != "OnnxML"}
         dropped = np.zeros(len(g.names), dtype=bool)
@@ -440,15 +443,17 @@ def estimate_levers(spec: BuildSpec, source: Path) -> PruneLevers:
     """What ``ortprune estimate`` models for a build spec: its prune levers and the stock flags it sets."""
     from ortprune.catalog import variant
     from ortprune.ortbuild.mlas import dropped_symbols, mlas_ceiling
-    from ortprune.ortbuild.prune import classes_to_drop, transformer_names
+    from ortprune.ortbuild.prune import classes_to_drop, transformer_names, transient_ops
     from ortprune.ortbuild.variants import disabled_types
 
     flags = (*variant(spec.variant).flags, *spec.extra_flags)
     check_predictable(spec.toolchain_name, tuple(flags))
     drop = classes_to_drop(transformer_names(source), spec.keep_transformers) if "optimizers" in spec.prune else set()
     ceiling = mlas_ceiling(spec.prune)
+    schemas = "schemas" in spec.prune
     return PruneLevers(
-        schemas="schemas" in spec.prune,
+        schemas=schemas,
+        schema_ops=transient_ops(source, spec.prune, spec.keep_transformers) if schemas else (),
         drop_transformers=frozenset(drop),
         disable_rtti="--disable_rtti" in flags,
         disable_ml_ops="--disable_ml_ops" in flags,
