@@ -235,7 +235,13 @@ class ElfFile:
                 return list(self._iter_symbols(sec))
         return []
 
-    def _iter_symbols(self, sec: Section) -> Iterator[Symbol]:
+    def undefined_symbols(self) -> dict[int, str]:
+        """``.dynsym`` index → name of each symbol the library imports (undefined, named)."""
+        sec = next((s for s in self.sections if s.type == SHT_DYNSYM), None)
+        return {} if sec is None else {s.index: s.name for s in self._iter_symbols(sec, undefined=True) if s.name}
+
+    def _iter_symbols(self, sec: Section, undefined: bool = False) -> Iterator[Symbol]:
+        """The defined symbols of ``sec`` (or, with ``undefined``, only the undefined ones)."""
         if sec.link >= len(self.sections):
             raise ElfError(f"symbol table {sec.name} links to missing section {sec.link}", self.path)
         strtab = self.sections[sec.link]
@@ -252,7 +258,7 @@ class ElfFile:
                 name, info, _other, shndx, value, size = vals
             else:
                 name, value, size, info, _other, shndx = vals
-            if shndx == SHN_UNDEF:
+            if (shndx == SHN_UNDEF) != undefined:
                 continue
             if shndx == SHN_XINDEX and xindex is not None:
                 shndx = xindex[i]

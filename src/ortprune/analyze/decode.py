@@ -99,6 +99,15 @@ def indirections(elf: ElfFile, where: np.ndarray, target: np.ndarray) -> dict[in
     for w, t in zip(where.tolist(), target.tolist(), strict=True):
         if any(s.addr <= w < s.addr + s.size for s in got):
             table[w] = t
+    for stub, slot in plt_stubs(elf).items():
+        if slot in table:
+            table[stub] = table[slot]
+    return table
+
+
+def plt_stubs(elf: ElfFile) -> dict[int, int]:
+    """PLT stub address → the GOT slot its ``jmp *slot(%rip)`` goes through."""
+    stubs: dict[int, int] = {}
     for sec in elf.sections:
         if sec.name not in (".plt", ".plt.sec", ".plt.got") or not sec.file_size:
             continue
@@ -108,10 +117,27 @@ def indirections(elf: ElfFile, where: np.ndarray, target: np.ndarray) -> dict[in
             if k < 0:
                 continue
             (disp,) = struct.unpack_from("<i", b, k + 2)
-            slot = sec.addr + k + 6 + disp
-            if slot in table:
-                table[sec.addr + entry] = table[slot]
-    return table
+            stubs[sec.addr + entry] = sec.addr + k + 6 + disp
+    return stubs
+
+
+def imported_functions(elf: ElfFile) -> dict[int, str]:
+    """Address → name of each function the library imports, by both ways code reaches one: its PLT stub
+    (``call foo@plt``) and its GOT slot (``call *foo@GOTPCREL(%rip)``)."""
+    undefined = elf.undefined_symbols()
+    slots: dict[int, str] = {}
+    for sec in elf.sections:
+        if sec.type != SHT_RELA or not sec.alloc:
+            continue
+        blob = elf.section_bytes(sec)
+        for off, info, _ in struct.iter_unpack(elf.endian + "QQq", blob[: len(blob) - len(blob) % 24]):
+            if info & 0xFFFFFFFF in (R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT) and info >> 32 in undefined:
+                slots[off] = undefined[info >> 32]
+    out = dict(slots)
+    for stub, slot in plt_stubs(elf).items():
+        if slot in slots:
+            out[stub] = slots[slot]
+    return out
 
 
 def eh_frame_sizes(elf: ElfFile) -> dict[int, int]:

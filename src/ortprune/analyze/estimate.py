@@ -83,6 +83,16 @@ _TYPE_SYMBOLS = {
     "optional": re.compile(r"Optional(?:Type|GetElement|HasElement)"),
 }
 
+#: What ``--disable_ml_ops`` (``DISABLE_ML_OPS``) compiles out, by name: the ai.onnx.ml kernels, the ML opset
+#: registration ORT's environment stops calling, and the map types of ``data_types.cc``,
+#: ``onnxruntime_typeinfo.cc`` and the C API (``#if !defined(DISABLE_ML_OPS)`` blocks).
+_ML_SYMBOLS = re.compile(
+    r"onnxruntime::ml::|onnx::OpSet_OnnxML_ver\d+::|RegisterOnnxMLOperatorSetSchema|MapType<"
+    r"|(?:NonTensorType|IsContainerOfType|OrtValue::Get)<std::(?:vector<)?std::map<|SequenceType<std::vector<std::map<"
+    r"|Ort(?:Create|Get)ValueImpl\w*Map|OrtMapTypeInfo::FromTypeProto|IsMapCompatible|MapTypeHelper"
+    r"|CopyMutableMapValue|IsCompatible\(onnx::TypeProto_Map"
+)
+
 #: ``ONNX_OPERATOR_SET_SCHEMA_CLASS_NAME(Tag, ver, Op)`` is the class ``Op_Tag_ver<ver>``.
 _SCHEMA_FN = re.compile(r"GetOpSchema<(?:[\w:]+::)?(\w+?)_(Onnx|OnnxML|Microsoft)_ver(\d+)>\(\)")
 #: The registration lists the schemas lever cuts (ORT's deprecated and NHWC lists stay whole).
@@ -164,17 +174,21 @@ def _lever_cut(
             + ("" if ctor.any() else "; NO MLAS_PLATFORM constructor found in this library: nothing is cut")
         )
     if levers.disable_rtti:
-        vt = np.array([n.startswith("vtable for ") for n in first], dtype=bool)
-        ti = np.array([n.startswith("typeinfo for ") for n in first], dtype=bool)
-        cut |= vt[src] & ti[dst]
+        ti = np.array([n.startswith(("typeinfo for ", "typeinfo name for ")) for n in first], dtype=bool)
+        throws = g.calls("__cxa_throw")
+        cut |= ti[dst] & ~ti[src] & ~throws[src]
         notes.append(
-            "--disable_rtti: vtables no longer point at typeinfo; typeinfo that exception handling or code still "
-            "uses stays (dynamic_cast/typeid rewrites ORT makes under -fno-rtti are not modelled)"
+            "--disable_rtti: under -fno-rtti only a throw needs typeinfo, so every reference to typeinfo is cut "
+            f"except from the {int(throws.sum())} functions that call __cxa_throw (vtable slots, std::function "
+            "and shared_ptr type queries, typeid); typeinfo a catch clause names is not in the reference graph"
         )
     if levers.disable_ml_ops:
-        ml = np.array(["onnxruntime::ml::" in n for n in first], dtype=bool)
+        ml = np.array([bool(_ML_SYMBOLS.search(n)) for n in first], dtype=bool)
         cut |= ml[dst]
-        notes.append("--disable_ml_ops: ai.onnx.ml schemas and every onnxruntime::ml:: symbol are cut")
+        notes.append(
+            "--disable_ml_ops: ai.onnx.ml schemas, their opset registration, every onnxruntime::ml:: symbol and "
+            f"the map types are cut ({int(ml.sum())} symbols)"
+        )
     for t in sorted(levers.disable_types):
         named = np.array([bool(_TYPE_SYMBOLS[t].search(n)) for n in first], dtype=bool)
         cut |= named[dst]
@@ -267,6 +281,9 @@ def _estimate(
             where = np.array([w for w, _ in rela], np.int64)
             at = node_at(g.starts, g.ends, where)
             removed[".rela.dyn"] = int(24 * np.count_nonzero((at >= 0) & gone[np.maximum(at, 0)]))
+        kept_slots = int(np.count_nonzero(cut & g.rela & after[g.edges[0]]))
+        if kept_slots:  # a pointer the levers cut out of data that stays (a vtable's typeinfo slot)
+            removed[".rela.dyn of cut pointers in kept data"] = 24 * kept_slots
         gone_syms = [s for i in gone_idx for s in g.names[i]]
         if elf.has_symtab():
             removed[".symtab + .strtab"] = sum(24 + len(s.sym.name) + 1 for s in gone_syms)

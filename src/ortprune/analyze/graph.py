@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ortprune.analyze.attribute import SizedSymbol
-from ortprune.analyze.decode import code_refs, indirections, reloc_refs
+from ortprune.analyze.decode import code_refs, imported_functions, indirections, reloc_refs
 from ortprune.elf import SHF_EXECINSTR, STT_FUNC, STT_OBJECT, ElfFile
 
 
@@ -23,6 +23,14 @@ class RefGraph:
     names: list[list[SizedSymbol]]
     edges: tuple[np.ndarray, np.ndarray]
     roots: np.ndarray  # bool per node
+    rela: np.ndarray  # bool per edge: the reference is a RELA dynamic relocation (24 bytes of .rela.dyn)
+    imports: dict[str, np.ndarray]  # imported function → the nodes whose code calls or loads it
+
+    def calls(self, name: str) -> np.ndarray:
+        """Bool per node: its code references the imported function ``name`` (through the PLT or the GOT)."""
+        out = np.zeros(len(self.starts), dtype=bool)
+        out[self.imports.get(name, np.zeros(0, np.int64))] = True
+        return out
 
     def adjacency(self, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The edges (those marked in ``keep``, else all) as CSR: successors of node i are
@@ -100,9 +108,15 @@ def _anonymous_chunks(
 
 def build_graph(elf: ElfFile, syms: list[SizedSymbol]) -> RefGraph:
     starts, ends, fsz, is_data, names = _nodes(syms)
-    rel_where, rel_to, _ = reloc_refs(elf)
+    rel_where, rel_to, rela_entries = reloc_refs(elf)
     indirect = indirections(elf, rel_where, rel_to)
     code_where, code_to = code_refs(elf)
+    imported = imported_functions(elf)
+    import_refs: list[tuple[str, int]] = []
+    if imported:
+        addrs = np.array(sorted(imported), dtype=np.int64)
+        hit = np.isin(code_to, addrs)
+        import_refs = list(zip([imported[a] for a in code_to[hit].tolist()], code_where[hit].tolist(), strict=True))
     if indirect:
         keys = np.array(sorted(indirect), dtype=np.int64)
         vals = np.array([indirect[k] for k in keys.tolist()], dtype=np.int64)
@@ -123,8 +137,9 @@ def build_graph(elf: ElfFile, syms: list[SizedSymbol]) -> RefGraph:
     roots = np.zeros(len(starts), dtype=bool)
     exported = {s.value for s in elf.symbols("dynsym") if s.size and s.type in (STT_FUNC, STT_OBJECT)}
     roots[np.isin(starts, np.array(sorted(exported), dtype=np.int64))] = True
-    src_parts, dst_parts = [], []
-    for where, to in ((code_where, code_to), (rel_where, rel_to)):
+    src_parts, dst_parts, rela_parts = [], [], []
+    rela_where = np.array(sorted(w for w, _ in rela_entries), dtype=np.int64)
+    for where, to, is_rel in ((code_where, code_to, False), (rel_where, rel_to, True)):
         if not len(where):
             continue
         src = node_at(starts, ends, where)
@@ -135,9 +150,18 @@ def build_graph(elf: ElfFile, syms: list[SizedSymbol]) -> RefGraph:
         inner = src >= 0
         src_parts.append(src[inner])
         dst_parts.append(dst[inner])
+        rela_parts.append(np.isin(where[keep][inner], rela_where) if is_rel else np.zeros(int(inner.sum()), bool))
     src_all = np.concatenate(src_parts) if src_parts else np.zeros(0, np.int64)
     dst_all = np.concatenate(dst_parts) if dst_parts else np.zeros(0, np.int64)
-    return RefGraph(starts, ends, fsz, is_data, names, (src_all, dst_all), roots)
+    rela_all = np.concatenate(rela_parts) if rela_parts else np.zeros(0, bool)
+    by_import: dict[str, list[int]] = {}
+    if import_refs:
+        at = node_at(starts, ends, np.array([w for _, w in import_refs], dtype=np.int64))
+        for (name, _), node in zip(import_refs, at.tolist(), strict=True):
+            if node >= 0:
+                by_import.setdefault(name, []).append(node)
+    imports = {k: np.unique(np.array(v, dtype=np.int64)) for k, v in by_import.items()}
+    return RefGraph(starts, ends, fsz, is_data, names, (src_all, dst_all), roots, rela_all, imports)
 
 
 def reach(g: RefGraph, deleted: np.ndarray, cut: np.ndarray | None = None) -> np.ndarray:
