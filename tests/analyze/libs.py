@@ -169,6 +169,45 @@ extern "C" __attribute__((visibility("default"))) int RegisterSchemasAndOptimize
 """
 
 
+#: Kernels in ORT's shapes for ``--disable_rtti``: virtual classes (their vtables point at typeinfo), a
+#: lambda kept in a std::function (its manager answers typeid queries with the lambda's typeinfo), a
+#: shared_ptr (its control block answers get_deleter queries) and an exception class that a kernel throws.
+#: Under -fno-rtti only the thrown class keeps its typeinfo. Appended to CXX_ORT.
+CXX_RTTI = r"""
+#include <exception>
+#include <functional>
+#include <memory>
+namespace onnxruntime {
+class OnnxRuntimeException : public std::exception {
+ public:
+  const char* what() const noexcept override { return "ort"; }
+};
+class OpKernel {
+ public:
+  virtual ~OpKernel() = default;
+  virtual int Compute(int x) const = 0;
+};
+class Relu : public OpKernel {
+ public:
+  __attribute__((noinline)) int Compute(int x) const override {
+    if (x == -12345) throw OnnxRuntimeException();
+    return x > 0 ? x : 0;
+  }
+};
+class Softmax : public OpKernel {
+ public:
+  __attribute__((noinline)) int Compute(int x) const override { volatile int v = x; return v * 3 + 1; }
+};
+__attribute__((noinline)) std::function<int(int)> MakeCallback(int k) { return [k](int x) { return x * k + 7; }; }
+}  // namespace onnxruntime
+extern "C" __attribute__((visibility("default"))) int RunKernels(int x) {
+  std::shared_ptr<onnxruntime::OpKernel> a = std::make_shared<onnxruntime::Relu>();
+  std::unique_ptr<onnxruntime::OpKernel> b = std::make_unique<onnxruntime::Softmax>();
+  return a->Compute(x) + b->Compute(x) + onnxruntime::MakeCallback(x)(x);
+}
+"""
+
+
 @dataclass
 class BuiltLib:
     path: Path
@@ -229,15 +268,19 @@ def build_cxx_ort(
     defines: list[str] | None = None,
     ldflags: list[str] | None = None,
     levers: bool = False,
+    rtti: bool = False,
+    cxxflags: list[str] | None = None,
 ) -> Path:
     """Linked like libonnxruntime.so: a version script exports only the API, --gc-sections drops the rest.
-    ``levers`` adds schema registration and graph transformers (CXX_LEVERS)."""
+    ``levers`` adds schema registration and graph transformers (CXX_LEVERS), ``rtti`` the virtual classes,
+    std::function and exception of CXX_RTTI; ``cxxflags`` go to the compiler (e.g. ``-fno-rtti``)."""
     src = out_dir / f"{Path(name).stem}.cc"
-    src.write_text(CXX_ORT + (CXX_LEVERS if levers else ""))
-    script = out_dir / "miniort.lds"
-    script.write_text("{ global: RegisterKernels; RegisterSchemasAndOptimize; local: *; };\n")
+    src.write_text(CXX_ORT + (CXX_LEVERS if levers else "") + (CXX_RTTI if rtti else ""))
+    exports = ["RegisterKernels"] + ["RegisterSchemasAndOptimize"] * levers + ["RunKernels"] * rtti
+    script = out_dir / f"{Path(name).stem}.lds"
+    script.write_text(f"{{ global: {'; '.join(exports)}; local: *; }};\n")
     lib = out_dir / name
-    cmd = ["g++", "-shared", "-fPIC", "-Os", "-std=c++17", "-ffunction-sections", "-fdata-sections"]
+    cmd = ["g++", "-shared", "-fPIC", "-Os", "-std=c++17", "-ffunction-sections", "-fdata-sections", *(cxxflags or [])]
     cmd += ["-Wl,--gc-sections", f"-Wl,--version-script={script}", *[f"-D{d}" for d in defines or []]]
     cmd += ldflags or []
     subprocess.run([*cmd, "-o", str(lib), str(src)], check=True)

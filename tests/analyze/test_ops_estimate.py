@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ortprune.analyze import analyze
@@ -262,3 +263,61 @@ def test_estimate_refuses_a_stripped_library(tmp_path: Path) -> None:
     assert str(lib) in str(e.value)
     with pytest.raises(OrtpruneError, match="stripped"):
         op_costs(lib)
+
+
+def _typeinfo(path: Path) -> dict[str, int]:
+    with ElfFile(path) as elf:
+        return {s.name: s.end - s.start for s in sized_symbols(elf, "symtab") if s.name.startswith("typeinfo ")}
+
+
+def _relocs_in(path: Path, names: set[str]) -> int:
+    """RELA entries inside the named symbols."""
+    from ortprune.analyze.decode import reloc_refs
+
+    with ElfFile(path) as elf:
+        spans = [(s.addr, s.addr + s.end - s.start) for s in sized_symbols(elf, "symtab") if s.name in names]
+        return sum(any(lo <= w < hi for lo, hi in spans) for w, _ in reloc_refs(elf)[2])
+
+
+def test_estimate_disable_rtti_matches_a_no_rtti_build(toy_dir: Path) -> None:
+    """--disable_rtti against the same sources built with -fno-rtti: every typeinfo goes but the thrown
+    exception's, with the relocations of the typeinfo objects and of the vtables' typeinfo slots."""
+    from ortprune.analyze.graph import build_graph
+
+    full = build_cxx_ort(toy_dir, "libminiort-rtti.so", rtti=True)
+    nortti = build_cxx_ort(toy_dir, "libminiort-nortti.so", rtti=True, cxxflags=["-fno-rtti"])
+    with ElfFile(full) as elf:
+        g = build_graph(elf, sized_symbols(elf, "symtab"))
+    throwers = [g.names[i][0].name for i in np.flatnonzero(g.calls("__cxa_throw"))]
+    assert throwers and all("Relu::Compute" in n for n in throwers), throwers
+    config = OpConfig.parse("ai.onnx;11,13;Shape\ncom.microsoft;1;Attention\n")
+    base = estimate(full, config)
+    e = estimate(full, config, levers=PruneLevers(disable_rtti=True))
+    assert base.kernels_removed == e.kernels_removed == 0
+    before, after = _typeinfo(full), _typeinfo(nortti)
+    assert "typeinfo for onnxruntime::OnnxRuntimeException" in after and "typeinfo for onnxruntime::Relu" not in after
+    gone = set(before) - set(after)
+    # gcc adds a local copy of typeinfo the -fno-rtti unit cannot import (std::exception's): not predicted.
+    added = set(after) - set(before)
+    removed = e.removed["code and data (symbols)"] - base.removed["code and data (symbols)"]
+    assert removed == sum(before[n] for n in gone)
+    real_rela = _section(full, ".rela.dyn") - _section(nortti, ".rela.dyn") + 24 * _relocs_in(nortti, added)
+    predicted_rela = e.removed[".rela.dyn"] + e.removed[".rela.dyn of cut pointers in kept data"]
+    assert predicted_rela - base.removed[".rela.dyn"] == real_rela
+    assert any(n.startswith("--disable_rtti:") and "1 functions that call __cxa_throw" in n for n in e.notes)
+
+
+def test_schema_ops_keep_schemas_but_no_kernels(toy_dir: Path) -> None:
+    """The ops the schemas lever adds (ORT's transformers create them within one load) keep their schemas
+    only: the build adds them to the schema list, never to reduce_op_kernels.py's config."""
+    full = build_cxx_ort(toy_dir, "libminiort-levers.so", levers=True)
+    config = OpConfig.parse("com.microsoft;1;Attention\n")
+    plain = estimate(full, config, added_ops=(), levers=PruneLevers(schemas=True))
+    transient = PruneLevers(schemas=True, schema_ops=(("ai.onnx", "Add", 13), ("ai.onnx", "Shape", 13)))
+    e = estimate(full, config, added_ops=(), levers=transient)
+    # Shape 13's kernel goes all the same (it kept its kernel before: Conv, Pad, LSTM... in the real build) ...
+    assert e.kernels_removed == plain.kernels_removed == 2 and e.ops_removed == plain.ops_removed == ["ai.onnx;Shape"]
+    # ... while Add 13's schema stays registered (its GetOpSchema and the lambda in it: 2 of 4 functions).
+    assert any(n.startswith("schemas: 2 of 4 GetOpSchema") for n in e.notes)
+    assert any(n.startswith("schemas: 4 of 4 GetOpSchema") for n in plain.notes)
+    assert e.removed_total < plain.removed_total
