@@ -36,6 +36,7 @@ from ortprune._io import atomic_write_text
 from ortprune.bundled import bundled
 from ortprune.cache import cache_dir
 from ortprune.convert import convert_model
+from ortprune.ortbuild.mlas import SGEMM_LEVER
 from ortprune.platform import machine_info
 from ortprune.runtime import Library, Session, load_library, wheel_library
 
@@ -64,53 +65,72 @@ def matmul_model(k: int, dequantized: bool) -> bytes:
     return model.SerializeToString()
 
 
-def keep_quantized_levels(label: str, lib: Library) -> list[dict[str, object]]:
+def keep_quantized_levels(label: str, lib: Library, ref: Library, tokens: int) -> list[dict[str, object]]:
+    """The int8 model's keep-quantized .ort on ``lib`` at every level, and the .onnx with pre-packing off,
+    against the .onnx at level all on ``ref`` (batch 8 x ``tokens`` random tokens)."""
     model = bundled("all-MiniLM-L6-v2-int8").path()
-    ids = np.random.default_rng(0).integers(1000, 20000, size=(8, 64)).astype(np.int64)
+    ids = np.random.default_rng(0).integers(1000, 20000, size=(8, tokens)).astype(np.int64)
     ids[:, 0] = 101
     feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
 
-    def hidden(path: Path, level: str, **config: str) -> np.ndarray:
-        with Session(path, lib, threads=1, optimization_level=level, config=config) as s:
+    def hidden(path: Path, level: str, on: Library, **config: str) -> np.ndarray:
+        with Session(path, on, threads=1, optimization_level=level, config=config) as s:
             return s.run(feeds)["last_hidden_state"]
 
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        ort = convert_model(model, lib, Path(tmp), keep_quantized=True).ort
-        ref = hidden(model, "all")
+        ort = convert_model(model, ref, Path(tmp), keep_quantized=True).ort  # the stock build of the release converts
+        want = hidden(model, "all", ref)
         cases: list[tuple[str, Path, str, dict[str, str]]] = [
             (f"keep-quantized .ort at level {lv}", ort, lv, {}) for lv in ("disable", "basic", "extended", "all")
         ]
         cases.append((".onnx at level all, session.disable_prepacking=1", model, "all",
                       {"session.disable_prepacking": "1"}))  # fmt: skip
         for case, path, level, config in cases:
-            out = hidden(path, level, **config)
-            row = {"library": f"{label} ({lib.version})", "case": case,
-                   "max_abs_diff_hidden_vs_onnx_level_all": float(np.abs(out - ref).max())}  # fmt: skip
+            out = hidden(path, level, lib, **config)
+            row = {"library": f"{label} ({lib.version})", "reference": f"{ref.path}", "tokens": tokens, "case": case,
+                   "max_abs_diff_hidden_vs_onnx_level_all": float(np.abs(out - want).max())}  # fmt: skip
             rows.append(row)
             print(row)
     return rows
 
 
-def main() -> None:
-    libs = {"wheel": wheel_library()}
+def builds_1_21() -> dict[str, tuple[Path, Path]]:
+    """The cached full 1.21.0 builds: the stock one, and one with ``--prune sgemm-packed-k`` measured against it."""
+    stock, sgemm = None, None
     for manifest in sorted(cache_dir("builds").glob("1.21.0-full-*/manifest.json")):
-        libs["full 1.21.0"] = Path(json.loads(manifest.read_text())["library"])
-    rows = []
-    for label, path in libs.items():
-        if path is None:
+        m = json.loads(manifest.read_text())
+        if not Path(m["library"]).is_file() or m.get("toolchain_name", "gcc") != "gcc" or m.get("extra_flags"):
             continue
-        lib = load_library(path)
+        if not m.get("prune"):
+            stock = Path(m["library"])
+        elif m["prune"] == [SGEMM_LEVER]:
+            sgemm = Path(m["library"])
+    out = {}
+    if stock is not None:
+        out["full 1.21.0"] = (stock, stock)
+        if sgemm is not None:
+            out[f"full 1.21.0 --prune {SGEMM_LEVER}"] = (sgemm, stock)
+    return out
+
+
+def main() -> None:
+    wheel = wheel_library()
+    libs = {"wheel": (wheel, wheel)} if wheel is not None else {}
+    libs |= builds_1_21()
+    rows = []
+    for label, (path, ref_path) in libs.items():
+        lib, ref = load_library(path), load_library(ref_path)
         for k in (64, 128, 256, 384, 1536):
             x = np.random.default_rng(1).standard_normal((M, k)).astype(np.float32)
 
-            def run(model: bytes, lib=lib, x=x, **config: str) -> np.ndarray:  # type: ignore[no-untyped-def]
-                with Session(model, lib, threads=1, optimization_level="disable", config=config) as s:
+            def run(model: bytes, on: Library, x=x, **config: str) -> np.ndarray:  # type: ignore[no-untyped-def]
+                with Session(model, on, threads=1, optimization_level="disable", config=config) as s:
                     return s.run({"x": x})["y"]
 
-            const = run(matmul_model(k, False))
-            deq = run(matmul_model(k, True))
-            unpacked = run(matmul_model(k, False), **{"session.disable_prepacking": "1"})
+            const = run(matmul_model(k, False), ref)  # the reference: pre-packed constant weights
+            deq = run(matmul_model(k, True), lib)
+            unpacked = run(matmul_model(k, False), lib, **{"session.disable_prepacking": "1"})
             row = {
                 "library": f"{label} ({lib.version})",
                 "K": k,
@@ -121,11 +141,12 @@ def main() -> None:
             rows.append(row)
             print(row)
     levels = []
-    for label, path in libs.items():
-        if path is not None:
-            levels += keep_quantized_levels(label, load_library(path))
+    for label, (path, ref_path) in libs.items():
+        for tokens in (64, 256):  # 256: attention's MatMuls get K > 128 (their B is never pre-packed)
+            levels += keep_quantized_levels(label, load_library(path), load_library(ref_path), tokens)
     result = {
-        "benchmark": "one MatMul (M=64, N=384): fp32 constant weights (pre-packed) vs Cast+Mul of int8 weights",
+        "benchmark": "one MatMul (M=64, N=384): fp32 constant weights (pre-packed) vs Cast+Mul of int8 weights; "
+        "the reference of a --prune sgemm-packed-k build is the stock build of its release",
         "machine": machine_info(),
         "rows": rows,
         "keep_quantized_ort_by_level": levels,
