@@ -26,7 +26,8 @@ SHF_ALLOC, SHF_EXECINSTR, SHF_TLS = 0x2, 0x4, 0x400
 SHN_UNDEF, SHN_LORESERVE, SHN_ABS, SHN_COMMON, SHN_XINDEX = 0, 0xFF00, 0xFFF1, 0xFFF2, 0xFFFF
 STT_OBJECT, STT_FUNC, STT_SECTION, STT_FILE, STT_TLS = 1, 2, 3, 4, 6
 STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
-PT_LOAD, PT_DYNAMIC, PT_TLS = 1, 2, 7
+PT_LOAD, PT_DYNAMIC, PT_NOTE, PT_TLS = 1, 2, 4, 7
+NT_GNU_BUILD_ID = 3
 DT_NULL, DT_NEEDED, DT_STRTAB, DT_SONAME, DT_RPATH, DT_RUNPATH = 0, 1, 5, 14, 15, 29
 
 _ELF_MAGIC = b"\x7fELF"
@@ -105,14 +106,19 @@ class ElfFile:
                 self.file_size = f.seek(0, 2)
                 if self.file_size == 0:
                     raise ElfError("not an ELF file (empty)", self.path)
-                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                try:
+                    self._map: mmap.mmap | None = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                except OSError:  # a file system without mmap: read it instead
+                    self._map = None
+                    f.seek(0)
+                    self._bytes = f.read()
         except FileNotFoundError:
             raise ElfError("file does not exist", self.path) from None
         except IsADirectoryError:
             raise ElfError("is a directory, not an ELF file", self.path) from None
         except PermissionError:
             raise ElfError("cannot read the file (permission denied)", self.path) from None
-        self.data: bytes | mmap.mmap = self._map
+        self.data: bytes | mmap.mmap = self._map if self._map is not None else self._bytes
         self._parse_header()
 
     # ---- header ---------------------------------------------------------------------------------
@@ -199,6 +205,26 @@ class ElfFile:
                 typ, off, vaddr, _pa, filesz, memsz, flags, _al = vals
             out.append(Segment(typ, flags, off, vaddr, filesz, memsz))
         return out
+
+    @cached_property
+    def build_id(self) -> str | None:
+        """The linker's ``NT_GNU_BUILD_ID`` (hex), read from the PT_NOTE segments (a stripped file keeps
+        it), or None when the file has none."""
+        for seg in self.segments:
+            if seg.type != PT_NOTE:
+                continue
+            off, end = seg.offset, seg.offset + seg.filesz
+            self._check_range(seg.offset, seg.filesz, "a PT_NOTE segment")
+            while off + 12 <= end:
+                namesz, descsz, typ = struct.unpack_from(self.endian + "III", self.data, off)
+                name_at = off + 12
+                desc_at = name_at + (namesz + 3) // 4 * 4
+                if desc_at + descsz > end:
+                    break
+                if typ == NT_GNU_BUILD_ID and bytes(self.data[name_at : name_at + namesz]) == b"GNU\0":
+                    return bytes(self.data[desc_at : desc_at + descsz]).hex()
+                off = desc_at + (descsz + 3) // 4 * 4
+        return None
 
     def section(self, name: str) -> Section | None:
         for s in self.sections:
@@ -318,7 +344,8 @@ class ElfFile:
         return None
 
     def close(self) -> None:
-        self._map.close()
+        if self._map is not None:
+            self._map.close()
 
     def __enter__(self) -> ElfFile:
         return self

@@ -64,7 +64,7 @@ def test_other_cpu_never_reused(tmp_path: Path, int8_model: Path, monkeypatch: p
     assert len(entries(tmp_path)) == 2
 
 
-@pytest.mark.parametrize("field", ["cpu_flags", "ort_version", "library_sha256"])
+@pytest.mark.parametrize("field", ["cpu_flags", "ort_version", "library_id"])
 def test_entry_for_something_else_is_rebuilt(
     tmp_path: Path, int8_model: Path, reference: np.ndarray, field: str
 ) -> None:
@@ -227,3 +227,33 @@ def test_hit_where_files_cannot_be_mapped(
     monkeypatch.setattr(mmap, "mmap", no_mmap)
     s, out = run(int8_model, tmp_path)
     assert s.cache_status == "hit" and np.array_equal(out, reference)
+
+
+def test_library_named_by_build_id_else_by_hash(tmp_path: Path, wheel_lib: Path) -> None:
+    """The library part of the key is the linker's GNU build id (what `readelf -n` prints; a first start
+    reads no 20 MB library to hash it, and a stripped copy shares the entry); a library without a build id
+    is named by its SHA-256."""
+    import re
+    import shutil
+    import subprocess
+
+    from ortprune.runtime.cache import library_identity
+
+    if shutil.which("readelf") is None or shutil.which("cc") is None:
+        pytest.skip("needs binutils' readelf and a C compiler")
+    notes = subprocess.run(["readelf", "-n", str(wheel_lib)], capture_output=True, text=True, check=True).stdout
+    want = re.search(r"Build ID: ([0-9a-f]+)", notes)
+    assert want is not None
+    assert library_identity(wheel_lib, tmp_path) == f"gnu-build-id:{want[1]}"
+    stripped = tmp_path / "stripped.so"
+    subprocess.run(["strip", "--strip-all", "-o", str(stripped), str(wheel_lib)], check=True)
+    assert library_identity(stripped, tmp_path) == f"gnu-build-id:{want[1]}"
+    src = tmp_path / "x.c"
+    src.write_text("int x(void) { return 1; }\n")
+    for flag, prefix in (("-Wl,--build-id=none", "sha256:"), ("-Wl,--build-id=sha1", "gnu-build-id:")):
+        lib = tmp_path / f"lib{flag[-4:]}.so"
+        subprocess.run(["cc", "-shared", "-fPIC", flag, str(src), "-o", str(lib)], check=True)
+        got = library_identity(lib, tmp_path)
+        assert got.startswith(prefix)
+        if prefix == "sha256:":
+            assert got == "sha256:" + hashlib.sha256(lib.read_bytes()).hexdigest()

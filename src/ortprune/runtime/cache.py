@@ -7,8 +7,8 @@ load that file at level ``disable`` (and so pre-pack exactly the same constant w
 bit-identical).
 
 An entry is keyed by everything the optimized graph depends on: the model's content hash, the library's
-content hash and version, the optimization level and the CPU features ORT's rewrites depend on (ORT
-warns that NCHWc-optimized models are hardware-specific). Each entry carries ``meta.json`` with those
+build id (else its content hash) and version, the optimization level and the CPU features ORT's rewrites
+depend on (ORT warns that NCHWc-optimized models are hardware-specific). Each entry carries ``meta.json`` with those
 fields and the saved file's size and SHA-256; an entry that does not match (another CPU or library
 copied in, truncated, bytes changed, unreadable by ORT) is rebuilt, with a warning. Hashes of the model,
 the library and the saved file are remembered per file stat (:func:`content_digest`), so a warm start
@@ -33,7 +33,7 @@ from ortprune.cache import cache_dir, file_digest
 
 ENTRY_MODEL = "model.ort"
 ENTRY_META = "meta.json"
-FORMAT = 2  # 2: meta.json holds the saved model's SHA-256
+FORMAT = 3  # 2: meta.json holds the saved model's SHA-256; 3: the library is named by its GNU build id
 
 
 class CacheWarning(UserWarning):
@@ -43,7 +43,7 @@ class CacheWarning(UserWarning):
 @dataclass(frozen=True)
 class CacheKey:
     model_sha256: str
-    library_sha256: str
+    library_id: str  # "gnu-build-id:<hex>", else "sha256:<hex>" of the file (library_identity)
     ort_version: str
     level: str
     machine: str
@@ -87,6 +87,21 @@ def content_digest(path: str | Path, index: Path) -> str:
     return digest
 
 
+def library_identity(path: str | Path, index: Path) -> str:
+    """What the optimized graph depends on in the library: its code. The linker's GNU build id names it
+    without reading 16-20 MB on a first start (a stripped copy keeps the id: same code, same entry); a
+    library linked without one is named by its SHA-256."""
+    from ortprune.elf import ElfFile
+    from ortprune.errors import ElfError
+
+    with contextlib.suppress(ElfError, OSError):  # unreadable as ELF here (or no mmap): hash it instead
+        with ElfFile(path, sections=False) as elf:
+            build_id = elf.build_id
+        if build_id:
+            return f"gnu-build-id:{build_id}"
+    return f"sha256:{content_digest(path, index)}"
+
+
 def remember_digest(p: Path, st: os.stat_result, digest: str, index: Path) -> None:
     """Record ``digest`` as the content of ``p`` as it is in ``st`` (best effort)."""
     memo = index / _stat_key(p, st)
@@ -124,7 +139,7 @@ class OptimizedModelCache:
         index = self.root / "index"
         return CacheKey(
             model_sha256=content_digest(model, index),
-            library_sha256=content_digest(library_path, index),
+            library_id=library_identity(library_path, index),
             ort_version=ort_version,
             level=level,
             machine=platform.machine(),
