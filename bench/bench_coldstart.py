@@ -11,9 +11,10 @@ Libraries: the onnxruntime wheel's libonnxruntime (Release), and when they are i
 A minimal build runs only the folded ``ort`` path: slim built it from that file's ops and types, so it has
 no kernel for the keep-quantized graph's int8 Cast; the minimal build slim makes with ``--keep-quantized
 --prune sgemm-packed-k`` runs the ``ort-keep-quantized`` path (bit-identical to the .onnx on the full build).
-After each ``cache-first`` run the benchmark waits for the cache writer that run left (not timed). Every (library, path) runs once per round, in a rotated
-order, in fresh processes; medians over rounds. ratio = onnxruntime process wall / path process wall
-(> 1: faster than ``import onnxruntime``; the issue's target for the warm cache is >= 2).
+After each ``cache-first`` run the benchmark waits for the cache writer that run left (not timed).
+Every (library, path) runs once per round, in a rotated order, in fresh processes; medians over rounds.
+ratio = onnxruntime process wall / path process wall (> 1: faster than ``import onnxruntime``; the
+issue's target for the warm cache is >= 2).
 
 Writes bench/results/coldstart.json (with machine info).
 Usage: python bench/bench_coldstart.py [--rounds N]
