@@ -102,22 +102,10 @@ class OrtApiBase(ctypes.Structure):
     ]
 
 
-# enum ONNXTensorElementDataType -> numpy type name (the types Session.run exchanges). Names, not dtypes:
-# importing ortprune.runtime must not import numpy, so a cold start overlaps that import with ORT's load.
-ELEMENT_DTYPE_NAMES: dict[int, str] = {
-    1: "float32",
-    2: "uint8",
-    3: "int8",
-    4: "uint16",
-    5: "int16",
-    6: "int32",
-    7: "int64",
-    9: "bool",
-    10: "float16",
-    11: "float64",
-    12: "uint32",
-    13: "uint64",
-}
+# The ONNXTensorElementDataType values Session.run exchanges as numpy arrays (ELEMENT_NAMES below are numpy's
+# names for them). Not dtypes here: importing ortprune.runtime must not import numpy, so a cold start
+# overlaps that import with ORT's load.
+NUMPY_ELEMENTS = (1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13)
 
 
 @functools.cache
@@ -125,7 +113,7 @@ def element_dtypes() -> dict[int, np.dtype[Any]]:
     """ONNX element type -> numpy dtype (numpy imported on first use)."""
     import numpy as np
 
-    return {k: np.dtype(v) for k, v in ELEMENT_DTYPE_NAMES.items()}
+    return {k: np.dtype(ELEMENT_NAMES[k]) for k in NUMPY_ELEMENTS}
 
 
 @functools.cache
