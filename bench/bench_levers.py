@@ -9,7 +9,7 @@ single runs interleaved ABBA in one process (ratio = median over blocks of full 
 Writes bench/results/levers.json (with machine info) and docs/results/ort-1.21.0-levers.md: the generated
 table, then the hand-written notes/ort-1.21.0-levers.md. A build levers.json already holds (same key) is not
 measured again unless --remeasure.
-Usage: python bench/bench_levers.py [--budget SECONDS] [--keep NAMES] [--remeasure]
+Usage: python bench/bench_levers.py [--budget SECONDS] [--keep NAMES] [--remeasure [--only LABEL_TEXT]]
 """
 
 from __future__ import annotations
@@ -157,6 +157,7 @@ def main() -> None:
         action="store_true",
         help="measure every build again (default: reuse levers.json's record of a build with the same key)",
     )
+    ap.add_argument("--only", default="", help="with --remeasure: only the rows whose label contains this text")
     args = ap.parse_args()
     before = {r["key"]: r for r in json.loads(RESULTS.read_text())["rows"]} if RESULTS.is_file() else {}
     keep = tuple(k for k in args.keep.split(",") if k)
@@ -181,7 +182,8 @@ def main() -> None:
                                   "stripped": stripped, "wall_time_s": b.wall_time_s, "steps": b.steps,
                                   "runs": len(b.runs), "key": b.key}  # fmt: skip
         old = before.get(b.key)
-        if row.variant != "full" and old is not None and "max_abs_diff" in old and not args.remeasure:
+        again = args.remeasure and args.only in row.label
+        if row.variant != "full" and old is not None and "max_abs_diff" in old and not again:
             print(f"reusing the measurement of {row.label} ({b.key})", flush=True)
             for k in ("max_abs_diff", "same_optimized_graph", "throughput_vs_full", "measured_at", "load_average"):
                 if k in old:
