@@ -257,3 +257,32 @@ def test_library_named_by_build_id_else_by_hash(tmp_path: Path, wheel_lib: Path)
         assert got.startswith(prefix)
         if prefix == "sha256:":
             assert got == "sha256:" + hashlib.sha256(lib.read_bytes()).hexdigest()
+
+
+def test_first_start_hashes_beside_the_load(
+    tmp_path: Path, int8_model: Path, reference: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Background cache (the default): a model whose hash is not remembered loads at once and is hashed
+    beside the load. An entry that exists for it (made from a copy, or before the hash memo went) is not
+    rebuilt: that start loads the model itself and the next one hits. (The writer is recorded, not started.)"""
+    import shutil
+
+    run(int8_model, tmp_path)  # an entry, written in the foreground
+    (entry,) = entries(tmp_path)
+    shutil.rmtree(tmp_path / "index")  # the remembered hashes go: the file looks new
+    store = OptimizedModelCache(tmp_path)  # background
+    scheduled: list[tuple[object, ...]] = []
+    monkeypatch.setattr(store, "schedule", lambda *job: scheduled.append(job))
+    assert not store.remembers(int8_model)
+    s = Session(int8_model, LIB, cache=store)
+    assert s.cache_status == "miss" and s.loaded_from == int8_model
+    assert np.array_equal(s.run(FEEDS)["last_hidden_state"], reference)
+    assert scheduled == [], "a writer was scheduled although the entry exists"
+    assert store.remembers(int8_model) and entries(tmp_path) == [entry]
+    s2 = Session(int8_model, LIB, cache=store)
+    assert s2.cache_status == "hit" and np.array_equal(s2.run(FEEDS)["last_hidden_state"], reference)
+    # no entry at all: the same first start schedules the writer
+    shutil.rmtree(entry)
+    shutil.rmtree(tmp_path / "index")
+    s3 = Session(int8_model, LIB, cache=store)
+    assert s3.cache_status == "miss" and len(scheduled) == 1

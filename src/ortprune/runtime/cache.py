@@ -135,6 +135,15 @@ class OptimizedModelCache:
             _SCHEDULED.add(job)
             atexit.register(_spawn_worker, *job)
 
+    def remembers(self, model: str | Path) -> bool:
+        """Whether the model's hash is remembered for the file as it is now (its stat): if not, no process
+        has looked this file up yet and its entry almost surely does not exist (a first start)."""
+        p = Path(model).resolve()
+        try:
+            return (self.root / "index" / _stat_key(p, p.stat())).is_file()
+        except OSError:
+            return False
+
     def key(self, model: str | Path, library_path: str | Path, ort_version: str, level: str) -> CacheKey:
         index = self.root / "index"
         return CacheKey(
