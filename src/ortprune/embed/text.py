@@ -6,12 +6,12 @@ import itertools
 import json
 import os
 import tempfile
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ortprune._threads import InThread
 from ortprune.embed.registry import TOKENIZER_FILES, ModelInfo, Pooling, find_onnx, model_info
 from ortprune.errors import ModelError, OrtpruneError
 from ortprune.runtime import Library, Session, TensorInfo
@@ -106,14 +106,14 @@ class TextEmbedding:
         # ORT loads the library and the model in a thread while this one reads the tokenizer: ctypes
         # releases the GIL in ORT's calls, so on two cores a cold start waits for the longer, not the sum.
         # numpy is imported here too, not when ortprune.embed is: that import is as long as the load.
-        opening = None if lazy_load else _InThread(self._open_session)
+        opening = None if lazy_load else InThread(self._open_session, name="ortprune-load")
         try:
             import numpy  # noqa: F401  (the first embedding needs it; import it while ORT works)
 
             self.tokenizer, self.max_length = load_tokenizer(resolved.tokenizer_dir, max_length)
         except BaseException:
             if opening is not None:
-                opening.discard()
+                opening.discard(Session.close)
             raise
         if opening is not None:
             self._use_session(opening.result())
@@ -321,36 +321,6 @@ class TextEmbedding:
     def __repr__(self) -> str:
         lib = self._session.lib.version if self._session is not None else "not loaded"
         return f"TextEmbedding({self.info.name!r}, dim={self.info.dim or '?'}, lib={lib})"
-
-
-class _InThread:
-    """``fn()`` run in a thread at once; :meth:`result` waits for it and returns or raises what it did."""
-
-    def __init__(self, fn: Callable[[], Session]) -> None:
-        self._fn = fn
-        self._value: Session | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="ortprune-load", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._value = self._fn()
-        except BaseException as e:  # handed to the caller by result()
-            self._error = e
-
-    def result(self) -> Session:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error.with_traceback(self._error.__traceback__)
-        assert self._value is not None
-        return self._value
-
-    def discard(self) -> None:
-        """Wait for the thread and release what it made (the caller failed before using it)."""
-        self._thread.join()
-        if self._value is not None:
-            self._value.close()
 
 
 def _batches(docs: Iterable[str], size: int) -> Iterator[list[str]]:

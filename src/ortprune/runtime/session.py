@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ortprune._threads import InThread
 from ortprune.catalog import OPTIMIZATION_LEVELS
 from ortprune.errors import OrtpruneError
 from ortprune.runtime import _capi
-from ortprune.runtime.cache import CacheKey, OptimizedModelCache, resolve_cache
+from ortprune.runtime.cache import OptimizedModelCache, resolve_cache
 from ortprune.runtime.library import Library, _level, load_library
 
 if TYPE_CHECKING:  # numpy is imported on first use: a cold start imports it while ORT loads the model
@@ -215,21 +216,17 @@ class Session:
         A first start (the model's hash not remembered for the file as it is) loads the model at once and
         hashes it beside the load (both outside the GIL), instead of hashing 20+ MB before it starts."""
         if store.background and not store.remembers(path):
-            hashed: list[CacheKey] = []
-            hasher = threading.Thread(
-                target=lambda: hashed.append(store.key(path, self.lib.path, self.lib.version, str(level))),
-                name="ortprune-hash",
-                daemon=True,
-            )
-            hasher.start()
+            hashing = InThread(lambda: store.key(path, self.lib.path, self.lib.version, str(level)), "ortprune-hash")
             try:
                 opened = self._open(path, level, threads, log_level, None, config)
-            finally:
-                hasher.join()
-            if not hashed:  # the file could not be read for hashing: load as without a cache
+            except BaseException:
+                hashing.discard()
+                raise
+            try:
+                key = hashing.result()
+            except Exception:  # the file could not be read for hashing: load as without a cache
                 self.cache_status = "miss"
                 return opened
-            key = hashed[0]
             existed = store.entry(key).exists()
             if store.lookup(key) is None:  # (an unusable entry is removed here, with a warning)
                 self.cache_status = "rebuilt" if existed else "miss"
