@@ -76,11 +76,9 @@ def content_digest(path: str | Path, index: Path) -> str:
     in the last :data:`RACY_SECONDS` is hashed every time."""
     p = Path(path).resolve()
     st = p.stat()
-    memo = index / _stat_key(p, st)
-    with contextlib.suppress(OSError):
-        text = memo.read_text().strip()
-        if len(text) == 64:
-            return text
+    remembered = _remembered(p, st, index)
+    if remembered is not None:
+        return remembered
     digest = file_digest(p, 64)
     if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_SECONDS * 1e9:
         remember_digest(p, st, digest, index)
@@ -100,6 +98,15 @@ def library_identity(path: str | Path, index: Path) -> str:
         if build_id:
             return f"gnu-build-id:{build_id}"
     return f"sha256:{content_digest(path, index)}"
+
+
+def _remembered(p: Path, st: os.stat_result, index: Path) -> str | None:
+    """The digest remembered for ``p`` as it is in ``st``, or None."""
+    with contextlib.suppress(OSError):
+        text = (index / _stat_key(p, st)).read_text().strip()
+        if len(text) == 64:
+            return text
+    return None
 
 
 def remember_digest(p: Path, st: os.stat_result, digest: str, index: Path) -> None:
@@ -125,6 +132,11 @@ class OptimizedModelCache:
         self.root = Path(root) if root is not None else cache_dir("optimized")
         self.background = background
 
+    @property
+    def index(self) -> Path:
+        """Where :func:`content_digest` remembers the hashes of files by their stat."""
+        return self.root / "index"
+
     def schedule(self, model: Path, library_path: str, level: int) -> None:
         """Build the entry for ``model`` in a detached process started when this process exits (once per
         entry)."""
@@ -140,15 +152,14 @@ class OptimizedModelCache:
         has looked this file up yet and its entry almost surely does not exist (a first start)."""
         p = Path(model).resolve()
         try:
-            return (self.root / "index" / _stat_key(p, p.stat())).is_file()
+            return _remembered(p, p.stat(), self.index) is not None
         except OSError:
             return False
 
     def key(self, model: str | Path, library_path: str | Path, ort_version: str, level: str) -> CacheKey:
-        index = self.root / "index"
         return CacheKey(
-            model_sha256=content_digest(model, index),
-            library_id=library_identity(library_path, index),
+            model_sha256=content_digest(model, self.index),
+            library_id=library_identity(library_path, self.index),
             ort_version=ort_version,
             level=level,
             machine=platform.machine(),
@@ -171,7 +182,7 @@ class OptimizedModelCache:
                 problem = "it was made for another model, library, level or CPU"
             elif model.stat().st_size != meta.get("ort_bytes"):
                 problem = f"its model is {model.stat().st_size} B, not the {meta.get('ort_bytes')} B written"
-            elif content_digest(model, self.root / "index") != meta.get("ort_sha256"):
+            elif content_digest(model, self.index) != meta.get("ort_sha256"):
                 problem = "its model's bytes changed since they were written (SHA-256 differs)"
         except (OSError, ValueError) as e:
             problem = f"unreadable ({e})"
@@ -209,7 +220,7 @@ class OptimizedModelCache:
                 shutil.rmtree(tmp, ignore_errors=True)
             else:  # the first hit need not hash what was just written (renamed: same inode, new path)
                 saved = (target / ENTRY_MODEL).resolve()
-                remember_digest(saved, saved.stat(), digest, self.root / "index")
+                remember_digest(saved, saved.stat(), digest, self.index)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
