@@ -90,9 +90,13 @@ class Levers:
             spec = variant(v)
             name = "reduced" if spec.needs_types else v  # a typed config exists only after the scan
             # the transformers to keep come from the full build later; any name passes the check
-            keep = ("ConstantFolding",) if "optimizers" in (*spec.prune, *self.prune) else ()
+            keep = ("ConstantFolding",) if self.prunes_optimizers(v) else ()
             BuildSpec("0", name, "" if spec.needs_config else None, self.extra, prune=self.prune,
                       keep_transformers=keep, toolchain_name=self.toolchain)  # fmt: skip
+
+    def prunes_optimizers(self, v: str) -> bool:
+        """Whether variant ``v`` built with these levers needs the graph transformers to keep."""
+        return "optimizers" in (*variant(v).prune, *self.prune)
 
 
 @dataclass(frozen=True)
@@ -246,8 +250,8 @@ def slim(
     ``stages``: the stage functions (default: :func:`default_stages` with that store)."""
     ui = ui or QuietUI()
     models = check_inputs(models, ort, level, variants, out, jobs, tolerance)
-    if levers is not None:
-        levers.check(variants)
+    levers = levers or Levers()
+    levers.check(variants)
     the_store = None
     if store is not None:
         from ortprune.ortbuild.store import open_store
@@ -285,8 +289,7 @@ def slim(
     res = SlimResult(out=out, config_path=config_path, scan=scanned, builds=builds)
     model_shas = [file_digest(m) for m in models]
     keep: tuple[str, ...] = ()
-    lever_prune = levers.prune if levers is not None else ()
-    if any("optimizers" in (*variant(v).prune, *lever_prune) for v in variants):
+    if any(levers.prunes_optimizers(v) for v in variants):
         with timed("scan"):
             use = _memo(
                 "transformers",
@@ -307,8 +310,7 @@ def slim(
     with timed("build"):
         for v in variants:
             config = res.ort_config_path if v in ort_variants else config_path
-            prunes = "optimizers" in (*variant(v).prune, *lever_prune)
-            build(v, config if variant(v).needs_config else None, keep if prunes else ())
+            build(v, config if variant(v).needs_config else None, keep if levers.prunes_optimizers(v) else ())
 
     with timed("probe"):
         for v in variants:
