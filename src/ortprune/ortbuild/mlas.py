@@ -162,13 +162,18 @@ def absolute_includes(text: str, orig_dir: Path) -> str:
     return re.sub(r'^(\s*#\s*include\s*)"([^"]+)"', one, text, flags=re.M)
 
 
+def read_source(source: Path, relpath: str) -> tuple[Path, str]:
+    """An MLAS file of the ORT source tree ``source`` and its text; BuildError when it is not there."""
+    path = source / relpath
+    try:
+        return path, path.read_text()
+    except OSError:
+        raise BuildError(f"not an ONNX Runtime source tree (no MLAS {path.name})", path) from None
+
+
 def dropped_symbols(source: Path, ceiling: str) -> list[str]:
     """The MLAS kernels and dispatch tables ``mlas-isa=<ceiling>`` leaves unreferenced in ``source``."""
-    path = source / PLATFORM_CPP
-    try:
-        text = path.read_text()
-    except OSError:
-        raise BuildError("not an ONNX Runtime source tree (no MLAS platform.cpp)", path) from None
+    path, text = read_source(source, PLATFORM_CPP)
     return cut_platform(text, ceiling, path)[1].symbols
 
 

@@ -45,6 +45,7 @@ from ortprune.ortbuild.mlas import (
     cut_platform,
     mlas_ceiling,
     packed_k_sgemm,
+    read_source,
 )
 from ortprune.schemas import SchemaId, resolve_schemas, wanted_schemas
 
@@ -371,28 +372,21 @@ def prepare_sources(
         swaps[utils] = gen_utils
         report.transformers_dropped = dropped
         report.generated.append(str(gen_utils))
+
+    def swap_mlas(orig: Path, text: str) -> None:  # a generated MLAS file: its includes point at the source
+        gen_path = gen / orig.relative_to(source)
+        _write_if_changed(gen_path, absolute_includes(text, orig.parent))
+        swaps[orig] = gen_path
+        report.generated.append(str(gen_path))
+
     ceiling = mlas_ceiling(levers)
     if ceiling is not None:
-        platform = source / PLATFORM_CPP
-        try:
-            text = platform.read_text()
-        except OSError:
-            raise BuildError("not an ONNX Runtime source tree (no MLAS platform.cpp)", platform) from None
+        platform, text = read_source(source, PLATFORM_CPP)
         new_text, report.mlas = cut_platform(text, ceiling, platform)
-        gen_platform = gen / PLATFORM_CPP
-        _write_if_changed(gen_platform, absolute_includes(new_text, platform.parent))
-        swaps[platform] = gen_platform
-        report.generated.append(str(gen_platform))
+        swap_mlas(platform, new_text)
     if SGEMM_LEVER in levers:
-        sgemm = source / SGEMM_CPP
-        try:
-            text = sgemm.read_text()
-        except OSError:
-            raise BuildError("not an ONNX Runtime source tree (no MLAS sgemm.cpp)", sgemm) from None
-        gen_sgemm = gen / SGEMM_CPP
-        _write_if_changed(gen_sgemm, absolute_includes(packed_k_sgemm(text, sgemm), sgemm.parent))
-        swaps[sgemm] = gen_sgemm
-        report.generated.append(str(gen_sgemm))
+        sgemm, text = read_source(source, SGEMM_CPP)
+        swap_mlas(sgemm, packed_k_sgemm(text, sgemm))
     if not swaps:
         return [], report
     _write_if_changed(overlay_path(build_dir), overlay_cmake(swaps))
