@@ -25,6 +25,7 @@ Writes bench/results/prepack_floor.json. Usage: python bench/bench_prepack_floor
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -34,11 +35,13 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ortprune._io import atomic_write_text
 from ortprune.bundled import bundled
-from ortprune.cache import cache_dir
 from ortprune.convert import convert_model
 from ortprune.ortbuild.mlas import SGEMM_LEVER
 from ortprune.platform import machine_info
 from ortprune.runtime import Library, Session, load_library, wheel_library
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_coldstart import cached_build  # one lookup of cached builds for the benches
 
 RESULTS = Path(__file__).resolve().parent / "results" / "prepack_floor.json"
 M, N = 64, 384
@@ -97,15 +100,7 @@ def keep_quantized_levels(label: str, lib: Library, ref: Library, tokens: int) -
 
 def builds_1_21() -> dict[str, tuple[Path, Path]]:
     """The cached full 1.21.0 builds: the stock one, and one with ``--prune sgemm-packed-k`` measured against it."""
-    stock, sgemm = None, None
-    for manifest in sorted(cache_dir("builds").glob("1.21.0-full-*/manifest.json")):
-        m = json.loads(manifest.read_text())
-        if not Path(m["library"]).is_file() or m.get("toolchain_name", "gcc") != "gcc" or m.get("extra_flags"):
-            continue
-        if not m.get("prune"):
-            stock = Path(m["library"])
-        elif m["prune"] == [SGEMM_LEVER]:
-            sgemm = Path(m["library"])
+    stock, sgemm = cached_build("full"), cached_build("full", (SGEMM_LEVER,))
     out = {}
     if stock is not None:
         out["full 1.21.0"] = (stock, stock)
