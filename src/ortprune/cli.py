@@ -713,11 +713,9 @@ def estimate(
     variant: Annotated[
         VariantName, typer.Option("--variant", help="The variant to predict (its flags and levers).")
     ] = VariantName("reduced"),
-    prune: Annotated[
-        str, typer.Option("--prune", help="Levers on top, as for build: schemas,optimizers,mlas-isa=avx2.")
-    ] = "",
+    prune: PruneOption = "",
     keep_transformers: Annotated[str, typer.Option("--keep-transformers", help="As for build (with optimizers).")] = "",
-    extra: Annotated[list[str] | None, typer.Option("--extra", help="Stock flags, as for build.")] = None,
+    extra: ExtraOption = None,
     source: Annotated[
         str, typer.Option("--source", help="The ORT source (transformer names are read from it).")
     ] = "debian:1.21.0",
