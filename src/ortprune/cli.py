@@ -263,12 +263,20 @@ def slim(
     extra: ExtraOption = None,
     prune: PruneOption = "",
     toolchain: ToolchainOption = ToolchainName(DEFAULT_TOOLCHAIN),
+    reference: Annotated[
+        str,
+        typer.Option(
+            "--reference",
+            help="What the pruned builds are verified against and measured from: official (the release library "
+            "from PyPI's onnxruntime wheel; no full build) or full (the MinSizeRel full build).",
+        ),
+    ] = "official",
 ) -> None:
     """Models → scan → ORT builds → probe + verify → sizes → report (every stage cached).
 
-    Variants: full, no-contrib, reduced, reduced-types, reduced-pruned, reduced-max, minimal (ORT-format
-    models converted by the full build, exported to OUT/models beside the library). --extra, --prune and
-    --toolchain apply to the pruned variants; the full reference build stays stock."""
+    Variants: full (the MinSizeRel full build, opt-in), no-contrib, reduced, reduced-types, reduced-pruned,
+    reduced-max, minimal (ORT-format models converted by the reference library, exported to OUT/models beside
+    the library). --extra, --prune and --toolchain apply to the pruned variants; full stays stock."""
     from ortprune.bundled import model_paths
     from ortprune.report.progress import RichStageUI
     from ortprune.slim import Levers
@@ -289,6 +297,7 @@ def slim(
         store=store,
         ccache_remote=ccache_remote,
         levers=Levers(tuple(extra or ()), _csv(prune), toolchain.value),
+        reference=reference,
     )
     console.print(
         f"[bold]{'verified' if res.ok else 'NOT verified'}[/]: report in {out_dir / 'report.md'}, "

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from ortprune._io import atomic_copy, atomic_write_text
 from ortprune.cache import cache_dir, file_digest
 from ortprune.catalog import BASELINE, variant
+from ortprune.ortbuild.official import OFFICIAL, NoOfficialLibrary
 from ortprune.results import (
     BuildResult,
     ConvertedModel,
@@ -130,6 +131,9 @@ class Stages:
     shipped_chart: Callable[[list[Shipped], Path], list[Path]]
     #: the finished result → report.md + report.json
     report: Callable[[SlimResult], None]
+    #: (ort source) → the official release library of that version for this machine, as a build manifest
+    #: (``ortbuild.official``); NoOfficialLibrary when there is none (slim then builds the full reference)
+    reference: Callable[[str], BuildResult] = lambda ort: _official(ort)
 
 
 def default_stages(
@@ -188,7 +192,14 @@ def _memo(
 
 
 def check_inputs(
-    models: list[Path], ort: str, level: str, variants: tuple[str, ...], out: Path, jobs: int | None, tolerance: float
+    models: list[Path],
+    ort: str,
+    level: str,
+    variants: tuple[str, ...],
+    out: Path,
+    jobs: int | None,
+    tolerance: float,
+    reference: str = "official",
 ) -> list[Path]:
     """Every input of a slim run, checked before the first (25-minute) build: the variants, the ORT
     source, each model file (parsed, ops valid, external data present) and the output directory.
@@ -206,8 +217,12 @@ def check_inputs(
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise UsageError(f"unknown variant(s) {', '.join(map(repr, unknown))}; known: {', '.join(VARIANTS)}")
-    if "full" in variants:
-        raise UsageError("'full' is always built as the reference; --variants lists the pruned ones")
+    if reference not in REFERENCES:
+        raise UsageError(f"--reference must be one of {', '.join(REFERENCES)}, not {reference!r}")
+    if BASELINE in variants and reference == BASELINE:
+        raise UsageError("'full' is the reference already (--reference full); --variants lists the others")
+    if variants == (BASELINE,):
+        raise UsageError("--variants names no pruned variant: add one, e.g. --variants full,reduced")
     if len(set(variants)) != len(variants):
         raise UsageError(f"--variants names a variant twice: {','.join(variants)}")
     if jobs is not None and jobs < 1:
@@ -239,8 +254,14 @@ def slim(
     ccache_remote: str | None = None,
     stages: Stages | None = None,
     levers: Levers | None = None,
+    reference: str = "official",
 ) -> SlimResult:
-    """``variants`` with ``model_format == "ort"`` (minimal) get ORT-format models made by the full build
+    """``reference``: ``official`` (default) verifies against, scans with and measures from the official release
+    library of the same version (PyPI's onnxruntime wheel; when there is none for this version and machine, the
+    full MinSizeRel build takes its place, said in a note); ``full`` builds that full library for it. ``full``
+    among ``variants`` adds the MinSizeRel full build (the seed's baseline) to the tables.
+
+    ``variants`` with ``model_format == "ort"`` (minimal) get ORT-format models made by the full build
     (``keep_quantized``: without ConstantFolding, see :mod:`ortprune.convert`), a typed config scanned
     from those, probes and models loaded in ORT format, and the ``.ort`` files exported to ``out/models``.
 
@@ -249,7 +270,7 @@ def slim(
     ``levers``: build options for the pruned variants (``--extra``, ``--prune``, ``--toolchain``).
     ``stages``: the stage functions (default: :func:`default_stages` with that store)."""
     ui = ui or QuietUI()
-    models = check_inputs(models, ort, level, variants, out, jobs, tolerance)
+    models = check_inputs(models, ort, level, variants, out, jobs, tolerance, reference)
     levers = levers or Levers()
     levers.check(variants)
     the_store = None
@@ -280,13 +301,22 @@ def slim(
         builds[name] = SlimBuild(b, file_digest(b.library))
 
     config_path = out / "ops.config"
-    with timed("build"):
-        build(BASELINE, None)  # the reference, and the optimizer of the exact version being pruned
-    full = builds[BASELINE]
+    with timed("build"):  # the reference: the optimizer of the exact version being pruned, and the baseline
+        if reference == OFFICIAL:
+            try:
+                official = run.reference(ort)
+            except NoOfficialLibrary as e:
+                ui.note(f"{e}: the full MinSizeRel build is the reference instead")
+                reference = BASELINE
+            else:
+                builds[OFFICIAL] = SlimBuild(official, file_digest(official.library))
+        if BASELINE in variants or reference == BASELINE:
+            build(BASELINE, None)
+    full = builds[reference]
     with timed("scan"):
         wants_types = any(variant(v).needs_types for v in variants)
         scanned = run.scan(models, level, wants_types, full.library, config_path, out / "scan.json")
-    res = SlimResult(out=out, config_path=config_path, scan=scanned, builds=builds)
+    res = SlimResult(out=out, config_path=config_path, scan=scanned, builds=builds, reference=reference)
     model_shas = [file_digest(m) for m in models]
     keep: tuple[str, ...] = ()
     if any(levers.prunes_optimizers(v) for v in variants):
@@ -309,6 +339,8 @@ def slim(
             run.scan(ort_models, level, True, None, res.ort_config_path, out / "scan-ort.json")
     with timed("build"):
         for v in variants:
+            if v == BASELINE:
+                continue  # built with the reference
             config = res.ort_config_path if v in ort_variants else config_path
             build(v, config if variant(v).needs_config else None, keep if levers.prunes_optimizers(v) else ())
 
@@ -380,19 +412,30 @@ def _sizes(res: SlimResult, run: Stages) -> SizeSummary:
 
     sections = {v: report(v, "section") for v in res.builds}
     by_op = {v: report(v, "op") for v in res.builds}
-    full = sections[BASELINE]
+    base = sections[res.reference]
     rows = [
-        VariantRow(v, r.path, r.file_size, full.file_size, None if r.footprint is None else r.footprint.total)
+        VariantRow(
+            "official release" if v == OFFICIAL else v,
+            r.path,
+            r.file_size,
+            base.file_size,
+            None if r.footprint is None else r.footprint.total,
+        )
         for v, r in sections.items()
     ]
     charts = run.charts(by_op, rows, res.out / "charts")
+    ref = by_op[res.reference]
     return SizeSummary(
         table=rows,
-        full_by_op=[LabelSize(lb.name, lb.kind, lb.size) for lb in by_op[BASELINE].sorted_labels()],
-        savings_by_op={v: diff_reports(by_op[BASELINE], by_op[v]) for v in res.builds if v != BASELINE},
+        full_by_op=[LabelSize(lb.name, lb.kind, lb.size) for lb in ref.sorted_labels()],
+        savings_by_op={v: diff_reports(ref, by_op[v]) for v in res.builds if v != res.reference},
         notes=sorted({n for r in by_op.values() for n in r.notes}),
         charts=[str(p.relative_to(res.out)) for p in charts],
     )
+
+
+#: What slim verifies against and measures from (``--reference``).
+REFERENCES = (OFFICIAL, BASELINE)
 
 
 # ---- the real stages -----------------------------------------------------------------------------------
@@ -426,6 +469,13 @@ def _build(
         log=log or (lambda s: None),
         toolchain=levers.toolchain,
     )
+
+
+def _official(ort: str) -> BuildResult:
+    from ortprune.ortbuild.official import as_build, official_library
+    from ortprune.ortbuild.sources import version_of
+
+    return as_build(official_library(version_of(ort)))
 
 
 def _publish_stage_results(store: Store, res: SlimResult, used: list[tuple[Path, list[str]]], ui: StageUI) -> None:
@@ -573,7 +623,7 @@ def _shipped(res: SlimResult, models: list[Path], ort_variants: list[str]) -> li
     for v, b in res.builds.items():
         files = [Path(c.ort) for c in res.converted] if v in ort_variants else models
         probe, check = res.probes.get(v), res.verifies.get(v)
-        ok = v == BASELINE or (probe is not None and probe.ok and check is not None and check.ok)
+        ok = v == res.reference or (probe is not None and probe.ok and check is not None and check.ok)
         stripped = b.build.stripped_bytes
         if stripped is None:
             stripped = _memo(

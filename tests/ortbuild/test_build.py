@@ -349,7 +349,7 @@ def test_pruned_build_transforms_only_its_build_tree(fake_env: Path) -> None:
     (defs / "operator_sets_ml.h").write_text(opset_header("OnnxML", ML))
     source_before = {p: p.read_bytes() for p in fake_env.rglob("*") if p.is_file()}
     result = runner.build(spec, fake_env, log=lambda s: None)
-    assert result.prune == ["optimizers", "schemas"] and result.keep_transformers == ["ConstantFolding"]
+    assert result.prune == ["optimizers", "schemas", "sources"] and result.keep_transformers == ["ConstantFolding"]
     assert any(a.startswith("CMAKE_PROJECT_onnxruntime_INCLUDE=") for a in result.build_py_args)
     summary = json.loads(Path(result.build_dir, "prune.json").read_text())
     # Add-14, Gather-13 and the Transpose-13 ORT's layout transformer may insert (read from the source tree)
@@ -358,6 +358,43 @@ def test_pruned_build_transforms_only_its_build_tree(fake_env: Path) -> None:
     assert "GeluFusion" in summary["transformers_dropped"]
     assert {p: p.read_bytes() for p in fake_env.rglob("*") if p.is_file()} == source_before
     assert result.stripped_bytes and Path(result.stripped_library or "").is_file()
+
+
+def test_reduced_build_compiles_only_the_kernels_it_keeps(fake_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sources lever (every config-built variant): kernel sources none of whose ops the config keeps leave
+    their targets (the overlay's drop list). A link that misses one (ld: undefined reference, as ORT links with
+    --no-undefined) gets it back, recorded in the build's state, and the build finishes."""
+    spec = BuildSpec("1.21.0", "reduced", "ai.onnx;17;Add\ncom.microsoft;1;BiasGelu\n")
+    assert spec.prune == ("sources",)
+    conv = fake_env / "onnxruntime/core/providers/cpu/nn/conv.cc"
+    monkeypatch.setenv("FAKE_NINJA_NEEDS", str(conv))  # conv.cc also defines a helper some kept code calls
+    logs: list[str] = []
+    result = runner.build(spec, fake_env, log=logs.append)
+    summary = json.loads(Path(result.build_dir, "prune.json").read_text())
+    assert summary["sources"] == {"dropped": [], "restored": ["onnxruntime/core/providers/cpu/nn/conv.cc"]}
+    assert any("the link needs 1 dropped kernel source(s) back: conv.cc" in s for s in logs)
+    state = json.loads(Path(result.build_dir, "state.json").read_text())
+    assert state["restored_sources"] == ["onnxruntime/core/providers/cpu/nn/conv.cc"]
+    assert Path(result.library).is_file()
+
+    # without that need, conv.cc is never compiled; add.cc and the contrib BiasGelu (behind a local macro) are
+    other = BuildSpec("1.21.0", "reduced", "ai.onnx;17;Add,Mul\ncom.microsoft;1;BiasGelu\n")
+    monkeypatch.delenv("FAKE_NINJA_NEEDS")
+    done = runner.build(other, fake_env, log=lambda s: None)
+    assert json.loads(Path(done.build_dir, "prune.json").read_text())["sources"]["dropped"] == [
+        "onnxruntime/core/providers/cpu/nn/conv.cc"
+    ]
+    overlay = (Path(done.build_dir) / "ortprune.generated/overlay.cmake").read_text()
+    assert f'set(_drop "{conv}")' in overlay
+
+
+def test_a_link_error_no_dropped_source_explains_still_fails(fake_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = BuildSpec("1.21.0", "reduced", "ai.onnx;17;Add\n")
+    monkeypatch.setenv("FAKE_NINJA_FAIL_AT", "3")
+    with pytest.raises(BuildError, match="ninja failed"):
+        runner.build(spec, fake_env, log=lambda s: None)
+    state = json.loads((Path(os.environ["ORTPRUNE_CACHE"]) / "builds" / spec.key() / "state.json").read_text())
+    assert "restored_sources" not in state
 
 
 # ---- the cache does not trust itself (issue 12) ---------------------------------------------------------

@@ -52,7 +52,7 @@ def test_slim_bundled_models(
     monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
     stages = replace(default_stages(), build=fake_build(calls))
     out = tmp_path / "out"
-    res = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced",), out, stages=stages)
+    res = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced",), out, stages=stages, reference="full")
     assert calls == ["full", "reduced"]
     assert res.ok
     config = (out / "ops.config").read_text()
@@ -87,7 +87,7 @@ def test_slim_bundled_models(
         verify=lambda *a: pytest.fail("verify re-ran"),
         consumers=lambda *a: pytest.fail("the consumers check re-ran"),
     )
-    again = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced",), out, stages=cached)
+    again = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced",), out, stages=cached, reference="full")
     assert again.ok and again.probes == res.probes and again.verifies == res.verifies
 
 
@@ -100,7 +100,10 @@ def test_slim_pruned_variant_keeps_the_transformers_the_models_use(
     keeps: dict[str, tuple[str, ...]] = {}
     monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
     stages = replace(default_stages(), build=fake_build(calls, keeps))
-    res = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced", "reduced-pruned"), tmp_path, stages=stages)
+    res = slim(
+        [int8_model, fp32_model], "debian:1.21.0", "all", ("reduced", "reduced-pruned"), tmp_path, stages=stages,
+        reference="full",
+    )  # fmt: skip
     assert calls == ["full", "reduced", "reduced-pruned"] and res.ok
     assert keeps["full"] == keeps["reduced"] == ()
     # the fusions that make the config's com.microsoft ops, and constant folding, are among them
@@ -120,7 +123,7 @@ def test_slim_minimal_ort_path(
     monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
     stages = replace(default_stages(), build=fake_build(calls))
     out = tmp_path / "out"
-    res = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("minimal",), out, stages=stages)
+    res = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("minimal",), out, stages=stages, reference="full")
     assert calls == ["full", "minimal"]
     assert res.ok, json.dumps(res.to_dict()["verifies"], indent=1)[:2000]
     exported = sorted((out / "models").rglob("*.ort"))
@@ -153,7 +156,8 @@ def test_slim_minimal_ort_path(
     assert SlimResult.from_dict(report, out).to_dict() == report
 
     # the user's other choice: quantized weights kept (1.0x), outputs at MatMul's unpacked-GEMM floor
-    kept = slim([int8_model], "debian:1.21.0", "all", ("minimal",), tmp_path / "kq", keep_quantized=True, stages=stages)
+    kept = slim([int8_model], "debian:1.21.0", "all", ("minimal",), tmp_path / "kq", keep_quantized=True, stages=stages,
+               reference="full")  # fmt: skip
     assert kept.converted[0].ratio <= 1.05
     (verdict,) = kept.verifies["minimal"].models
     assert verdict.status == "differs" and 0 < verdict.outputs[0].max_abs_diff < 1e-3
@@ -182,7 +186,8 @@ def test_slim_levers_reach_the_pruned_builds_only(
     monkeypatch.setattr(ortbuild, "build_variant", build_variant)
     monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
     levers = Levers(("--enable_lto", "--disable_types=float8"), ("mlas-isa=avx2",), "clang")
-    res = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced-max",), tmp_path / "out", levers=levers)
+    res = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced-max",), tmp_path / "out", levers=levers,
+               reference="full")  # fmt: skip
     assert res.ok
     assert seen["full"] == {"extra_flags": (), "prune": (), "toolchain": "gcc", "keep_transformers": ()}
     assert seen["reduced-max"]["extra_flags"] == levers.extra and seen["reduced-max"]["prune"] == levers.prune
@@ -215,3 +220,106 @@ def test_slim_bad_levers_stop_before_any_build(
     with pytest.raises(OrtpruneError, match=message):
         slim([int8_model], "debian:1.21.0", "all", variants, tmp_path / "out", stages=stages, levers=Levers(*levers))
     assert calls == [] and not (tmp_path / "out" / "report.md").exists()
+
+
+class _Notes:
+    """A StageUI that keeps the notes slim gives."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def stage(self, name: str, detail: str = ""):  # type: ignore[no-untyped-def]
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def build_progress(self, label: str):  # type: ignore[no-untyped-def]
+        import contextlib
+
+        return contextlib.nullcontext(lambda i, n, w: None)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+def official_stand_in(seen: list[str]):  # type: ignore[no-untyped-def]
+    """The reference stage with the wheel's real library playing the official release library."""
+    import hashlib
+
+    from ortprune.ortbuild.official import OfficialLibrary, as_build
+
+    lib = wheel_library()
+    assert lib is not None
+
+    def reference(ort: str) -> BuildResult:
+        seen.append(ort)
+        digest = hashlib.sha256(lib.read_bytes()).hexdigest()
+        return as_build(OfficialLibrary("1.32.0", "linux-x86_64", "onnxruntime-1.32.0.whl", "0" * 64, str(lib),
+                                        digest, lib.stat().st_size))  # fmt: skip
+
+    return reference
+
+
+def test_slim_official_reference_builds_only_the_pruned_library(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, int8_model: Path, fp32_model: Path
+) -> None:
+    """The default reference is the official release library: no full build; scan, verify and the size table
+    use it (first row, 'vs official release'); --variants full,... adds the MinSizeRel full build as a row."""
+    calls: list[str] = []
+    asked: list[str] = []
+    monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
+    stages = replace(default_stages(), build=fake_build(calls), reference=official_stand_in(asked))
+    out = tmp_path / "out"
+    res = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced",), out, stages=stages)
+    assert calls == ["reduced"] and asked == ["debian:1.21.0"] and res.ok
+    assert res.reference == "official" and list(res.builds) == ["official", "reduced"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["reference"] == "official" and SlimResult.from_dict(report, out).to_dict() == report
+    assert [r["name"] for r in report["sizes"]["table"]] == ["official release", "reduced"]
+    md = (out / "report.md").read_text()
+    assert "| Build | Size (bytes) | Size (MiB) | vs official release |" in md
+    assert "verified against and measured from the official ONNX Runtime 1.32.0 release library" in md
+    assert "| official ms |" in md
+    assert res.exported == "reduced"
+
+    calls.clear()
+    both = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("full", "reduced"), tmp_path / "o2", stages=stages)
+    assert calls == ["full", "reduced"] and both.ok and list(both.builds) == ["official", "full", "reduced"]
+    assert both.exported == "reduced" and set(both.verifies) == {"full", "reduced"}
+
+
+def test_slim_without_an_official_library_builds_full_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, int8_model: Path
+) -> None:
+    from ortprune.ortbuild.official import NoOfficialLibrary
+
+    def none(ort: str) -> BuildResult:
+        raise NoOfficialLibrary("no official onnxruntime==1.21.0 wheel for linux-x86_64 could be downloaded (offline)")
+
+    calls: list[str] = []
+    monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
+    ui = _Notes()
+    stages = replace(default_stages(), build=fake_build(calls), reference=none)
+    res = slim([int8_model], "debian:1.21.0", "all", ("reduced",), tmp_path / "out", ui=ui, stages=stages)
+    assert calls == ["full", "reduced"] and res.reference == "full" and res.ok
+    assert any("the full MinSizeRel build is the reference instead" in n for n in ui.notes)
+
+
+@pytest.mark.parametrize(
+    ("variants", "reference", "message"),
+    [
+        (("full", "reduced"), "full", "'full' is the reference already"),
+        (("full",), "official", "names no pruned variant"),
+        (("reduced",), "nightly", "--reference must be one of official, full"),
+    ],
+)
+def test_slim_reference_choices_checked_before_any_build(
+    tmp_path: Path, int8_model: Path, variants: tuple[str, ...], reference: str, message: str
+) -> None:
+    from ortprune.errors import OrtpruneError
+
+    calls: list[str] = []
+    stages = replace(default_stages(), build=fake_build(calls), reference=lambda ort: pytest.fail("fetched"))
+    with pytest.raises(OrtpruneError, match=message):
+        slim([int8_model], "debian:1.21.0", "all", variants, tmp_path / "out", stages=stages, reference=reference)
+    assert calls == [] and not (tmp_path / "out").exists()

@@ -25,13 +25,22 @@ from ortprune.errors import BuildError
 from ortprune.opconfig import OpConfig
 from ortprune.ortbuild.deps import DepsDir, apply_deps, check_wheel_headers, missing_system_headers
 from ortprune.ortbuild.identity import first_line, toolchain_id
-from ortprune.ortbuild.prune import CONFIG_LEVERS, PruneReport, prepare_sources, prune_deps, transient_ops
+from ortprune.ortbuild.prune import (
+    CONFIG_LEVERS,
+    PruneReport,
+    prepare_sources,
+    prune_deps,
+    restore_for,
+    transient_ops,
+)
 from ortprune.ortbuild.toolchain import ResolvedToolchain
 from ortprune.ortbuild.toolchain import resolve as resolve_toolchain
 from ortprune.ortbuild.variants import BuildSpec, build_py_args
 from ortprune.results import BuildResult
 
 TAIL_LINES = 40
+#: How many times a link that misses a dropped kernel source gets sources back before the build fails.
+MAX_LINK_RESTORES = 3
 _PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]")
 
 
@@ -101,6 +110,21 @@ def check_tools(env: dict[str, str], cxx: str = "c++") -> tuple[str, str]:
     if problems:
         raise BuildError("cannot build ONNX Runtime here:\n  " + "\n  ".join(problems))
     return compiler, cmake
+
+
+def host_protoc(source: Path, path: str) -> str | None:
+    """A ``protoc`` on ``path`` of the release ``source`` pins (its deps.txt names ``protoc-<X.Y>-*`` archives;
+    Debian 12's protobuf-compiler is 3.21.12 = ORT 1.21's v21.12): ORT then builds no protoc, 86 objects of a
+    host tool that never ships. None when there is none of that version (ORT builds its own, as before)."""
+    from ortprune.ortbuild.depsmap import read_deps_txt
+
+    pinned = re.search(r"/protoc-(\d+\.\d+)-", read_deps_txt(source)[0])
+    exe = shutil.which("protoc", path=path)
+    if pinned is None or exe is None:
+        return None
+    found = re.search(r"(\d+)\.(\d+)\.(\d+)|(\d+)\.(\d+)", first_line([exe, "--version"]))
+    version = ".".join(g for g in (found.groups() if found else ()) if g)
+    return exe if version == pinned[1] or version.endswith("." + pinned[1]) else None
 
 
 ProgressFn = Callable[[int, int, str], None]
@@ -242,6 +266,7 @@ class _Tree:
     prune_report: PruneReport | None
     prune_config: OpConfig | None
     added: tuple[tuple[str, str, int], ...]
+    source: Path
 
     @property
     def config_dir(self) -> Path:
@@ -279,14 +304,41 @@ def _prepare(spec: BuildSpec, source: Path, deps: DepsDir | None, jobs: int | No
 
         if any(lv in CONFIG_LEVERS for lv in spec.prune):
             prune_config = OpConfig.parse(spec.config_text or "", cfg_copy)
+        if "schemas" in spec.prune:  # the schemas of ops ORT itself may insert stay registered
             added = ort_added_ops(source) + transient_ops(source, spec.prune, spec.keep_transformers)
         prune_defines, prune_report = prepare_sources(
-            source, bdir, spec.prune, prune_config, spec.keep_transformers, added
+            source, bdir, spec.prune, prune_config, spec.keep_transformers, added, state.get("restored_sources", [])
         )
         defines += tuple(prune_defines)
+    protoc = host_protoc(source, build_env()["PATH"])
+    if protoc:  # the same protoc release writes the same .pb.cc: the library does not change
+        defines += (f"ONNX_CUSTOM_PROTOC_EXECUTABLE={protoc}",)
     full_spec = dataclasses.replace(spec, cmake_defines=defines)
     args = build_py_args(full_spec, bdir, cfg_copy, parallel=jobs)
-    return _Tree(bdir, args, state, prune_report, prune_config, added)
+    return _Tree(bdir, args, state, prune_report, prune_config, added, source)
+
+
+def _restore_sources(tree: _Tree, spec: BuildSpec, log: Callable[[str], None]) -> bool:
+    """After a failed ninja run: when the link misses symbols of dropped kernel sources, put those sources back
+    (recorded in the build's state, so a resumed build keeps them) and rewrite the overlay; ninja re-runs
+    CMake for it. False when the failure is anything else."""
+    report = tree.prune_report
+    if report is None or not report.sources_dropped:
+        return False
+    with tree.logfile.open("rb") as f:
+        f.seek(max(0, tree.logfile.stat().st_size - (1 << 20)))
+        tail = f.read().decode("utf-8", "replace")
+    back = restore_for(tail.rsplit("\n$ ", 1)[-1], [tree.source / r for r in report.sources_dropped])
+    if not back:
+        return False
+    restored = sorted({*tree.state.get("restored_sources", []), *(f.relative_to(tree.source).as_posix() for f in back)})
+    tree.state["restored_sources"] = restored
+    atomic_write_text(tree.state_path, json.dumps(tree.state))
+    log(f"the link needs {len(back)} dropped kernel source(s) back: {', '.join(f.name for f in back)}")
+    _, tree.prune_report = prepare_sources(tree.source, tree.bdir, spec.prune, tree.prune_config,
+                                           spec.keep_transformers, tree.added, restored)  # fmt: skip
+    atomic_write_text(tree.bdir / "prune.json", json.dumps(tree.prune_report.summary(), indent=2) + "\n")
+    return True
 
 
 def _configure(tree: _Tree, spec: BuildSpec, source: Path, env: dict[str, str], log: Callable[[str], None]) -> None:
@@ -376,13 +428,19 @@ def build(
             if progress:
                 progress(i, n, what)
 
-        run_logged(
-            ["ninja", "-C", str(config_dir), f"-j{jobs or os.cpu_count() or 2}", *target],
-            logfile,
-            env,
-            config_dir,
-            on_line,
-        )
+        for attempt in range(MAX_LINK_RESTORES + 1):
+            try:
+                run_logged(
+                    ["ninja", "-C", str(config_dir), f"-j{jobs or os.cpu_count() or 2}", *target],
+                    logfile,
+                    env,
+                    config_dir,
+                    on_line,
+                )
+                break
+            except BuildError:
+                if attempt == MAX_LINK_RESTORES or not _restore_sources(tree, spec, log):
+                    raise
         if spec.wheel:
             run_logged(
                 [

@@ -23,6 +23,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -360,9 +361,11 @@ def _portable(path: str) -> str:
 
 
 def _replace_all(text: str, pairs: list[tuple[str, str]]) -> str:
+    """``text`` with each absolute path ``old`` (as a whole path: at a start or after ``=``, before ``/`` or the
+    end) written as ``new``; a relative one (a fetched build's source is ``ort``) matches nothing inside words."""
     for old, new in pairs:
-        if old and old != "/":
-            text = text.replace(old, new)
+        if old.startswith("/") and old != "/":
+            text = re.sub(rf"(^|=){re.escape(old)}(?=/|$)", lambda m: m[1] + new, text)
     return text
 
 

@@ -158,6 +158,7 @@ class BuildSpec:
 BASE_DEFINES = (
     "onnxruntime_BUILD_UNIT_TESTS=OFF",
     "onnxruntime_ENABLE_CPUINFO=OFF",
+    "FLATBUFFERS_BUILD_FLATC=OFF",  # a host tool: ORT's flatbuffers headers are generated already
     "CMAKE_C_COMPILER_LAUNCHER=ccache",
     "CMAKE_CXX_COMPILER_LAUNCHER=ccache",
 )

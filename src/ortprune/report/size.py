@@ -49,20 +49,23 @@ def _mib(n: int) -> str:
 R = TypeVar("R")
 
 
-def seed_columns(name: Callable[[R], str], size: Callable[[R], int], vs: Callable[[R], str]) -> list[Column[R]]:
-    """The seed's table: | Build | Size (bytes) | Size (MiB) | vs Full | (other tables add columns to it)."""
+def seed_columns(
+    name: Callable[[R], str], size: Callable[[R], int], vs: Callable[[R], str], baseline: str = "full"
+) -> list[Column[R]]:
+    """The seed's table: | Build | Size (bytes) | Size (MiB) | vs Full | (other tables add columns to it);
+    the last column names the ``baseline`` ("vs official release" when the official library is the baseline)."""
     return [
         Column("Build", name),
         Column("Size (bytes)", lambda r: _fmt(size(r)), right=True),
         Column("Size (MiB)", lambda r: _mib(size(r)), right=True),
-        Column("vs Full", vs, right=True),
+        Column("vs Full" if baseline == "full" else f"vs {baseline}", vs, right=True),
     ]
 
 
 def variants_table(rows: list[VariantRow], baseline_index: int = 0) -> Table[tuple[bool, VariantRow]]:
     """The seed's table with the footprint; the rows' JSON is ``VariantRow.to_dict``."""
     cols: list[Column[tuple[bool, VariantRow]]] = seed_columns(
-        lambda r: r[1].name, lambda r: r[1].size, lambda r: r[1].vs(r[0])
+        lambda r: r[1].name, lambda r: r[1].size, lambda r: r[1].vs(r[0]), rows[baseline_index].name if rows else "full"
     )
     cols.append(Column("Footprint (bytes)", lambda r: "—" if r[1].footprint is None else _fmt(r[1].footprint), True))
     return Table(cols, [(i == baseline_index, r) for i, r in enumerate(rows)], title="Library sizes")
