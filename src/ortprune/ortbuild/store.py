@@ -365,7 +365,7 @@ def _replace_all(text: str, pairs: list[tuple[str, str]]) -> str:
     end) written as ``new``; a relative one (a fetched build's source is ``ort``) matches nothing inside words."""
     for old, new in pairs:
         if old.startswith("/") and old != "/":
-            text = re.sub(rf"(^|=){re.escape(old)}(?=/|$)", lambda m, new=new: m[1] + new, text)
+            text = re.sub(rf"(^|=){re.escape(old)}(?=/|$)", rf"\g<1>{new.replace(chr(92), chr(92) * 2)}", text)
     return text
 
 
