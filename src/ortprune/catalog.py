@@ -79,7 +79,7 @@ class Toolchain:
     description: str
     cc: str  # executables looked up on PATH
     cxx: str
-    packages: tuple[str, ...]  # the Debian packages that provide them (``make build-deps`` installs them)
+    packages: tuple[str, ...]  # the Debian packages that provide them (``make toolchain-deps`` installs them)
     opt: str = ""  # replaces MinSizeRel's -Os (empty: CMake's default)
     link_flags: tuple[str, ...] = ()  # added to every shared-library link
     exe_link_flags: tuple[str, ...] = ()  # added to executable links (protoc and friends)

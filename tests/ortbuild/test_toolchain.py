@@ -80,7 +80,7 @@ def test_missing_compiler_is_one_error_naming_the_packages(tmp_path: Path) -> No
         resolve("clang", str(tmp_path))
     text = str(e.value)
     assert "--toolchain clang needs clang-16, clang++-16, llvm-ar-16, llvm-ranlib-16" in text
-    assert "make build-deps" in text and "apt-get install clang-16 lld-16 llvm-16" in text
+    assert "make toolchain-deps" in text and "apt-get install clang-16 lld-16 llvm-16" in text
     assert resolve("gcc", str(tmp_path)).cmake_defines() == []  # the default adds nothing, finds nothing itself
 
 
