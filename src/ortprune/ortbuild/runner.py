@@ -355,6 +355,37 @@ def _configure(tree: _Tree, spec: BuildSpec, source: Path, env: dict[str, str], 
         atomic_write_text(tree.bdir / "prune.json", json.dumps(report.summary(), indent=2) + "\n")
 
 
+def _configured(
+    spec: BuildSpec, source: Path, deps: DepsDir | None, jobs: int | None, log: Callable[[str], None]
+) -> tuple[_Tree, dict[str, str]]:
+    """``spec``'s own build directory, configured as ``build`` would (which later reuses all of it)."""
+    env = build_env()
+    tools = resolve_toolchain(spec.toolchain_name, env["PATH"])
+    check_tools(env, tools.cxx)
+    tree = _prepare(spec, source, deps, jobs, tools)
+    _configure(tree, spec, source, env, log)
+    return tree, env
+
+
+def compile_steps(
+    spec: BuildSpec, source: Path, deps: DepsDir | None = None, log: Callable[[str], None] = print
+) -> list[str]:
+    """The sources a cold build of ``spec`` compiles (every compile of ninja's ``onnxruntime`` target, relative
+    to the ORT tree or to ``_deps/``), from its configured build directory: no compile runs."""
+    tree, env = _configured(spec, source, deps, None, log)
+    commands = subprocess.run(["ninja", "-C", str(tree.config_dir), "-t", "commands", "onnxruntime"], env=env,
+                              capture_output=True, text=True, check=True).stdout  # fmt: skip
+    found = []
+    for line in commands.splitlines():
+        m = re.search(r" -c (\S+)", line)
+        if m:
+            path = m[1]
+            for root in (str(source) + "/", str(tree.config_dir / "_deps") + "/"):
+                path = path.split(root, 1)[-1]
+            found.append(path)
+    return found
+
+
 def compile_check(
     spec: BuildSpec,
     source: Path,
@@ -367,11 +398,7 @@ def compile_check(
     relative to the ORT tree, e.g. ``onnxruntime/core/mlas/lib/platform.cpp``): whether a long build gets past
     its first files, in seconds. The directory is the build's own, so ``build`` later reuses all of it.
     Returns the object files; BuildError when one fails (with the compiler's last lines)."""
-    env = build_env()
-    tools = resolve_toolchain(spec.toolchain_name, env["PATH"])
-    check_tools(env, tools.cxx)
-    tree = _prepare(spec, source, deps, jobs, tools)
-    _configure(tree, spec, source, env, log)
+    tree, env = _configured(spec, source, deps, jobs, log)
     listed = subprocess.run(
         ["ninja", "-C", str(tree.config_dir), "-t", "targets", "all"], env=env, capture_output=True, text=True
     ).stdout
