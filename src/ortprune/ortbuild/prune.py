@@ -286,20 +286,44 @@ def unused_kernel_sources(source: Path, config: OpConfig) -> list[Path]:
 
 def restore_for(link_log: str, dropped: Iterable[Path]) -> list[Path]:
     """The dropped sources a failed link needs back: for each undefined symbol, those that name its kernel's op
-    (``BuildKernelCreateInfo<…_Relu_…>``) or define its function (the last name before its parameters)."""
+    (``BuildKernelCreateInfo<…_Relu_…>``), define its method (``GeluFusion::ApplyImpl``) or name its function
+    (the last name before its parameters)."""
     wanted: set[str] = set()
     for sym in _UNDEFINED.findall(link_log):
         kernel = _KERNEL_CLASS.search(sym)
         if kernel:
-            wanted.add(kernel[1])
+            wanted.add(re.escape(kernel[1]))
             continue
-        head = sym.split("(", 1)[0]
-        names = re.findall(r"[A-Za-z_]\w*", head.rsplit("::", 1)[-1])
-        wanted.update(names[-1:])
+        parts = [re.findall(r"[A-Za-z_]\w*", p)[-1:] for p in sym.split("(", 1)[0].split("::")]
+        names = [n[0] for n in parts if n]
+        if len(names) >= 2 and names[-2][:1].isupper():  # a method: its class's file defines it
+            wanted.add(rf"{re.escape(names[-2])}::{re.escape(names[-1])}")
+        elif names:
+            wanted.add(re.escape(names[-1]))
     if not wanted:
         return []
-    pattern = re.compile(r"\b(" + "|".join(map(re.escape, sorted(wanted))) + r")\b")
+    pattern = re.compile(r"\b(" + "|".join(sorted(wanted)) + r")\b")
     return [f for f in dropped if pattern.search(f.read_text(errors="replace"))]
+
+
+_DEFINES_METHOD = r"\b{cls}::(?:~?{cls}\b|\w+\([^;]*?\)\s*(?:const\s*)?(?:override\s*)?\{{)"
+
+
+def unconstructed_sources(source: Path, dropped_classes: set[str]) -> list[Path]:
+    """With ``--prune optimizers``: the optimizer sources whose every class with a method defined there is a
+    transformer or rule that is no longer constructed. Helpers and shared selectors define other classes (or
+    none) and stay; what a kept file still calls fails the link and is put back (:func:`restore_for`)."""
+    opt = source / "onnxruntime/core/optimizer"
+    found = []
+    for f in sorted(opt.rglob("*.cc")):
+        if f.name == "graph_transformer_utils.cc":
+            continue
+        text = f.read_text(errors="replace")
+        quals = set(re.findall(r"\b([A-Z]\w+)::\w+\s*\(", text))
+        defined = {q for q in quals if re.search(_DEFINES_METHOD.format(cls=re.escape(q)), text)}
+        if defined and defined <= dropped_classes:
+            found.append(f)
+    return found
 
 
 # -- applying to a build tree ---------------------------------------------------------------------------
@@ -444,7 +468,10 @@ def prepare_sources(
         if config is None:
             raise BuildError("--prune sources needs --config (the ops whose kernels are compiled)")
         back = set(restored)
-        drops = [f for f in unused_kernel_sources(source, config) if f.relative_to(source).as_posix() not in back]
+        unused = unused_kernel_sources(source, config)
+        if "optimizers" in levers:
+            unused += unconstructed_sources(source, classes_to_drop(transformer_names(source), keep_transformers))
+        drops = [f for f in unused if f.relative_to(source).as_posix() not in back]
         report.sources_dropped = [f.relative_to(source).as_posix() for f in drops]
         report.sources_restored = sorted(back)
     if "schemas" in levers:
