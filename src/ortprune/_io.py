@@ -205,3 +205,25 @@ def input_problem(path: str | Path, want_dir: bool = False) -> str | None:
     if not os.access(path, os.R_OK):
         return "cannot be read (permission denied)"
     return None
+
+
+#: How a float JSON cannot carry (RFC 8259 has no NaN or Infinity) is written: as these strings, the
+#: spellings Python's and JavaScript's own parsers use, so no reader is handed a bare ``NaN`` it rejects.
+NON_FINITE = ("NaN", "Infinity", "-Infinity")
+
+
+def json_text(data: object, indent: int | None = 2) -> str:
+    """``data`` as strict JSON, ending in a newline: a non-finite float becomes a :data:`NON_FINITE` string."""
+    import json
+    import math
+
+    def strict(value: object) -> object:
+        if isinstance(value, float) and not math.isfinite(value):
+            return NON_FINITE[0 if math.isnan(value) else 1 if value > 0 else 2]
+        if isinstance(value, dict):
+            return {k: strict(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [strict(v) for v in value]
+        return value
+
+    return json.dumps(strict(data), indent=indent, allow_nan=False) + "\n"

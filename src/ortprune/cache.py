@@ -7,10 +7,17 @@ import os
 from pathlib import Path
 
 
+def env_path(name: str) -> str | None:
+    """The path in environment variable ``name`` (None when unset or empty), with a leading ``~`` expanded:
+    a shell leaves ``~`` alone inside quotes or in a config file, and no one means a directory named ``~``."""
+    value = os.environ.get(name)
+    return os.path.expanduser(value) if value else None
+
+
 def cache_dir(*parts: str) -> Path:
     """``$ORTPRUNE_CACHE`` or ``$XDG_CACHE_HOME/ortprune`` or ``~/.cache/ortprune``, joined with ``parts``."""
-    root = os.environ.get("ORTPRUNE_CACHE")
-    base = Path(root) if root else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ortprune"
+    root = env_path("ORTPRUNE_CACHE")
+    base = Path(root) if root else Path(env_path("XDG_CACHE_HOME") or Path.home() / ".cache") / "ortprune"
     return base.joinpath(*parts)
 
 

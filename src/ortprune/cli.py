@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import json
+import errno
 import os
 import sys
 from enum import Enum
@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from ortprune._io import atomic_write_text, check_outputs, output_dir
+from ortprune._io import atomic_write_text, check_outputs, json_text, output_dir
 from ortprune.catalog import BASELINE, DEFAULT_LEVEL, DEFAULT_TOOLCHAIN, LEVELS, TOOLCHAINS, VARIANTS
 from ortprune.errors import OrtpruneError, UsageError
 
@@ -23,8 +23,17 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Turn a set of ONNX models into the smallest ONNX Runtime that still runs them.",
 )
-console = Console(stderr=True, soft_wrap=True)  # paths stay on one line: copyable, greppable
-out = Console(soft_wrap=True)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """rich exits 1 when the reader went away; raise instead, so :func:`main` stops as a shell tool does
+        (quietly, exit 141)."""
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
+console = _Console(stderr=True, soft_wrap=True)  # paths stay on one line: copyable, greppable
+out = _Console(soft_wrap=True)
 _state = {"debug": False}
 
 
@@ -517,7 +526,7 @@ def probe(
             if json_out:
                 from ortprune._io import atomic_write_text
 
-                atomic_write_text(json_out, json.dumps(found, indent=2) + "\n")
+                atomic_write_text(json_out, json_text(found, indent=2))
             return
 
     types = OpConfig.load(config).types if config else None
@@ -649,10 +658,7 @@ def size_show(
     from ortprune.analyze import analyze
     from ortprune.report import size as render
 
-    if top < 0:
-        raise UsageError(f"--top must be >= 0 (0: all rows), got {top}")
-    if depth is not None and depth < 1:
-        raise UsageError(f"--depth must be at least 1, got {depth}")
+    _check_rows(top, depth)
     check_outputs([output], [*libs, baseline])
     if chart is not None:
         output_dir(chart)
@@ -671,7 +677,7 @@ def size_show(
         console.print(f"wrote {len(written)} chart files to {chart}")
     if fmt is SizeFormat.json:
         data = {"variants": [r.to_dict() for r in rows], "reports": [r.to_dict() for r in reports]}
-        _emit(json.dumps(data, indent=1) + "\n", output)
+        _emit(json_text(data, indent=1), output)
     elif fmt is SizeFormat.markdown or output is not None:
         parts = [render.variants_markdown(rows)]
         for r in reports:
@@ -681,6 +687,13 @@ def size_show(
         render.print_variants(rows, out)
         for r in reports:
             render.print_labels(r, out, top)
+
+
+def _check_rows(top: int, depth: int | None) -> None:
+    if top < 0:
+        raise UsageError(f"--top must be >= 0 (0: all rows), got {top}")
+    if depth is not None and depth < 1:
+        raise UsageError(f"--depth must be at least 1, got {depth}")
 
 
 @size_app.command("diff")
@@ -698,12 +711,13 @@ def size_diff(
     from ortprune.analyze import analyze, diff_reports
     from ortprune.report import size as render
 
+    _check_rows(top, depth)
     before, after = (analyze(p, by.value, with_footprint=False, short=short, depth=depth) for p in (old, new))
     d = diff_reports(before, after)
     if fmt is SizeFormat.table and output is None:
         render.print_diff(d, out, top)
     elif fmt is SizeFormat.json:
-        _emit(json.dumps(d.to_dict(), indent=1) + "\n", output)
+        _emit(json_text(d.to_dict(), indent=1), output)
     else:
         _emit(render.diff_markdown(d, top), output)
 
@@ -739,11 +753,13 @@ def estimate(
 
     if per_op:
         costs = est.op_costs(full)
-        text = json.dumps(costs.to_dict(), indent=1) + "\n" if fmt is SizeFormat.json else None
+        text = json_text(costs.to_dict(), indent=1) if fmt is SizeFormat.json else None
         _emit(text or render.op_costs_markdown(costs), output)
         return
     if config is None:
         raise OrtpruneError("estimate needs --config ops.config (or --per-op)")
+    ops = OpConfig.load(config)
+    ops.require_ops(config)
     levers = None
     est.check_predictable(toolchain.value, tuple(extra or ()))
     if prune or keep_transformers or extra or variant.value != "reduced":
@@ -761,9 +777,9 @@ def estimate(
             keep_transformers=_csv(keep_transformers),
         )
         levers = est.estimate_levers(spec, src)
-    result = est.estimate(full, OpConfig.load(config), str(config), levers=levers)
+    result = est.estimate(full, ops, str(config), levers=levers)
     if fmt is SizeFormat.json:
-        _emit(json.dumps(result.to_dict(), indent=1) + "\n", output)
+        _emit(json_text(result.to_dict(), indent=1), output)
     else:
         _emit(render.estimate_markdown(result), output)
 
@@ -814,11 +830,15 @@ def embed(
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     check_outputs([output], [lib, Path(model) if Path(model).exists() else None])
     items = list(texts or [])
-    if items == ["-"]:
+    if items.count("-") > 1:
+        raise UsageError("'-' (read texts from stdin) can be given once: stdin can be read only once")
+    if "-" in items:
         try:
-            items = sys.stdin.buffer.read().decode("utf-8").splitlines()
+            lines = sys.stdin.buffer.read().decode("utf-8").splitlines()
         except UnicodeDecodeError as e:
             raise OrtpruneError(f"standard input is not UTF-8 text (byte {e.start}: {e.reason})") from None
+        at = items.index("-")
+        items[at : at + 1] = lines
     if not items:
         raise OrtpruneError("no texts given: pass texts as arguments, or '-' to read lines from stdin")
     # only now: numpy's BLAS starts threads, and a Ctrl-C sent while stdin was read could land on one of them
@@ -903,7 +923,11 @@ def main(argv: list[str] | None = None) -> None:
     args = _expand_multi(sys.argv[1:] if argv is None else argv, "probe", "--models")
     debug = "--debug" in args[: args.index("--") if "--" in args else len(args)]
     try:
-        code = app(args=args, standalone_mode=False, prog_name="ortprune")
+        # click's own calls, not ``app(...)``: typer's main turns Ctrl-C into a silent exit 130 and a closed
+        # pipe into exit 1 before this function could say ``interrupted`` or stop quietly with 141
+        command = typer.main.get_command(app)
+        with command.make_context("ortprune", args) as ctx:
+            code = command.invoke(ctx)
         sys.stdout.flush()
         sys.exit(code if isinstance(code, int) else 0)
     except SystemExit:

@@ -232,6 +232,34 @@ class OpConfig:
     def has_type_info(self) -> bool:
         return any(not t.is_empty() for t in self.types.values())
 
+    def unknown_ops(self) -> list[OpId]:
+        """The ops no schema known here defines at their opset (ONNX's; ORT's own when onnxruntime is
+        installed): a reduced build keeps no kernel for them. Ops of a domain with no schemas here are not
+        judged."""
+        from ortprune.schemas import domain_has_schemas, get_schema
+
+        return [i for i in self if domain_has_schemas(i.domain) and get_schema(i.domain, i.op, i.opset) is None]
+
+    def require_ops(self, source: str | Path | None = None) -> None:
+        """ConfigError unless the config names at least one operator a schema knows: an empty, comment-only
+        or unknown-op-only config would give a library (or a probe, an estimate) that runs no model."""
+        ids = list(self)
+        if not ids:
+            hint = (
+                " (its !no_ops_specified_means_all_ops_are_required keeps every op: use --variant full)"
+                if self.no_ops_means_all
+                else " (`ortprune scan MODEL -o ops.config` writes one)"
+            )
+            raise ConfigError(f"the config names no operator, so it keeps no kernel{hint}", source)
+        unknown = self.unknown_ops()
+        if len(unknown) == len(ids):
+            names = ", ".join(str(i) for i in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            raise ConfigError(
+                f"no operator of the config is known to ONNX or ONNX Runtime at its opset ({names}), "
+                "so it keeps no kernel",
+                source,
+            )
+
     # ---- algebra --------------------------------------------------------------------------------
     def copy(self) -> OpConfig:
         return OpConfig(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ortprune._threads import InThread
+from ortprune.cache import env_path
 from ortprune.embed.registry import TOKENIZER_FILES, ModelInfo, Pooling, find_onnx, model_info
 from ortprune.errors import ModelError, OrtpruneError
 from ortprune.runtime import Library, Session, TensorInfo
@@ -407,7 +408,7 @@ def fastembed_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path
     ``<tmp>/fastembed_cache`` (not created here: nothing is written unless a model is downloaded)."""
     if cache_dir is not None:
         return Path(cache_dir).expanduser()
-    return Path(os.environ.get("FASTEMBED_CACHE_PATH") or Path(tempfile.gettempdir()) / "fastembed_cache")
+    return Path(env_path("FASTEMBED_CACHE_PATH") or Path(tempfile.gettempdir()) / "fastembed_cache")
 
 
 def resolve_model(
@@ -479,8 +480,8 @@ def _sentence_transformers_config(directory: Path) -> tuple[Pooling, bool]:
 def hub_cache_dirs(cache_dir: str | os.PathLike[str] | None = None) -> list[Path]:
     """Where a downloaded snapshot may already be: fastembed's cache dir, then the Hugging Face hub cache
     ($HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub)."""
-    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
-        os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub"
+    hub = env_path("HF_HUB_CACHE") or os.path.join(
+        env_path("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub"
     )
     dirs = [fastembed_cache_dir(cache_dir), Path(hub)]
     return [d for i, d in enumerate(dirs) if d not in dirs[:i]]

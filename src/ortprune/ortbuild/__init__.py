@@ -118,7 +118,7 @@ def build_variant(
     # every input is checked before any download, extraction or compile
     config_text = None
     if config is not None:
-        OpConfig.load(config)  # a syntax error stops here, naming the file and line
+        OpConfig.load(config).require_ops(config)  # a syntax error or a config of no op stops here, naming the file
         config_text = config.read_text(encoding="utf-8")
     # variant, config, flags and levers fit together
     BuildSpec("0", variant, config_text, tuple(extra_flags), wheel, prune=prune, keep_transformers=keep_transformers,

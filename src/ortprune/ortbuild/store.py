@@ -230,7 +230,10 @@ def open_backend(url: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Backend:
         return HttpBackend(text, timeout)
     if "://" in text:
         raise StoreError("a store is a directory or an http(s):// URL", text)
-    return DirBackend(Path(text.removeprefix("file:")).expanduser())
+    root = Path(text.removeprefix("file:")).expanduser()
+    if root.exists() and not root.is_dir():
+        raise StoreError("is not a directory: a store is a directory or an http(s):// URL", text)
+    return DirBackend(root)
 
 
 # ---------------------------------------------------------------------------------------------- artifacts

@@ -3,14 +3,13 @@ and charts (PNG via matplotlib's Agg backend, with the plotted data as JSON besi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 from rich.console import Console
 
-from ortprune._io import atomic_open, atomic_write_text
+from ortprune._io import atomic_open, atomic_write_text, json_text
 from ortprune.report.table import Column, Table
 from ortprune.results.size import CATEGORIES, DiffRow, Label, MiB, Shipped, SizeDiff, SizeReport, VariantRow
 
@@ -207,7 +206,7 @@ def write_label_chart(report: SizeReport, out_dir: str | Path, top: int = 20) ->
     png, js = out / f"{stem}.png", out / f"{stem}.json"
     title = f"{Path(report.path).name}: biggest {report.by} labels"
     _barh(png, [r.name for r in rows], [r.size for r in rows], title, "bytes")
-    atomic_write_text(js, json.dumps(data, indent=1) + "\n")
+    atomic_write_text(js, json_text(data, indent=1))
     return [png, js]
 
 
@@ -216,7 +215,7 @@ def write_variant_chart(rows: list[VariantRow], out_dir: str | Path) -> list[Pat
     out = Path(out_dir)
     png, js = out / "variants.png", out / "variants.json"
     _barh(png, [r.name for r in rows], [r.size for r in rows], "Library size per build", "bytes")
-    atomic_write_text(js, json.dumps([r.to_dict() for r in rows], indent=1) + "\n")
+    atomic_write_text(js, json_text([r.to_dict() for r in rows], indent=1))
     return [png, js]
 
 
@@ -243,7 +242,7 @@ def write_category_chart(by_op: dict[str, SizeReport], rows: list[VariantRow], o
         "Full build vs each variant, by category",
     )
     js = out / "categories.json"
-    atomic_write_text(js, json.dumps({"categories": segments, "bars": dict(bars)}, indent=1) + "\n")
+    atomic_write_text(js, json_text({"categories": segments, "bars": dict(bars)}, indent=1))
     return [out / "categories.png", js, *write_variant_chart(rows, out)]
 
 
@@ -259,7 +258,7 @@ def write_shipped_chart(items: list[Shipped], out_dir: str | Path) -> list[Path]
     ]
     names = [s.variant + ("" if s.verified else " (not verified)") for s in items]
     _stacked(png, names, parts, "Shipped bytes per variant: library + models + tokenizer")
-    atomic_write_text(js, json.dumps([s.to_dict() for s in items], indent=1) + "\n")
+    atomic_write_text(js, json_text([s.to_dict() for s in items], indent=1))
     return [png, js]
 
 

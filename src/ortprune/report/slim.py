@@ -4,9 +4,7 @@ Reads the typed results only (``ortprune.results``)."""
 
 from __future__ import annotations
 
-import json
-
-from ortprune._io import atomic_write_text
+from ortprune._io import atomic_write_text, json_text
 from ortprune.catalog import VARIANTS, variant
 from ortprune.report.size import variants_markdown
 from ortprune.report.table import Column, Table
@@ -193,5 +191,5 @@ def shipped_markdown(res: SlimResult) -> list[str]:
 
 
 def write_report(res: SlimResult) -> None:
-    atomic_write_text(res.out / "report.json", json.dumps(res.to_dict(), indent=2) + "\n")
+    atomic_write_text(res.out / "report.json", json_text(res.to_dict(), indent=2))
     atomic_write_text(res.out / "report.md", render_markdown(res))

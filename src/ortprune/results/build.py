@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ortprune._io import atomic_write_text
+from ortprune._io import atomic_write_text, json_text
 from ortprune.errors import BuildError
 
 
@@ -51,7 +51,7 @@ class BuildResult:
         return cls(**d)
 
     def save(self, path: Path) -> Path:
-        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        return atomic_write_text(path, json_text(self.to_dict(), indent=2))
 
     @classmethod
     def load(cls, path: Path) -> BuildResult:

@@ -3,12 +3,11 @@ outputs on it as on a reference (verify)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ortprune._io import atomic_write_text
+from ortprune._io import atomic_write_text, json_text
 
 IMPLEMENTED, MISSING, UNKNOWN = "implemented", "missing", "could-not-probe"
 PROBE_STATUSES = (IMPLEMENTED, MISSING, UNKNOWN)
@@ -51,7 +50,7 @@ class ProbeReport:
         return cls(d["library"], d["library_version"], [ProbeResult(**r) for r in d["results"]])
 
     def write_json(self, path: str | Path) -> None:
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(path, json_text(self.to_dict(), indent=2))
 
 
 @dataclass
@@ -116,4 +115,4 @@ class VerifyReport:
         )
 
     def write_json(self, path: str | Path) -> None:
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(path, json_text(self.to_dict(), indent=2))

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ortprune.cache import env_path
 from ortprune.errors import OrtpruneError, RuntimeLoadError
 from ortprune.runtime import _capi
 from ortprune.runtime._capi import LOG_LEVELS, MAX_API_VERSION, MIN_API_VERSION, SLOTS
@@ -40,7 +41,7 @@ def find_library(path: str | os.PathLike[str] | None = None) -> str:
     dynamic loader's search path, as the ``ort`` crate does."""
     if path is not None:
         return _checked_path(os.fspath(path), "the given library path")
-    env = os.environ.get(LIBRARY_ENV)
+    env = env_path(LIBRARY_ENV)
     if env:
         return _checked_path(env, f"${LIBRARY_ENV}", bare_is_soname=True)
     found = wheel_library()

@@ -234,7 +234,11 @@ class Session:
             else:  # an entry made from a copy of this file: used from the next start on
                 self.cache_status = "miss"
             return opened
-        key = store.key(path, self.lib.path, self.lib.version, str(level))
+        try:
+            key = store.key(path, self.lib.path, self.lib.version, str(level))
+        except OSError:  # a file of the model cannot be read: ORT names it as it loads without the cache
+            self.cache_status = "miss"
+            return self._open(path, level, threads, log_level, None, config)
         existed = store.entry(key).exists()
         hit = store.lookup(key)
         if hit is not None:

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ortprune import platform as plat
-from ortprune._io import atomic_write_text
+from ortprune._io import atomic_write_text, json_text
 from ortprune.catalog import LEVELS, check_level
+from ortprune.errors import NoModelsError
 from ortprune.opconfig import OpConfig, OpId
 from ortprune.ortformat import ORT_SUFFIX, is_ort_format
 from ortprune.results.scan import ConfigSummary, ModelOps, OpRow, ScanReport
 from ortprune.scan.files import find_models
-from ortprune.scan.graph import GraphOps, graph_ops, ort_graph_ops
+from ortprune.scan.graph import GraphOps, check_structure, graph_ops, ort_graph_ops
 from ortprune.scan.lazy import check_external_data, load_structure
 from ortprune.scan.optimize import optimized_ops, ort_version, platform_warnings
 
@@ -125,7 +125,7 @@ class ScanResult:
             self.write_json(json_path)
 
     def write_json(self, json_path: str | Path) -> None:
-        atomic_write_text(json_path, json.dumps(self.report().to_dict(), indent=2) + "\n")
+        atomic_write_text(json_path, json_text(self.report().to_dict(), indent=2))
 
 
 def scan_model(
@@ -140,6 +140,8 @@ def scan_model(
         return ModelScan(path=path, raw=ort_graph_ops(path, types), optimized=None, level=level)
     lazy = load_structure(path)
     check_external_data(lazy)
+    if level == "disable":  # nothing loads the model in ORT: refuse here what ORT would refuse
+        check_structure(lazy.model, [s.name for s in lazy.initializers] + lazy.sparse_initializer_names, path)
     init_types = {s.name: (s.data_type, s.dims) for s in lazy.initializers}
     raw = graph_ops(lazy.model, path, with_types=types, initializer_types=init_types)
     optimized = optimized_ops(path, level, types, runtime) if level != "disable" else None
@@ -163,4 +165,8 @@ def scan(
     onnx_files = [p for p in files if not is_ort_format(p)]
     version = ort_version(runtime) if level != "disable" and onnx_files else None
     models = [scan_model(p, level, types, runtime) for p in files]
-    return ScanResult(models=models, level=level, ort_version=version, machine=plat.machine_info())
+    result = ScanResult(models=models, level=level, ort_version=version, machine=plat.machine_info())
+    if not len(result.config):
+        names = ", ".join(str(m.path) for m in models[:3]) + (", ..." if len(models) > 3 else "")
+        raise NoModelsError(f"the models use no operator ({names}): a config from them would keep no kernel")
+    return result

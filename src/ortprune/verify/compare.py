@@ -123,12 +123,22 @@ def compare_outputs(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], tole
             diffs.append(OutputDiff(name, list(g.shape), float("inf"), -1.0, False))
             continue
         rf, gf = r.astype(np.float64), g.astype(np.float64)
-        mad = float(np.max(np.abs(rf - gf))) if r.size else 0.0
+        # equal values (a NaN or an infinity at the same place on both sides included) differ by 0; a NaN
+        # on one side only differs without bound
+        same = (rf == gf) | (np.isnan(rf) & np.isnan(gf))
+        with np.errstate(invalid="ignore"):
+            delta = np.where(same, 0.0, np.abs(rf - gf))
+        delta[np.isnan(delta)] = np.inf
+        mad = float(np.max(delta)) if r.size else 0.0
+        both_odd = same & ~np.isfinite(rf)  # the same NaN or infinity on both sides: no part of the cosine
+        rf, gf = np.where(both_odd, 0.0, rf), np.where(both_odd, 0.0, gf)
         rows_r = rf.reshape(rf.shape[0], -1) if rf.ndim > 1 else rf.reshape(1, -1)
         rows_g = gf.reshape(rows_r.shape)
         num = np.sum(rows_r * rows_g, axis=1)
         den = np.linalg.norm(rows_r, axis=1) * np.linalg.norm(rows_g, axis=1)
-        cos = np.where(den > 0, num / np.where(den > 0, den, 1), 1.0)
+        with np.errstate(invalid="ignore"):
+            cos = np.where(den > 0, num / np.where(den > 0, den, 1), 1.0)
+        cos[~np.isfinite(num) | ~np.isfinite(den)] = -1.0  # a NaN or infinity on one side only: no agreement
         diffs.append(OutputDiff(name, list(r.shape), mad, float(np.min(cos)) if cos.size else 1.0, mad <= tolerance))
     return diffs
 
@@ -171,6 +181,8 @@ def verify(
     whose graph is already optimized)."""
     if reference_model is not None and len(models) != 1:
         raise OrtpruneError("reference_model compares exactly one model")
+    if dims:
+        _check_dims(dims, [*models, *([reference_model] if reference_model else [])])
     from ortprune.runtime import load_library
 
     p_lib = load_library(pruned)
@@ -183,6 +195,26 @@ def verify(
         _verify_one(verdict, Path(model), p_lib, r_lib, level, pruned_level or level, tolerance, repeat,
                     reference_model, given.get(Path(model).resolve()), dims or {})  # fmt: skip
     return report
+
+
+def _check_dims(dims: dict[str, int], models: list[Path]) -> None:
+    """UsageError for a dim name no model input has: the size would silently apply to nothing. A model
+    whose inputs cannot be read here (an .ort file, a broken file: its verdict says why) leaves it open."""
+    from ortprune.errors import UsageError
+
+    names: set[str] = set()
+    for model in models:
+        try:
+            graph = load_structure(model).model.graph
+        except OrtpruneError:
+            return
+        names |= {d.dim_param for i in graph.input for d in i.type.tensor_type.shape.dim if d.dim_param}
+    unknown = sorted(set(dims) - names)
+    if unknown:
+        theirs = ", ".join(sorted(names)[:20]) or "none"
+        raise UsageError(
+            f"--dim {', '.join(unknown)}: no input of the models has a dimension of that name (theirs: {theirs})"
+        )
 
 
 def _verify_one(

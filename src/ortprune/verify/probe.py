@@ -93,8 +93,10 @@ def probe(
     per-op type info) makes each probe ask for a type a type-reduced build keeps. ``converter`` (the full
     build of the same release) turns each probe into an ORT-format model first: a minimal build loads
     nothing else."""
-    path, version = library_info(lib)  # fails here, once, for a bad path or a non-ORT library
     ops = sorted(set(ops))
+    if not ops:
+        raise OrtpruneError("nothing to probe: no operator given")
+    path, version = library_info(lib)  # fails here, once, for a bad path or a non-ORT library
     report = ProbeReport(library=path, library_version=version)
     types = types or {}
     models = {str(op): probe_model(op, hints=types.get((op.domain, op.op))) for op in ops}
@@ -177,7 +179,9 @@ def ops_for(
     if len(chosen) != 1:
         raise OrtpruneError("probe needs exactly one of --config, --models or --all")
     if config:
-        return list(OpConfig.load(config))
+        chosen_config = OpConfig.load(config)
+        chosen_config.require_ops(config)
+        return list(chosen_config)
     if models:
         from ortprune.scan import scan
 
