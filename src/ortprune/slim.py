@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from ortprune._io import atomic_copy, atomic_write_text
 from ortprune.cache import cache_dir, file_digest
 from ortprune.catalog import BASELINE, variant
+from ortprune.platform import check_parallel
 from ortprune.results import (
     BuildResult,
     ConvertedModel,
@@ -210,8 +211,7 @@ def check_inputs(
         raise UsageError("'full' is always built as the reference; --variants lists the pruned ones")
     if len(set(variants)) != len(variants):
         raise UsageError(f"--variants names a variant twice: {','.join(variants)}")
-    if jobs is not None and jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    check_parallel(jobs, "--jobs")
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise UsageError(f"--tolerance must be a finite number >= 0, got {tolerance}")
     check_level(level)
