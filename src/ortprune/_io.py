@@ -14,8 +14,10 @@ import contextlib
 import errno
 import os
 import shutil
+import signal
 import stat
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -180,6 +182,44 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def move_into_place(src: str | Path, dest: str | Path) -> Path:
+    """Rename a finished file (written beside ``dest`` or in a staging directory on the same file system)
+    over ``dest`` (a symlink's target), with the replaced file's mode or 0666 less the umask; copied
+    atomically when the target is on another file system."""
+    target = output_target(dest)
+    try:
+        mode_bits = stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        mode_bits = 0o666 & ~_umask()
+    try:
+        os.chmod(src, mode_bits)
+        os.replace(src, target)
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise OutputError(f"cannot write here: {_os_problem(e)}", dest) from None
+        atomic_copy(src, dest)
+        os.chmod(target, mode_bits)
+    return Path(dest)
+
+
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """A short block that Ctrl-C does not cut in two (renames that must land together): a SIGINT during
+    it is raised as KeyboardInterrupt when the block ends. Outside the main thread (where Python cannot
+    set signal handlers) the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def input_problem(path: str | Path, want_dir: bool = False) -> str | None:

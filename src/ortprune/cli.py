@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 from ortprune._io import atomic_write_text, check_outputs, json_text, output_dir
 from ortprune.catalog import BASELINE, DEFAULT_LEVEL, DEFAULT_TOOLCHAIN, LEVELS, TOOLCHAINS, VARIANTS
 from ortprune.errors import OrtpruneError, UsageError
+from ortprune.platform import check_parallel
 
 app = typer.Typer(
     add_completion=False,
@@ -408,11 +409,15 @@ def store_gc(
         float | None, typer.Option("--older-than", help="Also remove artifacts published more than DAYS ago.")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --older-than: also remove artifacts published in the last hour.")
+    ] = False,
 ) -> None:
-    """Remove unfinished uploads and files no index references (older than an hour), and old artifacts."""
+    """Remove unfinished uploads and files no index references (older than an hour), and old artifacts
+    (never one published in the last hour unless --force: a teammate may be pulling it)."""
     from ortprune.ortbuild.store import gc, open_store
 
-    removed = gc(open_store(store), older_than, dry_run=dry_run)
+    removed = gc(open_store(store), older_than, dry_run=dry_run, force=force)
     for path in removed:
         out.print(f"{'would remove' if dry_run else 'removed'} {path}")
     console.print(f"{len(removed)} {'to remove' if dry_run else 'removed'}")
@@ -513,9 +518,8 @@ def probe(
     from ortprune.verify import probe as run_probe
     from ortprune.verify.probe import UNKNOWN
 
-    if jobs is not None and jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, got {jobs}")
-    check_outputs([json_out], [lib, config, *(models or [])])
+    check_parallel(jobs, "--jobs")
+    check_outputs([json_out], _reads(config, *(models or []), libs=(lib,)))
     if consumers:
         from ortprune.report.consumers import print_consumers
         from ortprune.runtime.consumers import check_consumers
@@ -578,7 +582,7 @@ def verify(
             raise UsageError(f"--inputs names {model!r}, which is not one of the models given")
         feeds[Path(model)] = load_feeds(npz)
     dims = _name_values(dim, "--dim")
-    check_outputs([json_out], [lib, reference, *models, *(i.rpartition("=")[2] for i in inputs or [])])
+    check_outputs([json_out], _reads(*models, *(i.rpartition("=")[2] for i in inputs or []), libs=(lib, reference)))
     report = run_verify(lib, models, reference, optimization_level.value, tolerance, inputs=feeds, dims=dims)
     if json_out:  # written whatever the verdicts
         report.write_json(json_out)
@@ -712,6 +716,7 @@ def size_diff(
     from ortprune.report import size as render
 
     _check_rows(top, depth)
+    check_outputs([output], [old, new])
     before, after = (analyze(p, by.value, with_footprint=False, short=short, depth=depth) for p in (old, new))
     d = diff_reports(before, after)
     if fmt is SizeFormat.table and output is None:
@@ -784,6 +789,23 @@ def estimate(
         _emit(render.estimate_markdown(result), output)
 
 
+def _reads(*files: str | Path | None, libs: tuple[str | Path | None, ...] = (), model: Any = None) -> list[Path]:
+    """Every file the command reads, to check its outputs against (:func:`check_outputs`): the paths
+    named, each ONNX Runtime library as it will be loaded (None: ``$ORT_DYLIB_PATH``'s, else the wheel's),
+    and an embedding model's files (``model``: a resolved model, from a directory, the registry, a bundled
+    package or a fastembed / Hugging Face cache). A library the loader finds by bare name is not a path."""
+    from ortprune.runtime import find_library
+
+    found = [Path(f) for f in files if f is not None]
+    for lib in libs:
+        path = find_library(lib)
+        if os.sep in path:
+            found.append(Path(path))
+    if model is not None:
+        found += model.files()
+    return found
+
+
 def _csv(text: str) -> tuple[str, ...]:
     """A comma-separated option as a tuple, blanks dropped."""
     return tuple(t.strip() for t in text.split(",") if t.strip())
@@ -828,7 +850,11 @@ def embed(
         raise UsageError(f"--precision must be from 0 to 17, got {precision}")
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
-    check_outputs([output], [lib, Path(model) if Path(model).exists() else None])
+    check_parallel(threads, "--threads", minimum=0)  # 0: ORT's default
+    from ortprune.embed.text import fastembed_cache_dir, resolve_model
+
+    resolved = resolve_model(model, fastembed_cache_dir())
+    check_outputs([output], _reads(libs=(lib,), model=resolved))
     items = list(texts or [])
     if items.count("-") > 1:
         raise UsageError("'-' (read texts from stdin) can be given once: stdin can be read only once")
@@ -846,7 +872,7 @@ def embed(
 
     from ortprune.embed import TextEmbedding
 
-    with TextEmbedding(model, lib=lib, threads=threads) as emb:
+    with TextEmbedding(model, lib=lib, threads=threads, _resolved=resolved) as emb:
         vectors = np.stack(list(emb.embed(items, batch_size=batch_size)))
         lib_used = emb.session.lib
         console.print(f"{emb.info.name} on ONNX Runtime {lib_used.version} ({lib_used.path})", soft_wrap=True)

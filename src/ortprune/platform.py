@@ -1,4 +1,5 @@
-"""Facts about the machine a result was made on (ISA, CPU features), recorded in outputs."""
+"""Facts about the machine: what a result was made on (ISA, CPU features, recorded in outputs), and the
+bounds a count the user gives (threads, jobs, workers) must stay within."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import functools
 import os
 import platform
 from pathlib import Path
+
+from ortprune.errors import UsageError
 
 _INTERESTING_FLAGS = (
     "avx",
@@ -53,3 +56,34 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def max_parallel() -> int:
+    """The most threads, worker processes or compile jobs one option may ask for: 8 per core, at least 64.
+    More only slows a run down, and a typo (``--threads 1000000``) would start threads until the kernel
+    kills the process."""
+    return max(64, 8 * (os.cpu_count() or 1))
+
+
+def check_parallel(value: int | None, what: str, minimum: int = 1, top: int | None = None) -> int | None:
+    """``value`` (None: the default) if it is an integer from ``minimum`` to ``top`` (default
+    :func:`max_parallel`), else a :class:`UsageError` that says the bound and the machine's cores."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{what} must be an integer, got {value!r}")
+    if top is None:
+        top, why = max_parallel(), f"8 per core, at least 64; {os.cpu_count()} cores here"
+    else:
+        why = "the limit for this option"
+    if not minimum <= value <= top:
+        raise UsageError(f"{what} must be between {minimum} and {top} ({why}), got {value}")
+    return value
+
+
+def memory_bytes() -> int | None:
+    """The machine's physical memory in bytes, or None when the system does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -26,6 +26,7 @@ from ortprune._io import atomic_copy, atomic_write_text
 from ortprune.cache import cache_dir, file_digest
 from ortprune.catalog import BASELINE, variant
 from ortprune.ortbuild.official import OFFICIAL, NoOfficialLibrary
+from ortprune.platform import check_parallel
 from ortprune.results import (
     BuildResult,
     ConvertedModel,
@@ -225,8 +226,7 @@ def check_inputs(
         raise UsageError("--variants names no pruned variant: add one, e.g. --variants full,reduced")
     if len(set(variants)) != len(variants):
         raise UsageError(f"--variants names a variant twice: {','.join(variants)}")
-    if jobs is not None and jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    check_parallel(jobs, "--jobs")
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise UsageError(f"--tolerance must be a finite number >= 0, got {tolerance}")
     check_level(level)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -15,6 +16,7 @@ from ortprune._threads import InThread
 from ortprune.cache import env_path
 from ortprune.embed.registry import TOKENIZER_FILES, ModelInfo, Pooling, find_onnx, model_info
 from ortprune.errors import ModelError, OrtpruneError
+from ortprune.platform import check_parallel
 from ortprune.runtime import Library, Session, TensorInfo
 from ortprune.tokenizer import load_tokenizer, read_json
 
@@ -32,6 +34,17 @@ class ResolvedModel:
     info: ModelInfo
     onnx: Path
     tokenizer_dir: Path
+
+    def files(self) -> list[Path]:
+        """Every file the model is read from (that exists): the .onnx, the registry's additional files
+        (external data), the tokenizer's files and sentence-transformers' pooling and module configs."""
+        depth = len(Path(self.info.onnx_file).parts)
+        named = self.onnx.as_posix().endswith(Path(self.info.onnx_file).as_posix()) and depth > 0
+        base = self.onnx.parents[depth - 1] if named else self.onnx.parent
+        found = [self.onnx, *(base / f for f in self.info.additional_files)]
+        for d in dict.fromkeys((self.tokenizer_dir, base)):
+            found += [d / f for f in (*TOKENIZER_FILES, "modules.json", "1_Pooling/config.json")]
+        return [p for p in found if p.is_file()]
 
 
 class TextEmbedding:
@@ -236,6 +249,7 @@ class TextEmbedding:
         each (0: one per core), as fastembed does; lists shorter than ``batch_size`` always run here."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise OrtpruneError(f"batch_size must be >= 1, got {batch_size}")
+        check_parallel(parallel, "parallel", minimum=0)  # 0: one worker per core
         docs: Iterable[str] = [documents] if isinstance(documents, str) else documents
         small = isinstance(documents, str) or (isinstance(docs, list) and len(docs) < batch_size)
         batches = _batches(docs, batch_size)
@@ -325,8 +339,9 @@ class TextEmbedding:
 
 
 def _batches(docs: Iterable[str], size: int) -> Iterator[list[str]]:
+    """Lists of ``size`` documents; a size beyond ``sys.maxsize`` (more than any list holds) is all of them."""
     it = iter(docs)
-    while batch := list(itertools.islice(it, size)):
+    while batch := list(itertools.islice(it, min(size, sys.maxsize))):
         yield batch
 
 

@@ -17,6 +17,10 @@ from ortprune.ortbuild.sources import RELEASES, release, resolve_source
 from ortprune.ortbuild.store import Store
 from ortprune.ortbuild.toolchain import resolve as resolve_toolchain
 from ortprune.ortbuild.variants import BuildSpec
+from ortprune.platform import check_parallel
+
+#: The most compile jobs ``-j`` takes: far beyond one machine's cores, for distcc / icecream farms.
+MAX_BUILD_JOBS = 1024
 
 __all__ = ["VARIANTS", "BuildResult", "BuildSpec", "build", "build_variant", "export", "fetch_debian"]
 
@@ -123,8 +127,7 @@ def build_variant(
     # variant, config, flags and levers fit together
     BuildSpec("0", variant, config_text, tuple(extra_flags), wheel, prune=prune, keep_transformers=keep_transformers,
               toolchain_name=toolchain)  # fmt: skip
-    if jobs is not None and jobs < 1:
-        raise BuildError(f"--jobs must be at least 1, got {jobs}")
+    check_parallel(jobs, "--jobs", top=MAX_BUILD_JOBS)
     if deps_dir is not None and not deps_dir.is_dir():
         raise BuildError("--deps must be a directory of dependency archives", deps_dir)
     if wheel:

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ortprune._io import check_outputs
 from ortprune._threads import InThread
 from ortprune.catalog import OPTIMIZATION_LEVELS
 from ortprune.errors import OrtpruneError
+from ortprune.platform import check_parallel
 from ortprune.runtime import _capi
 from ortprune.runtime.cache import OptimizedModelCache, resolve_cache
 from ortprune.runtime.library import Library, _level, load_library
@@ -22,7 +24,6 @@ if TYPE_CHECKING:  # numpy is imported on first use: a cold start imports it whi
     import numpy as np
 
 #: ORT's thread counts are C ints.
-_MAX_THREADS = 2**31 - 1
 
 
 class InputError(OrtpruneError):
@@ -81,10 +82,7 @@ class Session:
             raise OrtpruneError("the model path contains a NUL character", repr(os.fspath(model)))
         if not isinstance(model, str | os.PathLike | bytes | bytearray | memoryview):
             raise OrtpruneError(f"model must be a path or the model's bytes, got {type(model).__name__}")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
-            raise OrtpruneError(f"threads must be an integer, got {threads!r}")
-        if threads is not None and not 0 <= threads <= _MAX_THREADS:
-            raise OrtpruneError(f"threads must be between 0 (ORT's default) and {_MAX_THREADS}, got {threads}")
+        check_parallel(threads, "threads", minimum=0)  # 0: ORT's default
         if config is not None:
             if not isinstance(config, Mapping):
                 raise OrtpruneError(f"config must be a mapping of strings to strings, got {type(config).__name__}")
@@ -92,6 +90,9 @@ class Session:
                 if not isinstance(key, str) or not isinstance(value, str) or "\0" in key + value:
                     raise OrtpruneError(f"config entries must be strings without NUL, got {key!r}: {value!r}")
         self.lib = load_library(lib)
+        if optimized_model_path is not None:  # ORT writes it in place: never over the model or the library
+            read = [] if isinstance(model, bytes | bytearray | memoryview) else [Path(model)]
+            check_outputs([Path(optimized_model_path)], [*read, self.lib.path])
         self._lock = threading.Lock()
         self._inflight = 0
         self._closing = False

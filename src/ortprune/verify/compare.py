@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from pathlib import Path
@@ -85,15 +86,22 @@ def make_inputs(
         return {i.name: table[i.name].astype(i.dtype) for i in session.inputs if i.name in table}
     rng = np.random.default_rng(seed)
     feeds = {}
+    shapes = {}
     for i in session.inputs:
-        shape = [
+        shapes[i.name] = [
             d if isinstance(d, int) and d > 0 else dims.get(d, batch if k == 0 else seq) if isinstance(d, str)
             else (batch if k == 0 else seq)
             for k, d in enumerate(i.shape)
         ]  # fmt: skip
-        dtype = i.dtype
-        if dtype is None:
+        if i.dtype is None:
             raise OrtpruneError(f"input {i.name!r} has a type verify cannot generate ({i.type_name})", model)
+    need = sum(math.prod(shapes[i.name]) * np.dtype(i.dtype).itemsize for i in session.inputs)
+    if need > (limit := generated_limit()):
+        sizes = ", ".join(f"{n} {s}" for n, s in shapes.items())
+        raise OrtpruneError(f"generated inputs would take {need:,} bytes ({sizes}), more than {limit:,} "
+                            "(a quarter of this machine's memory)", model)  # fmt: skip
+    for i in session.inputs:
+        shape, dtype = shapes[i.name], i.dtype
         if np.issubdtype(dtype, np.floating):
             feeds[i.name] = rng.standard_normal(shape).astype(dtype)
         elif dtype == np.bool_:
@@ -103,6 +111,13 @@ def make_inputs(
         else:
             feeds[i.name] = rng.integers(0, 100, size=shape).astype(dtype)
     return feeds
+
+
+def generated_limit() -> int:
+    """The most bytes generated inputs may take: a quarter of the machine's memory (1 GiB if unknown)."""
+    from ortprune.platform import memory_bytes
+
+    return (memory_bytes() or 4 << 30) // 4
 
 
 def _time(session: Any, feeds: dict[str, np.ndarray], repeat: int) -> tuple[dict[str, np.ndarray], float]:
@@ -121,6 +136,9 @@ def compare_outputs(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], tole
         g = got[name]
         if r.shape != g.shape:
             diffs.append(OutputDiff(name, list(g.shape), float("inf"), -1.0, False))
+            continue
+        if r.size == 0:  # nothing to differ (an empty slice); reshape(0, -1) would not even work
+            diffs.append(OutputDiff(name, list(r.shape), 0.0, 1.0, True))
             continue
         rf, gf = r.astype(np.float64), g.astype(np.float64)
         # equal values (a NaN or an infinity at the same place on both sides included) differ by 0; a NaN
@@ -192,8 +210,12 @@ def verify(
     for model in models:
         verdict = ModelVerdict(str(model), OK)
         report.models.append(verdict)
-        _verify_one(verdict, Path(model), p_lib, r_lib, level, pruned_level or level, tolerance, repeat,
-                    reference_model, given.get(Path(model).resolve()), dims or {})  # fmt: skip
+        try:
+            _verify_one(verdict, Path(model), p_lib, r_lib, level, pruned_level or level, tolerance, repeat,
+                        reference_model, given.get(Path(model).resolve()), dims or {})  # fmt: skip
+        except MemoryError:  # one model's outputs too large for this machine: its verdict, the others still run
+            verdict.status, verdict.side = CANNOT_RUN, None
+            verdict.detail = "ran out of memory (inputs or outputs too large for this machine)"
     return report
 
 

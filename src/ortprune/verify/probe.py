@@ -20,6 +20,7 @@ from typing import Any
 
 from ortprune.errors import OrtpruneError, RuntimeLoadError
 from ortprune.opconfig import OpConfig, OpId, OpTypes
+from ortprune.platform import check_parallel
 from ortprune.results.verify import IMPLEMENTED, MISSING, UNKNOWN, ProbeReport, ProbeResult
 from ortprune.verify.messages import says_kernel_missing
 from ortprune.verify.probe_models import probe_model
@@ -104,7 +105,7 @@ def probe(
     unconvertible: dict[str, str] = {}
     if converter is not None:
         todo, unconvertible = _to_ort_format(todo, converter)
-    jobs = max(1, jobs or os.cpu_count() or 2)
+    jobs = check_parallel(jobs, "jobs") or os.cpu_count() or 2
     batches = [todo[i::jobs] for i in range(jobs) if todo[i::jobs]]
     results: dict[str, tuple[int | None, str]] = {}
     with ThreadPoolExecutor(jobs) as pool:
