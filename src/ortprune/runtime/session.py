@@ -56,12 +56,16 @@ class TensorInfo:
 
 
 class Session:
-    """``Session(model, lib=None, threads=None, optimization_level="all", log_level=None)``.
+    """``Session(model, lib=None, threads=None, optimization_level=None, log_level=None)``: level None is
+    ``all`` (``disable`` for a bundle).
 
     ``model`` is a path or the model's bytes; ``lib`` a :class:`Library`, a path to a libonnxruntime or
-    None (see :func:`ortprune.runtime.find_library`). ``threads`` sets ORT's intra- and inter-op thread
-    counts (as fastembed does); None leaves ORT's default. ``optimized_model_path`` makes ORT write the
-    graph it optimized; ``config`` adds session config entries (``AddSessionConfigEntry``).
+    None (see :func:`ortprune.runtime.find_library`). A path into a deploy bundle (:mod:`ortprune.bundle`:
+    its directory, a model directory or file in it) loads the bundle's model with the bundle's library at
+    level ``disable`` by default, after checking this CPU and ``lib`` against the bundle's manifest.
+    ``threads`` sets ORT's intra- and inter-op thread counts (as fastembed does); None leaves ORT's default.
+    ``optimized_model_path`` makes ORT write the graph it optimized; ``config`` adds session config entries
+    (``AddSessionConfigEntry``).
     ``run`` may be called from several threads at once. ``close()`` (or ``with``) releases the session.
     """
 
@@ -71,7 +75,7 @@ class Session:
         lib: Library | str | os.PathLike[str] | None = None,
         *,
         threads: int | None = None,
-        optimization_level: str | int = "all",
+        optimization_level: str | int | None = None,
         log_level: str | int | None = None,
         optimized_model_path: str | os.PathLike[str] | None = None,
         config: Mapping[str, str] | None = None,
@@ -91,6 +95,15 @@ class Session:
             for key, value in config.items():
                 if not isinstance(key, str) or not isinstance(value, str) or "\0" in key + value:
                     raise OrtpruneError(f"config entries must be strings without NUL, got {key!r}: {value!r}")
+        if isinstance(model, str | os.PathLike):
+            from ortprune import bundle
+
+            found = bundle.find(model)
+            if found is not None:  # a deploy bundle: its library, checked, and nothing left to optimize
+                b, entry = found
+                model, lib = b.open(entry, lib)
+                optimization_level = b.load_level if optimization_level is None else optimization_level
+        optimization_level = "all" if optimization_level is None else optimization_level
         self.lib = load_library(lib)
         self._lock = threading.Lock()
         self._inflight = 0
