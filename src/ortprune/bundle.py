@@ -185,8 +185,8 @@ def library_id(path: str | Path) -> str:
 
 def find(path: str | os.PathLike[str]) -> tuple[Bundle, BundleModel] | None:
     """The bundle and model ``path`` names (the bundle directory with one model, a model directory in it,
-    or a model file in it), or None when ``path`` is not inside a bundle. Costs a few ``stat`` calls for
-    a path that is not."""
+    or a model file in it), or None when ``path`` is none of a bundle's models. Costs a few ``stat`` calls
+    for a path outside a bundle."""
     p = Path(path)
     if (p / MANIFEST).is_file():
         b = Bundle.read(p)
@@ -198,6 +198,5 @@ def find(path: str | os.PathLike[str]) -> tuple[Bundle, BundleModel] | None:
             for m in b.models:
                 if rel in (m.file, m.name, str(Path(m.file).parent)):
                     return b, m
-            raise BundleError(f"is inside a bundle but is none of its models ({', '.join(m.file for m in b.models)})",
-                              p)  # fmt: skip
+            return None  # another file beside a bundle: loaded as any file
     return None
