@@ -167,3 +167,14 @@ def test_cli_refuses_without_touching(
         err = capsys.readouterr().err.strip()
         assert err.startswith("error:") and "\n" not in err, err
     assert sorted(p.name for p in onnx_bundle.iterdir()) == before
+
+
+def test_slim_checks_the_bundle_dir_before_building(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "keep.txt").write_text("mine")
+    with pytest.raises(SystemExit) as e:
+        main(["slim", MODEL, "--out", str(tmp_path / "out"), "--bundle", str(taken)])
+    assert e.value.code == 1
+    assert "not an empty directory" in capsys.readouterr().err
+    assert (taken / "keep.txt").read_text() == "mine" and not (tmp_path / "out").exists()
