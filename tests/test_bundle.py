@@ -178,3 +178,61 @@ def test_slim_checks_the_bundle_dir_before_building(tmp_path: Path, capsys: pyte
     assert e.value.code == 1
     assert "not an empty directory" in capsys.readouterr().err
     assert (taken / "keep.txt").read_text() == "mine" and not (tmp_path / "out").exists()
+
+
+needs_node = pytest.mark.skipif(shutil.which("npm") is None or shutil.which("node") is None,
+                                reason="npm/node not installed: the onnxruntime-node client cannot run")  # fmt: skip
+
+
+def _node_feeds(tokenizer_dir: Path) -> dict[str, np.ndarray]:
+    from ortprune.tokenizer import load_tokenizer
+
+    tok, _ = load_tokenizer(tokenizer_dir)
+    enc = tok.encode_batch(["hello world", "a deploy bundle, loaded by node", ""])
+    ids = np.array([e.ids for e in enc], dtype=np.int64)
+    mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+
+
+def _node_on_bundle(bundle: Path, work: Path) -> float:
+    """onnxruntime-node@1.21.0 with LD_LIBRARY_PATH=<bundle>/lib on the bundle's model file, against the
+    same client on its own library and the source model: the max abs difference of the outputs."""
+    from tests.runtime.node_client import NODE_ORT_VERSION, npm_package, run_node
+
+    b = Bundle.read(bundle)
+    (m,) = b.models
+    modules = npm_package(NODE_ORT_VERSION)
+    feeds = _node_feeds(bundle / m.name)
+    own = run_node(modules, bundled(m.name).path(), feeds, work / "own")
+    got = run_node(modules, bundle / m.file, feeds, work / "bundle", libdir=bundle / "lib")
+    assert got["loaded"] == [str(b.library_path.resolve())], got["loaded"]  # the bundle's library, only it
+    return max(float(np.abs(got["outputs"][k] - v).max()) for k, v in own["outputs"].items())
+
+
+@needs_node
+def test_onnxruntime_node_runs_the_bundle(onnx_bundle: Path, tmp_path: Path) -> None:
+    assert _node_on_bundle(onnx_bundle, tmp_path) <= 1e-5
+
+
+@pytest.mark.ortbuild
+@needs_node
+def test_onnxruntime_node_runs_a_minimal_bundle(official_lib: Path, tmp_path: Path) -> None:
+    """Every cached minimal 1.21.0 build that runs the model, bundled with format ort: node loads the
+    ``model.ort`` by path (the suffix tells a minimal build it is ORT format) from the bundle's lib."""
+    from ortprune.cache import cache_dir
+    from ortprune.deploy import make_bundle
+
+    libs = [
+        Path(json.loads(m.read_text())["library"])
+        for m in sorted(cache_dir("builds").glob("1.21.0-minimal-*/manifest.json"))
+    ]
+    ran = []
+    for lib in libs:
+        try:
+            make_bundle([MODEL], lib, tmp_path / lib.parent.name, reference=official_lib, model_format="ort")
+        except BundleError:
+            continue  # a minimal build made for other models (or keep-quantized ones): it cannot run this one
+        assert _node_on_bundle(tmp_path / lib.parent.name, tmp_path / f"{lib.parent.name}-node") <= 1e-5
+        ran.append(lib)
+    if not ran:
+        pytest.skip(f"no cached minimal 1.21.0 build runs {MODEL}")
