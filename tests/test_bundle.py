@@ -120,6 +120,15 @@ def test_refuses_other_cpu_features(onnx_bundle: Path, tmp_path: Path) -> None:
         Session(wrong_arch)
 
 
+def test_changed_model_is_refused(onnx_bundle: Path, tmp_path: Path) -> None:
+    copy = _copy(onnx_bundle, tmp_path / "b")
+    model = copy / MODEL / "model.onnx"
+    model.unlink()  # a hard link: replace it, never write through to the original
+    model.write_bytes(b"\0" * 10)
+    with pytest.raises(BundleError, match="the bundle's model was changed"):
+        Session(copy)
+
+
 def test_damaged_manifest_is_one_error(onnx_bundle: Path, tmp_path: Path) -> None:
     copy = _copy(onnx_bundle, tmp_path / "b")
     (copy / MANIFEST).unlink()

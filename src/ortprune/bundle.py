@@ -164,7 +164,14 @@ class Bundle:
         self.check_cpu()
         given = getattr(lib, "path", lib)  # a runtime.Library has .path
         path = self.check_library(given)
-        return self.root / model.file, (lib if lib is not None else path)
+        file = self.root / model.file
+        try:
+            size = file.stat().st_size
+        except OSError as e:
+            raise BundleError(f"the bundle's model is missing: {e.strerror}", file) from None
+        if size != model.bytes:  # a stat, not a 90 MB hash: the file is used in place (see Session)
+            raise BundleError(f"the bundle's model was changed ({size:,} B, the manifest says {model.bytes:,} B)", file)
+        return file, (lib if lib is not None else path)
 
 
 def library_id(path: str | Path) -> str:

@@ -95,6 +95,7 @@ class Session:
             for key, value in config.items():
                 if not isinstance(key, str) or not isinstance(value, str) or "\0" in key + value:
                     raise OrtpruneError(f"config entries must be strings without NUL, got {key!r}: {value!r}")
+        in_bundle = False
         if isinstance(model, str | os.PathLike):
             from ortprune import bundle
 
@@ -103,6 +104,7 @@ class Session:
                 b, entry = found
                 model, lib = b.open(entry, lib)
                 optimization_level = b.load_level if optimization_level is None else optimization_level
+                in_bundle = True
         optimization_level = "all" if optimization_level is None else optimization_level
         self.lib = load_library(lib)
         self._lock = threading.Lock()
@@ -121,7 +123,9 @@ class Session:
             assert store is not None and self.path is not None
             sess, buffer = self._open_cached(store, self.path, level, threads, log_level, config)
         else:
-            sess, buffer = self._open(model, level, threads, log_level, optimized_model_path, config)
+            # a bundle's model, like a cache entry, was written whole and verified on this very library: it is
+            # memory-mapped and its release not read again (the manifest's library id was checked)
+            sess, buffer = self._open(model, level, threads, log_level, optimized_model_path, config, in_bundle)
         f = self.lib.f
         self._ptr: int | None = sess.value
 
@@ -156,8 +160,8 @@ class Session:
         (``session.use_ort_model_bytes_directly`` and ``..._for_initializers``): ORT then neither copies
         the file nor each initializer out of the flatbuffer, which is most of a .ort's load time (a
         90 MB .ort: ~0.5 s -> ~0.06 s on the 1.21.0 MinSizeRel build); the kernels and pre-packed
-        weights, and so the outputs, are the same. A ``cache_entry`` (written whole by the cache,
-        replaced only by rename) is memory-mapped; another file is read, so truncating it while the
+        weights, and so the outputs, are the same. A ``cache_entry`` (written whole by the cache or a
+        bundle, replaced only by rename) is memory-mapped; another file is read, so truncating it while the
         session lives cannot crash the process."""
         f = self.lib.f
         path = None if isinstance(model, bytes | bytearray | memoryview) else Path(model)
