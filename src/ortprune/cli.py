@@ -281,6 +281,14 @@ def slim(
             "from PyPI's onnxruntime wheel; no full build) or full (the MinSizeRel full build).",
         ),
     ] = "official",
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--bundle",
+            help="Also write a deploy bundle here: the exported library, the models optimized for it "
+            "(portable level), tokenizer files and bundle.json (see `ortprune bundle`).",
+        ),
+    ] = None,
 ) -> None:
     """Models → scan → ORT builds → probe + verify → sizes → report (every stage cached).
 
@@ -294,6 +302,10 @@ def slim(
 
     chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
     paths = model_paths(models or [], bundled)
+    if bundle is not None:
+        from ortprune.deploy import check_out
+
+        check_out(bundle, [*paths, out_dir])  # before the first build, not after it
     res = run_slim(
         paths,
         ort,
@@ -317,6 +329,74 @@ def slim(
         console.print(f"recommended variant (smallest shipped total that verified): {res.recommended}")
     if not res.ok:
         raise typer.Exit(1)
+    if bundle is not None:
+        from ortprune.catalog import variant
+        from ortprune.deploy import make_bundle
+
+        made = make_bundle(paths, res.builds[res.exported].library, bundle,
+                           reference=res.builds[res.reference].library, model_format=variant(res.exported).model_format,
+                           keep_quantized=keep_quantized, tolerance=tolerance)  # fmt: skip
+        _print_bundle(made)
+
+
+@app.command("bundle")
+def bundle_cmd(
+    models: Annotated[list[str], typer.Argument(help="Model files, directories or bundled model names.")],
+    lib: Annotated[Path, typer.Option("--lib", help="The libonnxruntime to ship (e.g. a pruned build).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="The bundle directory (new or empty).")],
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            "--reference",
+            help="Library that optimizes the models (default: the official release "
+            "library of LIB's version, downloaded once).",
+        ),
+    ] = None,
+    model_format: Annotated[
+        str, typer.Option("--format", help="onnx (an optimized model.onnx) or ort (model.ort, for a minimal build).")
+    ] = "onnx",
+    target_cpu: Annotated[
+        str | None,
+        typer.Option(
+            "--target-cpu",
+            help="host: optimize at level all for this machine's CPU (recorded in the "
+            "manifest; other CPUs are refused). Default: portable, level extended.",
+        ),
+    ] = None,
+    keep_quantized: Annotated[
+        bool, typer.Option("--keep-quantized", help="ort: convert without ConstantFolding (int8 stays int8).")
+    ] = False,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Max abs difference allowed vs the source.")] = 0.0,
+) -> None:
+    """A deploy bundle: LIB, the models optimized for it (loaded at level disable: a first start is a warm
+    one), their tokenizer files and bundle.json (library id, level, CPU features, what each consumer sets).
+    Each model is checked on LIB against its source on the reference before the bundle appears."""
+    import math
+
+    from ortprune.bundled import model_paths
+    from ortprune.deploy import make_bundle
+
+    if not (math.isfinite(tolerance) and tolerance >= 0):
+        raise UsageError(f"--tolerance must be a finite number >= 0, got {tolerance}")
+    if reference is None:
+        from ortprune.ortbuild.official import official_library
+        from ortprune.runtime import load_library
+
+        reference = Path(official_library(load_library(lib).version, log=console.print).library)
+    made = make_bundle(model_paths(models), lib, out_dir, reference=reference, model_format=model_format,
+                       target_cpu=target_cpu, keep_quantized=keep_quantized, tolerance=tolerance)  # fmt: skip
+    _print_bundle(made)
+
+
+def _print_bundle(made: Any) -> None:
+    for m in made.models:
+        out.print(f"{made.root / m.file} ({m.bytes:,} B, {m.format}, max abs diff {m.max_abs_diff})", highlight=False)
+    console.print(
+        f"bundle {made.root}: ONNX Runtime {made.library_version} ({made.library_bytes:,} B), models optimized at "
+        f"level {made.level} for {', '.join(made.cpu_features) or 'any ' + made.machine + ' CPU'}; "
+        f"ORT_DYLIB_PATH={made.root / made.library}",
+        highlight=False,
+    )
 
 
 @app.command()

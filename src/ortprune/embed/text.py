@@ -60,7 +60,10 @@ class TextEmbedding:
     ``max_length``, ``pooling``/``normalize`` (override the registry or directory), ``query_prefix``/
     ``passage_prefix``, ``optimization_level`` and ``cache`` (True, or a directory: keep the optimized
     model so the next process loads it without optimizing again, see
-    :class:`ortprune.runtime.cache.OptimizedModelCache`). An ``.ort`` file runs as it is.
+    :class:`ortprune.runtime.cache.OptimizedModelCache`). An ``.ort`` file runs as it is. A deploy bundle
+    (:mod:`ortprune.bundle`; its directory or a model directory in it) runs with its own library, at level
+    ``disable``, with the pooling and normalization its manifest records; a ``lib`` that is not the
+    bundle's library, or a CPU without the features its models were optimized for, is refused.
 
     A local directory's pooling comes from sentence-transformers' ``1_Pooling/config.json`` (default
     mean) and normalization from ``modules.json``; without ``modules.json`` vectors are not
@@ -85,7 +88,7 @@ class TextEmbedding:
         normalize: bool | None = None,
         query_prefix: str | None = None,
         passage_prefix: str | None = None,
-        optimization_level: str | int = "all",
+        optimization_level: str | int | None = None,
         cache: bool | str | os.PathLike[str] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -97,6 +100,8 @@ class TextEmbedding:
         self.providers = providers
         self.lazy_load = lazy_load
         self.device_ids = device_ids
+        if resolved is None and specific_model_path is None:
+            resolved, lib, optimization_level = _from_bundle(model_name, lib, optimization_level)
         if resolved is None:
             resolved = resolve_model(model_name, self.cache_dir, local_files_only, specific_model_path)
         changes: dict[str, Any] = {}
@@ -455,6 +460,26 @@ def resolve_model(
         return ResolvedModel(info, m.path(), m.tokenizer())
     directory = download(info, cache_dir, local_files_only)
     return ResolvedModel(info, find_onnx(directory, info.onnx_file), directory)
+
+
+def _from_bundle(
+    model_name: str | os.PathLike[str], lib: Any, level: str | int | None
+) -> tuple[ResolvedModel | None, Any, str | int | None]:
+    """(model, library, level) of a deploy bundle at ``model_name``, checked for this CPU and ``lib``;
+    (None, lib, level) when ``model_name`` is no existing path inside a bundle."""
+    path = Path(os.fspath(model_name)).expanduser()
+    if not path.exists():  # a registry name
+        return None, lib, level
+    from ortprune import bundle
+
+    found = bundle.find(path)
+    if found is None:
+        return None, lib, level
+    b, entry = found
+    model_file, lib = b.open(entry, lib)
+    info = ModelInfo(name=entry.name, dim=0, pooling=Pooling(entry.pooling), normalize=entry.normalize,
+                     onnx_file=model_file.name)  # fmt: skip
+    return ResolvedModel(info, model_file, model_file.parent), lib, b.load_level if level is None else level
 
 
 def _local(path: Path) -> ResolvedModel:

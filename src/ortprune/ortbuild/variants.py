@@ -72,6 +72,11 @@ class BuildSpec:
                 f"--prune {','.join(lv for lv in self.prune if lv in CONFIG_LEVERS)} needs a config-built variant "
                 f"(reduced, reduced-types), not {self.variant!r}"
             )
+        if v.model_format == "ort" and any(lv in CONFIG_LEVERS for lv in self.prune):
+            raise BuildError(
+                f"--prune {','.join(lv for lv in self.prune if lv in CONFIG_LEVERS)} does nothing in a minimal build: "
+                "ORT compiles neither the graph transformers nor the ONNX schemas there (ORT format only)"
+            )
         if "optimizers" in self.prune and not self.keep_transformers:
             raise BuildError(
                 "--prune optimizers needs --keep-transformers NAMES: the transformers the models need "

@@ -57,12 +57,16 @@ class TensorInfo:
 
 
 class Session:
-    """``Session(model, lib=None, threads=None, optimization_level="all", log_level=None)``.
+    """``Session(model, lib=None, threads=None, optimization_level=None, log_level=None)``: level None is
+    ``all`` (``disable`` for a bundle).
 
     ``model`` is a path or the model's bytes; ``lib`` a :class:`Library`, a path to a libonnxruntime or
-    None (see :func:`ortprune.runtime.find_library`). ``threads`` sets ORT's intra- and inter-op thread
-    counts (as fastembed does); None leaves ORT's default. ``optimized_model_path`` makes ORT write the
-    graph it optimized; ``config`` adds session config entries (``AddSessionConfigEntry``).
+    None (see :func:`ortprune.runtime.find_library`). A path into a deploy bundle (:mod:`ortprune.bundle`:
+    its directory, a model directory or file in it) loads the bundle's model with the bundle's library at
+    level ``disable`` by default, after checking this CPU and ``lib`` against the bundle's manifest.
+    ``threads`` sets ORT's intra- and inter-op thread counts (as fastembed does); None leaves ORT's default.
+    ``optimized_model_path`` makes ORT write the graph it optimized; ``config`` adds session config entries
+    (``AddSessionConfigEntry``).
     ``run`` may be called from several threads at once. ``close()`` (or ``with``) releases the session.
     """
 
@@ -72,7 +76,7 @@ class Session:
         lib: Library | str | os.PathLike[str] | None = None,
         *,
         threads: int | None = None,
-        optimization_level: str | int = "all",
+        optimization_level: str | int | None = None,
         log_level: str | int | None = None,
         optimized_model_path: str | os.PathLike[str] | None = None,
         config: Mapping[str, str] | None = None,
@@ -89,6 +93,17 @@ class Session:
             for key, value in config.items():
                 if not isinstance(key, str) or not isinstance(value, str) or "\0" in key + value:
                     raise OrtpruneError(f"config entries must be strings without NUL, got {key!r}: {value!r}")
+        in_bundle = False
+        if isinstance(model, str | os.PathLike):
+            from ortprune import bundle
+
+            found = bundle.find(model)
+            if found is not None:  # a deploy bundle: its library, checked, and nothing left to optimize
+                b, entry = found
+                model, lib = b.open(entry, lib)
+                optimization_level = b.load_level if optimization_level is None else optimization_level
+                in_bundle = True
+        optimization_level = "all" if optimization_level is None else optimization_level
         self.lib = load_library(lib)
         if optimized_model_path is not None:  # ORT writes it in place: never over the model or the library
             read = [] if isinstance(model, bytes | bytearray | memoryview) else [Path(model)]
@@ -109,7 +124,9 @@ class Session:
             assert store is not None and self.path is not None
             sess, buffer = self._open_cached(store, self.path, level, threads, log_level, config)
         else:
-            sess, buffer = self._open(model, level, threads, log_level, optimized_model_path, config)
+            # a bundle's model, like a cache entry, was written whole and verified on this very library: it is
+            # memory-mapped and its release not read again (the manifest's library id was checked)
+            sess, buffer = self._open(model, level, threads, log_level, optimized_model_path, config, in_bundle)
         f = self.lib.f
         self._ptr: int | None = sess.value
 
@@ -144,8 +161,8 @@ class Session:
         (``session.use_ort_model_bytes_directly`` and ``..._for_initializers``): ORT then neither copies
         the file nor each initializer out of the flatbuffer, which is most of a .ort's load time (a
         90 MB .ort: ~0.5 s -> ~0.06 s on the 1.21.0 MinSizeRel build); the kernels and pre-packed
-        weights, and so the outputs, are the same. A ``cache_entry`` (written whole by the cache,
-        replaced only by rename) is memory-mapped; another file is read, so truncating it while the
+        weights, and so the outputs, are the same. A ``cache_entry`` (written whole by the cache or a
+        bundle, replaced only by rename) is memory-mapped; another file is read, so truncating it while the
         session lives cannot crash the process."""
         f = self.lib.f
         path = None if isinstance(model, bytes | bytearray | memoryview) else Path(model)
