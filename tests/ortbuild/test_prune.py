@@ -378,7 +378,7 @@ def test_build_spec_keys_and_checks() -> None:
         BuildSpec("1.21.0", "reduced", cfg, prune=("optimizers",))
     with pytest.raises(BuildError, match="does nothing in a minimal build"):
         BuildSpec("1.21.0", "minimal", cfg, prune=("schemas",))
-    assert BuildSpec("1.21.0", "minimal", cfg, prune=("mlas-isa=avx2",)).prune == ("mlas-isa=avx2",)
+    assert BuildSpec("1.21.0", "minimal", cfg, prune=("mlas-isa=avx2",)).prune == ("mlas-isa=avx2", "sources")
     with pytest.raises(BuildError, match=r"drops the ai\.onnx\.ml operators"):
         BuildSpec("1.21.0", "reduced-max", "ai.onnx.ml;3;LabelEncoder\n", keep_transformers=("ConstantFolding",))
 
