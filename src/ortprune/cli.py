@@ -56,6 +56,14 @@ ToolchainOption = Annotated[
         "--icf=all, packed relative relocations). Stacks with --extra=--enable_lto.",
     ),
 ]
+TargetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--target",
+        help="The machine the library is for: linux-x86_64 or linux-aarch64 (default: this one). Another "
+        "than this machine's cross-builds with Debian's cross gcc (make cross-deps) and runs under qemu-user.",
+    ),
+]
 ExtraOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -152,6 +160,7 @@ def build(
     store: StoreOption = None,
     ccache_remote: CcacheRemoteOption = None,
     toolchain: ToolchainOption = ToolchainName(DEFAULT_TOOLCHAIN),
+    target: TargetOption = None,
 ) -> None:
     """Build an ONNX Runtime variant with ORT's own build.py (MinSizeRel, shared library), cached and resumable."""
     from ortprune.ortbuild import build_variant, export
@@ -177,6 +186,7 @@ def build(
             ccache_remote=ccache_remote,
             log=console.print,
             toolchain=toolchain.value,
+            target=target,
         )
     lib = export(result, out) if out else Path(result.library)
     stripped = f", stripped {result.stripped_bytes:,}" if result.stripped_bytes else ""

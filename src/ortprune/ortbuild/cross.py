@@ -1,0 +1,143 @@
+"""Building for another machine than this one (``--target linux-aarch64`` on an x86-64 host): Debian's cross
+compiler, a CMake toolchain file, and a host ``protoc`` of the protobuf release ORT pins.
+
+A target is named as in ``ortbuild.official`` (``linux-x86_64``, ``linux-aarch64``). A build for this
+machine's own target is a native build and keeps the key it always had; a cross build adds its target to
+the key (``BuildSpec.target``) and its compiler's version line and triple through ``identity.toolchain_id``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+from ortprune.errors import BuildError
+from ortprune.ortbuild.official import check_target, host_target
+
+
+@dataclass(frozen=True)
+class CrossTarget:
+    """How to build for and run on one target from another Linux host (Debian's multiarch cross tools)."""
+
+    name: str  # ortbuild.official's target name
+    triple: str  # GNU triple: the compilers' and binutils' prefix
+    processor: str  # CMAKE_SYSTEM_PROCESSOR
+    qemu: str  # qemu-user's emulator for the target
+    packages: tuple[str, ...]  # apt packages giving the compilers, binutils and sysroot
+
+    @property
+    def sysroot(self) -> Path:
+        """Where Debian's cross packages put the target's C library and loader (qemu ``-L``)."""
+        return Path("/usr") / self.triple
+
+
+CROSS_TARGETS: dict[str, CrossTarget] = {
+    t.name: t
+    for t in (
+        CrossTarget(
+            "linux-aarch64",
+            "aarch64-linux-gnu",
+            "aarch64",
+            "qemu-aarch64",
+            ("g++-aarch64-linux-gnu", "crossbuild-essential-arm64"),
+        ),
+        CrossTarget(
+            "linux-x86_64",
+            "x86_64-linux-gnu",
+            "x86_64",
+            "qemu-x86_64",
+            ("g++-x86-64-linux-gnu", "crossbuild-essential-amd64"),
+        ),
+    )
+}
+#: A host protoc of the protobuf release ORT 1.21 pins (v21.12 = Debian 12's 3.21.12): a cross build cannot
+#: run the protoc it would compile for the target.
+PROTOC_PACKAGE = "protobuf-compiler"
+
+
+def check_cross(target: str, toolchain_name: str, wheel: bool, prune: tuple[str, ...]) -> None:
+    """BuildError when a cross build for ``target`` cannot be made with these options (checked before any work)."""
+    from ortprune.catalog import DEFAULT_TOOLCHAIN
+
+    if target not in CROSS_TARGETS:
+        raise BuildError(f"unknown --target {target!r}; known: {', '.join(CROSS_TARGETS)}")
+    if toolchain_name != DEFAULT_TOOLCHAIN:
+        raise BuildError(f"--target {target} builds with Debian's cross gcc only, not --toolchain {toolchain_name}")
+    if wheel:
+        raise BuildError(f"--wheel cannot be cross-built for {target} (the Python bindings need the target's Python)")
+    isa = [lv for lv in prune if lv.startswith("mlas-isa")]
+    if isa and CROSS_TARGETS[target].processor != "x86_64":
+        raise BuildError(f"--prune {isa[0]} caps x86 MLAS kernels; {target} has none")
+
+
+def cross_target(target: str | None) -> CrossTarget | None:
+    """The cross target for ``target``; None for this machine's own (or no) target: a native build."""
+    if target is None or check_target(target) == host_target():
+        return None
+    return CROSS_TARGETS[target]
+
+
+@dataclass(frozen=True)
+class ResolvedCross:
+    """A cross target as this host provides it: executables found (paths: build arguments, never the key)."""
+
+    target: CrossTarget
+    cc: str
+    cxx: str
+    strip: str
+    protoc: str
+    host_multiarch: str = ""  # this host's Debian multiarch name (x86_64-linux-gnu)
+
+    def toolchain_file(self) -> str:
+        """A CMake toolchain file for the target. Libraries and headers come from the target's sysroot only;
+        CMake packages may also come from the host (ORT finds header-only dependencies with find_package:
+        date, GSL, nlohmann_json, Boost's mp11; those are the same on every architecture)."""
+        t = self.target
+        return "\n".join([
+            "set(CMAKE_SYSTEM_NAME Linux)",
+            f"set(CMAKE_SYSTEM_PROCESSOR {t.processor})",
+            f"set(CMAKE_C_COMPILER {self.cc})",
+            f"set(CMAKE_CXX_COMPILER {self.cxx})",
+            f"set(CMAKE_ASM_COMPILER {self.cc})",
+            f"set(CMAKE_FIND_ROOT_PATH {t.sysroot})",
+            "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)",
+            "set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)",
+            "set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE BOTH)",
+            "set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)",
+            # Debian keeps date's and Boost's CMake files under the host's multiarch directory
+            *([f"list(APPEND CMAKE_PREFIX_PATH /usr/lib/{self.host_multiarch}/cmake)"] if self.host_multiarch else []),
+            "",
+        ])  # fmt: skip
+
+
+def resolve(target: CrossTarget, path: str | None = None) -> ResolvedCross:
+    """``target``'s cross tools on ``path`` (default ``$PATH``); BuildError naming the packages when missing."""
+    tools = {
+        "cc": f"{target.triple}-gcc",
+        "cxx": f"{target.triple}-g++",
+        "strip": f"{target.triple}-strip",
+        "protoc": "protoc",
+    }
+    found = {k: shutil.which(exe, path=path) for k, exe in tools.items()}
+    missing = [tools[k] for k, v in found.items() if v is None]
+    if missing:
+        raise BuildError(
+            f"--target {target.name} needs {', '.join(missing)} on PATH: make cross-deps "
+            f"(or apt-get install {' '.join((*target.packages, PROTOC_PACKAGE))})"
+        )
+    return ResolvedCross(
+        target,
+        found["cc"] or "",
+        found["cxx"] or "",
+        found["strip"] or "",
+        found["protoc"] or "",
+        str(sysconfig.get_config_var("MULTIARCH") or ""),
+    )
+
+
+def resolve_for(target: str | None, path: str | None = None) -> ResolvedCross | None:
+    """The resolved cross tools of a spec's ``target`` (None: a native build needs none)."""
+    cross = cross_target(target)
+    return None if cross is None else resolve(cross, path)
