@@ -1,7 +1,7 @@
 """Building for another machine than this one (``--target linux-aarch64`` on an x86-64 host): Debian's cross
 compiler, a CMake toolchain file, and a host ``protoc`` of the protobuf release ORT pins.
 
-A target is named as in ``ortbuild.official`` (``linux-x86_64``, ``linux-aarch64``). A build for this
+A target is named as in ``platform.TARGETS`` (``linux-x86_64``, ``linux-aarch64``). A build for this
 machine's own target is a native build and keeps the key it always had; a cross build adds its target to
 the key (``BuildSpec.target``) and its compiler's version line and triple through ``identity.toolchain_id``.
 """
@@ -11,47 +11,16 @@ from __future__ import annotations
 import shutil
 import sysconfig
 from dataclasses import dataclass
-from pathlib import Path
 
 from ortprune.errors import BuildError
-from ortprune.ortbuild.official import check_target, host_target
+from ortprune.platform import TARGETS, Target, host_target
+from ortprune.platform import target as check_target
+
+#: Kept for the name: a cross build's target is a ``platform.Target``.
+CrossTarget = Target
+CROSS_TARGETS = TARGETS
 
 
-@dataclass(frozen=True)
-class CrossTarget:
-    """How to build for and run on one target from another Linux host (Debian's multiarch cross tools)."""
-
-    name: str  # ortbuild.official's target name
-    triple: str  # GNU triple: the compilers' and binutils' prefix
-    processor: str  # CMAKE_SYSTEM_PROCESSOR
-    qemu: str  # qemu-user's emulator for the target
-    packages: tuple[str, ...]  # apt packages giving the compilers, binutils and sysroot
-
-    @property
-    def sysroot(self) -> Path:
-        """Where Debian's cross packages put the target's C library and loader (qemu ``-L``)."""
-        return Path("/usr") / self.triple
-
-
-CROSS_TARGETS: dict[str, CrossTarget] = {
-    t.name: t
-    for t in (
-        CrossTarget(
-            "linux-aarch64",
-            "aarch64-linux-gnu",
-            "aarch64",
-            "qemu-aarch64",
-            ("g++-aarch64-linux-gnu", "crossbuild-essential-arm64"),
-        ),
-        CrossTarget(
-            "linux-x86_64",
-            "x86_64-linux-gnu",
-            "x86_64",
-            "qemu-x86_64",
-            ("g++-x86-64-linux-gnu", "crossbuild-essential-amd64"),
-        ),
-    )
-}
 #: A host protoc of the protobuf release ORT 1.21 pins (v21.12 = Debian 12's 3.21.12): a cross build cannot
 #: run the protoc it would compile for the target.
 PROTOC_PACKAGE = "protobuf-compiler"
@@ -74,7 +43,7 @@ def check_cross(target: str, toolchain_name: str, wheel: bool, prune: tuple[str,
 
 def cross_target(target: str | None) -> CrossTarget | None:
     """The cross target for ``target``; None for this machine's own (or no) target: a native build."""
-    if target is None or check_target(target) == host_target():
+    if target is None or check_target(target).name == host_target():
         return None
     return CROSS_TARGETS[target]
 

@@ -14,7 +14,6 @@ import csv
 import hashlib
 import io
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from typing import Any
 from ortprune._io import atomic_path, atomic_write_text
 from ortprune.cache import cache_dir
 from ortprune.errors import OrtpruneError
+from ortprune.platform import host_target
 
 #: pip ``--platform`` tags per target, newest first (ORT 1.21.0 ships manylinux_2_27/2_28 wheels; older
 #: releases manylinux2014 = manylinux_2_17).
@@ -62,12 +62,6 @@ class OfficialLibrary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def host_target() -> str:
-    """This machine's target name (``linux-x86_64``, ``linux-aarch64``)."""
-    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine().lower())
-    return f"{platform.system().lower()}-{machine}"
 
 
 def check_target(target: str) -> str:
