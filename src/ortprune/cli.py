@@ -114,7 +114,19 @@ def scan(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the details as JSON.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-model tables.")] = False,
     runtime: Annotated[
-        Path | None, typer.Option("--runtime", help="Optimize with this libonnxruntime (e.g. the full build).")
+        Path | None,
+        typer.Option(
+            "--runtime",
+            help="Optimize with this libonnxruntime (e.g. the official release library); one of another "
+            "machine (linux-aarch64) runs under qemu-user.",
+        ),
+    ] = None,
+    compare_runtime: Annotated[
+        Path | None,
+        typer.Option(
+            "--compare-runtime",
+            help="Also scan with this libonnxruntime (e.g. another target's) and say whether the configs differ.",
+        ),
     ] = None,
 ) -> None:
     """Every operator the models need, including those ORT's optimizer adds at load time."""
@@ -123,10 +135,13 @@ def scan(
     from ortprune.scan import scan as run_scan
 
     paths = model_paths(models or [], bundled)
-    check_outputs([output, json_out], [*paths, runtime])
+    check_outputs([output, json_out], [*paths, runtime, compare_runtime])
     result = run_scan(paths, optimization_level.value, types=types, runtime=runtime)
     if not quiet:
         print_scan(result.report(), console)
+    if compare_runtime is not None:
+        other = run_scan(paths, optimization_level.value, types=types, runtime=compare_runtime)
+        console.print(result.compare(other))
     if output is None:
         _stdout(result.config.format())
         if json_out:

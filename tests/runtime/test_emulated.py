@@ -11,9 +11,9 @@ import pytest
 from onnx import TensorProto
 
 from ortprune.errors import RuntimeLoadError
-from ortprune.platform import TARGETS, host_target
+from ortprune.platform import TARGETS
 from ortprune.runtime import OrtError
-from ortprune.runtime.emulated import EmulatedLibrary, foreign_target, missing_tools, read_tensors, write_tensors
+from ortprune.runtime.emulated import EmulatedLibrary, foreign_target, read_tensors, write_tensors
 from tests.runtime.tiny import DTYPES, two_inputs_two_outputs, unary
 
 AARCH64 = TARGETS["linux-aarch64"]
@@ -26,19 +26,9 @@ def ir8(model: bytes) -> bytes:
     return proto.SerializeToString()
 
 
-@pytest.fixture(scope="module")
-def aarch64_lib() -> Path:
-    if host_target() == AARCH64.name:
-        pytest.skip("this machine is aarch64: its libraries load natively")
-    missing = missing_tools(AARCH64)
-    if missing:
-        pytest.skip(f"no {', '.join(missing)} (make cross-deps installs them)")
-    from ortprune.ortbuild.official import NoOfficialLibrary, official_library
-
-    try:
-        return Path(official_library("1.21.0", AARCH64.name).library)
-    except NoOfficialLibrary as e:
-        pytest.skip(f"the official aarch64 library cannot be had here: {e}")
+@pytest.fixture
+def aarch64_lib(aarch64_official: Path) -> Path:
+    return aarch64_official
 
 
 def test_tensor_files_round_trip_every_exchanged_type(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ortprune.cache import cache_dir
 from ortprune.catalog import check_level
-from ortprune.errors import RuntimeLoadError
+from ortprune.errors import OrtpruneError, RuntimeLoadError
 from ortprune.platform import Target, host_target, target_of_machine
 from ortprune.runtime import _capi
 from ortprune.runtime.library import OrtError
@@ -46,8 +46,12 @@ def library_target(path: str | Path) -> Target | None:
 
 
 def foreign_target(path: str | Path) -> Target | None:
-    """The target of ``path`` when it is not this machine's (so it must be emulated), else None."""
-    found = library_target(path)
+    """The target of ``path`` when it is not this machine's (so it must be emulated), else None (also for
+    what is no readable ELF file: the native loader then says what is wrong with it)."""
+    try:
+        found = library_target(path)
+    except (OSError, OrtpruneError):
+        return None
     return found if found is not None and found.name != host_target() else None
 
 
@@ -245,3 +249,48 @@ def _qemu_version(target: Target) -> str:
         return "unknown"
     first = out.splitlines()[0] if out else ""
     return first.split("version", 1)[-1].strip() or "unknown"
+
+
+def graph_inputs(model: str | Path) -> list[Any]:
+    """The model's inputs (initializers excluded) as ``runtime.TensorInfo``, read from the file with onnx:
+    what ``Session.inputs`` gives for a library this process can load."""
+    import onnx
+
+    from ortprune.runtime.session import TensorInfo
+
+    graph = onnx.load(str(model), load_external_data=False).graph
+    inits = {i.name for i in graph.initializer}
+    infos = []
+    for value in graph.input:
+        if value.name in inits:
+            continue
+        tensor = value.type.tensor_type if value.type.HasField("tensor_type") else None
+        dims: tuple[int | str | None, ...] = ()
+        if tensor is not None:
+            dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim)
+        kind = "tensor" if tensor is not None else value.type.WhichOneof("value") or "unknown"
+        infos.append(TensorInfo(value.name, kind.removesuffix("_type"), tensor.elem_type if tensor else 0, dims))
+    return infos
+
+
+class EmulatedSession:
+    """What ``verify`` needs of a ``runtime.Session`` (``inputs``, ``run``, ``close``), for an
+    :class:`EmulatedLibrary`: the session is created once here (so a load error is raised where Session
+    raises it) and again by each ``run``, in a fresh runner process."""
+
+    def __init__(self, model: str | Path, lib: EmulatedLibrary, optimization_level: str = "all") -> None:
+        self.model, self.lib, self.level = Path(model), lib, optimization_level
+        lib.session(self.model, optimization_level)
+        self.inputs = graph_inputs(self.model)
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.lib.session(self.model, self.level, feeds)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> EmulatedSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
