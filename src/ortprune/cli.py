@@ -288,6 +288,7 @@ def slim(
     extra: ExtraOption = None,
     prune: PruneOption = "",
     toolchain: ToolchainOption = ToolchainName(DEFAULT_TOOLCHAIN),
+    target: TargetOption = None,
 ) -> None:
     """Models → scan → ORT builds → probe + verify → sizes → report (every stage cached).
 
@@ -314,6 +315,7 @@ def slim(
         store=store,
         ccache_remote=ccache_remote,
         levers=Levers(tuple(extra or ()), _csv(prune), toolchain.value),
+        target=target,
     )
     console.print(
         f"[bold]{'verified' if res.ok else 'NOT verified'}[/]: report in {out_dir / 'report.md'}, "

@@ -134,21 +134,25 @@ class ScanResult:
         return f"{str(self.machine.get('system', '')).lower()}-{self.machine.get('machine')}"
 
     def compare(self, other: ScanResult) -> str:
-        """One line for the user: whether ``other`` (the same models scanned with another target's runtime)
-        needs the same operators, and which ones differ (a config is only valid on the target it was made for)."""
-        mine, theirs = self.optimized_on, other.optimized_on
-        diff = self.config.diff(other.config)
-        if not diff:
-            return f"the configs for {mine} and {theirs} are the same ({len(self.config)} ops)"
-        parts = []
-        if diff.removed:
-            parts.append(f"only for {mine}: {', '.join(map(str, diff.removed))}")
-        if diff.added:
-            parts.append(f"only for {theirs}: {', '.join(map(str, diff.added))}")
-        return f"the configs for {mine} and {theirs} differ ({'; '.join(parts)}): build each target from its own scan"
+        """Whether ``other`` (the same models scanned with another target's runtime) needs the same operators."""
+        return compare_configs(self.config, self.optimized_on, other.config, other.optimized_on)
 
     def write_json(self, json_path: str | Path) -> None:
         atomic_write_text(json_path, json.dumps(self.report().to_dict(), indent=2) + "\n")
+
+
+def compare_configs(mine: OpConfig, mine_on: str, theirs: OpConfig, theirs_on: str) -> str:
+    """One line for the user: whether two targets' configs (the same models) keep the same operators, and
+    which differ (a config is only valid for the target whose optimizer made it)."""
+    diff = mine.diff(theirs)
+    if not diff:
+        return f"the configs for {mine_on} and {theirs_on} are the same ({len(mine)} ops)"
+    parts = []
+    if diff.removed:
+        parts.append(f"only for {mine_on}: {', '.join(map(str, diff.removed))}")
+    if diff.added:
+        parts.append(f"only for {theirs_on}: {', '.join(map(str, diff.added))}")
+    return f"the configs for {mine_on} and {theirs_on} differ ({'; '.join(parts)}): build each target from its own scan"
 
 
 def scan_model(
