@@ -8,9 +8,12 @@ the key (``BuildSpec.target``) and its compiler's version line and triple throug
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
 import sysconfig
 from dataclasses import dataclass
+from pathlib import Path
 
 from ortprune.errors import BuildError
 from ortprune.platform import TARGETS, Target, host_target
@@ -110,3 +113,28 @@ def resolve_for(target: str | None, path: str | None = None) -> ResolvedCross | 
     """The resolved cross tools of a spec's ``target`` (None: a native build needs none)."""
     cross = cross_target(target)
     return None if cross is None else resolve(cross, path)
+
+
+def _release(text: str) -> str:
+    """``21.12`` of ``libprotoc 3.21.12``, ``protobuf_3.21.12.orig.tar.gz`` or ``v21.12.zip``: protobuf's
+    release number (its C++ library is 3.<release>)."""
+    numbers = re.findall(r"\d+", text)
+    return ".".join(numbers[-2:]) if len(numbers) >= 2 else ""
+
+
+def check_protoc(protoc: str, deps_txt: str, where: str | Path) -> None:
+    """BuildError unless ``protoc`` is of the protobuf release ``deps_txt`` pins (the generated code must match
+    the library it is compiled with; a mismatch fails only deep into the build)."""
+    pinned = next((line.split(";")[1] for line in deps_txt.splitlines() if line.startswith("protobuf;")), "")
+    want = _release(Path(pinned.split("?")[0]).name)
+    try:
+        out = subprocess.run([protoc, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as e:
+        raise BuildError(f"cannot run {protoc} --version ({e})") from None
+    got = _release(out)
+    if want and got != want:
+        raise BuildError(
+            f"a cross build needs a host protoc of the protobuf release the source pins ({want}); {protoc} is "
+            f"{out or 'unknown'} (Debian 12's protobuf-compiler is 3.21.12, for ONNX Runtime 1.21)",
+            where,
+        )

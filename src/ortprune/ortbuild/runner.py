@@ -296,6 +296,10 @@ def _prepare(
         defines += tuple(prune_defines)
     protoc: list[str] = []
     if cross is not None:  # a cross build: the toolchain file, and a host protoc (the target's cannot run here)
+        from ortprune.ortbuild.cross import check_protoc
+        from ortprune.ortbuild.depsmap import read_deps_txt
+
+        check_protoc(cross.protoc, *read_deps_txt(source))
         toolchain_file = bdir / "cross.toolchain.cmake"
         if not toolchain_file.exists() or toolchain_file.read_text() != cross.toolchain_file():
             atomic_write_text(toolchain_file, cross.toolchain_file())
