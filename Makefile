@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.ortprune-installed
 
-.PHONY: venv test test-slow lint demo bench clean build-deps toolchain-deps test-servers
+.PHONY: venv test test-slow lint demo bench clean build-deps toolchain-deps cross-deps test-servers
 
 venv: $(STAMP)
 
@@ -44,6 +44,15 @@ build-deps:
 
 toolchain-deps:
 	@$(call apt_install,$(TOOLCHAIN_PACKAGES))
+
+# `--target linux-aarch64`: Debian's cross compiler and sysroot, a host protoc of the protobuf ORT 1.21 pins
+# (3.21.12 = v21.12), and qemu-user to run the target's libraries (scan, probe, verify). Root or sudo; where
+# they cannot be installed the cross tests skip, naming the missing tool.
+CROSS_PACKAGES = g++-aarch64-linux-gnu crossbuild-essential-arm64 protobuf-compiler qemu-user
+
+cross-deps:
+	@$(call apt_install,$(CROSS_PACKAGES),--no-install-recommends) || \
+		echo "cross-deps: could not install $(CROSS_PACKAGES); the linux-aarch64 tests will skip"
 
 # Real servers the store and remote-ccache tests start on 127.0.0.1 (Debian packages; root or sudo). Where
 # they cannot be installed those tests skip, saying which package is missing.

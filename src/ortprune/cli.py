@@ -66,6 +66,14 @@ ToolchainOption = Annotated[
         "--icf=all, packed relative relocations). Stacks with --extra=--enable_lto.",
     ),
 ]
+TargetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--target",
+        help="The machine the library is for: linux-x86_64 or linux-aarch64 (default: this one). Another "
+        "than this machine's cross-builds with Debian's cross gcc (make cross-deps) and runs under qemu-user.",
+    ),
+]
 ExtraOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -116,7 +124,19 @@ def scan(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the details as JSON.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-model tables.")] = False,
     runtime: Annotated[
-        Path | None, typer.Option("--runtime", help="Optimize with this libonnxruntime (e.g. the full build).")
+        Path | None,
+        typer.Option(
+            "--runtime",
+            help="Optimize with this libonnxruntime (e.g. the official release library); one of another "
+            "machine (linux-aarch64) runs under qemu-user.",
+        ),
+    ] = None,
+    compare_runtime: Annotated[
+        Path | None,
+        typer.Option(
+            "--compare-runtime",
+            help="Also scan with this libonnxruntime (e.g. another target's) and say whether the configs differ.",
+        ),
     ] = None,
 ) -> None:
     """Every operator the models need, including those ORT's optimizer adds at load time."""
@@ -125,10 +145,13 @@ def scan(
     from ortprune.scan import scan as run_scan
 
     paths = model_paths(models or [], bundled)
-    check_outputs([output, json_out], [*paths, runtime])
+    check_outputs([output, json_out], [*paths, runtime, compare_runtime])
     result = run_scan(paths, optimization_level.value, types=types, runtime=runtime)
     if not quiet:
         print_scan(result.report(), console)
+    if compare_runtime is not None:
+        other = run_scan(paths, optimization_level.value, types=types, runtime=compare_runtime)
+        console.print(result.compare(other))
     if output is None:
         _stdout(result.config.format())
         if json_out:
@@ -162,6 +185,7 @@ def build(
     store: StoreOption = None,
     ccache_remote: CcacheRemoteOption = None,
     toolchain: ToolchainOption = ToolchainName(DEFAULT_TOOLCHAIN),
+    target: TargetOption = None,
 ) -> None:
     """Build an ONNX Runtime variant with ORT's own build.py (MinSizeRel, shared library), cached and resumable."""
     from ortprune.ortbuild import build_variant, export
@@ -187,6 +211,7 @@ def build(
             ccache_remote=ccache_remote,
             log=console.print,
             toolchain=toolchain.value,
+            target=target,
         )
     lib = export(result, out) if out else Path(result.library)
     stripped = f", stripped {result.stripped_bytes:,}" if result.stripped_bytes else ""
@@ -289,6 +314,7 @@ def slim(
             "(portable level), tokenizer files and bundle.json (see `ortprune bundle`).",
         ),
     ] = None,
+    target: TargetOption = None,
 ) -> None:
     """Models → scan → ORT builds → probe + verify → sizes → report (every stage cached).
 
@@ -304,7 +330,11 @@ def slim(
     paths = model_paths(models or [], bundled)
     if bundle is not None:
         from ortprune.deploy import check_out
+        from ortprune.platform import host_target
 
+        if target is not None and target != host_target():
+            raise UsageError(f"--bundle optimizes and checks the models on the library in this process: not for "
+                             f"--target {target} (make the bundle on a {target} machine with ortprune bundle)")  # fmt: skip
         check_out(bundle, [*paths, out_dir])  # before the first build, not after it
     res = run_slim(
         paths,
@@ -320,6 +350,7 @@ def slim(
         ccache_remote=ccache_remote,
         levers=Levers(tuple(extra or ()), _csv(prune), toolchain.value),
         reference=reference,
+        target=target,
     )
     console.print(
         f"[bold]{'verified' if res.ok else 'NOT verified'}[/]: report in {out_dir / 'report.md'}, "

@@ -132,9 +132,10 @@ class Stages:
     shipped_chart: Callable[[list[Shipped], Path], list[Path]]
     #: the finished result → report.md + report.json
     report: Callable[[SlimResult], None]
-    #: (ort source) → the official release library of that version for this machine, as a build manifest
-    #: (``ortbuild.official``); NoOfficialLibrary when there is none (slim then builds the full reference)
-    reference: Callable[[str], BuildResult] = lambda ort: _official(ort)
+    #: (ort source, target or None for this machine) → the official release library of that version for that
+    #: machine, as a build manifest (``ortbuild.official``); NoOfficialLibrary when there is none (slim then
+    #: builds the full reference)
+    reference: Callable[[str, str | None], BuildResult] = lambda ort, target: _official(ort, target)
 
 
 def default_stages(
@@ -142,14 +143,17 @@ def default_stages(
     ccache_remote: str | None = None,
     log: Callable[[str], None] | None = None,
     levers: Levers | None = None,
+    target: str | None = None,
 ) -> Stages:
     """The real stages; builds go through ``store`` (fetched from and published to) and ``ccache_remote``;
-    pruned variants get ``levers``."""
+    pruned variants get ``levers``; every build is for ``target`` (None: this machine)."""
     from ortprune.report.size import write_category_chart, write_shipped_chart
     from ortprune.report.slim import write_report
 
     return Stages(
-        build=functools.partial(_build, store=store, ccache_remote=ccache_remote, log=log, levers=levers or Levers()),
+        build=functools.partial(
+            _build, store=store, ccache_remote=ccache_remote, log=log, levers=levers or Levers(), target=target
+        ),
         scan=_scan,
         transformers=_transformers,
         convert=_convert_models,
@@ -255,6 +259,7 @@ def slim(
     stages: Stages | None = None,
     levers: Levers | None = None,
     reference: str = "official",
+    target: str | None = None,
 ) -> SlimResult:
     """``reference``: ``official`` (default) verifies against, scans with and measures from the official release
     library of the same version (PyPI's onnxruntime wheel; when there is none for this version and machine, the
@@ -268,9 +273,20 @@ def slim(
     ``store``: an artifact store (directory or http(s) URL) builds are fetched from and published to, with
     their probe, verify and size results; ``ccache_remote``: ccache's remote storage for what is compiled.
     ``levers``: build options for the pruned variants (``--extra``, ``--prune``, ``--toolchain``).
-    ``stages``: the stage functions (default: :func:`default_stages` with that store)."""
+    ``stages``: the stage functions (default: :func:`default_stages` with that store). ``target``: the machine
+    the libraries are for (``linux-aarch64`` cross-builds here; its libraries are scanned with, probed and
+    verified under qemu-user; the in-process checks, consumers and embeddings, are skipped for it)."""
     ui = ui or QuietUI()
     models = check_inputs(models, ort, level, variants, out, jobs, tolerance, reference)
+    foreign = _foreign_target(target)
+    if foreign and any(variant(v).model_format == "ort" for v in variants):
+        from ortprune.errors import UsageError
+
+        raise UsageError(f"--target {foreign}: the ORT-format (minimal) variants are made for this machine only")
+    if foreign and any((levers or Levers()).prunes_optimizers(v) for v in variants):
+        from ortprune.errors import UsageError
+
+        raise UsageError(f"--target {foreign}: --prune optimizers reads ORT's log in this process; not for {foreign}")
     levers = levers or Levers()
     levers.check(variants)
     the_store = None
@@ -278,7 +294,7 @@ def slim(
         from ortprune.ortbuild.store import open_store
 
         the_store = open_store(store)  # one object: a store found unusable is skipped for the rest of the run
-    run = stages or default_stages(the_store, ccache_remote, ui.note, levers)
+    run = stages or default_stages(the_store, ccache_remote, ui.note, levers, foreign)
     memo_log: list[tuple[Path, list[str]]] = []
     _MEMO_LOG.set(memo_log)
     for v in variants:
@@ -304,7 +320,7 @@ def slim(
     with timed("build"):  # the reference: the optimizer of the exact version being pruned, and the baseline
         if reference == OFFICIAL:
             try:
-                official = run.reference(ort)
+                official = run.reference(ort, foreign)
             except NoOfficialLibrary as e:
                 ui.note(f"{e}: the full MinSizeRel build is the reference instead")
                 reference = BASELINE
@@ -317,6 +333,9 @@ def slim(
         wants_types = any(variant(v).needs_types for v in variants)
         scanned = run.scan(models, level, wants_types, full.library, config_path, out / "scan.json")
     res = SlimResult(out=out, config_path=config_path, scan=scanned, builds=builds, reference=reference)
+    if foreign:
+        with timed("scan"):
+            ui.note(_compare_with_host(models, level, full.build.ort_version, config_path, foreign))
     model_shas = [file_digest(m) for m in models]
     keep: tuple[str, ...] = ()
     if any(levers.prunes_optimizers(v) for v in variants):
@@ -360,7 +379,9 @@ def slim(
             )
 
     with timed("consumers"):
-        for v in variants:
+        if foreign:
+            ui.note(f"consumers not checked: they load the library in this process, and it is for {foreign}")
+        for v in variants if not foreign else ():
             ask = functools.partial(run.consumers, builds[v].library)
             res.consumers[v] = _memo("consumers", [builds[v].library_sha], ask, dict, dict)
 
@@ -383,7 +404,10 @@ def slim(
     with timed("embed"):
         onnx_libs = {v: builds[v].library for v in variants if v not in ort_variants}
         ort_libs = {v: builds[v].library for v in ort_variants}
-        res.embeds = run.embed(models, onnx_libs, full.library, ort_libs, res.converted)
+        if foreign:  # TextEmbedding loads the library in this process
+            ui.note(f"embeddings not checked in this process: the libraries are for {foreign}")
+        else:
+            res.embeds = run.embed(models, onnx_libs, full.library, ort_libs, res.converted)
 
     with timed("size"):
         res.sizes = _sizes(res, run)
@@ -398,6 +422,29 @@ def slim(
         atomic_copy(builds[res.exported].library, out / "libonnxruntime.so")
         run.report(res)
     return res
+
+
+def _compare_with_host(models: list[Path], level: str, version: str, config_path: Path, target: str) -> str:
+    """Whether this machine's official library of ``version`` would want another config than ``target``'s."""
+    from ortprune.errors import OrtpruneError
+    from ortprune.opconfig import OpConfig
+    from ortprune.ortbuild.official import official_library
+    from ortprune.platform import host_target
+    from ortprune.scan import compare_configs, scan
+
+    try:
+        here = scan(models, level, runtime=official_library(version, host_target()).library)
+    except OrtpruneError as e:
+        return f"not compared with {host_target()}'s config: {e}"
+    return compare_configs(OpConfig.load(config_path), target, here.config, host_target())
+
+
+def _foreign_target(target: str | None) -> str | None:
+    """``target`` when it is another machine's than this one (its libraries run under qemu-user), else None."""
+    from ortprune.platform import host_target
+    from ortprune.platform import target as check_target
+
+    return None if target is None or check_target(target).name == host_target() else target
 
 
 def _sizes(res: SlimResult, run: Stages) -> SizeSummary:
@@ -450,6 +497,7 @@ def _build(
     ccache_remote: str | None = None,
     log: Callable[[str], None] | None = None,
     levers: Levers = Levers(),
+    target: str | None = None,
 ) -> BuildResult:
     from ortprune.ortbuild import build_variant
 
@@ -468,14 +516,15 @@ def _build(
         ccache_remote=ccache_remote,
         log=log or (lambda s: None),
         toolchain=levers.toolchain,
+        target=target,
     )
 
 
-def _official(ort: str) -> BuildResult:
+def _official(ort: str, target: str | None) -> BuildResult:
     from ortprune.ortbuild.official import as_build, official_library
     from ortprune.ortbuild.sources import version_of
 
-    return as_build(official_library(version_of(ort)))
+    return as_build(official_library(version_of(ort), target))
 
 
 def _publish_stage_results(store: Store, res: SlimResult, used: list[tuple[Path, list[str]]], ui: StageUI) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from ortprune.results import BuildResult, SlimResult
 from ortprune.runtime import wheel_library
-from ortprune.slim import Stages, default_stages, slim
+from ortprune.slim import QuietUI, Stages, default_stages, slim
 
 
 def fake_build(calls: list[str], keeps: dict[str, tuple[str, ...]] | None = None):  # type: ignore[no-untyped-def]
@@ -251,8 +251,9 @@ def official_stand_in(seen: list[str]):  # type: ignore[no-untyped-def]
     lib = wheel_library()
     assert lib is not None
 
-    def reference(ort: str) -> BuildResult:
+    def reference(ort: str, target: str | None) -> BuildResult:
         seen.append(ort)
+        assert target is None
         digest = hashlib.sha256(lib.read_bytes()).hexdigest()
         return as_build(OfficialLibrary("1.32.0", "linux-x86_64", "onnxruntime-1.32.0.whl", "0" * 64, str(lib),
                                         digest, lib.stat().st_size))  # fmt: skip
@@ -293,7 +294,7 @@ def test_slim_without_an_official_library_builds_full_and_says_so(
 ) -> None:
     from ortprune.ortbuild.official import NoOfficialLibrary
 
-    def none(ort: str) -> BuildResult:
+    def none(ort: str, target: str | None) -> BuildResult:
         raise NoOfficialLibrary("no official onnxruntime==1.21.0 wheel for linux-x86_64 could be downloaded (offline)")
 
     calls: list[str] = []
@@ -319,7 +320,76 @@ def test_slim_reference_choices_checked_before_any_build(
     from ortprune.errors import OrtpruneError
 
     calls: list[str] = []
-    stages = replace(default_stages(), build=fake_build(calls), reference=lambda ort: pytest.fail("fetched"))
+    stages = replace(default_stages(), build=fake_build(calls), reference=lambda ort, target: pytest.fail("fetched"))
     with pytest.raises(OrtpruneError, match=message):
         slim([int8_model], "debian:1.21.0", "all", variants, tmp_path / "out", stages=stages, reference=reference)
     assert calls == [] and not (tmp_path / "out").exists()
+
+
+def test_slim_for_another_target_builds_every_variant_for_it_and_compares_the_configs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, int8_model: Path
+) -> None:
+    """slim --target linux-aarch64: each build (the reference too) is for the target; the user is told whether
+    this machine's config would differ; the in-process checks (consumers, embeddings) are left out. The
+    wheel's library plays every build and this machine's official library (both loadable here)."""
+    import types
+
+    import ortprune.ortbuild as ortbuild
+    import ortprune.ortbuild.official as official
+    import ortprune.slim as slim_module
+    from ortprune.platform import host_target
+    from ortprune.results import ProbeReport
+
+    if host_target() == "linux-aarch64":
+        pytest.skip("this machine is aarch64: --target linux-aarch64 is a native build here")
+    lib = wheel_library()
+    assert lib is not None
+    targets: dict[str, object] = {}
+
+    def build_variant(source, variant, config, **kw):  # type: ignore[no-untyped-def]
+        targets[variant] = kw["target"]
+        return BuildResult("1.32.0", variant, f"k-{variant}", [], [], None, None, "c++", "cmake", str(source), "",
+                           str(lib), lib.stat().st_size, ["libc.so.6"], 1.0)  # fmt: skip
+
+    monkeypatch.setattr(ortbuild, "build_variant", build_variant)
+    monkeypatch.setattr(official, "official_library", lambda version, target: types.SimpleNamespace(library=str(lib)))
+    asked: list[str | None] = []
+
+    def reference(ort: str, target: str | None) -> BuildResult:  # the target's official release library
+        asked.append(target)
+        return official_stand_in([])(ort, None)
+
+    monkeypatch.setattr(slim_module, "_official", reference)
+    # probing 26 ops natively is what test_slim_bundled_models checks; here it would only cost time
+    monkeypatch.setattr(slim_module, "_probe", lambda lib, *a: ProbeReport(library=lib, library_version="1.32.0"))
+    monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
+    notes: list[str] = []
+
+    class UI(QuietUI):
+        def note(self, text: str) -> None:
+            notes.append(text)
+
+    res = slim([int8_model], "debian:1.21.0", "all", ("reduced",), tmp_path / "out", ui=UI(), target="linux-aarch64")
+    assert targets == {"reduced": "linux-aarch64"} and asked == ["linux-aarch64"]
+    assert res.ok and res.embeds == {} and res.consumers == {}
+    assert f"the configs for linux-aarch64 and {host_target()} are the same (26 ops)" in notes
+    assert any(n.startswith("consumers not checked") for n in notes)
+
+
+@pytest.mark.parametrize(
+    ("target", "variants", "message"),
+    [("linux-sparc", ("reduced",), "unknown target 'linux-sparc'"), ("linux-aarch64", ("minimal",), "minimal")],
+)
+def test_slim_bad_target_stops_before_any_build(
+    tmp_path: Path, int8_model: Path, target: str, variants: tuple[str, ...], message: str
+) -> None:
+    from ortprune.errors import OrtpruneError
+    from ortprune.platform import host_target
+
+    if host_target() == target:
+        pytest.skip("a native build here")
+    calls: list[str] = []
+    stages = replace(default_stages(), build=fake_build(calls))
+    with pytest.raises(OrtpruneError, match=message):
+        slim([int8_model], "debian:1.21.0", "all", variants, tmp_path / "out", stages=stages, target=target)
+    assert calls == [] and not (tmp_path / "out" / "report.md").exists()

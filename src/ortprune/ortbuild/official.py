@@ -14,7 +14,6 @@ import csv
 import hashlib
 import io
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from typing import Any
 from ortprune._io import atomic_path, atomic_write_text
 from ortprune.cache import cache_dir
 from ortprune.errors import OrtpruneError
+from ortprune.platform import host_target
 from ortprune.results import BuildResult
 
 #: The name the official library goes by where builds are listed (``slim``'s reference and first table row).
@@ -91,13 +91,8 @@ def as_build(lib: OfficialLibrary) -> BuildResult:
         wall_time_s=0.0,
         stripped_library=lib.library,  # the release ships it stripped
         stripped_bytes=lib.library_bytes,
+        target=None if lib.target == host_target() else lib.target,
     )
-
-
-def host_target() -> str:
-    """This machine's target name (``linux-x86_64``, ``linux-aarch64``)."""
-    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine().lower())
-    return f"{platform.system().lower()}-{machine}"
 
 
 def check_target(target: str) -> str:

@@ -23,6 +23,8 @@ from ortprune.cache import cache_dir
 from ortprune.elf import is_system_library
 from ortprune.errors import BuildError
 from ortprune.opconfig import OpConfig
+from ortprune.ortbuild.cross import ResolvedCross
+from ortprune.ortbuild.cross import resolve_for as resolve_cross
 from ortprune.ortbuild.deps import DepsDir, apply_deps, check_wheel_headers, missing_system_headers
 from ortprune.ortbuild.identity import first_line, toolchain_id
 from ortprune.ortbuild.prune import (
@@ -220,7 +222,8 @@ def spec_of(result: BuildResult) -> BuildSpec:
     return BuildSpec(result.ort_version, result.variant, result.config, tuple(result.extra_flags),
                      "--build_wheel" in result.build_py_args, prune=tuple(result.prune),
                      keep_transformers=tuple(result.keep_transformers), source_id=result.source_id,
-                     toolchain=result.toolchain, toolchain_name=result.toolchain_name)  # fmt: skip
+                     toolchain=result.toolchain, toolchain_name=result.toolchain_name,
+                     target=result.target)  # fmt: skip
 
 
 def find_cached(spec: BuildSpec, source: Path | None = None) -> BuildResult | None:
@@ -281,7 +284,14 @@ class _Tree:
         return self.bdir / "state.json"
 
 
-def _prepare(spec: BuildSpec, source: Path, deps: DepsDir | None, jobs: int | None, tools: ResolvedToolchain) -> _Tree:
+def _prepare(
+    spec: BuildSpec,
+    source: Path,
+    deps: DepsDir | None,
+    jobs: int | None,
+    tools: ResolvedToolchain,
+    cross: ResolvedCross | None = None,
+) -> _Tree:
     """The build directory of ``spec`` with its config copy and generated sources, and the build.py arguments."""
     bdir = cache_dir("builds", spec.key())
     bdir.mkdir(parents=True, exist_ok=True)
@@ -310,7 +320,16 @@ def _prepare(spec: BuildSpec, source: Path, deps: DepsDir | None, jobs: int | No
             source, bdir, spec.prune, prune_config, spec.keep_transformers, added, state.get("restored_sources", [])
         )
         defines += tuple(prune_defines)
-    protoc = host_protoc(source, build_env()["PATH"])
+    if cross is not None:  # a cross build: the toolchain file, and a host protoc (the target's cannot run here)
+        from ortprune.ortbuild.cross import check_protoc
+        from ortprune.ortbuild.depsmap import read_deps_txt
+
+        check_protoc(cross.protoc, *read_deps_txt(source))
+        toolchain_file = bdir / "cross.toolchain.cmake"
+        if not toolchain_file.exists() or toolchain_file.read_text() != cross.toolchain_file():
+            atomic_write_text(toolchain_file, cross.toolchain_file())
+        defines += (f"CMAKE_TOOLCHAIN_FILE={toolchain_file}",)
+    protoc = cross.protoc if cross is not None else host_protoc(source, build_env()["PATH"])
     if protoc:  # the same protoc release writes the same .pb.cc: the library does not change
         defines += (f"ONNX_CUSTOM_PROTOC_EXECUTABLE={protoc}",)
     full_spec = dataclasses.replace(spec, cmake_defines=defines)
@@ -361,8 +380,9 @@ def _configured(
     """``spec``'s own build directory, configured as ``build`` would (which later reuses all of it)."""
     env = build_env()
     tools = resolve_toolchain(spec.toolchain_name, env["PATH"])
-    check_tools(env, tools.cxx)
-    tree = _prepare(spec, source, deps, jobs, tools)
+    cross = resolve_cross(spec.target, env["PATH"])
+    check_tools(env, cross.cxx if cross else tools.cxx)
+    tree = _prepare(spec, source, deps, jobs, tools, cross)
     _configure(tree, spec, source, env, log)
     return tree, env
 
@@ -431,13 +451,14 @@ def build(
         check_wheel_headers()
     env = build_env(ccache_remote)
     tools = resolve_toolchain(spec.toolchain_name, env["PATH"])
-    compiler, cmake = check_tools(env, tools.cxx)
+    cross = resolve_cross(spec.target, env["PATH"])
+    compiler, cmake = check_tools(env, cross.cxx if cross else tools.cxx)
     key = spec.key()
     cached = find_cached(spec, source)
     if cached is not None:
         log(f"cached: {cached.library} ({cached.library_bytes:,} bytes)")
         return cached
-    tree = _prepare(spec, source, deps, jobs, tools)
+    tree = _prepare(spec, source, deps, jobs, tools, cross)
     bdir, config_dir, args, state = tree.bdir, tree.config_dir, tree.args, tree.state
     manifest_path, logfile, state_path = bdir / "manifest.json", tree.logfile, tree.state_path
     started = time.monotonic()
@@ -528,19 +549,21 @@ def build(
         source_id=spec.source_id,
         toolchain=spec.toolchain,
         toolchain_name=spec.toolchain_name,
+        target=spec.target,
     )
-    stripped = stripped_copy(lib)
+    stripped = stripped_copy(lib, cross.strip if cross else None)
     result.stripped_library, result.stripped_bytes = str(stripped), stripped.stat().st_size
     result.save(manifest_path)
     return result
 
 
-def stripped_copy(lib: Path) -> Path:
-    """``libonnxruntime.stripped.so`` beside ``lib`` (``strip --strip-all``; made once, reused while newer)."""
+def stripped_copy(lib: Path, strip: str | None = None) -> Path:
+    """``libonnxruntime.stripped.so`` beside ``lib`` (``strip --strip-all``, or the given ``strip``, e.g. a
+    cross binutils' for another architecture; made once, reused while newer)."""
     target = lib.parent / "libonnxruntime.stripped.so"
     if target.exists() and target.stat().st_mtime >= lib.stat().st_mtime:
         return target
-    strip = shutil.which("strip")
+    strip = strip or shutil.which("strip")
     if strip is None:
         raise BuildError("strip (binutils) is needed for the stripped copy: apt-get install binutils")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -560,7 +583,8 @@ def export(result: BuildResult, out: Path) -> Path:
     (``libonnxruntime.stripped.so``, what a user ships) and its manifest to ``out``."""
     output_dir(out)
     target = atomic_copy(result.library, out / "libonnxruntime.so")
-    atomic_copy(stripped_copy(Path(result.library)), out / "libonnxruntime.stripped.so")
+    cross = resolve_cross(result.target)
+    atomic_copy(stripped_copy(Path(result.library), cross.strip if cross else None), out / "libonnxruntime.stripped.so")
     if result.wheel_file:
         atomic_copy(result.wheel_file, out / Path(result.wheel_file).name)
     result.save(out / "manifest.json")

@@ -42,6 +42,7 @@ class BuildResult:
     toolchain: str = ""  # compiler and CMake versions (part of the key)
     toolchain_name: str = "gcc"  # catalog.TOOLCHAINS (--toolchain)
     fetched_from: str | None = None  # the artifact store it came from, when it was not built here
+    target: str | None = None  # a cross build's target (linux-aarch64); None: built for the build machine
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -100,9 +100,10 @@ class ScanResult:
                 lines.append("optimization level: disable (ops as written in the models)")
         else:
             flags = ",".join(str(f) for f in self.machine.get("cpu_flags", []))  # type: ignore[attr-defined]
+            emulated = f", {self.machine['emulated']}" if self.machine.get("emulated") else ""
             lines.append(
                 f"optimization level: {self.level}, as applied by ONNX Runtime {self.ort_version} "
-                f"(CPU provider) on {self.machine.get('machine')} [{flags}]"
+                f"(CPU provider) on {self.machine.get('machine')} [{flags}]{emulated}"
             )
         lines += [f"warning: {w}" for w in self.warnings]
         return lines
@@ -124,8 +125,34 @@ class ScanResult:
         if json_path:
             self.write_json(json_path)
 
+    @property
+    def optimized_on(self) -> str:
+        """Where the optimizer ran: a target name (``linux-aarch64``), or the ORT package's machine."""
+        target = self.machine.get("target")
+        if target:
+            return str(target)
+        return f"{str(self.machine.get('system', '')).lower()}-{self.machine.get('machine')}"
+
+    def compare(self, other: ScanResult) -> str:
+        """Whether ``other`` (the same models scanned with another target's runtime) needs the same operators."""
+        return compare_configs(self.config, self.optimized_on, other.config, other.optimized_on)
+
     def write_json(self, json_path: str | Path) -> None:
         atomic_write_text(json_path, json_text(self.report().to_dict(), indent=2))
+
+
+def compare_configs(mine: OpConfig, mine_on: str, theirs: OpConfig, theirs_on: str) -> str:
+    """One line for the user: whether two targets' configs (the same models) keep the same operators, and
+    which differ (a config is only valid for the target whose optimizer made it)."""
+    diff = mine.diff(theirs)
+    if not diff:
+        return f"the configs for {mine_on} and {theirs_on} are the same ({len(mine)} ops)"
+    parts = []
+    if diff.removed:
+        parts.append(f"only for {mine_on}: {', '.join(map(str, diff.removed))}")
+    if diff.added:
+        parts.append(f"only for {theirs_on}: {', '.join(map(str, diff.added))}")
+    return f"the configs for {mine_on} and {theirs_on} differ ({'; '.join(parts)}): build each target from its own scan"
 
 
 def scan_model(
@@ -146,7 +173,9 @@ def scan_model(
     raw = graph_ops(lazy.model, path, with_types=types, initializer_types=init_types)
     optimized = optimized_ops(path, level, types, runtime) if level != "disable" else None
     raw_names = {i.op for i in raw.config}
-    warnings = platform_warnings(raw_names, level, plat.cpu_flags()) if level != "disable" else []
+    foreign = runtime is not None and level != "disable" and _foreign(runtime)
+    flags = () if foreign else plat.cpu_flags()  # another target's CPU: this machine's flags say nothing
+    warnings = platform_warnings(raw_names, level, flags) if level != "disable" else []
     warnings += [
         f"{path.name} uses domain {d!r} without importing it; ORT assumes opset {v} (ORT's own config "
         "script skips these nodes)"
@@ -165,8 +194,21 @@ def scan(
     onnx_files = [p for p in files if not is_ort_format(p)]
     version = ort_version(runtime) if level != "disable" and onnx_files else None
     models = [scan_model(p, level, types, runtime) for p in files]
-    result = ScanResult(models=models, level=level, ort_version=version, machine=plat.machine_info())
+    machine = plat.machine_info()
+    target = _foreign(runtime) if runtime is not None and version is not None else None
+    if target is not None:  # the optimizer ran as the target's library, under qemu-user
+        from ortprune.runtime.emulated import emulation_note
+
+        machine = {"machine": target.processor, "system": "Linux", "cpu_flags": [], "target": target.name,
+                   "emulated": emulation_note(target), "host": machine}  # fmt: skip
+    result = ScanResult(models=models, level=level, ort_version=version, machine=machine)
     if not len(result.config):
         names = ", ".join(str(m.path) for m in models[:3]) + (", ..." if len(models) > 3 else "")
         raise NoModelsError(f"the models use no operator ({names}): a config from them would keep no kernel")
     return result
+
+
+def _foreign(runtime: str | Path) -> plat.Target | None:
+    from ortprune.runtime.emulated import foreign_target
+
+    return foreign_target(runtime)

@@ -12,6 +12,7 @@ import numpy as np
 
 from ortprune.errors import OrtpruneError
 from ortprune.results.verify import ModelVerdict, OutputDiff, VerifyReport
+from ortprune.runtime.emulated import EmulatedLibrary, EmulatedSession, foreign_target
 from ortprune.scan.lazy import load_structure
 from ortprune.tokenizer import load_tokenizer
 from ortprune.verify.messages import missing_kernel
@@ -120,14 +121,14 @@ def generated_limit() -> int:
     return (memory_bytes() or 4 << 30) // 4
 
 
-def _time(session: Any, feeds: dict[str, np.ndarray], repeat: int) -> tuple[dict[str, np.ndarray], float]:
+def _time(session: Any, feeds: dict[str, np.ndarray], repeat: int) -> tuple[dict[str, np.ndarray], float | None]:
     out = session.run(feeds)
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         session.run(feeds)
         times.append(time.perf_counter() - t0)
-    return out, statistics.median(times) * 1000 if times else 0.0
+    return out, statistics.median(times) * 1000 if times else None  # None: not timed
 
 
 def compare_outputs(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], tolerance: float) -> list[OutputDiff]:
@@ -201,11 +202,11 @@ def verify(
         raise OrtpruneError("reference_model compares exactly one model")
     if dims:
         _check_dims(dims, [*models, *([reference_model] if reference_model else [])])
-    from ortprune.runtime import load_library
-
-    p_lib = load_library(pruned)
-    r_lib = load_library(reference)
+    p_lib = _library(pruned)
+    r_lib = _library(reference)
     report = VerifyReport(str(p_lib.path), str(r_lib.path), level, tolerance)
+    if isinstance(p_lib, EmulatedLibrary) or isinstance(r_lib, EmulatedLibrary):
+        repeat = 0  # times under qemu-user say nothing about the target: none are reported
     given = {Path(k).resolve(): v for k, v in (inputs or {}).items()}
     for model in models:
         verdict = ModelVerdict(str(model), OK)
@@ -239,6 +240,24 @@ def _check_dims(dims: dict[str, int], models: list[Path]) -> None:
         )
 
 
+def _library(path: str | Path | None) -> Any:
+    """The library at ``path`` (None: the default one): loaded here, or for another machine's library the
+    runner under qemu-user (``runtime.emulated``)."""
+    from ortprune.runtime import load_library
+
+    if path is not None and foreign_target(path) is not None:
+        return EmulatedLibrary.open(path)
+    return load_library(path)
+
+
+def _session(model: Path, lib: Any, level: str) -> Any:
+    from ortprune.runtime import Session
+
+    if isinstance(lib, EmulatedLibrary):
+        return EmulatedSession(model, lib, level)
+    return Session(model, lib, optimization_level=level)
+
+
 def _verify_one(
     verdict: ModelVerdict,
     model: Path,
@@ -252,7 +271,7 @@ def _verify_one(
     feeds: dict[str, np.ndarray] | None,
     dims: dict[str, int],
 ) -> None:
-    from ortprune.runtime import OrtError, Session
+    from ortprune.runtime import OrtError
 
     def fail(status: str, side: str, detail: str, then: str = "") -> None:
         short = detail if len(detail) <= 600 else f"{detail[:200]} ... {detail[-400:]}"  # ORT ends with the why
@@ -266,7 +285,7 @@ def _verify_one(
         return fail(CANNOT_LOAD, "model", str(e))
     opsets.setdefault("com.microsoft", 1)
     try:
-        ref = Session(reference_model or model, r_lib, optimization_level=level)
+        ref = _session(reference_model or model, r_lib, level)
     except OrtpruneError as e:
         return fail(CANNOT_LOAD, "reference", f"the reference library cannot load it: {e}")
     with ref:
@@ -279,7 +298,7 @@ def _verify_one(
         except OrtpruneError as e:
             return fail(CANNOT_RUN, "reference", f"the reference library cannot run it: {e}", hint)
     try:
-        sess = Session(model, p_lib, optimization_level=pruned_level)
+        sess = _session(model, p_lib, pruned_level)
     except OrtError as e:
         found = missing_op(e.ort_message, opsets)
         if found:

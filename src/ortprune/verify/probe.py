@@ -47,6 +47,13 @@ def _worker_cmd(lib: str) -> list[str]:
 
 def _run_batch(lib: str, batch: list[tuple[str, bytes]]) -> dict[str, tuple[int | None, str]]:
     """Probe a batch in one worker; returns what it finished before exiting (all, unless it crashed)."""
+    from ortprune.runtime.emulated import EmulatedLibrary, foreign_target
+
+    if foreign_target(lib) is not None:  # another machine's library: the runner, under qemu-user
+        done = EmulatedLibrary.open(lib).probe(batch, "disable")
+        if len(batch) == 1 and batch[0][0] not in done:
+            done[batch[0][0]] = (-1, "the library crashed creating this session (under qemu-user)")
+        return done
     payload = json.dumps([[i, base64.b64encode(m).decode()] for i, m in batch])
     proc = subprocess.run(_worker_cmd(lib), input=payload, capture_output=True, text=True)
     done = {item["id"]: (item["code"], item["message"]) for item in _worker_items(proc.stdout) if "id" in item}
@@ -71,8 +78,12 @@ def _worker_items(stdout: str) -> Iterator[dict[str, Any]]:
 def library_info(lib: str | Path) -> tuple[str, str]:
     """(path, version) of ``lib``, asked of a worker process: the library under test is never loaded
     into this one (a broken library may crash whatever loads it)."""
+    from ortprune.runtime.emulated import EmulatedLibrary, foreign_target
     from ortprune.runtime.library import find_library
 
+    if foreign_target(lib) is not None:
+        emulated = EmulatedLibrary.open(lib)
+        return str(emulated.path), emulated.version
     path = find_library(lib)  # path and ELF checks, no dlopen
     proc = subprocess.run(_worker_cmd(path), input="[]", capture_output=True, text=True)
     for item in _worker_items(proc.stdout):
