@@ -393,6 +393,8 @@ def compile_steps(
     """The sources a cold build of ``spec`` compiles (every compile of ninja's ``onnxruntime`` target, relative
     to the ORT tree or to ``_deps/``), from its configured build directory: no compile runs."""
     tree, env = _configured(spec, source, deps, None, log)
+    # an overlay rewritten since the last configure: ninja re-runs CMake for build.ninja itself first
+    subprocess.run(["ninja", "-C", str(tree.config_dir), "build.ninja"], env=env, capture_output=True, check=True)
     commands = subprocess.run(["ninja", "-C", str(tree.config_dir), "-t", "commands", "onnxruntime"], env=env,
                               capture_output=True, text=True, check=True).stdout  # fmt: skip
     found = []
