@@ -124,11 +124,11 @@ def scan(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the details as JSON.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-model tables.")] = False,
     runtime: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--runtime",
-            help="Optimize with this libonnxruntime (e.g. the official release library); one of another "
-            "machine (linux-aarch64) runs under qemu-user.",
+            help="Optimize with this libonnxruntime, or official:VERSION (the official release library of that "
+            "version, e.g. official:1.21.0); one of another machine (linux-aarch64) runs under qemu-user.",
         ),
     ] = None,
     compare_runtime: Annotated[
@@ -145,8 +145,9 @@ def scan(
     from ortprune.scan import scan as run_scan
 
     paths = model_paths(models or [], bundled)
-    check_outputs([output, json_out], [*paths, runtime, compare_runtime])
-    result = run_scan(paths, optimization_level.value, types=types, runtime=runtime)
+    runtime_lib = _library_option(runtime, "--runtime")
+    check_outputs([output, json_out], [*paths, runtime_lib, compare_runtime])
+    result = run_scan(paths, optimization_level.value, types=types, runtime=runtime_lib)
     if not quiet:
         print_scan(result.report(), console)
     if compare_runtime is not None:
@@ -662,7 +663,12 @@ def verify(
     models: Annotated[list[Path], typer.Argument(help="Model files to run on both libraries.")],
     lib: Annotated[Path, typer.Option("--lib", help="The pruned libonnxruntime.so.")],
     reference: Annotated[
-        Path | None, typer.Option("--reference", help="Full library (default: $ORT_DYLIB_PATH or the wheel's).")
+        str | None,
+        typer.Option(
+            "--reference",
+            help="Reference library, or official (the official release library of --lib's version, from PyPI; "
+            "official:VERSION for another). Default: $ORT_DYLIB_PATH or the wheel's.",
+        ),
     ] = None,
     optimization_level: Annotated[Level, typer.Option("--optimization-level", "-O")] = Level(DEFAULT_LEVEL),
     tolerance: Annotated[float, typer.Option("--tolerance", help="Max abs diff allowed per output.")] = 1e-5,
@@ -693,8 +699,9 @@ def verify(
             raise UsageError(f"--inputs names {model!r}, which is not one of the models given")
         feeds[Path(model)] = load_feeds(npz)
     dims = _name_values(dim, "--dim")
-    check_outputs([json_out], _reads(*models, *(i.rpartition("=")[2] for i in inputs or []), libs=(lib, reference)))
-    report = run_verify(lib, models, reference, optimization_level.value, tolerance, inputs=feeds, dims=dims)
+    ref = _library_option(reference, "--reference", version_of=lib)
+    check_outputs([json_out], _reads(*models, *(i.rpartition("=")[2] for i in inputs or []), libs=(lib, ref)))
+    report = run_verify(lib, models, ref, optimization_level.value, tolerance, inputs=feeds, dims=dims)
     if json_out:  # written whatever the verdicts
         report.write_json(json_out)
     print_verify(report, out)
@@ -915,6 +922,24 @@ def _reads(*files: str | Path | None, libs: tuple[str | Path | None, ...] = (), 
     if model is not None:
         found += model.files()
     return found
+
+
+def _library_option(value: str | None, option: str, version_of: Path | None = None) -> Path | None:
+    """A library option's path: ``official:VERSION`` (or ``official``: the version of the library
+    ``version_of``) is the official release library of that version for this machine, downloaded once
+    (``ortbuild.official``); anything else is a path. A file named ``official`` is still a path."""
+    if value is None or Path(value).exists() or not (value == "official" or value.startswith("official:")):
+        return None if value is None else Path(value)
+    from ortprune.ortbuild.official import official_library
+
+    version = value.partition(":")[2]
+    if not version:
+        if version_of is None:
+            raise UsageError(f"{option} official needs a version here: {option} official:1.21.0")
+        from ortprune.runtime import load_library
+
+        version = load_library(version_of).version
+    return Path(official_library(version, log=console.print).library)
 
 
 def _csv(text: str) -> tuple[str, ...]:
