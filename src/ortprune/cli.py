@@ -337,8 +337,10 @@ def slim(
         from ortprune.platform import host_target
 
         if target is not None and target != host_target():
-            raise UsageError(f"--bundle optimizes and checks the models on the library in this process: not for "
-                             f"--target {target} (make the bundle on a {target} machine with ortprune bundle)")  # fmt: skip
+            raise UsageError(
+                "--bundle optimizes and checks the models on the library in this process: not for "
+                f"--target {target} (make the bundle on a {target} machine with ortprune bundle)"
+            )
         check_out(bundle, [*paths, out_dir])  # before the first build, not after it
     res = run_slim(
         paths,
