@@ -252,6 +252,7 @@ def results(
         list[str] | None, typer.Option("--config", help="LABEL=FILE: include the build made from FILE, so named.")
     ] = None,
     notes: Annotated[Path | None, typer.Option("--notes", help="Markdown appended to the page.")] = None,
+    target: TargetOption = None,
 ) -> None:
     """The measured-builds table (seed's form) from every cached build manifest of one ORT version."""
     from ortprune._io import input_problem
@@ -274,7 +275,10 @@ def results(
         notes_text = notes.read_text(encoding="utf-8") if notes else ""
     except UnicodeDecodeError:
         raise OrtpruneError("--notes is not UTF-8 text", notes) from None
-    rows = measured_builds(ort_version, configs)
+    from ortprune.ortbuild.cross import cross_target
+
+    cross = cross_target(target)
+    rows = measured_builds(ort_version, configs, target=cross.name if cross else None)
     atomic_write_text(output, results_markdown(rows, notes_text))
     console.print(f"wrote {output} ({len(rows)} builds)")
 

@@ -3,6 +3,7 @@ resumption and the manifest, against a stand-in source tree and ninja."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -489,3 +490,18 @@ def test_disable_types_is_checked() -> None:
         BuildSpec("1.21.0", "reduced", SEED_CONFIG, ("--disable_types=",))
     with pytest.raises(BuildError, match=r"OptionalHasElement \(needs optional\)"):
         BuildSpec("1.21.0", "reduced", SEED_CONFIG + "ai.onnx;18;OptionalHasElement\n", ("--disable_types=optional",))
+
+
+def test_results_pages_keep_targets_apart(fake_env: Path) -> None:
+    """A cross build's manifest joins only its target's page (named in the title and the command)."""
+    from ortprune.analyze.builds import measured_builds
+    from ortprune.report.results import results_markdown
+
+    native = runner.build(BuildSpec("1.21.0", "full"), fake_env, log=lambda s: None)
+    cross = BuildSpec("1.21.0", "full", target="linux-aarch64")
+    result = dataclasses.replace(native, key=cross.key(), target="linux-aarch64")
+    result.save(cache_dir("builds", cross.key(), "manifest.json"))
+    assert [m.build.target for m in measured_builds("1.21.0")] == [None]
+    (row,) = measured_builds("1.21.0", target="linux-aarch64")
+    assert row.command.endswith("--variant full --target linux-aarch64")
+    assert results_markdown([row]).startswith("# ONNX Runtime 1.21.0 on linux-aarch64: measured builds (cross-built")
