@@ -281,6 +281,28 @@ def test_results_table_in_the_seed_form(fake_env: Path, tmp_path: Path, monkeypa
     assert "`ortprune build --source debian:1.21.0 --variant reduced --config seed.config`" in text
     assert SEED_CONFIG.strip() in text
 
+    # with the official release library of the version in the cache, it is the first row and the baseline
+    import hashlib
+
+    from ortprune.cache import cache_dir
+    from ortprune.ortbuild.official import OfficialLibrary
+    from ortprune.platform import host_target
+
+    where = cache_dir("official", f"1.21.0-{host_target()}")
+    where.mkdir(parents=True)
+    lib = where / "libonnxruntime.so.1.21.0"
+    lib.write_bytes(Path(full.library).read_bytes() * 2)
+    data = lib.read_bytes()
+    record = OfficialLibrary("1.21.0", host_target(), "onnxruntime-1.21.0-cp311-cp311-manylinux.whl", "0" * 64,
+                             str(lib), hashlib.sha256(data).hexdigest(), len(data))  # fmt: skip
+    (where / "official.json").write_text(json.dumps(record.to_dict()))
+    text = results_markdown(measured_builds("1.21.0", {"seed 13-op config": Path("seed.config")}))
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| Build | Size (bytes) | Size (MiB) | vs official release")
+    assert rows[1].startswith(f"| official release | {len(data):,} |") and "| baseline |" in rows[1]
+    assert "| full |" in rows[2] and "| -50.0% |" in rows[2] and "| -75.0% |" in rows[3]
+    assert "pip download onnxruntime==1.21.0" in text
+
 
 def test_debian_deps_map_onto_ort_1_21_deps_txt(tmp_path: Path) -> None:
     """The real thing, minus the compile: fetch the pool's archives (cached) and map them onto the
