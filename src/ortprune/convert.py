@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -159,8 +159,10 @@ def convert(
     level: str = "all",
     keep_quantized: bool = False,
     optimized_onnx: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> list[Converted]:
-    """Convert every model (files or directories of ``.onnx``); two models may not share a file stem."""
+    """Convert every model (files or directories of ``.onnx``); two models may not share a file stem.
+    ``progress(done, total, model)`` hears of each model as it starts."""
     from ortprune.scan.files import find_models
 
     models = list(models)
@@ -173,4 +175,9 @@ def convert(
         if f.stem in stems:
             raise ModelError(f"two models would both become {f.stem}{ORT_SUFFIX}: {stems[f.stem]} and {f}", f)
         stems[f.stem] = f
-    return [convert_model(f, lib, out_dir, level, keep_quantized, optimized_onnx) for f in files]
+    done: list[Converted] = []
+    for f in files:
+        if progress is not None:
+            progress(len(done), len(files), str(f))
+        done.append(convert_model(f, lib, out_dir, level, keep_quantized, optimized_onnx))
+    return done
