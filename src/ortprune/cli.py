@@ -524,7 +524,9 @@ def probe(
     lib: Annotated[Path, typer.Argument(help="The libonnxruntime.so to probe.")],
     config: Annotated[Path | None, typer.Option("--config", help="Probe the ops of this config.")] = None,
     models: Annotated[list[Path] | None, typer.Option("--models", help="Probe the ops these models need.")] = None,
-    all_ops: Annotated[bool, typer.Option("--all", help="Probe every op ONNX and ORT define.")] = False,
+    all_ops: Annotated[
+        bool, typer.Option("--all", help="Probe every op version ONNX Runtime has a CPU kernel for.")
+    ] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")] = None,
     jobs: Annotated[int | None, typer.Option("-j", "--jobs", help="Parallel probe workers.")] = None,
     missing_only: Annotated[bool, typer.Option("--missing-only", help="List only ops not implemented.")] = False,
