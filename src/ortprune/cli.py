@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from typer.core import TyperGroup
 
 from ortprune._io import atomic_write_text, check_outputs, json_text, output_dir
@@ -19,7 +20,21 @@ from ortprune.catalog import BASELINE, DEFAULT_LEVEL, DEFAULT_TOOLCHAIN, LEVELS,
 from ortprune.errors import OrtpruneError, UsageError
 from ortprune.platform import check_parallel
 
+
+class _PlainGroup(TyperGroup):
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """Each command's whole summary (wrapped), not cut to the terminal's width with '...'."""
+        rows = [(name, cmd.get_short_help_str(10**6)) for name, cmd in self.commands.items() if not cmd.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+#: click's plain help (rich_markup_mode=None): it wraps long option help but never cuts it with "…", as
+#: typer's rich panels do when the terminal (or a pipe's 80 columns) is narrower than a flag to copy
+PLAIN_HELP: Any = {"rich_markup_mode": None, "cls": _PlainGroup}
 app = typer.Typer(
+    **PLAIN_HELP,
     add_completion=False,
     no_args_is_help=True,
     help="Turn a set of ONNX models into the smallest ONNX Runtime that still runs them.",
@@ -33,8 +48,9 @@ class _Console(Console):
         raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
 
-console = _Console(stderr=True, soft_wrap=True)  # paths stay on one line: copyable, greppable
-out = _Console(soft_wrap=True)
+# paths stay on one line (copyable, greppable); no markup: a message's "[batch, 4]" or a path's "[1]" is text
+console = _Console(stderr=True, soft_wrap=True, markup=False)
+out = _Console(soft_wrap=True, markup=False)
 _state = {"debug": False}
 
 
@@ -79,7 +95,7 @@ ExtraOption = Annotated[
     typer.Option(
         "--extra",
         help="Stock build.py flag, repeatable: --extra=--enable_lto, --extra=--disable_ml_ops, "
-        "--extra=--disable_rtti, --extra=--disable_types=float8,optional,sparsetensor.",
+        "--extra=--disable_rtti, --extra=--disable_types=TYPES (float8,optional,sparsetensor).",
     ),
 ]
 PruneOption = Annotated[
@@ -101,9 +117,21 @@ CcacheRemoteOption = Annotated[
 ]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from ortprune import __version__
+
+        _stdout(f"ortprune {__version__}\n")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print ortprune's version and exit."),
+    ] = False,
 ) -> None:
     _state["debug"] = debug
 
@@ -141,13 +169,19 @@ def scan(
 ) -> None:
     """Every operator the models need, including those ORT's optimizer adds at load time."""
     from ortprune.bundled import model_paths
+    from ortprune.report.progress import count_progress
     from ortprune.report.scan import print_scan
     from ortprune.scan import scan as run_scan
 
     paths = model_paths(models or [], bundled)
     runtime_lib = _library_option(runtime, "--runtime")
     check_outputs([output, json_out], [*paths, runtime_lib, compare_runtime])
-    result = run_scan(paths, optimization_level.value, types=types, runtime=runtime_lib)
+    if not quiet:
+        level = optimization_level.value
+        console.print(f"scan {', '.join(map(str, paths[:3]))}{' ...' if len(paths) > 3 else ''} at level {level}"
+                      f"{'' if level == 'disable' else ' (ONNX Runtime optimizes each model)'}")  # fmt: skip
+    with count_progress(console, "scan") as advance:
+        result = run_scan(paths, optimization_level.value, types=types, runtime=runtime_lib, progress=advance)
     if not quiet:
         print_scan(result.report(), console)
     if compare_runtime is not None:
@@ -217,8 +251,8 @@ def build(
     lib = export(result, out) if out else Path(result.library)
     stripped = f", stripped {result.stripped_bytes:,}" if result.stripped_bytes else ""
     console.print(
-        f"[green]built[/] {variant.value}: {lib} ({result.library_bytes:,} bytes{stripped}, "
-        f"{result.wall_time_s:.0f} s of build)"
+        Text("built", style="green"),
+        f"{variant.value}: {lib} ({result.library_bytes:,} bytes{stripped}, {result.wall_time_s:.0f} s of build)",
     )
 
 
@@ -358,8 +392,9 @@ def slim(
         target=target,
     )
     console.print(
-        f"[bold]{'verified' if res.ok else 'NOT verified'}[/]: report in {out_dir / 'report.md'}, "
-        f"library {out_dir / 'libonnxruntime.so'}"
+        Text("verified" if res.ok else "NOT verified", style="bold"),
+        f"report in {out_dir / 'report.md'}, library {out_dir / 'libonnxruntime.so'}",
+        sep=": ",
     )
     if res.recommended:
         console.print(f"recommended variant (smallest shipped total that verified): {res.recommended}")
@@ -449,8 +484,14 @@ def convert(
     """ONNX → ORT format (.ort), optimized by LIB itself: the input a --minimal_build of that release needs."""
     from ortprune.bundled import model_paths
     from ortprune.convert import convert as run_convert
+    from ortprune.report.progress import count_progress
 
-    done = run_convert(model_paths(models), lib, out_dir, optimization_level.value, keep_quantized, optimized_onnx)
+    paths = model_paths(models)
+    console.print(f"convert {len(paths)} path(s) to ORT format with {lib} at level {optimization_level.value}")
+    with count_progress(console, "convert") as advance:
+        done = run_convert(
+            paths, lib, out_dir, optimization_level.value, keep_quantized, optimized_onnx, progress=advance
+        )
     for c in done:
         extra = f" + {c.optimized_onnx}" if c.optimized_onnx else ""
         out.print(
@@ -464,9 +505,9 @@ def convert(
     )
 
 
-deps_app = typer.Typer(help="Dependency archives for offline ORT builds.", no_args_is_help=True)
-source_app = typer.Typer(help="ONNX Runtime source trees.", no_args_is_help=True)
-store_app = typer.Typer(help="The team's artifact store of finished builds.", no_args_is_help=True)
+deps_app = typer.Typer(**PLAIN_HELP, help="Dependency archives for offline ORT builds.", no_args_is_help=True)
+source_app = typer.Typer(**PLAIN_HELP, help="ONNX Runtime source trees.", no_args_is_help=True)
+store_app = typer.Typer(**PLAIN_HELP, help="The team's artifact store of finished builds.", no_args_is_help=True)
 app.add_typer(deps_app, name="deps")
 app.add_typer(source_app, name="source")
 app.add_typer(store_app, name="store")
@@ -613,7 +654,9 @@ def probe(
     lib: Annotated[Path, typer.Argument(help="The libonnxruntime.so to probe.")],
     config: Annotated[Path | None, typer.Option("--config", help="Probe the ops of this config.")] = None,
     models: Annotated[list[Path] | None, typer.Option("--models", help="Probe the ops these models need.")] = None,
-    all_ops: Annotated[bool, typer.Option("--all", help="Probe every op ONNX and ORT define.")] = False,
+    all_ops: Annotated[
+        bool, typer.Option("--all", help="Probe every op version ONNX Runtime has a CPU kernel for.")
+    ] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")] = None,
     jobs: Annotated[int | None, typer.Option("-j", "--jobs", help="Parallel probe workers.")] = None,
     missing_only: Annotated[bool, typer.Option("--missing-only", help="List only ops not implemented.")] = False,
@@ -649,8 +692,13 @@ def probe(
                 atomic_write_text(json_out, json_text(found, indent=2))
             return
 
+    from ortprune.report.progress import count_progress
+
     types = OpConfig.load(config).types if config else None
-    report = run_probe(lib, ops_for(config, models, all_ops), jobs, types)
+    ops = ops_for(config, models, all_ops)
+    console.print(f"probe {lib}: {len(ops)} op(s), one session each, {jobs or os.cpu_count() or 2} worker(s)")
+    with count_progress(console, "probe") as advance:
+        report = run_probe(lib, ops, jobs, types, progress=advance)
     print_probe(report, out, show_all=not missing_only)
     if json_out:
         report.write_json(json_out)
@@ -705,7 +753,14 @@ def verify(
     dims = _name_values(dim, "--dim")
     ref = _library_option(reference, "--reference", version_of=lib)
     check_outputs([json_out], _reads(*models, *(i.rpartition("=")[2] for i in inputs or []), libs=(lib, ref)))
-    report = run_verify(lib, models, ref, optimization_level.value, tolerance, inputs=feeds, dims=dims)
+    from ortprune.report.progress import count_progress
+
+    console.print(f"verify {len(models)} model(s) on {lib} against {ref or 'the reference library'} "
+                  f"at level {optimization_level.value}")  # fmt: skip
+    with count_progress(console, "verify") as advance:
+        report = run_verify(
+            lib, models, ref, optimization_level.value, tolerance, inputs=feeds, dims=dims, progress=advance
+        )
     if json_out:  # written whatever the verdicts
         report.write_json(json_out)
     print_verify(report, out)
@@ -738,7 +793,7 @@ class SizeBy(str, Enum):
     dir = "dir"
 
 
-class _SizeGroup(TyperGroup):
+class _SizeGroup(_PlainGroup):
     """``size LIB...`` runs ``size show LIB...``; ``size diff OLD NEW`` is a sub-command of its own."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # click's Context (vendored by typer)
@@ -748,7 +803,10 @@ class _SizeGroup(TyperGroup):
 
 
 size_app = typer.Typer(
-    cls=_SizeGroup, no_args_is_help=True, help="Library sizes (the seed's table) and where every byte goes."
+    rich_markup_mode=None,
+    cls=_SizeGroup,
+    no_args_is_help=True,
+    help="Library sizes (the seed's table) and where every byte goes.",
 )
 app.add_typer(size_app, name="size")
 
@@ -1071,6 +1129,35 @@ def _click_exceptions() -> tuple[tuple[type[Exception], ...], tuple[type[BaseExc
     return pick("ClickException"), pick("Abort"), pick("Exit")
 
 
+def _help_keeps_words_whole() -> None:
+    """click wraps help text at hyphens and inside long words ("--allow-" / "unprobed"), breaking the flags a
+    reader copies; its wrapper is swapped, in this process only, for one that breaks at spaces alone."""
+    import importlib
+    import textwrap
+
+    for name in ("typer._click._textwrap", "click._textwrap"):
+        try:
+            module: Any = importlib.import_module(name)
+        except ImportError:
+            continue
+        base = module.TextWrapper
+        if getattr(base, "_ortprune", False):
+            continue
+
+        class WholeWords(base):  # type: ignore[misc,valid-type]
+            _ortprune = True
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                kwargs.update(break_on_hyphens=False, break_long_words=False)
+                super().__init__(*args, **kwargs)
+
+            def _handle_long_word(self, chunks: list[str], line: list[str], length: int, width: int) -> None:
+                # click's own cuts the word; the standard library's keeps it whole (break_long_words=False)
+                textwrap.TextWrapper._handle_long_word(self, chunks, line, length, width)
+
+        module.TextWrapper = WholeWords
+
+
 def _print_error(text: str) -> None:
     """One plain line on stderr (not through rich: a path with '[' in it is not markup)."""
     sys.stderr.write(f"error: {text}\n")
@@ -1088,6 +1175,7 @@ def main(argv: list[str] | None = None) -> None:
     exits += (typer_exc.Exit,)
     args = _expand_multi(sys.argv[1:] if argv is None else argv, "probe", "--models")
     debug = "--debug" in args[: args.index("--") if "--" in args else len(args)]
+    _help_keeps_words_whole()
     try:
         # click's own calls, not ``app(...)``: typer's main turns Ctrl-C into a silent exit 130 and a closed
         # pipe into exit 1 before this function could say ``interrupted`` or stop quietly with 141

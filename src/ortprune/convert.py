@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -124,13 +124,15 @@ def convert(
     level: str = "all",
     keep_quantized: bool = False,
     optimized_onnx: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> list[Converted]:
     """Convert every model (files or directories of ``.onnx``); two models may not share a file stem.
 
     The run's outputs appear together or not at all: each is checked first (not one of the models or the
     library, not a file ``convert`` did not write), every model is converted into a hidden directory
     beside ``out_dir``, and only when all succeeded is ``out_dir`` created and the files renamed into it,
-    with Ctrl-C held until the renames are done (a ``.ort`` and its ``.optimized.onnx`` stay a pair)."""
+    with Ctrl-C held until the renames are done (a ``.ort`` and its ``.optimized.onnx`` stay a pair).
+    ``progress(done, total, model)`` hears of each model as it starts."""
     from ortprune.runtime import Session, load_library
     from ortprune.scan.files import find_models
 
@@ -157,6 +159,8 @@ def convert(
     done: list[Converted] = []
     with _staging(out) as stage:
         for src, targets in plan:
+            if progress is not None:
+                progress(len(done), len(plan), str(src))
             t0 = time.monotonic()
             data = tagged_model_bytes(src, library.version, level, keep_quantized)
             for target, fmt in targets:

@@ -188,9 +188,11 @@ class Library:
     """A loaded ONNX Runtime: its C API table, one OrtEnv and a CPU memory info, released by their owner.
 
     Use :func:`load_library` to share one instance per file. Handles are counted in :meth:`live_handles`.
+    ``log_level`` is the environment's: ORT's own (coloured) log lines stay silent unless asked for, here
+    or per session (``Session(..., log_level="warning")``); every error still comes back as an exception.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, log_level: str | int = "warning") -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, log_level: str | int = "fatal") -> None:
         self.path = find_library(path)
         try:
             self._dll = ctypes.CDLL(self.path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,15 +185,24 @@ def scan_model(
 
 
 def scan(
-    paths: Iterable[str | Path], level: str = "all", types: bool = False, runtime: str | Path | None = None
+    paths: Iterable[str | Path],
+    level: str = "all",
+    types: bool = False,
+    runtime: str | Path | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> ScanResult:
     """Scan model files and directories (recursively) into one result; ``runtime`` optimizes with that
-    libonnxruntime (e.g. the full build of the version being pruned) instead of the onnxruntime package."""
+    libonnxruntime (e.g. the full build of the version being pruned) instead of the onnxruntime package.
+    ``progress(done, total, model)`` hears of each model as it starts."""
     check_level(level)
     files = find_models(paths)
     onnx_files = [p for p in files if not is_ort_format(p)]
     version = ort_version(runtime) if level != "disable" and onnx_files else None
-    models = [scan_model(p, level, types, runtime) for p in files]
+    models = []
+    for done, p in enumerate(files):
+        if progress is not None:
+            progress(done, len(files), str(p))
+        models.append(scan_model(p, level, types, runtime))
     machine = plat.machine_info()
     target = _foreign(runtime) if runtime is not None and version is not None else None
     if target is not None:  # the optimizer ran as the target's library, under qemu-user

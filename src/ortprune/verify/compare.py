@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +189,7 @@ def verify(
     pruned_level: str | None = None,
     inputs: dict[Path, dict[str, np.ndarray]] | None = None,
     dims: dict[str, int] | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> VerifyReport:
     """Load each model on both libraries at ``level``, feed the same inputs, compare outputs and time.
 
@@ -197,7 +199,7 @@ def verify(
     ``reference_model`` (with one model) runs that file on the reference instead: e.g. an original
     model against its quantized or edited copy, or the ``.onnx`` a ``.ort`` was converted from.
     ``pruned_level`` loads the pruned library's model at another level (``disable`` for a ``.ort``,
-    whose graph is already optimized)."""
+    whose graph is already optimized). ``progress(done, total, model)`` hears of each model as it starts."""
     if reference_model is not None and len(models) != 1:
         raise OrtpruneError("reference_model compares exactly one model")
     if dims:
@@ -208,7 +210,9 @@ def verify(
     if isinstance(p_lib, EmulatedLibrary) or isinstance(r_lib, EmulatedLibrary):
         repeat = 0  # times under qemu-user say nothing about the target: none are reported
     given = {Path(k).resolve(): v for k, v in (inputs or {}).items()}
-    for model in models:
+    for done, model in enumerate(models):
+        if progress is not None:
+            progress(done, len(models), str(model))
         verdict = ModelVerdict(str(model), OK)
         report.models.append(verdict)
         try:
