@@ -74,11 +74,32 @@ def output_target(path: str | Path) -> Path:
     return target
 
 
-def output_dir(path: str | Path) -> Path:
-    """A directory to write into: created if missing; OutputError if something else is there."""
+def check_output_dir(path: str | Path) -> Path:
+    """Before anything runs: ``path`` is a writable directory, or can be created (its nearest existing
+    ancestor is a writable directory); OutputError otherwise. Creates nothing: a run that fails later
+    leaves no empty directory behind (:func:`output_dir` creates it when there is something to write)."""
     path = Path(path)
+    if "\0" in str(path):
+        raise OutputError("the path contains a NUL character", repr(str(path)))
     if path.exists() and not path.is_dir():
         raise OutputError("exists and is not a directory", path)
+    base = path.absolute()
+    while not base.exists() and base != base.parent:
+        if base.is_symlink():
+            raise OutputError(f"cannot create the directory: {base} is a dangling symlink", path)
+        base = base.parent
+    if not base.is_dir():
+        raise OutputError(f"cannot create the directory: {base} is not a directory", path)
+    if not os.access(base, os.W_OK | os.X_OK):
+        if base == path.absolute():
+            raise OutputError("the directory is not writable", path)
+        raise OutputError(f"cannot create the directory: {base} is not writable", path)
+    return path
+
+
+def output_dir(path: str | Path) -> Path:
+    """A directory to write into: created if missing; OutputError if something else is there."""
+    path = check_output_dir(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:

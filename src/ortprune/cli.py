@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from ortprune._io import atomic_write_text, check_outputs, output_dir
+from ortprune._io import atomic_write_text, check_output_dir, check_outputs, output_dir
 from ortprune.catalog import BASELINE, DEFAULT_LEVEL, DEFAULT_TOOLCHAIN, LEVELS, TOOLCHAINS, VARIANTS
 from ortprune.errors import OrtpruneError, UsageError
 from ortprune.platform import check_parallel
@@ -159,9 +159,10 @@ def build(
     from ortprune.report.progress import build_progress
 
     levers, keep = _csv(prune), _csv(keep_transformers)
-    if out is not None:
-        output_dir(out)
-        check_outputs([out / "libonnxruntime.so", out / "manifest.json"], [config])
+    if out is not None:  # created by the export, once there is a library to put in it
+        check_output_dir(out)
+        names = ("libonnxruntime.so", "libonnxruntime.stripped.so", "manifest.json")
+        check_outputs([out / n for n in names], [config, deps, *([Path(source)] if Path(source).exists() else [])])
     with build_progress(console, f"{variant.value}") as progress:
         result = build_variant(
             source,
@@ -649,8 +650,8 @@ def size_show(
     if depth is not None and depth < 1:
         raise UsageError(f"--depth must be at least 1, got {depth}")
     check_outputs([output], [*libs, baseline])
-    if chart is not None:
-        output_dir(chart)
+    if chart is not None:  # created when the charts are written, after every library was read
+        check_output_dir(chart)
     reports = [analyze(p, by.value, with_footprint=footprint, short=short, depth=depth) for p in libs]
     base = reports[0]
     if baseline is not None:
@@ -660,6 +661,7 @@ def size_show(
         raise OrtpruneError(f"--name given {len(name)} times for {len(all_reports)} libraries (baseline included)")
     rows = render.variant_rows(all_reports, base, name)
     if chart is not None:
+        output_dir(chart)
         written = render.write_variant_chart(rows, chart) if len(rows) > 1 else []
         for r in reports:
             written += render.write_label_chart(r, chart)
@@ -902,6 +904,42 @@ def _click_exceptions() -> tuple[tuple[type[Exception], ...], tuple[type[BaseExc
     return pick("ClickException"), pick("Abort"), pick("Exit")
 
 
+STDOUT_NAME = "standard output"
+
+
+class _NamedStdout:
+    """``sys.stdout`` whose write errors name it: a full disk (``> /dev/full``) raises OSError without a
+    file name, which would print as a bare "No space left on device"."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, STDOUT_NAME) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, STDOUT_NAME) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _drop_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's last flush of what is still buffered cannot fail."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _print_error(text: str) -> None:
     """One plain line on stderr (not through rich: a path with '[' in it is not markup)."""
     sys.stderr.write(f"error: {text}\n")
@@ -919,6 +957,8 @@ def main(argv: list[str] | None = None) -> None:
     exits += (typer_exc.Exit,)
     args = _expand_multi(sys.argv[1:] if argv is None else argv, "probe", "--models")
     debug = "--debug" in args[: args.index("--") if "--" in args else len(args)]
+    if not isinstance(sys.stdout, _NamedStdout):
+        sys.stdout = _NamedStdout(sys.stdout)
     try:
         code = app(args=args, standalone_mode=False, prog_name="ortprune")
         sys.stdout.flush()
@@ -935,8 +975,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         # the reader of our stdout went away (``| head``): stop quietly, as a shell tool does
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_stdout()
         sys.exit(141)
     except OrtpruneError as e:
         if debug:
@@ -949,6 +988,8 @@ def main(argv: list[str] | None = None) -> None:
                 raise
             _print_error(f"{e.strerror or e} (rerun with --debug for the traceback)")
             sys.exit(1)
+        if e.filename == STDOUT_NAME:
+            _drop_stdout()
         _print_error(f"{e.filename}: {e.strerror or e}")
         sys.exit(1)
     except MemoryError:

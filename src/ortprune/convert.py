@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ortprune._io import check_outputs, move_into_place, output_dir, uninterrupted
+from ortprune._io import check_output_dir, check_outputs, move_into_place, output_dir, uninterrupted
 from ortprune.cache import file_digest
 from ortprune.errors import ModelError, OrtpruneError, OutputError
 from ortprune.ortformat import (
@@ -147,7 +147,7 @@ def convert(
             raise ModelError(f"two models would both become {f.stem}{ORT_SUFFIX}: {stems[f.stem]} and {f}", f)
         stems[f.stem] = f
     library = load_library(lib)
-    out = Path(out_dir)
+    out = check_output_dir(out_dir)
     plan = [(f, [(out / (f.stem + ORT_SUFFIX), "ORT")] + ([(out / f"{f.stem}.optimized.onnx", "ONNX")]
                                                            if optimized_onnx else [])) for f in files]  # fmt: skip
     outputs = [target for _, targets in plan for target, _ in targets]
