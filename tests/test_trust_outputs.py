@@ -26,8 +26,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
+from onnx import helper
 
 from ortprune.embed.registry import TOKENIZER_FILES
 from tests import test_bad_inputs as bad
@@ -70,6 +72,8 @@ def tworld(world: Path, real_lib: Path) -> Path:
     shutil.copy(w / "good.onnx", w / "good.optimized.onnx")
     shutil.copy(w / "good.onnx", w / "other.onnx")
     (w / "other.ort").write_text("the user's own file, not a model convert wrote\n")
+    np.savez(w / "other.onnx.inputs.npz", x=np.ones(3, np.float32))  # verify's own feeds for other.onnx
+    bad._save(bad._external(bad._model([helper.make_node("Relu", ["x"], ["y"])]), "weights.bin", "4"), w / "ext.onnx")
     onnx_file, tok_dir = _bundled_files()
     snap = w / SNAPSHOT
     snap.mkdir(parents=True)
@@ -125,6 +129,24 @@ INDIRECT = [
         1,
         r"model.onnx: is also an input",
         check=_bundled_model_unchanged,
+    ),
+    Case(
+        "verify-json-the-model-s-inputs-npz",
+        ["verify", "{w}/other.onnx", "--lib", "{lib}", "--json", "{w}/other.onnx.inputs.npz"],
+        1,
+        r"other.onnx.inputs.npz: is also an input",
+    ),
+    Case(
+        "scan-o-the-model-s-external-data",
+        ["scan", "-O", "disable", "{w}/ext.onnx", "-o", "{w}/weights.bin"],
+        1,
+        r"weights.bin: is also an input",
+    ),
+    Case(
+        "probe-json-the-model-s-external-data",
+        ["probe", "{lib}", "--models", "{w}/ext.onnx", "--json", "{w}/weights.bin"],
+        1,
+        r"weights.bin: is also an input",
     ),
     Case(
         "size-diff-o-old",

@@ -116,7 +116,7 @@ def scan(
     from ortprune.scan import scan as run_scan
 
     paths = model_paths(models or [], bundled)
-    check_outputs([output, json_out], [*paths, runtime])
+    check_outputs([output, json_out], _reads(runtime, models=tuple(paths)))
     result = run_scan(paths, optimization_level.value, types=types, runtime=runtime)
     if not quiet:
         print_scan(result.report(), console)
@@ -502,7 +502,7 @@ def probe(
     from ortprune.verify.probe import UNKNOWN
 
     check_parallel(jobs, "--jobs")
-    check_outputs([json_out], _reads(config, *(models or []), libs=(lib,)))
+    check_outputs([json_out], _reads(config, libs=(lib,), models=tuple(models or ())))
     if consumers:
         from ortprune.report.consumers import print_consumers
         from ortprune.runtime.consumers import check_consumers
@@ -565,7 +565,8 @@ def verify(
             raise UsageError(f"--inputs names {model!r}, which is not one of the models given")
         feeds[Path(model)] = load_feeds(npz)
     dims = _name_values(dim, "--dim")
-    check_outputs([json_out], _reads(*models, *(i.rpartition("=")[2] for i in inputs or []), libs=(lib, reference)))
+    feed_files = [i.rpartition("=")[2] for i in inputs or []]
+    check_outputs([json_out], _reads(*feed_files, libs=(lib, reference), models=tuple(models)))
     report = run_verify(lib, models, reference, optimization_level.value, tolerance, inputs=feeds, dims=dims)
     if json_out:  # written whatever the verdicts
         report.write_json(json_out)
@@ -766,14 +767,22 @@ def estimate(
         _emit(render.estimate_markdown(result), output)
 
 
-def _reads(*files: str | Path | None, libs: tuple[str | Path | None, ...] = (), model: Any = None) -> list[Path]:
+def _reads(
+    *files: str | Path | None,
+    libs: tuple[str | Path | None, ...] = (),
+    model: Any = None,
+    models: tuple[str | Path, ...] = (),
+) -> list[Path]:
     """Every file the command reads, to check its outputs against (:func:`check_outputs`): the paths
     named, each ONNX Runtime library as it will be loaded (None: ``$ORT_DYLIB_PATH``'s, else the wheel's),
+    ONNX ``models`` with the files read with them (external data, verify's ``.inputs.npz`` and tokenizer),
     and an embedding model's files (``model``: a resolved model, from a directory, the registry, a bundled
     package or a fastembed / Hugging Face cache). A library the loader finds by bare name is not a path."""
     from ortprune.runtime import find_library
+    from ortprune.verify.compare import companion_files
 
-    found = [Path(f) for f in files if f is not None]
+    found = [Path(f) for f in (*files, *models) if f is not None]
+    found += [f for m in models for f in companion_files(m)]
     for lib in libs:
         path = find_library(lib)
         if os.sep in path:
