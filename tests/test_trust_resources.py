@@ -193,3 +193,31 @@ def test_check_parallel_message_says_why() -> None:
         check_parallel(max_parallel() + 1, "--jobs")
     with pytest.raises(OrtpruneError, match="must be an integer"):
         check_parallel(1.5, "--jobs")  # type: ignore[arg-type]
+
+
+#: A manifest field hand-edited or damaged: (field, JSON value, what the error says it must be).
+BAD_FIELDS = [
+    ("library_bytes", '"big"', "int"),
+    ("extra_flags", "5", r"list\[str\]"),
+    ("library", "null", "str"),
+    ("runs", "[1]", r"list\[dict\[str, object\]\]"),
+    ("wall_time_s", "true", "float"),
+    ("stripped_bytes", '"12"', r"int \| None"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "must"), BAD_FIELDS, ids=[f[0] for f in BAD_FIELDS])
+@pytest.mark.parametrize("command", ["results", "push"])
+def test_a_malformed_manifest_field_is_one_error_naming_the_file(
+    field: str, value: str, must: str, command: str, world: Path, real_lib: Path, tmp_path: Path
+) -> None:
+    from ortprune.results.build import BuildResult
+
+    good = BuildResult("1.21.0", "full", "k", [], [], None, None, "gcc", "cmake", "src", "bd", str(real_lib),
+                       real_lib.stat().st_size, [], 1.0).to_dict()  # fmt: skip
+    manifest = tmp_path / "cache" / "builds" / "1.21.0-full-k" / "manifest.json"  # the case's ORTPRUNE_CACHE
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(json.dumps({**good, field: json.loads(value)}))
+    args = ["results", "-o", "{w}/r.md"] if command == "results" else ["store", "push", "--store", "{w}/dir"]
+    message = rf"1.21.0-full-k/manifest.json: not a build manifest: field '{field}' must be {must}, got"
+    run_case(Case(f"{command}-{field}", args, 1, message), world, real_lib, tmp_path)
