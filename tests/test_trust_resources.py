@@ -221,3 +221,15 @@ def test_a_malformed_manifest_field_is_one_error_naming_the_file(
     args = ["results", "-o", "{w}/r.md"] if command == "results" else ["store", "push", "--store", "{w}/dir"]
     message = rf"1.21.0-full-k/manifest.json: not a build manifest: field '{field}' must be {must}, got"
     run_case(Case(f"{command}-{field}", args, 1, message), world, real_lib, tmp_path)
+
+
+@pytest.mark.parametrize("cache", ["plain.txt", "/dev/null"])
+def test_a_cache_that_is_not_a_directory_is_one_error(cache: str, world: Path) -> None:
+    before = _snapshot(world)
+    env = {**os.environ, "ORTPRUNE_CACHE": cache if cache.startswith("/") else str(world / cache)}
+    res = subprocess.run([*CLI, "results", "-o", "r.md"], capture_output=True, text=True, cwd=world, env=env,
+                         timeout=120)  # fmt: skip
+    assert res.returncode == 1 and res.stderr.splitlines() == [
+        f"error: {env['ORTPRUNE_CACHE']}: $ORTPRUNE_CACHE is not a directory; point it at a directory"
+    ], res.stderr
+    assert _snapshot(world) == before
