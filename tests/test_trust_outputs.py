@@ -334,3 +334,30 @@ def test_convert_outputs_appear_together_or_not_at_all(tworld: Path, real_lib: P
         if proc.returncode == 0:
             break
     assert (130, "basic") in seen  # at least one interrupt landed before the renames
+
+
+def test_build_export_writes_all_its_files_or_none(world: Path, tmp_path: Path) -> None:
+    """The export behind ``build --out``: a copy failing half-way (here the wheel is gone) leaves ``--out``
+    as it was (not even created); a whole export keeps the library's mode."""
+    from ortprune.errors import OutputError
+    from ortprune.ortbuild import runner
+    from ortprune.results.build import BuildResult
+
+    base = tmp_path / "t"
+    lib = base / "build" / "libonnxruntime.so"
+    lib.parent.mkdir(parents=True)
+    shutil.copy(world / "libz.so", lib)
+    os.chmod(lib, 0o755)
+    result = BuildResult("1.21.0", "full", "k", [], [], None, None, "gcc", "cmake", "src", str(lib.parent), str(lib),
+                         lib.stat().st_size, [], 1.0, wheel_file=str(base / "gone.whl"))  # fmt: skip
+    out = base / "out" / "new"
+    with pytest.raises(OSError) as e:
+        runner.export(result, out)
+    assert not isinstance(e.value, OutputError) and "gone.whl" in str(e.value)
+    assert sorted(p.name for p in base.iterdir()) == ["build"]  # no out/, no staging directory
+    result.wheel_file = None
+    runner.export(result, out)
+    assert sorted(p.name for p in out.iterdir()) == ["libonnxruntime.so", "libonnxruntime.stripped.so", "manifest.json"]
+    assert os.stat(out / "libonnxruntime.so").st_mode & 0o777 == 0o755
+    assert BuildResult.load(out / "manifest.json") == result
+    assert not list(base.rglob(".ortprune-*"))

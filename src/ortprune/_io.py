@@ -205,13 +205,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def move_into_place(src: str | Path, dest: str | Path) -> Path:
+def move_into_place(src: str | Path, dest: str | Path, keep_mode: bool = False) -> Path:
     """Rename a finished file (written beside ``dest`` or in a staging directory on the same file system)
-    over ``dest`` (a symlink's target), with the replaced file's mode or 0666 less the umask; copied
-    atomically when the target is on another file system."""
+    over ``dest`` (a symlink's target), with the replaced file's mode or 0666 less the umask (``keep_mode``:
+    its own mode, as a copy of a library keeps its x bits); copied atomically across file systems."""
     target = output_target(dest)
     try:
-        mode_bits = stat.S_IMODE(os.stat(target).st_mode)
+        mode_bits = stat.S_IMODE(os.stat(src if keep_mode else target).st_mode)
     except OSError:
         mode_bits = 0o666 & ~_umask()
     try:
@@ -223,6 +223,34 @@ def move_into_place(src: str | Path, dest: str | Path) -> Path:
         atomic_copy(src, dest)
         os.chmod(target, mode_bits)
     return Path(dest)
+
+
+@contextlib.contextmanager
+def staged_outputs(out: str | Path) -> Iterator[Path]:
+    """For a run whose outputs in directory ``out`` must appear together or not at all: a hidden staging
+    directory in ``out`` or, while ``out`` does not exist, in its nearest existing ancestor (the same file
+    system, so the files are renamed from it, see :func:`commit_staged`); removed with whatever is left in
+    it, so a failed or interrupted run leaves nothing."""
+    out = check_output_dir(out)
+    base = out.absolute()
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=".ortprune-", suffix=".tmp", dir=base))
+    except OSError as e:
+        raise OutputError(f"cannot write here: {_os_problem(e)}", out) from None
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def commit_staged(stage: Path, out: str | Path, names: Iterable[str], keep_mode: bool = False) -> None:
+    """Create ``out`` and rename the staged files ``names`` into it, with Ctrl-C held until the last one."""
+    output_dir(out)
+    with uninterrupted():
+        for name in names:
+            move_into_place(stage / name, Path(out) / name, keep_mode)
 
 
 @contextlib.contextmanager
