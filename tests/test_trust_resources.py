@@ -161,6 +161,9 @@ def test_a_tree_deeper_than_the_recursion_limit_is_searched(world: Path) -> None
         os.chdir(here)
     try:
         res = _cli("scan", "-O", "disable", "-q", "deep", cwd=world)
+        from ortprune.ortbuild.identity import tree_digest
+
+        assert len(tree_digest(world / "deep")) == 64  # a source tree this deep is identified too
     finally:  # shutil.rmtree (pytest's cleanup) recurses as well: remove it from the bottom up
         levels = [world / "deep" / "/".join(["d"] * n) if n else world / "deep" for n in range(1101)]
         (levels[-1] / "m.onnx").unlink()
@@ -233,3 +236,21 @@ def test_a_cache_that_is_not_a_directory_is_one_error(cache: str, world: Path) -
         f"error: {env['ORTPRUNE_CACHE']}: $ORTPRUNE_CACHE is not a directory; point it at a directory"
     ], res.stderr
     assert _snapshot(world) == before
+
+
+def test_walk_is_os_walk_without_recursion(world: Path) -> None:
+    """The same entries in the same order as os.walk (whose order build keys hash), pruning included."""
+    from ortprune._io import walk
+
+    (world / "dir" / "sub" / "subsub").mkdir(parents=True)
+    (world / "dir" / "sub" / "f").write_text("x")
+    (world / "dir" / "link_to_sub").symlink_to(world / "dir" / "sub")
+
+    def listing(walker: object) -> list[tuple[str, list[str], list[str]]]:
+        out = []
+        for d, dirs, files in walker:  # type: ignore[attr-defined]
+            dirs[:] = sorted(x for x in dirs if x != "subsub")
+            out.append((d, list(dirs), sorted(files)))
+        return out
+
+    assert listing(walk(world)) == listing(os.walk(world))
