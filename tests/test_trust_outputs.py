@@ -361,3 +361,16 @@ def test_build_export_writes_all_its_files_or_none(world: Path, tmp_path: Path) 
     assert os.stat(out / "libonnxruntime.so").st_mode & 0o777 == 0o755
     assert BuildResult.load(out / "manifest.json") == result
     assert not list(base.rglob(".ortprune-*"))
+
+
+def test_results_never_writes_over_a_build_manifest_it_reads(world: Path, real_lib: Path, tmp_path: Path) -> None:
+    from ortprune.results.build import BuildResult
+
+    manifest = tmp_path / "cache" / "builds" / "1.21.0-full-k" / "manifest.json"  # in the case's ORTPRUNE_CACHE
+    manifest.parent.mkdir(parents=True)
+    BuildResult("1.21.0", "full", "k", [], [], None, None, "gcc", "cmake", "src", str(manifest.parent),
+                str(real_lib), real_lib.stat().st_size, [], 1.0).save(manifest)  # fmt: skip
+    before = manifest.read_bytes()
+    case = Case("results-o-a-manifest", ["results", "-o", str(manifest)], 1, r"manifest.json: is also an input")
+    run_case(case, world, real_lib, tmp_path)
+    assert manifest.read_bytes() == before

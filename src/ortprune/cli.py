@@ -235,7 +235,9 @@ def results(
         configs[label] = Path(file)
     if notes is not None and (problem := input_problem(notes)) is not None:
         raise OrtpruneError(f"--notes: {problem}", notes)
-    check_outputs([output], [notes, *configs.values()])
+    from ortprune.cache import cache_dir
+
+    check_outputs([output], [notes, *configs.values(), cache_dir("builds")])  # the manifests and libraries read
     try:
         notes_text = notes.read_text(encoding="utf-8") if notes else ""
     except UnicodeDecodeError:
