@@ -839,10 +839,6 @@ def embed(
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     check_parallel(threads, "--threads", minimum=0)  # 0: ORT's default
-    from ortprune.embed.text import fastembed_cache_dir, resolve_model
-
-    resolved = resolve_model(model, fastembed_cache_dir())
-    check_outputs([output], _reads(libs=(lib,), model=resolved))
     items = list(texts or [])
     if items == ["-"]:
         try:
@@ -851,6 +847,10 @@ def embed(
             raise OrtpruneError(f"standard input is not UTF-8 text (byte {e.start}: {e.reason})") from None
     if not items:
         raise OrtpruneError("no texts given: pass texts as arguments, or '-' to read lines from stdin")
+    from ortprune.embed.text import fastembed_cache_dir, resolve_model
+
+    resolved = resolve_model(model, fastembed_cache_dir())  # found once: the files checked are the files used
+    check_outputs([output], _reads(libs=(lib,), model=resolved))
     # only now: numpy's BLAS starts threads, and a Ctrl-C sent while stdin was read could land on one of them
     import numpy as np
 
