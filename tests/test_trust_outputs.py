@@ -83,6 +83,12 @@ def tworld(world: Path, real_lib: Path) -> Path:
             shutil.copy(tok_dir / name, snap / name)
     (snap.parent.parent / "refs").mkdir()
     (snap.parent.parent / "refs" / "main").write_text(snap.name)
+    if shutil.which("gcc"):  # a library that loads another one beside it (DT_NEEDED, RUNPATH $ORIGIN)
+        (w / "dep.c").write_text("int dep(void) { return 1; }\n")
+        (w / "main.c").write_text("int dep(void);\nint f(void) { return dep(); }\n")
+        subprocess.run(["gcc", "-shared", "-fPIC", "-o", "libdep.so", "dep.c"], cwd=w, check=True)
+        subprocess.run(["gcc", "-shared", "-fPIC", "-o", "libmain.so", "main.c", "-L.", "-ldep",
+                        "-Wl,-rpath,$ORIGIN"], cwd=w, check=True)  # fmt: skip
     return w
 
 
@@ -147,6 +153,12 @@ INDIRECT = [
         ["probe", "{lib}", "--models", "{w}/ext.onnx", "--json", "{w}/weights.bin"],
         1,
         r"weights.bin: is also an input",
+    ),
+    Case(
+        "size-o-a-library-it-loads",
+        ["size", "{w}/libmain.so", "-o", "{w}/libdep.so"],
+        1,
+        r"libdep.so: is also an input",
     ),
     Case(
         "size-diff-o-old",

@@ -660,6 +660,8 @@ def size_show(
     if baseline is not None:
         base = analyze(baseline, by.value, with_footprint=footprint, short=short, depth=depth)
     all_reports = reports if baseline is None else [base, *reports]
+    needed = [e.path for r in all_reports if r.footprint for e in r.footprint.entries if e.path]
+    check_outputs([output], [*libs, baseline, *needed])  # and the libraries they load (their footprint)
     if name and len(name) != len(all_reports):
         raise OrtpruneError(f"--name given {len(name)} times for {len(all_reports)} libraries (baseline included)")
     rows = render.variant_rows(all_reports, base, name)
