@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from ortprune._io import atomic_write_text, check_outputs, json_text, output_dir
+from ortprune._io import atomic_write_text, check_output_dir, check_outputs, json_text, output_dir
 from ortprune.catalog import BASELINE, DEFAULT_LEVEL, DEFAULT_TOOLCHAIN, LEVELS, TOOLCHAINS, VARIANTS
 from ortprune.errors import OrtpruneError, UsageError
 from ortprune.platform import check_parallel
@@ -175,7 +175,7 @@ def scan(
 
     paths = model_paths(models or [], bundled)
     runtime_lib = _library_option(runtime, "--runtime")
-    check_outputs([output, json_out], [*paths, runtime_lib, compare_runtime])
+    check_outputs([output, json_out], _reads(runtime_lib, compare_runtime, models=tuple(paths)))
     if not quiet:
         level = optimization_level.value
         console.print(f"scan {', '.join(map(str, paths[:3]))}{' ...' if len(paths) > 3 else ''} at level {level}"
@@ -227,9 +227,10 @@ def build(
     from ortprune.report.progress import build_progress
 
     levers, keep = _csv(prune), _csv(keep_transformers)
-    if out is not None:
-        output_dir(out)
-        check_outputs([out / "libonnxruntime.so", out / "manifest.json"], [config])
+    if out is not None:  # created by the export, once there is a library to put in it
+        check_output_dir(out)
+        names = ("libonnxruntime.so", "libonnxruntime.stripped.so", "manifest.json")
+        check_outputs([out / n for n in names], [config, deps, *([Path(source)] if Path(source).exists() else [])])
     with build_progress(console, f"{variant.value}") as progress:
         result = build_variant(
             source,
@@ -304,7 +305,9 @@ def results(
         configs[label] = Path(file)
     if notes is not None and (problem := input_problem(notes)) is not None:
         raise OrtpruneError(f"--notes: {problem}", notes)
-    check_outputs([output], [notes, *configs.values()])
+    from ortprune.cache import cache_dir
+
+    check_outputs([output], [notes, *configs.values(), cache_dir("builds")])  # the manifests and libraries read
     try:
         notes_text = notes.read_text(encoding="utf-8") if notes else ""
     except UnicodeDecodeError:
@@ -678,7 +681,7 @@ def probe(
     from ortprune.verify.probe import UNKNOWN
 
     check_parallel(jobs, "--jobs")
-    check_outputs([json_out], _reads(config, *(models or []), libs=(lib,)))
+    check_outputs([json_out], _reads(config, libs=(lib,), models=tuple(models or ())))
     if consumers:
         from ortprune.report.consumers import print_consumers
         from ortprune.runtime.consumers import check_consumers
@@ -752,7 +755,8 @@ def verify(
         feeds[Path(model)] = load_feeds(npz)
     dims = _name_values(dim, "--dim")
     ref = _library_option(reference, "--reference", version_of=lib)
-    check_outputs([json_out], _reads(*models, *(i.rpartition("=")[2] for i in inputs or []), libs=(lib, ref)))
+    feed_files = [i.rpartition("=")[2] for i in inputs or []]
+    check_outputs([json_out], _reads(*feed_files, libs=(lib, ref), models=tuple(models)))
     from ortprune.report.progress import count_progress
 
     console.print(f"verify {len(models)} model(s) on {lib} against {ref or 'the reference library'} "
@@ -844,17 +848,20 @@ def size_show(
 
     _check_rows(top, depth)
     check_outputs([output], [*libs, baseline])
-    if chart is not None:
-        output_dir(chart)
+    if chart is not None:  # created when the charts are written, after every library was read
+        check_output_dir(chart)
     reports = [analyze(p, by.value, with_footprint=footprint, short=short, depth=depth) for p in libs]
     base = reports[0]
     if baseline is not None:
         base = analyze(baseline, by.value, with_footprint=footprint, short=short, depth=depth)
     all_reports = reports if baseline is None else [base, *reports]
+    needed = [e.path for r in all_reports if r.footprint for e in r.footprint.entries if e.path]
+    check_outputs([output], [*libs, baseline, *needed])  # and the libraries they load (their footprint)
     if name and len(name) != len(all_reports):
         raise OrtpruneError(f"--name given {len(name)} times for {len(all_reports)} libraries (baseline included)")
     rows = render.variant_rows(all_reports, base, name)
     if chart is not None:
+        output_dir(chart)
         written = render.write_variant_chart(rows, chart) if len(rows) > 1 else []
         for r in reports:
             written += render.write_label_chart(r, chart)
@@ -969,14 +976,22 @@ def estimate(
         _emit(render.estimate_markdown(result), output)
 
 
-def _reads(*files: str | Path | None, libs: tuple[str | Path | None, ...] = (), model: Any = None) -> list[Path]:
+def _reads(
+    *files: str | Path | None,
+    libs: tuple[str | Path | None, ...] = (),
+    model: Any = None,
+    models: tuple[str | Path, ...] = (),
+) -> list[Path]:
     """Every file the command reads, to check its outputs against (:func:`check_outputs`): the paths
     named, each ONNX Runtime library as it will be loaded (None: ``$ORT_DYLIB_PATH``'s, else the wheel's),
+    ONNX ``models`` with the files read with them (external data, verify's ``.inputs.npz`` and tokenizer),
     and an embedding model's files (``model``: a resolved model, from a directory, the registry, a bundled
     package or a fastembed / Hugging Face cache). A library the loader finds by bare name is not a path."""
     from ortprune.runtime import find_library
+    from ortprune.verify.compare import companion_files
 
-    found = [Path(f) for f in files if f is not None]
+    found = [Path(f) for f in (*files, *models) if f is not None]
+    found += [f for m in models for f in companion_files(m)]
     for lib in libs:
         path = find_library(lib)
         if os.sep in path:
@@ -1049,10 +1064,6 @@ def embed(
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     check_parallel(threads, "--threads", minimum=0)  # 0: ORT's default
-    from ortprune.embed.text import fastembed_cache_dir, resolve_model
-
-    resolved = resolve_model(model, fastembed_cache_dir())
-    check_outputs([output], _reads(libs=(lib,), model=resolved))
     items = list(texts or [])
     if items.count("-") > 1:
         raise UsageError("'-' (read texts from stdin) can be given once: stdin can be read only once")
@@ -1065,6 +1076,10 @@ def embed(
         items[at : at + 1] = lines
     if not items:
         raise OrtpruneError("no texts given: pass texts as arguments, or '-' to read lines from stdin")
+    from ortprune.embed.text import fastembed_cache_dir, resolve_model
+
+    resolved = resolve_model(model, fastembed_cache_dir())  # found once: the files checked are the files used
+    check_outputs([output], _reads(libs=(lib,), model=resolved))
     # only now: numpy's BLAS starts threads, and a Ctrl-C sent while stdin was read could land on one of them
     import numpy as np
 
@@ -1158,6 +1173,42 @@ def _help_keeps_words_whole() -> None:
         module.TextWrapper = WholeWords
 
 
+STDOUT_NAME = "standard output"
+
+
+class _NamedStdout:
+    """``sys.stdout`` whose write errors name it: a full disk (``> /dev/full``) raises OSError without a
+    file name, which would print as a bare "No space left on device"."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, STDOUT_NAME) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, STDOUT_NAME) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _drop_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's last flush of what is still buffered cannot fail."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _print_error(text: str) -> None:
     """One plain line on stderr (not through rich: a path with '[' in it is not markup)."""
     sys.stderr.write(f"error: {text}\n")
@@ -1176,6 +1227,8 @@ def main(argv: list[str] | None = None) -> None:
     args = _expand_multi(sys.argv[1:] if argv is None else argv, "probe", "--models")
     debug = "--debug" in args[: args.index("--") if "--" in args else len(args)]
     _help_keeps_words_whole()
+    if not isinstance(sys.stdout, _NamedStdout):
+        sys.stdout = _NamedStdout(sys.stdout)
     try:
         # click's own calls, not ``app(...)``: typer's main turns Ctrl-C into a silent exit 130 and a closed
         # pipe into exit 1 before this function could say ``interrupted`` or stop quietly with 141
@@ -1196,8 +1249,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         # the reader of our stdout went away (``| head``): stop quietly, as a shell tool does
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_stdout()
         sys.exit(141)
     except OrtpruneError as e:
         if debug:
@@ -1210,6 +1262,8 @@ def main(argv: list[str] | None = None) -> None:
                 raise
             _print_error(f"{e.strerror or e} (rerun with --debug for the traceback)")
             sys.exit(1)
+        if e.filename == STDOUT_NAME:
+            _drop_stdout()
         _print_error(f"{e.filename}: {e.strerror or e}")
         sys.exit(1)
     except MemoryError:

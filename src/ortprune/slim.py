@@ -189,7 +189,7 @@ def _memo(
     if path.exists():
         try:
             return from_dict(json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError, KeyError):
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):  # e.g. a list where an object was
             pass  # a damaged cache entry is recomputed, not trusted
     value = compute()
     atomic_write_text(path, json.dumps(to_dict(value), indent=2) + "\n")

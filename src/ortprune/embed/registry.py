@@ -20,6 +20,7 @@ from typing import Any
 
 from ortprune.bundled import BUNDLED
 from ortprune.errors import OrtpruneError
+from ortprune.tokenizer import TOKENIZER_FILES  # noqa: F401  (also imported from here)
 
 
 class Pooling(str, Enum):
@@ -77,7 +78,6 @@ class ModelInfo:
 
 
 #: Tokenizer files fastembed downloads beside the model (tokenizer.json is required, the rest optional).
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "config.json", "special_tokens_map.json")
 
 _EN = "Text embeddings, Unimodal (text), English, 512 input tokens truncation"
 _HUB: tuple[ModelInfo, ...] = (

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ortprune._io import atomic_copy, atomic_write_text, output_dir
+from ortprune._io import atomic_write_text, commit_staged, staged_outputs
 from ortprune.cache import cache_dir
 from ortprune.elf import is_system_library
 from ortprune.errors import BuildError
@@ -582,12 +582,17 @@ def stripped_copy(lib: Path, strip: str | None = None) -> Path:
 
 def export(result: BuildResult, out: Path) -> Path:
     """Copy the library (as ``libonnxruntime.so``, ready for ORT_DYLIB_PATH), its stripped copy
-    (``libonnxruntime.stripped.so``, what a user ships) and its manifest to ``out``."""
-    output_dir(out)
-    target = atomic_copy(result.library, out / "libonnxruntime.so")
+    (``libonnxruntime.stripped.so``, what a user ships) and its manifest to ``out``: all of them or none
+    (staged beside ``out``, renamed into it together)."""
     cross = resolve_cross(result.target)
-    atomic_copy(stripped_copy(Path(result.library), cross.strip if cross else None), out / "libonnxruntime.stripped.so")
+    stripped = stripped_copy(Path(result.library), cross.strip if cross else None)
+    copies = {"libonnxruntime.so": Path(result.library), "libonnxruntime.stripped.so": stripped}
     if result.wheel_file:
-        atomic_copy(result.wheel_file, out / Path(result.wheel_file).name)
-    result.save(out / "manifest.json")
-    return target
+        copies[Path(result.wheel_file).name] = Path(result.wheel_file)
+    with staged_outputs(out) as stage:
+        for name, src in copies.items():
+            shutil.copyfile(src, stage / name)
+            shutil.copymode(src, stage / name)
+        result.save(stage / "manifest.json")
+        commit_staged(stage, out, [*copies, "manifest.json"], keep_mode=True)
+    return out / "libonnxruntime.so"

@@ -56,6 +56,26 @@ def _tokenizer_dir(model: Path) -> Path | None:
     return None
 
 
+def companion_files(model: str | Path) -> list[Path]:
+    """The files read with a model (that exist): its external data, its ``.inputs.npz`` and the tokenizer
+    verify feeds it from. A file that is not a readable model has none (its own error comes later)."""
+    from ortprune.tokenizer import TOKENIZER_FILES
+
+    model = Path(model)
+    if not model.is_file():
+        return []
+    found = [inputs_file(model)]
+    try:
+        lazy = load_structure(model)
+        found += [model.parent / s.external_location for s in lazy.initializers if s.external_location]
+    except (OrtpruneError, OSError, ValueError):
+        pass
+    tok = _tokenizer_dir(model)
+    if tok is not None:
+        found += [tok / n for n in TOKENIZER_FILES]
+    return [p for p in dict.fromkeys(found) if p.is_file()]
+
+
 def inputs_file(model: Path) -> Path:
     """Where verify looks for a model's own feeds: ``<model>.inputs.npz`` beside it (one array per input)."""
     return model.with_name(model.name + ".inputs.npz")
