@@ -52,3 +52,11 @@ class OutputError(OrtpruneError):
 
 class UsageError(OrtpruneError):
     """Arguments that do not fit together (a value of the wrong form, a missing companion option)."""
+
+
+class ArgumentTypeError(UsageError, TypeError):
+    """A Python API argument of the wrong type (also a TypeError, which is what Python and fastembed raise)."""
+
+
+class ArgumentValueError(UsageError, ValueError):
+    """A Python API argument of the right type but a value it cannot take (also a ValueError, as in fastembed)."""
