@@ -248,3 +248,75 @@ def test_add_custom_model_and_embed_arguments_are_checked(name: str, model_dir: 
     ]:
         with pytest.raises(error, match=message):
             call()
+
+
+# -- catalogue entries that fastembed runs its own way, run side by side on stand-in files ------------------
+def _stand_in(kind: str, root: Path) -> Path:
+    """A directory laid out as the catalogue entry expects, holding the bundled int8 MiniLM with the graph
+    around it that the entry's class relies on: jina-v3's scalar ``task_id`` input (added to the hidden
+    state), the built-in sentence embedding as a second output, SigLIP's ``pooler_output`` taken at the last
+    position (pad tokens included, so the padding length shows)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(bundled("all-MiniLM-L6-v2-int8").path())
+    g = model.graph
+    hidden = g.output[0].name
+    dim = 384
+    if kind == "jina":
+        g.input.append(helper.make_tensor_value_info("task_id", TensorProto.INT64, []))
+        g.node.extend([helper.make_node("Cast", ["task_id"], ["task_f"], to=TensorProto.FLOAT),
+                       helper.make_node("Add", [hidden, "task_f"], ["shifted"])])  # fmt: skip
+        del g.output[:]
+        g.output.append(helper.make_tensor_value_info("shifted", TensorProto.FLOAT, ["b", "s", dim]))
+        onnx_file = "onnx/model.onnx"
+    elif kind == "builtin":
+        g.node.append(helper.make_node("ReduceMean", [hidden], ["pooled"], axes=[1], keepdims=0))
+        g.output.append(helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["b", dim]))
+        onnx_file = "onnx/model.onnx"
+    else:  # siglip
+        g.initializer.append(helper.make_tensor("last", TensorProto.INT64, [], [-1]))
+        g.node.append(helper.make_node("Gather", [hidden, "last"], ["pooler_output"], axis=1))
+        g.output.append(helper.make_tensor_value_info("pooler_output", TensorProto.FLOAT, ["b", dim]))
+        onnx_file = "onnx/text_model.onnx"
+    d = root / kind
+    (d / "onnx").mkdir(parents=True)
+    onnx.save(model, d / onnx_file)
+    tok = bundled("all-MiniLM-L6-v2-int8").tokenizer()
+    for f in TOKENIZER_FILES:
+        (d / f).symlink_to(tok / f)
+    return d
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [
+        ("jina", "jinaai/jina-embeddings-v3"),
+        ("builtin", "google/embeddinggemma-300m"),
+        ("siglip", "google/siglip2-base-patch16-224"),
+    ],
+)
+def test_catalogue_entries_run_as_fastembed_runs_them(kind: str, name: str, tmp_path: Path) -> None:
+    d = _stand_in(kind, tmp_path)
+    kw = {"cache_dir": str(tmp_path / "c"), "specific_model_path": str(d)}
+    theirs, ours = fastembed.TextEmbedding(name, **kw), TextEmbedding(name, **kw)
+    texts = ["short", "a somewhat longer text to pad the others against", "x " * 40]
+
+    def same(a: Any, b: Any) -> None:
+        a, b = np.stack(list(a)), np.stack(list(b))
+        assert a.shape == b.shape and float(np.abs(a.astype(np.float64) - b).max()) <= 1e-5
+
+    same(theirs.embed(texts), ours.embed(texts))
+    same(theirs.query_embed(texts), ours.query_embed(texts))
+    same(theirs.passage_embed(texts), ours.passage_embed(texts))
+    if kind == "jina":  # the task changes the vectors, as it does in fastembed
+        same(theirs.embed(texts, task_id=3), ours.embed(texts, task_id=3))
+        q, p = next(ours.query_embed(texts[:1])), next(ours.passage_embed(texts[:1]))
+        assert float(np.abs(q - p).max()) > 1e-3
+        same(
+            fastembed.TextEmbedding(name, task_id=2, **kw).embed(texts),
+            TextEmbedding(name, task_id=2, **kw).embed(texts),
+        )
+    if kind == "siglip":  # padded to the full length: a text's vector does not depend on its batch
+        alone = next(ours.embed(texts[:1]))
+        np.testing.assert_allclose(alone, next(ours.embed(texts)), atol=1e-6)

@@ -383,6 +383,7 @@ class TextEmbedding:
             "max_length": self._max_length_arg,
             "optimization_level": self._optimization_level,
             "cache": self._cache,
+            "enable_cpu_mem_arena": self._cpu_mem_arena,
         }
 
     @classmethod
@@ -390,7 +391,8 @@ class TextEmbedding:
         r: ResolvedModel = state["resolved"]
         return cls(r.onnx, threads=threads, lib=state["lib"], max_length=state["max_length"],
                    pooling=r.info.pooling, normalize=r.info.normalize, specific_model_path=None,
-                   optimization_level=state["optimization_level"], cache=state["cache"], _resolved=r)  # fmt: skip
+                   optimization_level=state["optimization_level"], cache=state["cache"], _resolved=r,
+                   enable_cpu_mem_arena=state.get("enable_cpu_mem_arena"))  # fmt: skip
 
     def close(self) -> None:
         if self._session is not None:
