@@ -245,6 +245,8 @@ def test_add_custom_model_and_embed_arguments_are_checked(name: str, model_dir: 
         (lambda: list(emb.embed(["a"] * 3, batch_size=1, parallel="2")), ArgumentTypeError, "parallel must be an"),
         (lambda: list(emb.embed(b"bytes")), ArgumentTypeError, "documents must be a str or an iterable of str"),
         (lambda: emb.token_count(["a"], batch_size=0), ArgumentValueError, "batch_size must be >= 1"),
+        (lambda: emb.embed_batch("abc"), ArgumentTypeError, "texts must be a list of str, got str"),
+        (lambda: emb.embed_batch(None), ArgumentTypeError, "texts must be a list of str, got NoneType"),
     ]:
         with pytest.raises(error, match=message):
             call()

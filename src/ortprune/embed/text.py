@@ -355,6 +355,8 @@ class TextEmbedding:
         """Embeddings of ``texts`` as one (len(texts), dim) float32 array, in a single run."""
         import numpy as np
 
+        if isinstance(texts, str | bytes) or not isinstance(texts, Sequence):
+            raise ArgumentTypeError(f"texts must be a list of str, got {type(texts).__name__}")
         if not texts:
             return np.zeros((0, self.dim or 0), dtype=np.float32)
         encodings = self.tokenizer.encode_batch(_checked_texts(texts))

@@ -352,11 +352,13 @@ class _Functions:
         return fn
 
 
-def _level(value: str | int, table: dict[str, int], what: str) -> int:
-    """A level by name (any case) or by its number; ArgumentTypeError / ArgumentValueError otherwise."""
+def _level(value: str | int, table: dict[str, int], what: str, any_number: bool = False) -> int:
+    """A level by name (any case) or by its number; ArgumentTypeError / ArgumentValueError otherwise.
+    ``any_number``: numbers go to ORT as they are (its optimization levels differ between versions, and
+    it names the bad one clearly)."""
     names = ", ".join(table)
     if isinstance(value, int) and not isinstance(value, bool):
-        if value not in table.values():
+        if not any_number and value not in table.values():
             numbers = ", ".join(f"{n} ({k})" for k, n in table.items())
             raise ArgumentValueError(f"unknown {what} {value}; choose one of {numbers}")
         return value

@@ -101,14 +101,14 @@ class Session:
             cpu_mem_arena = bool_arg(cpu_mem_arena, "cpu_mem_arena")
         if log_level is not None:
             _level(log_level, _capi.LOG_LEVELS, "log level")
-        _level(optimization_level, OPTIMIZATION_LEVELS, "optimization level")
+        _level(optimization_level, OPTIMIZATION_LEVELS, "optimization level", any_number=True)
         self._cpu_mem_arena = cpu_mem_arena
         self.lib = load_library(lib)
         self._lock = threading.Lock()
         self._inflight = 0
         self._closing = False
         self.path: Path | None = None if isinstance(model, bytes | bytearray | memoryview) else Path(model)
-        level = _level(optimization_level, OPTIMIZATION_LEVELS, "optimization level")
+        level = _level(optimization_level, OPTIMIZATION_LEVELS, "optimization level", any_number=True)
         config = dict(config or {})
         #: "hit" (loaded the cached optimized model), "miss" / "rebuilt" (optimized and saved), or None
         self.cache_status: str | None = None
@@ -330,6 +330,8 @@ class Session:
         rank; returns the requested (default: all) outputs as new numpy arrays."""
         if self.closed:
             raise OrtpruneError("the session is closed", self.path)
+        if outputs is not None and (isinstance(outputs, str | bytes) or not isinstance(outputs, Sequence)):
+            raise ArgumentTypeError(f"outputs must be a list of output names (or None: all), got {outputs!r}")
         arrays = self._check_feeds(feeds)
         out_names = list(self.output_names if outputs is None else outputs)
         for name in out_names:
