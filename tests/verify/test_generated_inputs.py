@@ -36,32 +36,28 @@ def lib() -> Path:
     return found
 
 
-def _package_file(package: str, relative: str) -> Path:
-    """A file inside an installed package, found without importing it (their imports need OpenCV/torch)."""
+def _copied(package: str, relative: str, tmp: pytest.TempPathFactory) -> Path:
+    """A copy of a file inside an installed package, found without importing the package (its imports
+    need OpenCV or PyTorch); a copy, so verify finds no ``<model>.inputs.npz`` beside it."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         pytest.skip(f"{package} is not installed (make venv installs it with --no-deps)")
-    path = Path(next(iter(spec.submodule_search_locations))) / relative
-    if not path.is_file():
-        pytest.skip(f"{path} is missing from the installed {package}")
-    return path
+    src = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not src.is_file():
+        pytest.skip(f"{src} is missing from the installed {package}")
+    dst = tmp.mktemp(package) / src.name
+    dst.write_bytes(src.read_bytes())
+    return dst
 
 
 @pytest.fixture(scope="module")
 def detector(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy (verify looks for <model>.inputs.npz beside it: none here) of PP-OCRv4's detector."""
-    src = _package_file("rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx")
-    dst = tmp_path_factory.mktemp("det") / src.name
-    dst.write_bytes(src.read_bytes())
-    return dst
+    return _copied("rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx", tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def vad_half(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    src = _package_file("silero_vad", "data/silero_vad_half.onnx")
-    dst = tmp_path_factory.mktemp("vad") / src.name
-    dst.write_bytes(src.read_bytes())
-    return dst
+    return _copied("silero_vad", "data/silero_vad_half.onnx", tmp_path_factory)
 
 
 def _save(graph: onnx.GraphProto, path: Path, metadata: dict[str, str] | None = None) -> Path:

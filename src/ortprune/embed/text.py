@@ -134,6 +134,7 @@ class TextEmbedding:
         self._session: Session | None = None
         self._output: str | None = None
         self._token_type_ids = False
+        self._task_input = False  # jina-embeddings-v3: a scalar task_id input
         # ORT loads the library and the model in a thread while this one reads the tokenizer: ctypes
         # releases the GIL in ORT's calls, so on two cores a cold start waits for the longer, not the sum.
         # numpy is imported here too, not when ortprune.embed is: that import is as long as the load.
