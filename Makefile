@@ -38,14 +38,14 @@ build-deps:
 	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { $(SUDO) apt-get -o Acquire::Check-Valid-Until=false update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); }
 
-# Real servers the store and remote-ccache tests start on 127.0.0.1 (Debian packages; root or sudo). Where
-# they cannot be installed those tests skip, saying which package is missing.
-SERVER_PACKAGES = nginx-extras redis-server ccache g++
+# Real servers the store, remote-ccache and distcc tests start on 127.0.0.1 (Debian packages; root or sudo).
+# Where they cannot be installed those tests skip, saying which package is missing.
+SERVER_PACKAGES = nginx-extras redis-server distcc ccache g++
 
 test-servers:
 	@dpkg -s $(SERVER_PACKAGES) >/dev/null 2>&1 || { $(SUDO) apt-get -o Acquire::Check-Valid-Until=false update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(SERVER_PACKAGES); } || \
-		echo "test-servers: could not install $(SERVER_PACKAGES); the store and ccache-remote tests will skip"
+		echo "test-servers: could not install $(SERVER_PACKAGES); the store, ccache-remote and distcc tests will skip"
 
 demo: $(STAMP) build-deps
 	$(BIN)/ortprune slim --bundled --ort debian:1.21.0 --out demo-out

@@ -81,6 +81,15 @@ CcacheRemoteOption = Annotated[
         help="ccache remote storage shared by the team (redis://HOST:PORT or http://...).",
     ),
 ]
+DistccOption = Annotated[
+    str | None,
+    typer.Option(
+        "--distcc",
+        envvar="ORTPRUNE_DISTCC_HOSTS",
+        help="Compile what ccache misses on these distccd hosts (DISTCC_HOSTS syntax: 'HOST[:PORT][/LIMIT] ...'; "
+        "Debian distcc, same compiler on every host). -j defaults to `distcc -j`.",
+    ),
+]
 
 
 @app.callback()
@@ -152,6 +161,7 @@ def build(
     store: StoreOption = None,
     ccache_remote: CcacheRemoteOption = None,
     toolchain: ToolchainOption = ToolchainName(DEFAULT_TOOLCHAIN),
+    distcc: DistccOption = None,
 ) -> None:
     """Build an ONNX Runtime variant with ORT's own build.py (MinSizeRel, shared library), cached and resumable."""
     from ortprune.ortbuild import build_variant, export
@@ -177,6 +187,7 @@ def build(
             ccache_remote=ccache_remote,
             log=console.print,
             toolchain=toolchain.value,
+            distcc=distcc,
         )
     lib = export(result, out) if out else Path(result.library)
     stripped = f", stripped {result.stripped_bytes:,}" if result.stripped_bytes else ""
@@ -263,6 +274,7 @@ def slim(
     extra: ExtraOption = None,
     prune: PruneOption = "",
     toolchain: ToolchainOption = ToolchainName(DEFAULT_TOOLCHAIN),
+    distcc: DistccOption = None,
 ) -> None:
     """Models → scan → ORT builds → probe + verify → sizes → report (every stage cached).
 
@@ -289,6 +301,7 @@ def slim(
         store=store,
         ccache_remote=ccache_remote,
         levers=Levers(tuple(extra or ()), _csv(prune), toolchain.value),
+        distcc=distcc,
     )
     console.print(
         f"[bold]{'verified' if res.ok else 'NOT verified'}[/]: report in {out_dir / 'report.md'}, "

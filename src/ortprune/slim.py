@@ -137,14 +137,17 @@ def default_stages(
     ccache_remote: str | None = None,
     log: Callable[[str], None] | None = None,
     levers: Levers | None = None,
+    distcc: str | None = None,
 ) -> Stages:
-    """The real stages; builds go through ``store`` (fetched from and published to) and ``ccache_remote``;
-    pruned variants get ``levers``."""
+    """The real stages; builds go through ``store`` (fetched from and published to), ``ccache_remote`` and
+    ``distcc``; pruned variants get ``levers``."""
     from ortprune.report.size import write_category_chart, write_shipped_chart
     from ortprune.report.slim import write_report
 
     return Stages(
-        build=functools.partial(_build, store=store, ccache_remote=ccache_remote, log=log, levers=levers or Levers()),
+        build=functools.partial(
+            _build, store=store, ccache_remote=ccache_remote, log=log, levers=levers or Levers(), distcc=distcc
+        ),
         scan=_scan,
         transformers=_transformers,
         convert=_convert_models,
@@ -239,6 +242,7 @@ def slim(
     ccache_remote: str | None = None,
     stages: Stages | None = None,
     levers: Levers | None = None,
+    distcc: str | None = None,
 ) -> SlimResult:
     """``variants`` with ``model_format == "ort"`` (minimal) get ORT-format models made by the full build
     (``keep_quantized``: without ConstantFolding, see :mod:`ortprune.convert`), a typed config scanned
@@ -247,8 +251,13 @@ def slim(
     ``store``: an artifact store (directory or http(s) URL) builds are fetched from and published to, with
     their probe, verify and size results; ``ccache_remote``: ccache's remote storage for what is compiled.
     ``levers``: build options for the pruned variants (``--extra``, ``--prune``, ``--toolchain``).
+    ``distcc``: hosts that compile what ccache misses (``ortbuild.distcc``; checked before any stage runs).
     ``stages``: the stage functions (default: :func:`default_stages` with that store)."""
     ui = ui or QuietUI()
+    if distcc is not None:
+        from ortprune.ortbuild.runner import build_env
+
+        build_env(ccache_remote, distcc)  # a bad host list or a missing distcc stops here, not after the scan
     models = check_inputs(models, ort, level, variants, out, jobs, tolerance)
     levers = levers or Levers()
     levers.check(variants)
@@ -257,7 +266,7 @@ def slim(
         from ortprune.ortbuild.store import open_store
 
         the_store = open_store(store)  # one object: a store found unusable is skipped for the rest of the run
-    run = stages or default_stages(the_store, ccache_remote, ui.note, levers)
+    run = stages or default_stages(the_store, ccache_remote, ui.note, levers, distcc)
     memo_log: list[tuple[Path, list[str]]] = []
     _MEMO_LOG.set(memo_log)
     for v in variants:
@@ -407,6 +416,7 @@ def _build(
     ccache_remote: str | None = None,
     log: Callable[[str], None] | None = None,
     levers: Levers = Levers(),
+    distcc: str | None = None,
 ) -> BuildResult:
     from ortprune.ortbuild import build_variant
 
@@ -425,6 +435,7 @@ def _build(
         ccache_remote=ccache_remote,
         log=log or (lambda s: None),
         toolchain=levers.toolchain,
+        distcc=distcc,
     )
 
 

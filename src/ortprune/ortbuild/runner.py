@@ -23,6 +23,7 @@ from ortprune.cache import cache_dir
 from ortprune.elf import is_system_library
 from ortprune.errors import BuildError
 from ortprune.opconfig import OpConfig
+from ortprune.ortbuild import distcc as distcc_mod
 from ortprune.ortbuild.deps import DepsDir, apply_deps, check_wheel_headers, missing_system_headers
 from ortprune.ortbuild.identity import first_line, toolchain_id
 from ortprune.ortbuild.prune import CONFIG_LEVERS, PruneReport, prepare_sources, prune_deps, transient_ops
@@ -60,9 +61,10 @@ def ort_version_of(source: Path) -> str:
 CCACHE_REMOTE_SCHEMES = ("redis://", "redis+unix:", "http://", "https://", "file:")
 
 
-def build_env(ccache_remote: str | None = None) -> dict[str, str]:
+def build_env(ccache_remote: str | None = None, distcc: str | None = None) -> dict[str, str]:
     """PATH with this interpreter's bin first (cmake<4 and ninja from PyPI), and one shared ccache,
-    backed by ccache's own remote storage when ``ccache_remote`` is given (teammates share objects)."""
+    backed by ccache's own remote storage when ``ccache_remote`` is given (teammates share objects), whose
+    misses compile on the ``distcc`` hosts when given (``ortbuild.distcc``; checked here, before any build)."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("CCACHE_DIR", str(cache_dir("ccache")))
@@ -78,6 +80,8 @@ def build_env(ccache_remote: str | None = None) -> dict[str, str]:
                 f"got {ccache_remote!r}"
             )
         env["CCACHE_REMOTE_STORAGE"] = ccache_remote
+    if distcc is not None:
+        env.update(distcc_mod.distcc_env(distcc, env["PATH"]))
     return env
 
 
@@ -310,14 +314,17 @@ def compile_check(
     deps: DepsDir | None = None,
     jobs: int | None = None,
     log: Callable[[str], None] = print,
+    distcc: str | None = None,
 ) -> list[Path]:
     """Configure ``spec``'s build directory (as ``build`` would) and compile only ``objects`` (source paths
     relative to the ORT tree, e.g. ``onnxruntime/core/mlas/lib/platform.cpp``): whether a long build gets past
     its first files, in seconds. The directory is the build's own, so ``build`` later reuses all of it.
-    Returns the object files; BuildError when one fails (with the compiler's last lines)."""
-    env = build_env()
+    Returns the object files; BuildError when one fails (with the compiler's last lines). ``distcc``: as for
+    ``build`` (the objects compile on those hosts unless ccache has them)."""
+    env = build_env(None, distcc)
     tools = resolve_toolchain(spec.toolchain_name, env["PATH"])
     check_tools(env, tools.cxx)
+    distcc_mod.check_helpers(env, tools.cxx, log)
     tree = _prepare(spec, source, deps, jobs, tools)
     _configure(tree, spec, source, env, log)
     listed = subprocess.run(
@@ -331,7 +338,8 @@ def compile_check(
             raise BuildError(f"no object of the configured build compiles {obj}", tree.config_dir)
         chosen.append(hits[0])
     log(f"compiling {len(chosen)} object(s) of {tree.bdir.name} ...")
-    run_logged(["ninja", "-C", str(tree.config_dir), "-j", str(jobs or 1), *chosen], tree.logfile, env, tree.config_dir)
+    n = jobs or distcc_mod.default_jobs(env) or 1
+    run_logged(["ninja", "-C", str(tree.config_dir), "-j", str(n), *chosen], tree.logfile, env, tree.config_dir)
     return [tree.config_dir / t for t in chosen]
 
 
@@ -344,13 +352,15 @@ def build(
     progress: ProgressFn | None = None,
     log: Callable[[str], None] = print,
     ccache_remote: str | None = None,
+    distcc: str | None = None,
 ) -> BuildResult:
     """Build ``spec`` from ``source`` into ``~/.cache/ortprune/builds/<key>``; a finished build is reused,
     an interrupted one continues where ninja stopped. ``build_variant`` gives ``spec`` its source and
-    toolchain identity (``spec_for``); a spec without them is keyed by its options alone."""
+    toolchain identity (``spec_for``); a spec without them is keyed by its options alone. ``distcc``: hosts
+    that compile what ccache misses (``ortbuild.distcc``); never part of the key, ``-j`` defaults to theirs."""
     if spec.wheel:
         check_wheel_headers()
-    env = build_env(ccache_remote)
+    env = build_env(ccache_remote, distcc)
     tools = resolve_toolchain(spec.toolchain_name, env["PATH"])
     compiler, cmake = check_tools(env, tools.cxx)
     key = spec.key()
@@ -358,14 +368,18 @@ def build(
     if cached is not None:
         log(f"cached: {cached.library} ({cached.library_bytes:,} bytes)")
         return cached
+    distcc_mod.check_helpers(env, tools.cxx, log)
     tree = _prepare(spec, source, deps, jobs, tools)
     bdir, config_dir, args, state = tree.bdir, tree.config_dir, tree.args, tree.state
     manifest_path, logfile, state_path = bdir / "manifest.json", tree.logfile, tree.state_path
     started = time.monotonic()
     run: dict[str, object] = {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    if distcc_mod.uses_distcc(env):
+        run["distcc"] = env["DISTCC_HOSTS"]
+    ninja_jobs = jobs or distcc_mod.default_jobs(env) or os.cpu_count() or 2
     try:
         _configure(tree, spec, source, env, log)
-        log(f"compiling {key} (ninja -j{jobs or os.cpu_count()} onnxruntime) ...")
+        log(f"compiling {key} (ninja -j{ninja_jobs} onnxruntime) ...")
         target = ["onnxruntime"] + (["onnxruntime_pybind11_state"] if spec.wheel else [])
         steps = {"n": 0}
 
@@ -377,7 +391,7 @@ def build(
                 progress(i, n, what)
 
         run_logged(
-            ["ninja", "-C", str(config_dir), f"-j{jobs or os.cpu_count() or 2}", *target],
+            ["ninja", "-C", str(config_dir), f"-j{ninja_jobs}", *target],
             logfile,
             env,
             config_dir,
