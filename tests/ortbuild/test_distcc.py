@@ -103,9 +103,25 @@ def test_a_helper_that_is_down_only_costs_local_compiles(
     env = runner.build_env(None, hosts)
     notes: list[str] = []
     status = distcc.check_helpers(env, "c++", log=notes.append)
-    assert status[hosts].startswith("unreachable") and hosts in notes[0]
+    assert status[hosts].startswith("left out") and hosts in notes[0]
+    assert "CCACHE_PREFIX" not in env and "DISTCC_HOSTS" not in env  # none left: plain ccache
     objects = build_tree(project, project.parent / "build", env)
     assert sorted(objects) == sorted(SOURCES) and all(objects.values())
+
+
+def test_helpers_that_are_down_or_hang_are_left_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One live helper, one refusing connections, one accepting and never answering: the build keeps the first."""
+    (tmp_path / "distcc-state").mkdir()
+    monkeypatch.setenv("DISTCC_DIR", str(tmp_path / "distcc-state"))
+    monkeypatch.setattr(distcc, "CANARY_TIMEOUT", 2)
+    down = f"127.0.0.1:{servers.free_port()}"
+    with servers.distccd(tmp_path / "distccd") as helper, servers.raw_server(None) as silent_url:
+        silent = silent_url.removeprefix("http://").split("/")[0]
+        env = runner.build_env(None, f"--randomize {down} {helper.hosts} {silent}/4")
+        status = distcc.check_helpers(env, "c++", log=lambda s: None)
+    assert status[helper.hosts] == "ok" and status[down].startswith("left out")
+    assert status[f"{silent}/4"].startswith("left out") and "IO timeout" in status[f"{silent}/4"] + str(status)
+    assert env["DISTCC_HOSTS"] == f"--randomize {helper.hosts}"
 
 
 def test_a_helper_with_another_compiler_is_refused(

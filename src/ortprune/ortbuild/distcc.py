@@ -103,13 +103,21 @@ def default_jobs(env: dict[str, str]) -> int | None:
 
 
 CANARY = "int ortprune_distcc_canary(int x) { return x * 3 + 1; }\n"
+CANARY_TIMEOUT = 20  # seconds a helper may take to answer the test compile (DISTCC_IO_TIMEOUT)
+
+
+def _first_error(stderr: str, code: int) -> str:
+    """distcc's first ERROR line, without its ``distcc[pid] (function)`` prefix (the cause, not the summary)."""
+    lines = [ln for ln in stderr.splitlines() if "ERROR" in ln] or stderr.strip().splitlines() or [f"exit {code}"]
+    return re.sub(r"^distcc\[\d+\] (\(\w+\) )?(ERROR: )?", "", lines[0].strip())
 
 
 def check_helpers(env: dict[str, str], cxx: str, log: Callable[[str], None] = print) -> dict[str, str]:
     """Compile one small file on each helper of ``env`` (distcc without local fallback) and compare the object
     with this machine's: a helper whose compiler differs would put other bytes under the same build key, so it
-    is refused (BuildError naming it). A helper that cannot be reached only costs its share (distcc then
-    compiles here): its status is logged. Returns {host: "ok" | "unreachable: ..."}."""
+    is refused (BuildError naming it). A helper that does not compile it (down, not allowing this machine, no
+    answer in ``CANARY_TIMEOUT``) is left out of ``env``'s hosts for this build and logged; with none left,
+    ``env`` compiles here without distcc. Returns {host: "ok" | "left out: ..."}."""
     if not uses_distcc(env):
         return {}
     status: dict[str, str] = {}
@@ -123,19 +131,19 @@ def check_helpers(env: dict[str, str], cxx: str, log: Callable[[str], None] = pr
         for host in env["DISTCC_HOSTS"].split():
             if host.startswith(("--", "+")) or host.split("/")[0] == "localhost":
                 continue  # options, zeroconf and the local slots compile nothing remote to compare
-            one = dict(env, DISTCC_HOSTS=host, DISTCC_FALLBACK="0")  # (a zero backoff makes distcc 3.4 spin)
-            done = subprocess.run(
-                [env["CCACHE_PREFIX"], cxx, "-Os", "-c", src.name, "-o", "remote.o"],
-                cwd=tmp,
-                env=one,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            if done.returncode != 0:
-                last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
-                status[host] = f"unreachable: {last}"
-                log(f"distcc helper {host} did not compile ({last}): its share compiles here")
+            # (a zero DISTCC_BACKOFF_PERIOD here would make distcc 3.4 spin on a refused connection)
+            one = dict(env, DISTCC_HOSTS=host, DISTCC_FALLBACK="0", DISTCC_IO_TIMEOUT=str(CANARY_TIMEOUT))
+            cmd = [env["CCACHE_PREFIX"], cxx, "-Os", "-c", src.name, "-o", "remote.o"]
+            try:
+                done = subprocess.run(
+                    cmd, cwd=tmp, env=one, capture_output=True, text=True, timeout=CANARY_TIMEOUT + 30
+                )
+                last = _first_error(done.stderr, done.returncode) if done.returncode else ""
+            except subprocess.TimeoutExpired:
+                last = f"no answer in {CANARY_TIMEOUT + 30} s"
+            if last:
+                status[host] = f"left out: {last}"
+                log(f"distcc helper {host} did not compile a test object ({last}): left out of this build")
                 continue
             if Path(tmp, "remote.o").read_bytes() != mine:
                 raise BuildError(
@@ -143,4 +151,10 @@ def check_helpers(env: dict[str, str], cxx: str, log: Callable[[str], None] = pr
                     "object differs): install the same compiler there or leave it out of --distcc"
                 )
             status[host] = "ok"
+    kept = [h for h in env["DISTCC_HOSTS"].split() if h not in status or status[h] == "ok"]
+    if any(not h.startswith("--") for h in kept):
+        env["DISTCC_HOSTS"] = " ".join(kept)
+    else:
+        log("no distcc helper compiled the test object: this build compiles here only")
+        del env["CCACHE_PREFIX"], env["DISTCC_HOSTS"]
     return status
