@@ -124,7 +124,9 @@ def check_helpers(env: dict[str, str], cxx: str, log: Callable[[str], None] = pr
     with tempfile.TemporaryDirectory(prefix="ortprune-distcc-") as tmp:
         src = Path(tmp, "canary.cpp")
         src.write_text(CANARY)
-        local = subprocess.run([cxx, "-Os", "-c", src.name, "-o", "local.o"], cwd=tmp, capture_output=True, text=True)
+        local = subprocess.run(
+            [cxx, "-Os", "-c", src.name, "-o", "local.o"], cwd=tmp, env=env, capture_output=True, text=True
+        )
         if local.returncode != 0:
             raise BuildError(f"the compiler cannot compile a one-line file: {local.stderr.strip()}", cxx)
         mine = Path(tmp, "local.o").read_bytes()
