@@ -57,13 +57,13 @@ cross-deps:
 	@$(call apt_install,$(CROSS_PACKAGES),--no-install-recommends) || \
 		echo "cross-deps: could not install $(CROSS_PACKAGES); the linux-aarch64 tests will skip"
 
-# Real servers the store and remote-ccache tests start on 127.0.0.1 (Debian packages; root or sudo). Where
-# they cannot be installed those tests skip, saying which package is missing.
-SERVER_PACKAGES = nginx-extras redis-server ccache g++
+# Real servers the store, remote-ccache and distcc tests start on 127.0.0.1 (Debian packages; root or sudo).
+# Where they cannot be installed those tests skip, saying which package is missing.
+SERVER_PACKAGES = nginx-extras redis-server distcc ccache g++
 
 test-servers:
 	@$(call apt_install,$(SERVER_PACKAGES),--no-install-recommends) || \
-		echo "test-servers: could not install $(SERVER_PACKAGES); the store and ccache-remote tests will skip"
+		echo "test-servers: could not install $(SERVER_PACKAGES); the store, ccache-remote and distcc tests will skip"
 
 demo: $(STAMP) build-deps
 	$(BIN)/ortprune slim --bundled --ort debian:1.21.0 --out demo-out

@@ -296,6 +296,16 @@ OUTPUTS = [
         r"good.onnx: is also an input",
     ),
     Case("build-out-is-a-file", ["build", "--out", "{w}/plain.txt"], 1, r"plain.txt: exists and is not a directory"),
+    Case("build-distcc-absurd-port", ["build", "--distcc", "build1:99999"], 1, r"--distcc: port 99999"),
+    Case("build-distcc-empty", ["build", "--distcc", ""], 1, r"--distcc names no host"),
+    Case(
+        "build-distcc-env-garbage",
+        ["build"],
+        1,
+        r"'http://b:1' is not a distcc host",
+        env={"ORTPRUNE_DISTCC_HOSTS": "http://b:1"},
+    ),
+    Case("slim-distcc-zero-jobs", ["slim", "{w}/good.onnx", "--distcc", "b1 b2/0"], 1, r"job limit 0 in 'b2/0'"),
     Case(
         "slim-out-is-a-file",
         ["slim", "{w}/good.onnx", "--out", "{w}/plain.txt"],

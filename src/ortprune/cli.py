@@ -115,6 +115,15 @@ CcacheRemoteOption = Annotated[
         help="ccache remote storage shared by the team (redis://HOST:PORT or http://...).",
     ),
 ]
+DistccOption = Annotated[
+    str | None,
+    typer.Option(
+        "--distcc",
+        envvar="ORTPRUNE_DISTCC_HOSTS",
+        help="Compile what ccache misses on these distccd hosts (DISTCC_HOSTS syntax: 'HOST[:PORT][/LIMIT] ...'; "
+        "Debian distcc, same compiler on every host). -j defaults to `distcc -j`.",
+    ),
+]
 
 
 def _print_version(value: bool) -> None:
@@ -221,6 +230,7 @@ def build(
     ccache_remote: CcacheRemoteOption = None,
     toolchain: ToolchainOption = ToolchainName(DEFAULT_TOOLCHAIN),
     target: TargetOption = None,
+    distcc: DistccOption = None,
 ) -> None:
     """Build an ONNX Runtime variant with ORT's own build.py (MinSizeRel, shared library), cached and resumable."""
     from ortprune.ortbuild import build_variant, export
@@ -248,6 +258,7 @@ def build(
             log=console.print,
             toolchain=toolchain.value,
             target=target,
+            distcc=distcc,
         )
     lib = export(result, out) if out else Path(result.library)
     stripped = f", stripped {result.stripped_bytes:,}" if result.stripped_bytes else ""
@@ -357,6 +368,7 @@ def slim(
         ),
     ] = None,
     target: TargetOption = None,
+    distcc: DistccOption = None,
 ) -> None:
     """Models → scan → ORT builds → probe + verify → sizes → report (every stage cached).
 
@@ -393,6 +405,7 @@ def slim(
         levers=Levers(tuple(extra or ()), _csv(prune), toolchain.value),
         reference=reference,
         target=target,
+        distcc=distcc,
     )
     console.print(
         Text("verified" if res.ok else "NOT verified", style="bold"),

@@ -184,10 +184,13 @@ def fake_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     fake_ort.make_ninja(bindir)
     monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("FAKE_LIB", fake_ort.system_lib())
+    real_env = runner.build_env  # its ccache and distcc variables, with the fake ninja first on PATH
     monkeypatch.setattr(
         runner,
         "build_env",
-        lambda ccache_remote=None: dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}"),
+        lambda ccache_remote=None, distcc=None: dict(
+            real_env(ccache_remote, distcc), PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}"
+        ),
     )
     monkeypatch.setattr(runner, "check_tools", lambda env, cxx="c++": ("g++ (fake) 12", "cmake version 3.31"))
     return fake_ort.make_source(tmp_path / "ort", DEPS_TXT)
