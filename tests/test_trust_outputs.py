@@ -332,7 +332,7 @@ def test_convert_outputs_appear_together_or_not_at_all(tworld: Path, real_lib: P
     for delay in (0.0, 0.3, 1.0, 2.0, 4.0, 8.0, 16.0):
         args = ["convert", *map(str, models), "--lib", str(real_lib), "--out", str(out), "--optimized-onnx"]
         proc = subprocess.Popen([*CLI, *args, "-O", "extended"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        while proc.poll() is None and not list(out.glob(".ortprune-convert-*")):  # in convert, past the imports
+        while proc.poll() is None and not list(out.glob(".ortprune-*.tmp")):  # in convert, past the imports
             time.sleep(0.01)
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
