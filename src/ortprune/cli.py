@@ -185,11 +185,10 @@ def scan(
     paths = model_paths(models or [], bundled)
     runtime_lib = _library_option(runtime, "--runtime")
     check_outputs([output, json_out], _reads(runtime_lib, compare_runtime, models=tuple(paths)))
-    if not quiet:
-        level = optimization_level.value
-        console.print(f"scan {', '.join(map(str, paths[:3]))}{' ...' if len(paths) > 3 else ''} at level {level}"
-                      f"{'' if level == 'disable' else ' (ONNX Runtime optimizes each model)'}")  # fmt: skip
-    with count_progress(console, "scan") as advance:
+    level = optimization_level.value
+    header = (f"scan {', '.join(map(str, paths[:3]))}{' ...' if len(paths) > 3 else ''} at level {level}"
+              f"{'' if level == 'disable' else ' (ONNX Runtime optimizes each model)'}")  # fmt: skip
+    with count_progress(console, "scan", None if quiet else header) as advance:
         result = run_scan(paths, optimization_level.value, types=types, runtime=runtime_lib, progress=advance)
     if not quiet:
         print_scan(result.report(), console)
@@ -503,8 +502,8 @@ def convert(
     from ortprune.report.progress import count_progress
 
     paths = model_paths(models)
-    console.print(f"convert {len(paths)} path(s) to ORT format with {lib} at level {optimization_level.value}")
-    with count_progress(console, "convert") as advance:
+    header = f"convert {len(paths)} path(s) to ORT format with {lib} at level {optimization_level.value}"
+    with count_progress(console, "convert", header) as advance:
         done = run_convert(
             paths, lib, out_dir, optimization_level.value, keep_quantized, optimized_onnx, progress=advance
         )
@@ -712,8 +711,8 @@ def probe(
 
     types = OpConfig.load(config).types if config else None
     ops = ops_for(config, models, all_ops)
-    console.print(f"probe {lib}: {len(ops)} op(s), one session each, {jobs or os.cpu_count() or 2} worker(s)")
-    with count_progress(console, "probe") as advance:
+    header = f"probe {lib}: {len(ops)} op(s), one session each, {jobs or os.cpu_count() or 2} worker(s)"
+    with count_progress(console, "probe", header) as advance:
         report = run_probe(lib, ops, jobs, types, progress=advance)
     print_probe(report, out, show_all=not missing_only)
     if json_out:
@@ -772,9 +771,9 @@ def verify(
     check_outputs([json_out], _reads(*feed_files, libs=(lib, ref), models=tuple(models)))
     from ortprune.report.progress import count_progress
 
-    console.print(f"verify {len(models)} model(s) on {lib} against {ref or 'the reference library'} "
-                  f"at level {optimization_level.value}")  # fmt: skip
-    with count_progress(console, "verify") as advance:
+    header = (f"verify {len(models)} model(s) on {lib} against {ref or 'the reference library'} "
+              f"at level {optimization_level.value}")  # fmt: skip
+    with count_progress(console, "verify", header) as advance:
         report = run_verify(
             lib, models, ref, optimization_level.value, tolerance, inputs=feeds, dims=dims, progress=advance
         )

@@ -156,10 +156,10 @@ def convert(
     done: list[Converted] = []
     with staged_outputs(out) as stage:
         for src, targets in plan:
-            if progress is not None:
-                progress(len(done), len(plan), str(src))
             t0 = time.monotonic()
             data = tagged_model_bytes(src, library.version, level, keep_quantized)
+            if progress is not None:  # the model was read: ORT converts it now
+                progress(len(done), len(plan), str(src))
             for target, fmt in targets:
                 try:
                     Session(

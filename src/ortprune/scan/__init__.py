@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,11 +158,16 @@ def compare_configs(mine: OpConfig, mine_on: str, theirs: OpConfig, theirs_on: s
 
 
 def scan_model(
-    path: str | Path, level: str = "all", types: bool = False, runtime: str | Path | None = None
+    path: str | Path,
+    level: str = "all",
+    types: bool = False,
+    runtime: str | Path | None = None,
+    on_read: Callable[[], None] | None = None,
 ) -> ModelScan:
     """Scan one model file. ``level='disable'`` reads only the file: ORT's CPU provider adds no nodes
     at ORT_DISABLE_ALL (``tests/scan`` checks this against ORT's saved optimized model). An ``.ort``
-    file already holds the optimized graph: its ops are read as they are, with each kernel's opset."""
+    file already holds the optimized graph: its ops are read as they are, with each kernel's opset.
+    ``on_read`` is called once the file was read and its graph walked, before ORT optimizes it."""
     check_level(level)
     path = path_arg(path, "path")
     types = bool_arg(types, "types")
@@ -170,13 +176,18 @@ def scan_model(
     if problem is not None:
         raise ModelError(f"cannot read the model: {problem}", path)
     if path.suffix.lower() == ORT_SUFFIX or is_ort_format(path):
-        return ModelScan(path=path, raw=ort_graph_ops(path, types), optimized=None, level=level)
+        found = ModelScan(path=path, raw=ort_graph_ops(path, types), optimized=None, level=level)
+        if on_read is not None:
+            on_read()
+        return found
     lazy = load_structure(path)
     check_external_data(lazy)
     if level == "disable":  # nothing loads the model in ORT: refuse here what ORT would refuse
         check_structure(lazy.model, [s.name for s in lazy.initializers] + lazy.sparse_initializer_names, path)
     init_types = {s.name: (s.data_type, s.dims) for s in lazy.initializers}
     raw = graph_ops(lazy.model, path, with_types=types, initializer_types=init_types)
+    if on_read is not None:
+        on_read()
     optimized = optimized_ops(path, level, types, runtime) if level != "disable" else None
     raw_names = {i.op for i in raw.config}
     foreign = runtime is not None and level != "disable" and _foreign(runtime)
@@ -199,8 +210,8 @@ def scan(
 ) -> ScanResult:
     """Scan model files and directories (recursively) into one result; ``runtime`` optimizes with that
     libonnxruntime (e.g. the full build of the version being pruned) instead of the onnxruntime package.
-    ``progress(done, total, model)`` hears of each model as it starts. ``paths`` is one path (a str or
-    os.PathLike) or an iterable of them."""
+    ``progress(done, total, model)`` hears of each model once it was read, as ORT starts on it. ``paths`` is
+    one path (a str or os.PathLike) or an iterable of them."""
     check_level(level)
     types = bool_arg(types, "types")
     runtime = optional_path_arg(runtime, "runtime")
@@ -208,10 +219,9 @@ def scan(
     onnx_files = [p for p in files if not is_ort_format(p)]
     version = ort_version(runtime) if level != "disable" and onnx_files else None
     models = []
-    for done, p in enumerate(files):
-        if progress is not None:
-            progress(done, len(files), str(p))
-        models.append(scan_model(p, level, types, runtime))
+    for done, p in enumerate(files):  # progress hears of a model once it was read, as ORT starts on it
+        hear = None if progress is None else functools.partial(progress, done, len(files), str(p))
+        models.append(scan_model(p, level, types, runtime, on_read=hear))
     machine = plat.machine_info()
     target = _foreign(runtime) if runtime is not None and version is not None else None
     if target is not None:  # the optimizer ran as the target's library, under qemu-user
