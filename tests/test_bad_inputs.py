@@ -296,6 +296,16 @@ OUTPUTS = [
         r"good.onnx: is also an input",
     ),
     Case("build-out-is-a-file", ["build", "--out", "{w}/plain.txt"], 1, r"plain.txt: exists and is not a directory"),
+    Case("build-distcc-absurd-port", ["build", "--distcc", "build1:99999"], 1, r"--distcc: port 99999"),
+    Case("build-distcc-empty", ["build", "--distcc", ""], 1, r"--distcc names no host"),
+    Case(
+        "build-distcc-env-garbage",
+        ["build"],
+        1,
+        r"'http://b:1' is not a distcc host",
+        env={"ORTPRUNE_DISTCC_HOSTS": "http://b:1"},
+    ),
+    Case("slim-distcc-zero-jobs", ["slim", "{w}/good.onnx", "--distcc", "b1 b2/0"], 1, r"job limit 0 in 'b2/0'"),
     Case(
         "slim-out-is-a-file",
         ["slim", "{w}/good.onnx", "--out", "{w}/plain.txt"],
@@ -511,6 +521,12 @@ def test_the_table_covers_enough() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(case: Case, world: Path, real_lib: Path, tmp_path: Path) -> None:
+    run_case(case, world, real_lib, tmp_path)
+
+
+def run_case(case: Case, world: Path, real_lib: Path, tmp_path: Path) -> None:
+    """Run one case's CLI in a subprocess; check its exit, its one error line, and that the world is as it was."""
+
     def fill(text: str) -> str:
         return text.replace("{w}", str(world)).replace("{lib}", str(real_lib))
 

@@ -16,7 +16,7 @@ SRC = Path(ortprune.__file__).parent
 #: Lowest first. Each entry: top-level modules/packages of ``ortprune`` that form one layer.
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"_io", "_threads", "cache", "platform", "catalog", "elf"},  # foundation: no stage knowledge
+    {"_args", "_io", "_threads", "cache", "platform", "catalog", "elf"},  # foundation: no stage knowledge
     {"schemas", "opconfig", "ortformat", "bundle"},  # ORT's op grammar, model formats, the bundle manifest
     {"results"},  # typed stage results: data only
     {"runtime"},  # ctypes binding of any libonnxruntime

@@ -6,6 +6,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from ortprune.errors import OrtpruneError
+
 
 def env_path(name: str) -> str | None:
     """The path in environment variable ``name`` (None when unset or empty), with a leading ``~`` expanded:
@@ -18,6 +20,9 @@ def cache_dir(*parts: str) -> Path:
     """``$ORTPRUNE_CACHE`` or ``$XDG_CACHE_HOME/ortprune`` or ``~/.cache/ortprune``, joined with ``parts``."""
     root = env_path("ORTPRUNE_CACHE")
     base = Path(root) if root else Path(env_path("XDG_CACHE_HOME") or Path.home() / ".cache") / "ortprune"
+    if base.exists() and not base.is_dir():  # a file or device: every use would fail with a stranger message
+        what = "$ORTPRUNE_CACHE" if root else "the cache directory"
+        raise OrtpruneError(f"{what} is not a directory; point it at a directory", base)
     return base.joinpath(*parts)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ortprune.errors import BuildError, OrtpruneError
+from ortprune.errors import ArgumentTypeError, ArgumentValueError, BuildError
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,8 @@ DEFAULT_LEVEL = "all"
 
 def check_level(level: str) -> int:
     """The ORT number of a user-facing level; OrtpruneError naming the choices otherwise."""
+    if not isinstance(level, str):
+        raise ArgumentTypeError(f"optimization level must be one of {', '.join(LEVELS)}, got {type(level).__name__}")
     if level not in LEVELS:
-        raise OrtpruneError(f"unknown optimization level {level!r}; choose one of {', '.join(LEVELS)}")
+        raise ArgumentValueError(f"unknown optimization level {level!r}; choose one of {', '.join(LEVELS)}")
     return OPTIMIZATION_LEVELS[level]

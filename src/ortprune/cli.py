@@ -12,14 +12,29 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from typer.core import TyperGroup
 
-from ortprune._io import atomic_write_text, check_outputs, json_text, output_dir
+from ortprune._io import atomic_write_text, check_output_dir, check_outputs, json_text, output_dir
 from ortprune.catalog import BASELINE, DEFAULT_LEVEL, DEFAULT_TOOLCHAIN, LEVELS, TOOLCHAINS, VARIANTS
 from ortprune.errors import OrtpruneError, UsageError
 from ortprune.platform import check_parallel
 
+
+class _PlainGroup(TyperGroup):
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """Each command's whole summary (wrapped), not cut to the terminal's width with '...'."""
+        rows = [(name, cmd.get_short_help_str(10**6)) for name, cmd in self.commands.items() if not cmd.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+#: click's plain help (rich_markup_mode=None): it wraps long option help but never cuts it with "…", as
+#: typer's rich panels do when the terminal (or a pipe's 80 columns) is narrower than a flag to copy
+PLAIN_HELP: Any = {"rich_markup_mode": None, "cls": _PlainGroup}
 app = typer.Typer(
+    **PLAIN_HELP,
     add_completion=False,
     no_args_is_help=True,
     help="Turn a set of ONNX models into the smallest ONNX Runtime that still runs them.",
@@ -33,8 +48,9 @@ class _Console(Console):
         raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
 
-console = _Console(stderr=True, soft_wrap=True)  # paths stay on one line: copyable, greppable
-out = _Console(soft_wrap=True)
+# paths stay on one line (copyable, greppable); no markup: a message's "[batch, 4]" or a path's "[1]" is text
+console = _Console(stderr=True, soft_wrap=True, markup=False)
+out = _Console(soft_wrap=True, markup=False)
 _state = {"debug": False}
 
 
@@ -79,7 +95,7 @@ ExtraOption = Annotated[
     typer.Option(
         "--extra",
         help="Stock build.py flag, repeatable: --extra=--enable_lto, --extra=--disable_ml_ops, "
-        "--extra=--disable_rtti, --extra=--disable_types=float8,optional,sparsetensor.",
+        "--extra=--disable_rtti, --extra=--disable_types=TYPES (float8,optional,sparsetensor).",
     ),
 ]
 PruneOption = Annotated[
@@ -99,11 +115,32 @@ CcacheRemoteOption = Annotated[
         help="ccache remote storage shared by the team (redis://HOST:PORT or http://...).",
     ),
 ]
+DistccOption = Annotated[
+    str | None,
+    typer.Option(
+        "--distcc",
+        envvar="ORTPRUNE_DISTCC_HOSTS",
+        help="Compile what ccache misses on these distccd hosts (DISTCC_HOSTS syntax: 'HOST[:PORT][/LIMIT] ...'; "
+        "Debian distcc, same compiler on every host). -j defaults to `distcc -j`.",
+    ),
+]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from ortprune import __version__
+
+        _stdout(f"ortprune {__version__}\n")
+        raise typer.Exit()
 
 
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print ortprune's version and exit."),
+    ] = False,
 ) -> None:
     _state["debug"] = debug
 
@@ -141,13 +178,19 @@ def scan(
 ) -> None:
     """Every operator the models need, including those ORT's optimizer adds at load time."""
     from ortprune.bundled import model_paths
+    from ortprune.report.progress import count_progress
     from ortprune.report.scan import print_scan
     from ortprune.scan import scan as run_scan
 
     paths = model_paths(models or [], bundled)
     runtime_lib = _library_option(runtime, "--runtime")
-    check_outputs([output, json_out], [*paths, runtime_lib, compare_runtime])
-    result = run_scan(paths, optimization_level.value, types=types, runtime=runtime_lib)
+    check_outputs([output, json_out], _reads(runtime_lib, compare_runtime, models=tuple(paths)))
+    if not quiet:
+        level = optimization_level.value
+        console.print(f"scan {', '.join(map(str, paths[:3]))}{' ...' if len(paths) > 3 else ''} at level {level}"
+                      f"{'' if level == 'disable' else ' (ONNX Runtime optimizes each model)'}")  # fmt: skip
+    with count_progress(console, "scan") as advance:
+        result = run_scan(paths, optimization_level.value, types=types, runtime=runtime_lib, progress=advance)
     if not quiet:
         print_scan(result.report(), console)
     if compare_runtime is not None:
@@ -187,15 +230,17 @@ def build(
     ccache_remote: CcacheRemoteOption = None,
     toolchain: ToolchainOption = ToolchainName(DEFAULT_TOOLCHAIN),
     target: TargetOption = None,
+    distcc: DistccOption = None,
 ) -> None:
     """Build an ONNX Runtime variant with ORT's own build.py (MinSizeRel, shared library), cached and resumable."""
     from ortprune.ortbuild import build_variant, export
     from ortprune.report.progress import build_progress
 
     levers, keep = _csv(prune), _csv(keep_transformers)
-    if out is not None:
-        output_dir(out)
-        check_outputs([out / "libonnxruntime.so", out / "manifest.json"], [config])
+    if out is not None:  # created by the export, once there is a library to put in it
+        check_output_dir(out)
+        names = ("libonnxruntime.so", "libonnxruntime.stripped.so", "manifest.json")
+        check_outputs([out / n for n in names], [config, deps, *([Path(source)] if Path(source).exists() else [])])
     with build_progress(console, f"{variant.value}") as progress:
         result = build_variant(
             source,
@@ -213,12 +258,13 @@ def build(
             log=console.print,
             toolchain=toolchain.value,
             target=target,
+            distcc=distcc,
         )
     lib = export(result, out) if out else Path(result.library)
     stripped = f", stripped {result.stripped_bytes:,}" if result.stripped_bytes else ""
     console.print(
-        f"[green]built[/] {variant.value}: {lib} ({result.library_bytes:,} bytes{stripped}, "
-        f"{result.wall_time_s:.0f} s of build)"
+        Text("built", style="green"),
+        f"{variant.value}: {lib} ({result.library_bytes:,} bytes{stripped}, {result.wall_time_s:.0f} s of build)",
     )
 
 
@@ -270,7 +316,9 @@ def results(
         configs[label] = Path(file)
     if notes is not None and (problem := input_problem(notes)) is not None:
         raise OrtpruneError(f"--notes: {problem}", notes)
-    check_outputs([output], [notes, *configs.values()])
+    from ortprune.cache import cache_dir
+
+    check_outputs([output], [notes, *configs.values(), cache_dir("builds")])  # the manifests and libraries read
     try:
         notes_text = notes.read_text(encoding="utf-8") if notes else ""
     except UnicodeDecodeError:
@@ -320,6 +368,7 @@ def slim(
         ),
     ] = None,
     target: TargetOption = None,
+    distcc: DistccOption = None,
 ) -> None:
     """Models → scan → ORT builds → probe + verify → sizes → report (every stage cached).
 
@@ -356,10 +405,12 @@ def slim(
         levers=Levers(tuple(extra or ()), _csv(prune), toolchain.value),
         reference=reference,
         target=target,
+        distcc=distcc,
     )
     console.print(
-        f"[bold]{'verified' if res.ok else 'NOT verified'}[/]: report in {out_dir / 'report.md'}, "
-        f"library {out_dir / 'libonnxruntime.so'}"
+        Text("verified" if res.ok else "NOT verified", style="bold"),
+        f"report in {out_dir / 'report.md'}, library {out_dir / 'libonnxruntime.so'}",
+        sep=": ",
     )
     if res.recommended:
         console.print(f"recommended variant (smallest shipped total that verified): {res.recommended}")
@@ -449,8 +500,14 @@ def convert(
     """ONNX → ORT format (.ort), optimized by LIB itself: the input a --minimal_build of that release needs."""
     from ortprune.bundled import model_paths
     from ortprune.convert import convert as run_convert
+    from ortprune.report.progress import count_progress
 
-    done = run_convert(model_paths(models), lib, out_dir, optimization_level.value, keep_quantized, optimized_onnx)
+    paths = model_paths(models)
+    console.print(f"convert {len(paths)} path(s) to ORT format with {lib} at level {optimization_level.value}")
+    with count_progress(console, "convert") as advance:
+        done = run_convert(
+            paths, lib, out_dir, optimization_level.value, keep_quantized, optimized_onnx, progress=advance
+        )
     for c in done:
         extra = f" + {c.optimized_onnx}" if c.optimized_onnx else ""
         out.print(
@@ -464,9 +521,9 @@ def convert(
     )
 
 
-deps_app = typer.Typer(help="Dependency archives for offline ORT builds.", no_args_is_help=True)
-source_app = typer.Typer(help="ONNX Runtime source trees.", no_args_is_help=True)
-store_app = typer.Typer(help="The team's artifact store of finished builds.", no_args_is_help=True)
+deps_app = typer.Typer(**PLAIN_HELP, help="Dependency archives for offline ORT builds.", no_args_is_help=True)
+source_app = typer.Typer(**PLAIN_HELP, help="ONNX Runtime source trees.", no_args_is_help=True)
+store_app = typer.Typer(**PLAIN_HELP, help="The team's artifact store of finished builds.", no_args_is_help=True)
 app.add_typer(deps_app, name="deps")
 app.add_typer(source_app, name="source")
 app.add_typer(store_app, name="store")
@@ -615,7 +672,9 @@ def probe(
     models: Annotated[
         list[Path] | None, typer.Option("--models", help="Probe the ops these models (files or bundled names) need.")
     ] = None,
-    all_ops: Annotated[bool, typer.Option("--all", help="Probe every op ONNX and ORT define.")] = False,
+    all_ops: Annotated[
+        bool, typer.Option("--all", help="Probe every op version ONNX Runtime has a CPU kernel for.")
+    ] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")] = None,
     jobs: Annotated[int | None, typer.Option("-j", "--jobs", help="Parallel probe workers.")] = None,
     missing_only: Annotated[bool, typer.Option("--missing-only", help="List only ops not implemented.")] = False,
@@ -639,7 +698,7 @@ def probe(
 
     check_parallel(jobs, "--jobs")
     models = model_paths(models) if models else models  # bundled names, as every other model argument takes
-    check_outputs([json_out], _reads(config, *(models or []), libs=(lib,)))
+    check_outputs([json_out], _reads(config, libs=(lib,), models=tuple(models or ())))
     if consumers:
         from ortprune.report.consumers import print_consumers
         from ortprune.runtime.consumers import check_consumers
@@ -653,8 +712,13 @@ def probe(
                 atomic_write_text(json_out, json_text(found, indent=2))
             return
 
+    from ortprune.report.progress import count_progress
+
     types = OpConfig.load(config).types if config else None
-    report = run_probe(lib, ops_for(config, models, all_ops), jobs, types)
+    ops = ops_for(config, models, all_ops)
+    console.print(f"probe {lib}: {len(ops)} op(s), one session each, {jobs or os.cpu_count() or 2} worker(s)")
+    with count_progress(console, "probe") as advance:
+        report = run_probe(lib, ops, jobs, types, progress=advance)
     print_probe(report, out, show_all=not missing_only)
     if json_out:
         report.write_json(json_out)
@@ -711,8 +775,16 @@ def verify(
         feeds[models[at[0]]] = load_feeds(npz)
     dims = _name_values(dim, "--dim")
     ref = _library_option(reference, "--reference", version_of=lib)
-    check_outputs([json_out], _reads(*models, *(i.rpartition("=")[2] for i in inputs or []), libs=(lib, ref)))
-    report = run_verify(lib, models, ref, optimization_level.value, tolerance, inputs=feeds, dims=dims)
+    feed_files = [i.rpartition("=")[2] for i in inputs or []]
+    check_outputs([json_out], _reads(*feed_files, libs=(lib, ref), models=tuple(models)))
+    from ortprune.report.progress import count_progress
+
+    console.print(f"verify {len(models)} model(s) on {lib} against {ref or 'the reference library'} "
+                  f"at level {optimization_level.value}")  # fmt: skip
+    with count_progress(console, "verify") as advance:
+        report = run_verify(
+            lib, models, ref, optimization_level.value, tolerance, inputs=feeds, dims=dims, progress=advance
+        )
     if json_out:  # written whatever the verdicts
         report.write_json(json_out)
     print_verify(report, out)
@@ -745,7 +817,7 @@ class SizeBy(str, Enum):
     dir = "dir"
 
 
-class _SizeGroup(TyperGroup):
+class _SizeGroup(_PlainGroup):
     """``size LIB...`` runs ``size show LIB...``; ``size diff OLD NEW`` is a sub-command of its own."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # click's Context (vendored by typer)
@@ -755,7 +827,10 @@ class _SizeGroup(TyperGroup):
 
 
 size_app = typer.Typer(
-    cls=_SizeGroup, no_args_is_help=True, help="Library sizes (the seed's table) and where every byte goes."
+    rich_markup_mode=None,
+    cls=_SizeGroup,
+    no_args_is_help=True,
+    help="Library sizes (the seed's table) and where every byte goes.",
 )
 app.add_typer(size_app, name="size")
 
@@ -793,17 +868,20 @@ def size_show(
 
     _check_rows(top, depth)
     check_outputs([output], [*libs, baseline])
-    if chart is not None:
-        output_dir(chart)
+    if chart is not None:  # created when the charts are written, after every library was read
+        check_output_dir(chart)
     reports = [analyze(p, by.value, with_footprint=footprint, short=short, depth=depth) for p in libs]
     base = reports[0]
     if baseline is not None:
         base = analyze(baseline, by.value, with_footprint=footprint, short=short, depth=depth)
     all_reports = reports if baseline is None else [base, *reports]
+    needed = [e.path for r in all_reports if r.footprint for e in r.footprint.entries if e.path]
+    check_outputs([output], [*libs, baseline, *needed])  # and the libraries they load (their footprint)
     if name and len(name) != len(all_reports):
         raise OrtpruneError(f"--name given {len(name)} times for {len(all_reports)} libraries (baseline included)")
     rows = render.variant_rows(all_reports, base, name)
     if chart is not None:
+        output_dir(chart)
         written = render.write_variant_chart(rows, chart) if len(rows) > 1 else []
         for r in reports:
             written += render.write_label_chart(r, chart)
@@ -918,14 +996,22 @@ def estimate(
         _emit(render.estimate_markdown(result), output)
 
 
-def _reads(*files: str | Path | None, libs: tuple[str | Path | None, ...] = (), model: Any = None) -> list[Path]:
+def _reads(
+    *files: str | Path | None,
+    libs: tuple[str | Path | None, ...] = (),
+    model: Any = None,
+    models: tuple[str | Path, ...] = (),
+) -> list[Path]:
     """Every file the command reads, to check its outputs against (:func:`check_outputs`): the paths
     named, each ONNX Runtime library as it will be loaded (None: ``$ORT_DYLIB_PATH``'s, else the wheel's),
+    ONNX ``models`` with the files read with them (external data, verify's ``.inputs.npz`` and tokenizer),
     and an embedding model's files (``model``: a resolved model, from a directory, the registry, a bundled
     package or a fastembed / Hugging Face cache). A library the loader finds by bare name is not a path."""
     from ortprune.runtime import find_library
+    from ortprune.verify.compare import companion_files
 
-    found = [Path(f) for f in files if f is not None]
+    found = [Path(f) for f in (*files, *models) if f is not None]
+    found += [f for m in models for f in companion_files(m)]
     for lib in libs:
         path = find_library(lib)
         if os.sep in path:
@@ -998,10 +1084,6 @@ def embed(
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     check_parallel(threads, "--threads", minimum=0)  # 0: ORT's default
-    from ortprune.embed.text import fastembed_cache_dir, resolve_model
-
-    resolved = resolve_model(model, fastembed_cache_dir())
-    check_outputs([output], _reads(libs=(lib,), model=resolved))
     items = list(texts or [])
     if items.count("-") > 1:
         raise UsageError("'-' (read texts from stdin) can be given once: stdin can be read only once")
@@ -1014,6 +1096,10 @@ def embed(
         items[at : at + 1] = lines
     if not items:
         raise OrtpruneError("no texts given: pass texts as arguments, or '-' to read lines from stdin")
+    from ortprune.embed.text import fastembed_cache_dir, resolve_model
+
+    resolved = resolve_model(model, fastembed_cache_dir())  # found once: the files checked are the files used
+    check_outputs([output], _reads(libs=(lib,), model=resolved))
     # only now: numpy's BLAS starts threads, and a Ctrl-C sent while stdin was read could land on one of them
     import numpy as np
 
@@ -1078,6 +1164,71 @@ def _click_exceptions() -> tuple[tuple[type[Exception], ...], tuple[type[BaseExc
     return pick("ClickException"), pick("Abort"), pick("Exit")
 
 
+def _help_keeps_words_whole() -> None:
+    """click wraps help text at hyphens and inside long words ("--allow-" / "unprobed"), breaking the flags a
+    reader copies; its wrapper is swapped, in this process only, for one that breaks at spaces alone."""
+    import importlib
+    import textwrap
+
+    for name in ("typer._click._textwrap", "click._textwrap"):
+        try:
+            module: Any = importlib.import_module(name)
+        except ImportError:
+            continue
+        base = module.TextWrapper
+        if getattr(base, "_ortprune", False):
+            continue
+
+        class WholeWords(base):  # type: ignore[misc,valid-type]
+            _ortprune = True
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                kwargs.update(break_on_hyphens=False, break_long_words=False)
+                super().__init__(*args, **kwargs)
+
+            def _handle_long_word(self, chunks: list[str], line: list[str], length: int, width: int) -> None:
+                # click's own cuts the word; the standard library's keeps it whole (break_long_words=False)
+                textwrap.TextWrapper._handle_long_word(self, chunks, line, length, width)
+
+        module.TextWrapper = WholeWords
+
+
+STDOUT_NAME = "standard output"
+
+
+class _NamedStdout:
+    """``sys.stdout`` whose write errors name it: a full disk (``> /dev/full``) raises OSError without a
+    file name, which would print as a bare "No space left on device"."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, STDOUT_NAME) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, STDOUT_NAME) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _drop_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's last flush of what is still buffered cannot fail."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _print_error(text: str) -> None:
     """One plain line on stderr (not through rich: a path with '[' in it is not markup)."""
     sys.stderr.write(f"error: {text}\n")
@@ -1095,6 +1246,9 @@ def main(argv: list[str] | None = None) -> None:
     exits += (typer_exc.Exit,)
     args = _expand_multi(sys.argv[1:] if argv is None else argv, "probe", "--models")
     debug = "--debug" in args[: args.index("--") if "--" in args else len(args)]
+    _help_keeps_words_whole()
+    if not isinstance(sys.stdout, _NamedStdout):
+        sys.stdout = _NamedStdout(sys.stdout)
     try:
         # click's own calls, not ``app(...)``: typer's main turns Ctrl-C into a silent exit 130 and a closed
         # pipe into exit 1 before this function could say ``interrupted`` or stop quietly with 141
@@ -1115,8 +1269,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         # the reader of our stdout went away (``| head``): stop quietly, as a shell tool does
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_stdout()
         sys.exit(141)
     except OrtpruneError as e:
         if debug:
@@ -1129,6 +1282,8 @@ def main(argv: list[str] | None = None) -> None:
                 raise
             _print_error(f"{e.strerror or e} (rerun with --debug for the traceback)")
             sys.exit(1)
+        if e.filename == STDOUT_NAME:
+            _drop_stdout()
         _print_error(f"{e.filename}: {e.strerror or e}")
         sys.exit(1)
     except MemoryError:

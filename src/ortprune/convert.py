@@ -16,17 +16,14 @@ size, load time, throughput and output difference of each choice.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ortprune._io import check_outputs, move_into_place, output_dir, uninterrupted
+from ortprune._io import check_output_dir, check_outputs, commit_staged, staged_outputs
 from ortprune.cache import file_digest
 from ortprune.errors import ModelError, OrtpruneError, OutputError
 from ortprune.ortformat import (
@@ -124,13 +121,15 @@ def convert(
     level: str = "all",
     keep_quantized: bool = False,
     optimized_onnx: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> list[Converted]:
     """Convert every model (files or directories of ``.onnx``); two models may not share a file stem.
 
     The run's outputs appear together or not at all: each is checked first (not one of the models or the
     library, not a file ``convert`` did not write), every model is converted into a hidden directory
     beside ``out_dir``, and only when all succeeded is ``out_dir`` created and the files renamed into it,
-    with Ctrl-C held until the renames are done (a ``.ort`` and its ``.optimized.onnx`` stay a pair)."""
+    with Ctrl-C held until the renames are done (a ``.ort`` and its ``.optimized.onnx`` stay a pair).
+    ``progress(done, total, model)`` hears of each model as it starts."""
     from ortprune.runtime import Session, load_library
     from ortprune.scan.files import find_models
 
@@ -147,7 +146,7 @@ def convert(
             raise ModelError(f"two models would both become {f.stem}{ORT_SUFFIX}: {stems[f.stem]} and {f}", f)
         stems[f.stem] = f
     library = load_library(lib)
-    out = Path(out_dir)
+    out = check_output_dir(out_dir)
     plan = [(f, [(out / (f.stem + ORT_SUFFIX), "ORT")] + ([(out / f"{f.stem}.optimized.onnx", "ONNX")]
                                                            if optimized_onnx else [])) for f in files]  # fmt: skip
     outputs = [target for _, targets in plan for target, _ in targets]
@@ -155,8 +154,10 @@ def convert(
     for target in outputs:
         _check_ours(target)
     done: list[Converted] = []
-    with _staging(out) as stage:
+    with staged_outputs(out) as stage:
         for src, targets in plan:
+            if progress is not None:
+                progress(len(done), len(plan), str(src))
             t0 = time.monotonic()
             data = tagged_model_bytes(src, library.version, level, keep_quantized)
             for target, fmt in targets:
@@ -186,10 +187,7 @@ def convert(
                     seconds=round(time.monotonic() - t0, 3),
                 )
             )
-        output_dir(out)
-        with uninterrupted():
-            for target in outputs:
-                move_into_place(stage / target.name, target)
+        commit_staged(stage, out, [target.name for target in outputs])
     return done
 
 
@@ -213,20 +211,3 @@ def _check_ours(target: Path) -> None:
     if not ours:
         raise OutputError("exists and was not written by ortprune convert; refusing to replace it "
                           "(move it, or choose another --out)", target)  # fmt: skip
-
-
-@contextlib.contextmanager
-def _staging(out: Path) -> Iterator[Path]:
-    """A hidden directory in ``out`` or, while ``out`` does not exist yet, in its nearest existing
-    ancestor (same file system: the outputs are renamed from it); removed with whatever is left in it."""
-    base = out
-    while not base.exists() and base != base.parent:
-        base = base.parent
-    try:
-        stage = Path(tempfile.mkdtemp(prefix=".ortprune-convert-", dir=base))
-    except OSError as e:
-        raise OutputError(f"cannot write here: {e.strerror or e}", out) from None
-    try:
-        yield stage
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)

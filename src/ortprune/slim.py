@@ -144,15 +144,22 @@ def default_stages(
     log: Callable[[str], None] | None = None,
     levers: Levers | None = None,
     target: str | None = None,
+    distcc: str | None = None,
 ) -> Stages:
-    """The real stages; builds go through ``store`` (fetched from and published to) and ``ccache_remote``;
-    pruned variants get ``levers``; every build is for ``target`` (None: this machine)."""
+    """The real stages; builds go through ``store`` (fetched from and published to), ``ccache_remote`` and
+    ``distcc``; pruned variants get ``levers``; every build is for ``target`` (None: this machine)."""
     from ortprune.report.size import write_category_chart, write_shipped_chart
     from ortprune.report.slim import write_report
 
     return Stages(
         build=functools.partial(
-            _build, store=store, ccache_remote=ccache_remote, log=log, levers=levers or Levers(), target=target
+            _build,
+            store=store,
+            ccache_remote=ccache_remote,
+            log=log,
+            levers=levers or Levers(),
+            target=target,
+            distcc=distcc,
         ),
         scan=_scan,
         transformers=_transformers,
@@ -189,7 +196,7 @@ def _memo(
     if path.exists():
         try:
             return from_dict(json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError, KeyError):
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):  # e.g. a list where an object was
             pass  # a damaged cache entry is recomputed, not trusted
     value = compute()
     atomic_write_text(path, json.dumps(to_dict(value), indent=2) + "\n")
@@ -260,6 +267,7 @@ def slim(
     levers: Levers | None = None,
     reference: str = "official",
     target: str | None = None,
+    distcc: str | None = None,
 ) -> SlimResult:
     """``reference``: ``official`` (default) verifies against, scans with and measures from the official release
     library of the same version (PyPI's onnxruntime wheel; when there is none for this version and machine, the
@@ -275,8 +283,13 @@ def slim(
     ``levers``: build options for the pruned variants (``--extra``, ``--prune``, ``--toolchain``).
     ``stages``: the stage functions (default: :func:`default_stages` with that store). ``target``: the machine
     the libraries are for (``linux-aarch64`` cross-builds here; its libraries are scanned with, probed and
-    verified under qemu-user; the in-process checks, consumers and embeddings, are skipped for it)."""
+    verified under qemu-user; the in-process checks, consumers and embeddings, are skipped for it).
+    ``distcc``: hosts that compile what ccache misses (``ortbuild.distcc``; checked before any stage runs)."""
     ui = ui or QuietUI()
+    if distcc is not None:
+        from ortprune.ortbuild.runner import build_env
+
+        build_env(ccache_remote, distcc)  # a bad host list or a missing distcc stops here, not after the scan
     models = check_inputs(models, ort, level, variants, out, jobs, tolerance, reference)
     foreign = _foreign_target(target)
     if foreign and any(variant(v).model_format == "ort" for v in variants):
@@ -294,7 +307,7 @@ def slim(
         from ortprune.ortbuild.store import open_store
 
         the_store = open_store(store)  # one object: a store found unusable is skipped for the rest of the run
-    run = stages or default_stages(the_store, ccache_remote, ui.note, levers, foreign)
+    run = stages or default_stages(the_store, ccache_remote, ui.note, levers, foreign, distcc)
     memo_log: list[tuple[Path, list[str]]] = []
     _MEMO_LOG.set(memo_log)
     for v in variants:
@@ -498,6 +511,7 @@ def _build(
     log: Callable[[str], None] | None = None,
     levers: Levers = Levers(),
     target: str | None = None,
+    distcc: str | None = None,
 ) -> BuildResult:
     from ortprune.ortbuild import build_variant
 
@@ -517,6 +531,7 @@ def _build(
         log=log or (lambda s: None),
         toolchain=levers.toolchain,
         target=target,
+        distcc=distcc,
     )
 
 

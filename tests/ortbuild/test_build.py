@@ -184,10 +184,13 @@ def fake_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     fake_ort.make_ninja(bindir)
     monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("FAKE_LIB", fake_ort.system_lib())
+    real_env = runner.build_env  # its ccache and distcc variables, with the fake ninja first on PATH
     monkeypatch.setattr(
         runner,
         "build_env",
-        lambda ccache_remote=None: dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}"),
+        lambda ccache_remote=None, distcc=None: dict(
+            real_env(ccache_remote, distcc), PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}"
+        ),
     )
     monkeypatch.setattr(runner, "check_tools", lambda env, cxx="c++": ("g++ (fake) 12", "cmake version 3.31"))
     return fake_ort.make_source(tmp_path / "ort", DEPS_TXT)
@@ -280,6 +283,28 @@ def test_results_table_in_the_seed_form(fake_env: Path, tmp_path: Path, monkeypa
     assert rows[2].startswith(f"| reduced: seed 13-op config | {reduced.library_bytes:,} |") and "| -50.0% |" in rows[2]
     assert "`ortprune build --source debian:1.21.0 --variant reduced --config seed.config`" in text
     assert SEED_CONFIG.strip() in text
+
+    # with the official release library of the version in the cache, it is the first row and the baseline
+    import hashlib
+
+    from ortprune.cache import cache_dir
+    from ortprune.ortbuild.official import OfficialLibrary
+    from ortprune.platform import host_target
+
+    where = cache_dir("official", f"1.21.0-{host_target()}")
+    where.mkdir(parents=True)
+    lib = where / "libonnxruntime.so.1.21.0"
+    lib.write_bytes(Path(full.library).read_bytes() * 2)
+    data = lib.read_bytes()
+    record = OfficialLibrary("1.21.0", host_target(), "onnxruntime-1.21.0-cp311-cp311-manylinux.whl", "0" * 64,
+                             str(lib), hashlib.sha256(data).hexdigest(), len(data))  # fmt: skip
+    (where / "official.json").write_text(json.dumps(record.to_dict()))
+    text = results_markdown(measured_builds("1.21.0", {"seed 13-op config": Path("seed.config")}))
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| Build | Size (bytes) | Size (MiB) | vs official release")
+    assert rows[1].startswith(f"| official release | {len(data):,} |") and "| baseline |" in rows[1]
+    assert "| full |" in rows[2] and "| -50.0% |" in rows[2] and "| -75.0% |" in rows[3]
+    assert "pip download onnxruntime==1.21.0" in text
 
 
 def test_results_names_a_build_by_its_config_ops_not_its_comments(fake_env: Path, tmp_path: Path) -> None:

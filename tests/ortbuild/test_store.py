@@ -42,7 +42,9 @@ def fake_src(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(
         runner,
         "build_env",
-        lambda ccache_remote=None: dict(real_env(ccache_remote), PATH=f"{bindir}{os.pathsep}{real_env()['PATH']}"),
+        lambda ccache_remote=None, distcc=None: dict(
+            real_env(ccache_remote, distcc), PATH=f"{bindir}{os.pathsep}{real_env()['PATH']}"
+        ),
     )
     src = fake_ort.make_source(tmp_path / "ort", DEPS_TXT)
     (src / "VERSION_NUMBER").write_text(VERSION + "\n")

@@ -91,7 +91,9 @@ def test_clang_build_passes_compilers_flags_and_lto_to_build_py(
 ) -> None:
     bindir = fake_clang_bin(tmp_path / "clangbin")
     env = runner.build_env()
-    monkeypatch.setattr(runner, "build_env", lambda ccache_remote=None: dict(env, PATH=f"{bindir}:{env['PATH']}"))
+    monkeypatch.setattr(
+        runner, "build_env", lambda ccache_remote=None, distcc=None: dict(env, PATH=f"{bindir}:{env['PATH']}")
+    )
     spec = BuildSpec("1.21.0", "reduced", CFG, ("--enable_lto",), toolchain_name="clang")
     result = runner.build(spec, fake_env, log=lambda s: None)
     args = result.build_py_args
@@ -112,7 +114,7 @@ def test_clang_build_passes_compilers_flags_and_lto_to_build_py(
 
 
 def test_clang_build_without_clang_stops_before_anything(fake_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    monkeypatch.setattr(runner, "build_env", lambda ccache_remote=None: {"PATH": "/nonexistent"})
+    monkeypatch.setattr(runner, "build_env", lambda ccache_remote=None, distcc=None: {"PATH": "/nonexistent"})
     with pytest.raises(BuildError, match="--toolchain clang needs clang-16"):
         runner.build(BuildSpec("1.21.0", "full", toolchain_name="clang"), fake_env, log=lambda s: None)
     assert not list(cache_dir("builds").glob("*"))  # no build directory was made

@@ -128,6 +128,9 @@ def measured_builds(
             "(run ortprune build)"
         )
     rows = []
+    official = _official_row(version, target)
+    if official is not None:
+        rows.append(official)
     for r in sorted(found, key=lambda r: (variant_rank(r.variant), r.library_bytes)):
         config_label, file = named.get(ops_of[id(r)] or "", (None, None))
         wheel = " + Python wheel" if r.wheel_file else ""
@@ -137,3 +140,15 @@ def measured_builds(
         stripped = stripped_size(r.library) if Path(r.library).exists() else None
         rows.append(MeasuredBuild(r, name, command_for(r, file), stripped, file))
     return rows
+
+
+def _official_row(version: str, target: str | None) -> MeasuredBuild | None:
+    """The official release library of ``version`` for ``target`` (this machine when None) as the page's first
+    row and baseline, when it is cached (``ortprune scan --runtime official:VERSION`` or ``slim`` fetch it)."""
+    from ortprune.ortbuild.official import as_build, cached
+
+    lib = cached(version, target)
+    if lib is None:
+        return None
+    command = f"pip download onnxruntime=={version} --no-deps (the official release library, {lib.wheel})"
+    return MeasuredBuild(as_build(lib), "official release", command, lib.library_bytes)

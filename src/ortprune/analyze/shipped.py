@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ortprune.results.size import Shipped, ShippedFile
+from ortprune.tokenizer import TOKENIZER_FILES
 
 #: Tokenizer files a text embedding model ships with (fastembed's list; tokenizer.json is the big one).
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "config.json", "special_tokens_map.json")
 
 
 def stripped_size(lib: str | Path) -> int | None:

@@ -119,6 +119,7 @@ def build_variant(
     log: Callable[[str], None] = print,
     toolchain: str = DEFAULT_TOOLCHAIN,
     target: str | None = None,
+    distcc: str | None = None,
 ) -> BuildResult:
     """Resolve the source and deps, then build one variant: from the local cache, else from ``store`` (an
     artifact store: directory or http(s) URL), else compiled here (through ``ccache_remote`` when given)
@@ -127,7 +128,8 @@ def build_variant(
     ``prune`` adds source transforms (``ortbuild.prune.LEVERS``) on top of the variant's own;
     ``keep_transformers`` are the graph transformers ``optimizers`` keeps (``scan.transformers``); ``toolchain``
     the compiler and linker (``catalog.TOOLCHAINS``); ``target`` the machine it is for (``ortbuild.cross``:
-    ``linux-aarch64`` cross-builds on an x86-64 host)."""
+    ``linux-aarch64`` cross-builds on an x86-64 host); ``distcc`` the hosts that compile what ccache misses
+    (``ortbuild.distcc``: checked with the other inputs, never part of the build key)."""
     from ortprune.opconfig import OpConfig
     from ortprune.ortbuild import store as store_mod
     from ortprune.ortbuild.deps import check_wheel_headers
@@ -146,7 +148,7 @@ def build_variant(
         raise BuildError("--deps must be a directory of dependency archives", deps_dir)
     if wheel:
         check_wheel_headers()
-    env = runner.build_env(ccache_remote)
+    env = runner.build_env(ccache_remote, distcc)
     spec, tree, where = spec_for(
         source, variant, config_text, deps_dir, extra_flags, wheel, env, prune, keep_transformers, toolchain, target
     )
@@ -162,7 +164,9 @@ def build_variant(
     else:
         src = tree or resolve_source(source)
         deps = deps_for(source, spec.ort_version, deps_dir, src)
-        result = runner.build(spec, src, deps, jobs=jobs, progress=progress, log=log, ccache_remote=ccache_remote)
+        result = runner.build(
+            spec, src, deps, jobs=jobs, progress=progress, log=log, ccache_remote=ccache_remote, distcc=distcc
+        )
     if the_store is not None and result.fetched_from is None:
         store_mod.publish_or_warn(the_store, result, log)
     return result

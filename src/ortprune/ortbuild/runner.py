@@ -18,11 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ortprune._io import atomic_copy, atomic_write_text, output_dir
+from ortprune._io import atomic_write_text, commit_staged, staged_outputs
 from ortprune.cache import cache_dir
 from ortprune.elf import is_system_library
 from ortprune.errors import BuildError
 from ortprune.opconfig import OpConfig
+from ortprune.ortbuild import distcc as distcc_mod
 from ortprune.ortbuild.cross import ResolvedCross
 from ortprune.ortbuild.cross import resolve_for as resolve_cross
 from ortprune.ortbuild.deps import DepsDir, apply_deps, check_wheel_headers, missing_system_headers
@@ -71,9 +72,10 @@ def ort_version_of(source: Path) -> str:
 CCACHE_REMOTE_SCHEMES = ("redis://", "redis+unix:", "http://", "https://", "file:")
 
 
-def build_env(ccache_remote: str | None = None) -> dict[str, str]:
+def build_env(ccache_remote: str | None = None, distcc: str | None = None) -> dict[str, str]:
     """PATH with this interpreter's bin first (cmake<4 and ninja from PyPI), and one shared ccache,
-    backed by ccache's own remote storage when ``ccache_remote`` is given (teammates share objects)."""
+    backed by ccache's own remote storage when ``ccache_remote`` is given (teammates share objects), whose
+    misses compile on the ``distcc`` hosts when given (``ortbuild.distcc``; checked here, before any build)."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("CCACHE_DIR", str(cache_dir("ccache")))
@@ -89,6 +91,8 @@ def build_env(ccache_remote: str | None = None) -> dict[str, str]:
                 f"got {ccache_remote!r}"
             )
         env["CCACHE_REMOTE_STORAGE"] = ccache_remote
+    if distcc is not None:
+        env.update(distcc_mod.distcc_env(distcc, env["PATH"]))
     return env
 
 
@@ -375,13 +379,19 @@ def _configure(tree: _Tree, spec: BuildSpec, source: Path, env: dict[str, str], 
 
 
 def _configured(
-    spec: BuildSpec, source: Path, deps: DepsDir | None, jobs: int | None, log: Callable[[str], None]
+    spec: BuildSpec,
+    source: Path,
+    deps: DepsDir | None,
+    jobs: int | None,
+    log: Callable[[str], None],
+    distcc: str | None = None,
 ) -> tuple[_Tree, dict[str, str]]:
     """``spec``'s own build directory, configured as ``build`` would (which later reuses all of it)."""
-    env = build_env()
+    env = build_env(None, distcc)
     tools = resolve_toolchain(spec.toolchain_name, env["PATH"])
     cross = resolve_cross(spec.target, env["PATH"])
     check_tools(env, cross.cxx if cross else tools.cxx)
+    distcc_mod.check_helpers(env, cross.cxx if cross else tools.cxx, log)
     tree = _prepare(spec, source, deps, jobs, tools, cross)
     _configure(tree, spec, source, env, log)
     return tree, env
@@ -415,12 +425,14 @@ def compile_check(
     deps: DepsDir | None = None,
     jobs: int | None = None,
     log: Callable[[str], None] = print,
+    distcc: str | None = None,
 ) -> list[Path]:
     """Configure ``spec``'s build directory (as ``build`` would) and compile only ``objects`` (source paths
     relative to the ORT tree, e.g. ``onnxruntime/core/mlas/lib/platform.cpp``): whether a long build gets past
     its first files, in seconds. The directory is the build's own, so ``build`` later reuses all of it.
-    Returns the object files; BuildError when one fails (with the compiler's last lines)."""
-    tree, env = _configured(spec, source, deps, jobs, log)
+    Returns the object files; BuildError when one fails (with the compiler's last lines). ``distcc``: as for
+    ``build`` (the objects compile on those hosts unless ccache has them)."""
+    tree, env = _configured(spec, source, deps, jobs, log, distcc)
     listed = subprocess.run(
         ["ninja", "-C", str(tree.config_dir), "-t", "targets", "all"], env=env, capture_output=True, text=True
     ).stdout
@@ -432,7 +444,8 @@ def compile_check(
             raise BuildError(f"no object of the configured build compiles {obj}", tree.config_dir)
         chosen.append(hits[0])
     log(f"compiling {len(chosen)} object(s) of {tree.bdir.name} ...")
-    run_logged(["ninja", "-C", str(tree.config_dir), "-j", str(jobs or 1), *chosen], tree.logfile, env, tree.config_dir)
+    n = jobs or distcc_mod.default_jobs(env) or 1
+    run_logged(["ninja", "-C", str(tree.config_dir), "-j", str(n), *chosen], tree.logfile, env, tree.config_dir)
     return [tree.config_dir / t for t in chosen]
 
 
@@ -445,13 +458,15 @@ def build(
     progress: ProgressFn | None = None,
     log: Callable[[str], None] = print,
     ccache_remote: str | None = None,
+    distcc: str | None = None,
 ) -> BuildResult:
     """Build ``spec`` from ``source`` into ``~/.cache/ortprune/builds/<key>``; a finished build is reused,
     an interrupted one continues where ninja stopped. ``build_variant`` gives ``spec`` its source and
-    toolchain identity (``spec_for``); a spec without them is keyed by its options alone."""
+    toolchain identity (``spec_for``); a spec without them is keyed by its options alone. ``distcc``: hosts
+    that compile what ccache misses (``ortbuild.distcc``); never part of the key, ``-j`` defaults to theirs."""
     if spec.wheel:
         check_wheel_headers()
-    env = build_env(ccache_remote)
+    env = build_env(ccache_remote, distcc)
     tools = resolve_toolchain(spec.toolchain_name, env["PATH"])
     cross = resolve_cross(spec.target, env["PATH"])
     compiler, cmake = check_tools(env, cross.cxx if cross else tools.cxx)
@@ -460,14 +475,18 @@ def build(
     if cached is not None:
         log(f"cached: {cached.library} ({cached.library_bytes:,} bytes)")
         return cached
+    distcc_mod.check_helpers(env, cross.cxx if cross else tools.cxx, log)
     tree = _prepare(spec, source, deps, jobs, tools, cross)
     bdir, config_dir, args, state = tree.bdir, tree.config_dir, tree.args, tree.state
     manifest_path, logfile, state_path = bdir / "manifest.json", tree.logfile, tree.state_path
     started = time.monotonic()
     run: dict[str, object] = {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    if distcc_mod.uses_distcc(env):
+        run["distcc"] = env["DISTCC_HOSTS"]
+    ninja_jobs = jobs or distcc_mod.default_jobs(env) or os.cpu_count() or 2
     try:
         _configure(tree, spec, source, env, log)
-        log(f"compiling {key} (ninja -j{jobs or os.cpu_count()} onnxruntime) ...")
+        log(f"compiling {key} (ninja -j{ninja_jobs} onnxruntime) ...")
         target = ["onnxruntime"] + (["onnxruntime_pybind11_state"] if spec.wheel else [])
         steps = {"n": 0}
 
@@ -481,7 +500,7 @@ def build(
         for attempt in range(MAX_LINK_RESTORES + 1):
             try:
                 run_logged(
-                    ["ninja", "-C", str(config_dir), f"-j{jobs or os.cpu_count() or 2}", *target],
+                    ["ninja", "-C", str(config_dir), f"-j{ninja_jobs}", *target],
                     logfile,
                     env,
                     config_dir,
@@ -582,12 +601,17 @@ def stripped_copy(lib: Path, strip: str | None = None) -> Path:
 
 def export(result: BuildResult, out: Path) -> Path:
     """Copy the library (as ``libonnxruntime.so``, ready for ORT_DYLIB_PATH), its stripped copy
-    (``libonnxruntime.stripped.so``, what a user ships) and its manifest to ``out``."""
-    output_dir(out)
-    target = atomic_copy(result.library, out / "libonnxruntime.so")
+    (``libonnxruntime.stripped.so``, what a user ships) and its manifest to ``out``: all of them or none
+    (staged beside ``out``, renamed into it together)."""
     cross = resolve_cross(result.target)
-    atomic_copy(stripped_copy(Path(result.library), cross.strip if cross else None), out / "libonnxruntime.stripped.so")
+    stripped = stripped_copy(Path(result.library), cross.strip if cross else None)
+    copies = {"libonnxruntime.so": Path(result.library), "libonnxruntime.stripped.so": stripped}
     if result.wheel_file:
-        atomic_copy(result.wheel_file, out / Path(result.wheel_file).name)
-    result.save(out / "manifest.json")
-    return target
+        copies[Path(result.wheel_file).name] = Path(result.wheel_file)
+    with staged_outputs(out) as stage:
+        for name, src in copies.items():
+            shutil.copyfile(src, stage / name)
+            shutil.copymode(src, stage / name)
+        result.save(stage / "manifest.json")
+        commit_staged(stage, out, [*copies, "manifest.json"], keep_mode=True)
+    return out / "libonnxruntime.so"

@@ -13,15 +13,17 @@ from ortprune.results import MeasuredBuild
 def results_markdown(rows: list[MeasuredBuild], notes: str = "") -> str:
     """A Markdown page: the seed's table (bytes, MiB, vs full) plus stripped size, wall time and commands.
     ``rows``: full first (``analyze.builds.measured_builds``)."""
-    full = next((m.build for m in rows if m.build.variant == BASELINE and not m.build.extra_flags), None)
-    first = rows[0].build if rows else None
+    official = next((m.build for m in rows if m.build.variant == "official"), None)
+    full = official or next((m.build for m in rows if m.build.variant == BASELINE and not m.build.extra_flags), None)
+    first = next((m.build for m in rows if m.build is not official), None)
 
     def vs(m: MeasuredBuild) -> str:
         if m.build is full:
             return "baseline"
         return f"{(m.build.library_bytes / full.library_bytes - 1) * 100:+.1f}%" if full else ""
 
-    cols: list[Column[MeasuredBuild]] = seed_columns(lambda m: m.label, lambda m: m.build.library_bytes, vs)
+    baseline = "official release" if official else "full"
+    cols: list[Column[MeasuredBuild]] = seed_columns(lambda m: m.label, lambda m: m.build.library_bytes, vs, baseline)
     cols += [
         Column("stripped (bytes)", lambda m: "" if m.stripped_bytes is None else f"{m.stripped_bytes:,}", right=True),
         Column("build wall time", lambda m: f"{m.build.wall_time_s:,.0f} s ({m.build.steps} steps)", right=True),

@@ -88,6 +88,7 @@ def render_markdown(res: SlimResult) -> str:
             Column("pruned ms", lambda r: f"{r[1].pruned_ms or 0:.1f}"),
             Column(f"{res.reference} ms", lambda r: f"{r[1].reference_ms or 0:.1f}"),
             Column("fix", lambda r: r[1].fix or ""),
+            Column("inputs", lambda r: r[1].inputs),
         ],
         [(v, m) for v, rep in res.verifies.items() for m in rep.models],
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import types
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,14 @@ class BuildResult:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BuildResult:
+        """The manifest from its JSON form; a ValueError names a field whose value is not of its declared
+        type (a hand-edited or damaged manifest stops here, not as a crash where the field is used)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"expected a JSON object, got {type(d).__name__}")
+        hints = typing.get_type_hints(cls)
+        for name, value in d.items():
+            if name in hints and not _is(value, hints[name]):
+                raise ValueError(f"field {name!r} must be {_name(hints[name])}, got {value!r:.80}")
         return cls(**d)
 
     def save(self, path: Path) -> Path:
@@ -60,6 +70,31 @@ class BuildResult:
             return cls.from_dict(json.loads(path.read_text()))
         except (OSError, ValueError, TypeError) as e:
             raise BuildError(f"not a build manifest: {e}", path) from None
+
+
+def _is(value: Any, hint: Any) -> bool:
+    """``value`` (from JSON) fits the type annotation ``hint`` (str, int, float, bool, None, lists, dicts,
+    unions, object). Hand-written: the manifest's dataclass is the schema, no validation library needed."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is(value, a) for a in args)
+    if origin is list:
+        return isinstance(value, list) and all(_is(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(isinstance(k, str) and _is(v, args[1]) for k, v in value.items())
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint in (str, bool):
+        return isinstance(value, hint)
+    return hint in (object, Any)
+
+
+def _name(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
 
 
 @dataclass

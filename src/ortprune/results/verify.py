@@ -75,6 +75,9 @@ class ModelVerdict:
     outputs: list[OutputDiff] = field(default_factory=list)
     pruned_ms: float | None = None
     reference_ms: float | None = None
+    #: the feeds both libraries ran: "given", "file (<model>.inputs.npz)", "tokenizer" or "generated
+    #: (...)", with each input's type and shape
+    inputs: str = ""
 
     @property
     def max_abs_diff(self) -> float | None:

@@ -322,4 +322,10 @@ def resolve_cache(cache: bool | str | os.PathLike[str] | OptimizedModelCache | N
         return cache
     if cache is True:
         return OptimizedModelCache()
-    return OptimizedModelCache(Path(os.fspath(cache)))
+    if not isinstance(cache, str | os.PathLike):
+        from ortprune.errors import ArgumentTypeError
+
+        raise ArgumentTypeError(f"cache must be True, False, None or a directory, got {type(cache).__name__}")
+    from ortprune._args import path_arg
+
+    return OptimizedModelCache(path_arg(cache, "cache"))

@@ -11,19 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ortprune._args import bool_arg, int_arg, optional_path_arg, path_arg
 from ortprune._io import check_outputs
 from ortprune._threads import InThread
 from ortprune.catalog import OPTIMIZATION_LEVELS
-from ortprune.errors import OrtpruneError
-from ortprune.platform import check_parallel
+from ortprune.errors import ArgumentTypeError, ArgumentValueError, OrtpruneError
+from ortprune.platform import max_parallel
 from ortprune.runtime import _capi
 from ortprune.runtime.cache import OptimizedModelCache, resolve_cache
 from ortprune.runtime.library import Library, _level, load_library
 
 if TYPE_CHECKING:  # numpy is imported on first use: a cold start imports it while ORT loads the model
     import numpy as np
-
-#: ORT's thread counts are C ints.
 
 
 class InputError(OrtpruneError):
@@ -66,7 +65,9 @@ class Session:
     level ``disable`` by default, after checking this CPU and ``lib`` against the bundle's manifest.
     ``threads`` sets ORT's intra- and inter-op thread counts (as fastembed does); None leaves ORT's default.
     ``optimized_model_path`` makes ORT write the graph it optimized; ``config`` adds session config entries
-    (``AddSessionConfigEntry``).
+    (``AddSessionConfigEntry``); ``cpu_mem_arena`` False turns ORT's CPU memory arena off (fastembed's
+    ``enable_cpu_mem_arena``), True on, None leaves ORT's default. Wrong types or values raise
+    :class:`ArgumentTypeError` / :class:`ArgumentValueError` before anything is loaded.
     ``run`` may be called from several threads at once. ``close()`` (or ``with``) releases the session.
     """
 
@@ -81,18 +82,30 @@ class Session:
         optimized_model_path: str | os.PathLike[str] | None = None,
         config: Mapping[str, str] | None = None,
         cache: bool | str | os.PathLike[str] | OptimizedModelCache | None = None,
+        cpu_mem_arena: bool | None = None,
     ) -> None:
         if isinstance(model, str | os.PathLike) and "\0" in os.fspath(model):
-            raise OrtpruneError("the model path contains a NUL character", repr(os.fspath(model)))
+            raise ArgumentValueError("the model path contains a NUL character", repr(os.fspath(model)))
         if not isinstance(model, str | os.PathLike | bytes | bytearray | memoryview):
-            raise OrtpruneError(f"model must be a path or the model's bytes, got {type(model).__name__}")
-        check_parallel(threads, "threads", minimum=0)  # 0: ORT's default
+            raise ArgumentTypeError(f"model must be a path or the model's bytes, got {type(model).__name__}")
+        if isinstance(model, str | os.PathLike):
+            path_arg(model, "model")
+        if threads is not None:
+            threads = int_arg(threads, "threads", 0, max_parallel())  # 0: ORT's default; more only slows it
         if config is not None:
             if not isinstance(config, Mapping):
-                raise OrtpruneError(f"config must be a mapping of strings to strings, got {type(config).__name__}")
+                raise ArgumentTypeError(f"config must be a mapping of strings to strings, got {type(config).__name__}")
             for key, value in config.items():
                 if not isinstance(key, str) or not isinstance(value, str) or "\0" in key + value:
-                    raise OrtpruneError(f"config entries must be strings without NUL, got {key!r}: {value!r}")
+                    raise ArgumentValueError(f"config entries must be strings without NUL, got {key!r}: {value!r}")
+        optimized_model_path = optional_path_arg(optimized_model_path, "optimized_model_path")
+        if cpu_mem_arena is not None:
+            cpu_mem_arena = bool_arg(cpu_mem_arena, "cpu_mem_arena")
+        if log_level is not None:
+            _level(log_level, _capi.LOG_LEVELS, "log level")
+        if optimization_level is not None:
+            _level(optimization_level, OPTIMIZATION_LEVELS, "optimization level", any_number=True)
+        self._cpu_mem_arena = cpu_mem_arena
         in_bundle = False
         if isinstance(model, str | os.PathLike):
             from ortprune import bundle
@@ -112,7 +125,7 @@ class Session:
         self._inflight = 0
         self._closing = False
         self.path: Path | None = None if isinstance(model, bytes | bytearray | memoryview) else Path(model)
-        level = _level(optimization_level, OPTIMIZATION_LEVELS, "optimization level")
+        level = _level(optimization_level, OPTIMIZATION_LEVELS, "optimization level", any_number=True)
         config = dict(config or {})
         #: "hit" (loaded the cached optimized model), "miss" / "rebuilt" (optimized and saved), or None
         self.cache_status: str | None = None
@@ -191,6 +204,9 @@ class Session:
         self.lib.check(f.CreateSessionOptions(ctypes.byref(opts)), "creating session options")
         release_opts = self.lib.own(self, "session_options", opts.value, f.ReleaseSessionOptions)
         try:
+            if self._cpu_mem_arena is not None:
+                arena = f.EnableCpuMemArena if self._cpu_mem_arena else f.DisableCpuMemArena
+                self.lib.check(arena(opts), "setting the CPU memory arena")
             if threads is not None:
                 self.lib.check(f.SetIntraOpNumThreads(opts, threads), "setting intra-op threads")
                 self.lib.check(f.SetInterOpNumThreads(opts, threads), "setting inter-op threads")
@@ -337,6 +353,8 @@ class Session:
         rank; returns the requested (default: all) outputs as new numpy arrays."""
         if self.closed:
             raise OrtpruneError("the session is closed", self.path)
+        if outputs is not None and (isinstance(outputs, str | bytes) or not isinstance(outputs, Sequence)):
+            raise ArgumentTypeError(f"outputs must be a list of output names (or None: all), got {outputs!r}")
         arrays = self._check_feeds(feeds)
         out_names = list(self.output_names if outputs is None else outputs)
         for name in out_names:

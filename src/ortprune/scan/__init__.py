@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ortprune import platform as plat
-from ortprune._io import atomic_write_text, json_text
+from ortprune._args import bool_arg, optional_path_arg, path_arg, paths_arg
+from ortprune._io import atomic_write_text, input_problem, json_text
 from ortprune.catalog import LEVELS, check_level
-from ortprune.errors import NoModelsError
+from ortprune.errors import ModelError, NoModelsError
 from ortprune.opconfig import OpConfig, OpId
 from ortprune.ortformat import ORT_SUFFIX, is_ort_format
 from ortprune.results.scan import ConfigSummary, ModelOps, OpRow, ScanReport
@@ -162,7 +163,12 @@ def scan_model(
     at ORT_DISABLE_ALL (``tests/scan`` checks this against ORT's saved optimized model). An ``.ort``
     file already holds the optimized graph: its ops are read as they are, with each kernel's opset."""
     check_level(level)
-    path = Path(path)
+    path = path_arg(path, "path")
+    types = bool_arg(types, "types")
+    runtime = optional_path_arg(runtime, "runtime")
+    problem = input_problem(path)  # before anything opens it: a FIFO would block, a device never end
+    if problem is not None:
+        raise ModelError(f"cannot read the model: {problem}", path)
     if path.suffix.lower() == ORT_SUFFIX or is_ort_format(path):
         return ModelScan(path=path, raw=ort_graph_ops(path, types), optimized=None, level=level)
     lazy = load_structure(path)
@@ -185,15 +191,27 @@ def scan_model(
 
 
 def scan(
-    paths: Iterable[str | Path], level: str = "all", types: bool = False, runtime: str | Path | None = None
+    paths: Iterable[str | Path],
+    level: str = "all",
+    types: bool = False,
+    runtime: str | Path | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> ScanResult:
     """Scan model files and directories (recursively) into one result; ``runtime`` optimizes with that
-    libonnxruntime (e.g. the full build of the version being pruned) instead of the onnxruntime package."""
+    libonnxruntime (e.g. the full build of the version being pruned) instead of the onnxruntime package.
+    ``progress(done, total, model)`` hears of each model as it starts. ``paths`` is one path (a str or
+    os.PathLike) or an iterable of them."""
     check_level(level)
-    files = find_models(paths)
+    types = bool_arg(types, "types")
+    runtime = optional_path_arg(runtime, "runtime")
+    files = find_models(paths_arg(paths, "paths"))
     onnx_files = [p for p in files if not is_ort_format(p)]
     version = ort_version(runtime) if level != "disable" and onnx_files else None
-    models = [scan_model(p, level, types, runtime) for p in files]
+    models = []
+    for done, p in enumerate(files):
+        if progress is not None:
+            progress(done, len(files), str(p))
+        models.append(scan_model(p, level, types, runtime))
     machine = plat.machine_info()
     target = _foreign(runtime) if runtime is not None and version is not None else None
     if target is not None:  # the optimizer ran as the target's library, under qemu-user

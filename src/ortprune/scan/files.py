@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
-from ortprune._io import input_problem
+from ortprune._io import input_problem, walk
 from ortprune.errors import ModelError, NoModelsError
 
 MODEL_SUFFIXES = (".onnx", ".ort")
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    """Every entry under ``root``, as ``Path.rglob("*")`` gives them (symlinked directories are not entered),
-    with a stack instead of recursion: a tree deeper than Python's recursion limit is searched too."""
-    stack = [root]
-    while stack:
-        with os.scandir(stack.pop()) as entries:
-            for e in entries:
-                yield Path(e.path)
-                if e.is_dir(follow_symlinks=False):
-                    stack.append(Path(e.path))
+def _raise(e: OSError) -> None:
+    raise e
 
 
 def find_models(paths: Iterable[str | Path]) -> list[Path]:
@@ -31,7 +22,10 @@ def find_models(paths: Iterable[str | Path]) -> list[Path]:
     for p in map(Path, paths):
         if p.is_dir():
             try:  # is_file() follows links: a FIFO or a loop inside the directory is skipped, not opened
-                models = sorted(f for f in _walk(p) if f.suffix.lower() in MODEL_SUFFIXES and f.is_file())
+                models = sorted(
+                    f for d, _, names in walk(p, _raise) for n in names
+                    if (f := Path(d, n)).suffix.lower() in MODEL_SUFFIXES and f.is_file()
+                )  # fmt: skip
             except OSError as e:
                 raise ModelError(f"cannot search the directory: {e.strerror or e}", e.filename or p) from None
             if not models:
