@@ -19,7 +19,7 @@ no kernel for the keep-quantized graph's int8 Cast; the minimal build slim makes
 After each ``cache-first`` run the benchmark waits for the cache writer that run left (not timed).
 Every (library, path) runs once per round, in a rotated order, in fresh processes; medians over rounds.
 ratio = onnxruntime process wall / path process wall (> 1: faster than ``import onnxruntime``; the
-issue's target for the warm cache is >= 2).
+goal for the warm cache is >= 2).
 
 Writes bench/results/coldstart.json (with machine info). ``--only REGEX`` runs the baseline and the paths
 matching REGEX and replaces (or adds) just those rows in the existing JSON, each with the time it was measured,

@@ -1,8 +1,10 @@
 """Before queueing a 25-40 min ORT build: configure it exactly as ``ortprune build`` would and compile a few of
 its real objects (``runner.compile_check``), recording the compile commands and timings as JSON.
 
-    flock /work/logs/ortbuild.lock nice -n 10 .venv/bin/python bench/compile_check.py \\
+    nice -n 10 .venv/bin/python bench/compile_check.py \\
         --toolchain clang --extra=--enable_lto --prune mlas-isa=avx2 -o bench/results/compile-check.json
+
+(behind the same lock as the machine's other ORT builds, where several share it: ``flock LOCKFILE ...``).
 
 The build directory is the real build's (its key), so the build that follows reuses the configure and objects.
 """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -21,12 +22,17 @@ from ortprune.cache import cache_dir
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _portable(text: str) -> str:
+    """No machine paths in committed pages: the home directory as ~, a venv's site-packages as <site-packages>."""
+    return re.sub(r"[^\s`'\"|]*/site-packages/", "<site-packages>/", _portable(text))
+
+
 def _run(args: list[str]) -> tuple[str, str, float]:
     exe = str(Path(sys.executable).with_name("ortprune"))
     start = time.perf_counter()
     proc = subprocess.run([exe, *args], capture_output=True, text=True, check=True)
-    shown = shlex.join(["ortprune", *args]).replace(str(Path.home()), "~")
-    return proc.stdout, shown, time.perf_counter() - start
+    shown = _portable(shlex.join(["ortprune", *args]))
+    return _portable(proc.stdout), shown, time.perf_counter() - start
 
 
 def _doc(title: str, cmd: str, seconds: float, body: str, extra: str = "") -> str:
@@ -86,9 +92,10 @@ def main() -> None:
             f"{est['estimated_size']:,} | {err:+.2f}% |"
         )
         diff, dcmd, _ = _run(["size", "diff", full, str(red.library), "-f", "markdown"])
+        config_text = _portable(red.config.read_text())
         sections.append(
             f"## `{red.library.parents[1].name}`\n\n```bash\n{cmd}\n```\n\n({secs:.1f} s) Config:\n\n```\n"
-            f"{red.config.read_text()}```\n\n{body}\n### What actually changed\n\n```bash\n{dcmd}\n```\n\n{diff}"
+            f"{config_text}```\n\n{body}\n### What actually changed\n\n```bash\n{dcmd}\n```\n\n{diff}"
         )
     if sections:
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -96,7 +103,7 @@ def main() -> None:
             f"# ORT {args.version}: estimate of each reduced build vs the real one\n\nMade {when} by "
             "`bench/ort_size_tables.py` (target: within 5%).\n\n" + "\n".join(summary) + "\n\n" + "\n".join(sections)
         )
-        atomic_write_text(out / f"ort-{args.version}-estimate.md", text.replace(str(Path.home()), "~"))
+        atomic_write_text(out / f"ort-{args.version}-estimate.md", _portable(text))
     print("\n".join(str(p) for p in sorted(out.glob(f"ort-{args.version}-*.md"))))
 
 

@@ -79,6 +79,15 @@ def bundled(name: str) -> BundledModel:
     raise OrtpruneError(f"no bundled model {name!r}; known: {', '.join(m.name for m in BUNDLED)}")
 
 
+def resolve_name(item: str | Path) -> Path:
+    """A bundled model's file for its name (unless a file of that name exists); anything else as given, for
+    the caller to report on (``verify`` gives a missing file its own verdict)."""
+    p = Path(item)
+    if not (p.exists() or p.is_symlink()) and any(str(item) in (m.name, m.distribution) for m in BUNDLED):
+        return bundled(str(item)).path()
+    return p
+
+
 def model_paths(items: list[str] | list[Path], include_bundled: bool = False) -> list[Path]:
     """Model files and directories as given, bundled-model names resolved, plus every bundled model if
     asked; one error naming the item for something that is neither a path nor a bundled name."""

@@ -668,7 +668,9 @@ def source_fetch(
 def probe(
     lib: Annotated[Path, typer.Argument(help="The libonnxruntime.so to probe.")],
     config: Annotated[Path | None, typer.Option("--config", help="Probe the ops of this config.")] = None,
-    models: Annotated[list[Path] | None, typer.Option("--models", help="Probe the ops these models need.")] = None,
+    models: Annotated[
+        list[Path] | None, typer.Option("--models", help="Probe the ops these models (files or bundled names) need.")
+    ] = None,
     all_ops: Annotated[
         bool, typer.Option("--all", help="Probe every op version ONNX Runtime has a CPU kernel for.")
     ] = False,
@@ -684,8 +686,9 @@ def probe(
     ] = False,
 ) -> None:
     """Which ops LIB really implements: one single-node session per op, isolated; exit 1 if any is
-    missing or (without --allow-unprobed) could not be probed. --models takes one or more files.
+    missing or (without --allow-unprobed) could not be probed. --models takes one or more files or bundled model names.
     With --consumers: which real consumers load LIB and the line that points each at it."""
+    from ortprune.bundled import model_paths
     from ortprune.opconfig import OpConfig
     from ortprune.report.verify import print_probe
     from ortprune.verify import ops_for
@@ -693,6 +696,7 @@ def probe(
     from ortprune.verify.probe import UNKNOWN
 
     check_parallel(jobs, "--jobs")
+    models = model_paths(models) if models else models  # bundled names, as every other model argument takes
     check_outputs([json_out], _reads(config, libs=(lib,), models=tuple(models or ())))
     if consumers:
         from ortprune.report.consumers import print_consumers
@@ -727,7 +731,7 @@ def probe(
 
 @app.command()
 def verify(
-    models: Annotated[list[Path], typer.Argument(help="Model files to run on both libraries.")],
+    models: Annotated[list[Path], typer.Argument(help="Model files or bundled model names to run on both libraries.")],
     lib: Annotated[Path, typer.Option("--lib", help="The pruned libonnxruntime.so.")],
     reference: Annotated[
         str | None,
@@ -751,20 +755,23 @@ def verify(
     (ok, differs, missing-op, cannot-load, cannot-run); exit 1 unless all are ok."""
     import math
 
+    from ortprune.bundled import resolve_name
     from ortprune.report.verify import print_verify
     from ortprune.verify import verify as run_verify
     from ortprune.verify.compare import load_feeds
 
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise UsageError(f"--tolerance must be a finite number >= 0, got {tolerance}")
+    given, models = models, [resolve_name(m) for m in models]  # bundled names → their files
     feeds = {}
     for item in inputs or []:
         model, _, npz = item.rpartition("=")
         if not model or not npz:
             raise UsageError(f"--inputs takes MODEL=feeds.npz, got {item!r}")
-        if not any(Path(model).absolute() == Path(m).absolute() for m in models):
+        at = [i for i, m in enumerate(given) if model == str(m) or Path(model).absolute() == Path(m).absolute()]
+        if not at:
             raise UsageError(f"--inputs names {model!r}, which is not one of the models given")
-        feeds[Path(model)] = load_feeds(npz)
+        feeds[models[at[0]]] = load_feeds(npz)
     dims = _name_values(dim, "--dim")
     ref = _library_option(reference, "--reference", version_of=lib)
     feed_files = [i.rpartition("=")[2] for i in inputs or []]

@@ -307,6 +307,23 @@ def test_results_table_in_the_seed_form(fake_env: Path, tmp_path: Path, monkeypa
     assert "pip download onnxruntime==1.21.0" in text
 
 
+def test_results_names_a_build_by_its_config_ops_not_its_comments(fake_env: Path, tmp_path: Path) -> None:
+    """A committed config whose comment lines were edited (e.g. the scanned models' paths) still names the
+    build made from it: the build key ignores comments, so the results page must too."""
+    from ortprune.analyze.builds import measured_builds
+
+    runner.build(BuildSpec("1.21.0", "full"), fake_env, log=lambda s: None)
+    built_from = "# - /somewhere/model.onnx\n" + SEED_CONFIG
+    runner.build(BuildSpec("1.21.0", "reduced", built_from), fake_env, log=lambda s: None)
+    edited = tmp_path / "seed.config"
+    edited.write_text("# - <site-packages>/model.onnx\n" + SEED_CONFIG)
+    names = [m.label for m in measured_builds("1.21.0", {"seed": edited})]
+    assert names == ["full", "reduced: seed"]
+    other = tmp_path / "other.config"
+    other.write_text("# - /somewhere/model.onnx\nai.onnx;17;Add\n")
+    assert [m.label for m in measured_builds("1.21.0", {"other": other})] == ["full"]
+
+
 def test_debian_deps_map_onto_ort_1_21_deps_txt(tmp_path: Path) -> None:
     """The real thing, minus the compile: fetch the pool's archives (cached) and map them onto the
     deps.txt of ORT 1.21.0's own source tarball."""

@@ -13,6 +13,7 @@ from ortprune.analyze.shipped import stripped_size
 from ortprune.cache import cache_dir, file_digest
 from ortprune.catalog import DEFAULT_TOOLCHAIN, VARIANTS, variant, variant_rank
 from ortprune.errors import OrtpruneError
+from ortprune.ortbuild.variants import config_ops_digest
 from ortprune.results import BuildResult, MeasuredBuild
 
 
@@ -68,6 +69,17 @@ def find_manifests(version: str | None = None, root: Path | None = None) -> list
     return [r for r in found if version is None or r.ort_version == version]
 
 
+def _ops_digest(r: BuildResult) -> str | None:
+    """The operator-lines digest of the config a build was made with (its copy in the build directory);
+    without that copy, the manifest's digest of the whole config text."""
+    if r.config_hash is None:
+        return None
+    try:
+        return config_ops_digest((Path(r.build_dir) / "ops.config").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return r.config_hash
+
+
 def command_for(r: BuildResult, config_file: str | None) -> str:
     """The ortprune command that reproduces the build (the config by the file name given for it)."""
     args = ["ortprune", "build", "--source", f"debian:{r.ort_version}", "--variant", r.variant]
@@ -96,15 +108,20 @@ def measured_builds(
     (label → config file) names the builds made from those configs; naming any selects them: builds from
     other configs are left out. ``target``: the cross builds for that target (None: native builds only; a
     page never mixes machines)."""
+    # A config names a build by its operator lines: its comments (the scanned models' paths) may differ.
     named: dict[str, tuple[str | None, str | None]] = {}
     for label, path in (configs or {}).items():
         try:
-            named[file_digest(path)] = (label, str(path))
+            named[config_ops_digest(Path(path).read_text(encoding="utf-8"))] = (label, str(path))
+            named[file_digest(path)] = (label, str(path))  # a build whose config copy is gone: the whole text
         except OSError as e:
             raise OrtpruneError(f"cannot read the config: {e.strerror}", path) from None
+        except UnicodeDecodeError:
+            raise OrtpruneError("the config is not UTF-8 text", path) from None
     found = [r for r in find_manifests(version, root) if r.target == target]
+    ops_of = {id(r): _ops_digest(r) for r in found}
     if named:
-        found = [r for r in found if r.config_hash is None or r.config_hash in named]
+        found = [r for r in found if r.config_hash is None or ops_of[id(r)] in named]
     if not found:
         raise OrtpruneError(
             f"no finished builds of ONNX Runtime {version}{f' for {target}' if target else ''} in the cache "
@@ -115,7 +132,7 @@ def measured_builds(
     if official is not None:
         rows.append(official)
     for r in sorted(found, key=lambda r: (variant_rank(r.variant), r.library_bytes)):
-        config_label, file = named.get(r.config_hash or "", (None, None))
+        config_label, file = named.get(ops_of[id(r)] or "", (None, None))
         wheel = " + Python wheel" if r.wheel_file else ""
         extra = "".join(f" {f}" for f in r.extra_flags)
         tag = f" ({r.toolchain_name})" if r.toolchain_name != DEFAULT_TOOLCHAIN else ""

@@ -132,11 +132,7 @@ class BuildSpec:
     def config_ops_hash(self) -> str | None:
         """Hash of the config's operator lines only: its comments (scan writes the models' paths there)
         do not change the library."""
-        if self.config_text is None:
-            return None
-        lines = [line.strip() for line in self.config_text.splitlines()]
-        ops = "\n".join(line for line in lines if line and not line.startswith("#"))
-        return hashlib.sha256(ops.encode()).hexdigest()[:16]
+        return None if self.config_text is None else config_ops_digest(self.config_text)
 
     def _options(self, config_hash: str | None) -> list[object]:
         parts: list[object] = [
@@ -166,6 +162,13 @@ class BuildSpec:
         builds made then are found under it (``runner.find_cached``)."""
         data = json.dumps(self._options(self.config_hash))
         return f"{self.ort_version}-{self.variant}-{hashlib.sha256(data.encode()).hexdigest()[:10]}"
+
+
+def config_ops_digest(config_text: str) -> str:
+    """Hash of a config's operator lines only (comments and blank lines left out), 16 hex digits."""
+    lines = [line.strip() for line in config_text.splitlines()]
+    ops = "\n".join(line for line in lines if line and not line.startswith("#"))
+    return hashlib.sha256(ops.encode()).hexdigest()[:16]
 
 
 BASE_DEFINES = (
