@@ -50,6 +50,15 @@ class _Console(Console):
 # paths stay on one line (copyable, greppable); no markup: a message's "[batch, 4]" or a path's "[1]" is text
 console = _Console(stderr=True, soft_wrap=True, markup=False)
 out = _Console(soft_wrap=True, markup=False)
+
+
+def _header(text: str) -> None:
+    """What a long command is about to do, said first, on a terminal (with the progress bar that follows): a
+    log or a pipe keeps only the result, and an error stays its one line."""
+    if console.is_terminal:
+        console.print(text, highlight=False)
+
+
 _state = {"debug": False}
 
 
@@ -156,7 +165,7 @@ def scan(
     check_outputs([output, json_out], [*paths, runtime])
     if not quiet:
         level = optimization_level.value
-        console.print(f"scan {', '.join(map(str, paths[:3]))}{' ...' if len(paths) > 3 else ''} at level {level}"
+        _header(f"scan {', '.join(map(str, paths[:3]))}{' ...' if len(paths) > 3 else ''} at level {level}"
                       f"{'' if level == 'disable' else ' (ONNX Runtime optimizes each model)'}")  # fmt: skip
     with count_progress(console, "scan") as advance:
         result = run_scan(paths, optimization_level.value, types=types, runtime=runtime, progress=advance)
@@ -361,7 +370,7 @@ def convert(
     from ortprune.report.progress import count_progress
 
     paths = model_paths(models)
-    console.print(f"convert {len(paths)} path(s) to ORT format with {lib} at level {optimization_level.value}")
+    _header(f"convert {len(paths)} path(s) to ORT format with {lib} at level {optimization_level.value}")
     with count_progress(console, "convert") as advance:
         done = run_convert(
             paths, lib, out_dir, optimization_level.value, keep_quantized, optimized_onnx, progress=advance
@@ -567,7 +576,7 @@ def probe(
 
     types = OpConfig.load(config).types if config else None
     ops = ops_for(config, models, all_ops)
-    console.print(f"probe {lib}: {len(ops)} op(s), one session each, {jobs or os.cpu_count() or 2} worker(s)")
+    _header(f"probe {lib}: {len(ops)} op(s), one session each, {jobs or os.cpu_count() or 2} worker(s)")
     with count_progress(console, "probe") as advance:
         report = run_probe(lib, ops, jobs, types, progress=advance)
     print_probe(report, out, show_all=not missing_only)
@@ -620,7 +629,7 @@ def verify(
     check_outputs([json_out], [lib, reference, *models, *(i.rpartition("=")[2] for i in inputs or [])])
     from ortprune.report.progress import count_progress
 
-    console.print(f"verify {len(models)} model(s) on {lib} against {reference or 'the reference library'} "
+    _header(f"verify {len(models)} model(s) on {lib} against {reference or 'the reference library'} "
                   f"at level {optimization_level.value}")  # fmt: skip
     with count_progress(console, "verify") as advance:
         report = run_verify(
