@@ -8,6 +8,7 @@ however narrow the terminal; ORT's own log lines stay off; long commands say wha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -45,6 +46,40 @@ def _cli(args: list[str], tmp_path: Path, columns: int = 200, **kw: object) -> s
     )  # type: ignore[call-overload, no-any-return]
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
+
+
+def _on_a_terminal(args: list[str], tmp_path: Path, until: str | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the CLI with stderr on a pseudo-terminal (what a user watching sees); read it until ``until``
+    appears (then return, the process still running) or the process ends. Returns the process and the
+    terminal's text, control sequences removed."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [*CLI, *args], stdout=subprocess.PIPE, stderr=slave, env=_env(tmp_path), cwd=tmp_path, start_new_session=True
+    )
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if select.select([master], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the process closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if until is not None and until in _ANSI.sub("", seen.decode(errors="replace")):
+                break
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    return proc, _ANSI.sub("", seen.decode(errors="replace"))
+
+
 def _model(path: Path, nodes: list[onnx.NodeProto], inits: list[onnx.TensorProto] | None = None) -> Path:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
@@ -59,22 +94,32 @@ def _model(path: Path, nodes: list[onnx.NodeProto], inits: list[onnx.TensorProto
 # -- Ctrl-C and closed pipes ------------------------------------------------------------------------------
 def test_ctrl_c_says_interrupted_and_exits_130(lib: Path, tmp_path: Path) -> None:
     """SIGINT to the whole process group (what Ctrl-C sends) in the middle of `probe --all`: workers and all."""
+    import pty
+
+    master, slave = pty.openpty()  # stderr on a terminal: the header comes first, then the bar
     proc = subprocess.Popen(
         [*CLI, "probe", str(lib), "--all", "-j", "1"],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=slave,
         env=_env(tmp_path),
         start_new_session=True,
     )
-    assert proc.stderr is not None
-    header = proc.stderr.readline()  # the header comes first: the probes are running once it is there
-    assert header.startswith(f"probe {lib}: ") and " op(s)" in header, header
-    time.sleep(1.0)
-    os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, (proc.returncode, err)
-    assert err.strip() == "interrupted" and "Traceback" not in err, err
+    os.close(slave)
+    with os.fdopen(master, "rb", buffering=0) as tty:
+        seen = b""
+        while " op(s), one session each" not in _ANSI.sub("", seen.decode(errors="replace")):  # probes running
+            chunk = tty.read(4096)
+            assert chunk, seen
+            seen += chunk
+        time.sleep(1.0)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+        with contextlib.suppress(OSError):  # EIO once the process closed the terminal
+            while chunk := tty.read(65536):
+                seen += chunk
+    text = _ANSI.sub("", seen.decode(errors="replace"))
+    assert proc.returncode == 130, (proc.returncode, text)
+    assert text.rstrip().endswith("interrupted") and "Traceback" not in text, text
 
 
 def test_closed_pipe_exits_141_quietly(lib: Path, tmp_path: Path) -> None:
@@ -102,10 +147,12 @@ def test_brackets_in_messages_are_shown(lib: Path, tmp_path: Path) -> None:
     p = _cli(["verify", str(model), "--lib", str(lib), "--inputs", f"{model}=feeds.npz"], tmp_path, columns=1000)
     assert p.returncode == 1, p.stderr
     assert "(shape [n]), got rank 2 (shape [2, 3])" in p.stdout, p.stdout
-    assert "m[1].onnx" in p.stdout and f"verify 1 model(s) on {lib}" in p.stderr
+    assert "m[1].onnx" in p.stdout
     p = _cli(["scan", "-O", "disable", str(model), "-o", str(tmp_path / "c[x].config")], tmp_path)
     assert p.returncode == 0, p.stderr
-    assert f"scan {model} at level disable" in p.stderr and f"wrote {tmp_path / 'c[x].config'}" in p.stderr
+    assert f"wrote {tmp_path / 'c[x].config'}" in p.stderr
+    proc, text = _on_a_terminal(["scan", "-O", "disable", str(model)], tmp_path)
+    assert proc.wait(timeout=60) == 0 and f"scan {model} at level disable" in text, text
 
 
 def test_ort_log_lines_stay_off(lib: Path, tmp_path: Path) -> None:
@@ -175,8 +222,8 @@ def test_probe_reports_each_op_as_it_finishes(lib: Path) -> None:
     ops = [OpId("ai.onnx", 14, "Relu"), OpId("ai.onnx", 13, "Sigmoid"), OpId("ai.onnx", 17, "NoSuchOp")]
     seen: list[tuple[int, int, str]] = []
     report = probe(lib, ops, jobs=2, progress=lambda done, total, what: seen.append((done, total, what)))
-    assert [(d, t) for d, t, _ in seen] == [(2, 3), (3, 3)]  # the op with no probe model counts as done at once
-    assert {w for _, _, w in seen} == {"ai.onnx;14;Relu", "ai.onnx;13;Sigmoid"}
+    assert [(d, t) for d, t, _ in seen] == [(1, 3), (2, 3), (3, 3)]  # the op with no probe model: done at once
+    assert {w for _, _, w in seen[1:]} == {"ai.onnx;14;Relu", "ai.onnx;13;Sigmoid"}
     (no_model,) = [r for r in report.results if r.op == "ai.onnx;17;NoSuchOp"]
     assert no_model.detail.startswith("no probe model could be built: ")
 
@@ -190,16 +237,32 @@ def test_probe_all_lists_only_versions_ort_has_kernels_for() -> None:
     assert "com.microsoft;1;Attention" in ops
 
 
-def test_scan_verify_convert_say_what_they_do_first(lib: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("args", "header"),
+    [
+        (["scan", "{m}"], "scan {m} at level all (ONNX Runtime optimizes each model)"),
+        (
+            ["convert", "{m}", "--lib", "{lib}", "--out", "out"],
+            "convert 1 path(s) to ORT format with {lib} at level all",
+        ),
+        (["verify", "{m}", "--lib", "{lib}"], "verify 1 model(s) on {lib} against the reference library at level all"),
+        (["probe", "{lib}", "--models", "{m}"], "probe {lib}: 1 op(s), one session each, 2 worker(s)"),
+    ],
+    ids=["scan", "convert", "verify", "probe"],
+)
+def test_long_commands_say_what_they_do_first(args: list[str], header: str, lib: Path, tmp_path: Path) -> None:
+    """On a terminal the header is the first line, before any work; in a pipe or a log there is no header
+    (the result, or the one error line, is all)."""
     model = _model(tmp_path / "m.onnx", [helper.make_node("Relu", ["x"], ["y"])])
-    p = _cli(["scan", str(model)], tmp_path)
-    assert (
-        p.returncode == 0
-        and p.stderr.splitlines()[0] == f"scan {model} at level all (ONNX Runtime optimizes each model)"
-    )
-    p = _cli(["convert", str(model), "--lib", str(lib), "--out", str(tmp_path / "out")], tmp_path)
-    assert p.returncode == 0, p.stderr
-    assert p.stderr.splitlines()[0] == f"convert 1 path(s) to ORT format with {lib} at level all"
+    fill = {"{m}": str(model), "{lib}": str(lib)}
+    args = [fill.get(a, a) for a in args]
+    for k, v in fill.items():
+        header = header.replace(k, v)
+    proc, text = _on_a_terminal([*args[:1], *(["-j", "2"] if args[0] == "probe" else []), *args[1:]], tmp_path)
+    assert proc.wait(timeout=300) == 0, text
+    assert text.splitlines()[0] == header, text
+    piped = _cli(args, tmp_path)
+    assert header not in piped.stderr
 
 
 def test_library_progress_callbacks(lib: Path, tmp_path: Path) -> None:

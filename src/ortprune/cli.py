@@ -51,6 +51,8 @@ class _Console(Console):
 # paths stay on one line (copyable, greppable); no markup: a message's "[batch, 4]" or a path's "[1]" is text
 console = _Console(stderr=True, soft_wrap=True, markup=False)
 out = _Console(soft_wrap=True, markup=False)
+
+
 _state = {"debug": False}
 
 

@@ -65,9 +65,9 @@ Advance = Callable[[int, int, str], None]
 @contextlib.contextmanager
 def count_progress(console: Console, label: str, header: str | None = None) -> Iterator[Advance]:
     """A bar for work counted in items, drawn on ``console`` (stderr) when it is a terminal and removed
-    when done; a log or a pipe gets the command's header line and its result, no bar. ``header`` is printed
-    at the first update, when the work starts: the inputs were read and checked by then, so a bad input
-    gets its one error line alone."""
+    when done; a log or a pipe gets the command's result, no bar. ``header`` (terminal only) is printed at
+    the first update, when the work starts: the inputs were read and checked by then, so a bad input gets
+    its one error line alone."""
     columns = (
         TextColumn(label, markup=False),
         BarColumn(),
@@ -78,7 +78,7 @@ def count_progress(console: Console, label: str, header: str | None = None) -> I
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task(label, total=None, what="")
 
-        said = [header is None]
+        said = [header is None or not console.is_terminal]  # a pipe or a log: an error stays one line
 
         def advance(done: int, total: int, what: str = "") -> None:
             if not said[0]:

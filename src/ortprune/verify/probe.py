@@ -149,6 +149,8 @@ def probe(
     batches = [todo[i::jobs] for i in range(jobs) if todo[i::jobs]]
     results: dict[str, tuple[int | None, str]] = {}
     lock, finished = threading.Lock(), [len(ops) - len(todo)]
+    if progress is not None:
+        progress(finished[0], len(ops), "")
 
     def one_done(key: str) -> None:
         if progress is not None:
@@ -221,6 +223,15 @@ def all_known_ops() -> list[OpId]:
     Runtime has a CPU kernel for: a schema version no ORT release implements (``ai.onnx;1;Abs``: ORT's
     kernels start at 6) is no library's "missing" op. The kernels are the onnxruntime package's; without
     it every schema version is listed."""
+    ops = set(all_schema_ops())
+    kernels = cpu_kernel_ranges()
+    if kernels:
+        ops = {o for o in ops if any(lo <= o.opset <= hi for lo, hi in kernels.get((o.domain, o.op), ()))}
+    return sorted(ops)
+
+
+def all_schema_ops() -> list[OpId]:
+    """Every (domain, since-version, op) of the ONNX schemas and ORT's own (contrib) schemas."""
     import onnx.defs
 
     from ortprune.schemas import _ort_schemas
@@ -232,9 +243,6 @@ def all_known_ops() -> list[OpId]:
     for (domain, name), versions in _ort_schemas().items():
         if domain not in ("ai.onnx", "ai.onnx.ml"):
             ops.update(OpId(domain, v.since_version, name) for v in versions)
-    kernels = cpu_kernel_ranges()
-    if kernels:
-        ops = {o for o in ops if any(lo <= o.opset <= hi for lo, hi in kernels.get((o.domain, o.op), ()))}
     return sorted(ops)
 
 
