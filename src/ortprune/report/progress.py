@@ -75,18 +75,22 @@ def count_progress(console: Console, label: str, header: str | None = None) -> I
         TimeElapsedColumn(),
         TextColumn("{task.fields[what]}", style="dim", markup=False),
     )
-    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
-        task = progress.add_task(label, total=None, what="")
+    progress = Progress(*columns, console=console, transient=True, disable=not console.is_terminal)
+    task = progress.add_task(label, total=None, what="")
+    started = [False]
 
-        said = [header is None or not console.is_terminal]  # a pipe or a log: an error stays one line
+    def advance(done: int, total: int, what: str = "") -> None:
+        if not started[0]:  # the bar appears with the work, under its header (a pipe or a log gets neither)
+            started[0] = True
+            if header is not None and console.is_terminal:
+                console.print(header, markup=False, highlight=False)
+            progress.start()
+        progress.update(task, completed=done, total=total, what=what[-50:])
 
-        def advance(done: int, total: int, what: str = "") -> None:
-            if not said[0]:
-                said[0] = True
-                progress.console.print(header, markup=False, highlight=False)
-            progress.update(task, completed=done, total=total, what=what[-50:])
-
+    try:
         yield advance
+    finally:
+        progress.stop()
 
 
 class RichStageUI:
