@@ -466,12 +466,8 @@ def bundle_cmd(
 
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise UsageError(f"--tolerance must be a finite number >= 0, got {tolerance}")
-    if reference is None:
-        from ortprune.ortbuild.official import official_library
-        from ortprune.runtime import load_library
-
-        reference = Path(official_library(load_library(lib).version, log=console.print).library)
-    made = make_bundle(model_paths(models), lib, out_dir, reference=reference, model_format=model_format,
+    ref = _library_option(str(reference) if reference else "official", "--reference", version_of=lib)
+    made = make_bundle(model_paths(models), lib, out_dir, reference=ref, model_format=model_format,
                        target_cpu=target_cpu, keep_quantized=keep_quantized, tolerance=tolerance)  # fmt: skip
     _print_bundle(made)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ortprune._io import atomic_path, atomic_write_text
-from ortprune.cache import cache_dir
+from ortprune.cache import cache_dir, file_digest
 from ortprune.errors import OrtpruneError
 from ortprune.platform import host_target
 from ortprune.results import BuildResult
@@ -102,11 +102,7 @@ def check_target(target: str) -> str:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path, 64)
 
 
 def cached(version: str, target: str | None = None) -> OfficialLibrary | None:
