@@ -7,7 +7,12 @@ Libraries: the onnxruntime wheel's libonnxruntime (Release), and when they are i
 * ``cache-first``: the same with an empty optimized-model cache (optimizes, then saves the .ort entry);
 * ``cache-warm``: the same with the entry in place (loads the saved optimized model at level disable);
 * ``ort``: the .ort converted by the full library of that release (folded weights), at level disable;
-* ``ort-keep-quantized``: the .ort converted without ConstantFolding (int8 weights).
+* ``ort-keep-quantized``: the .ort converted without ConstantFolding (int8 weights);
+* ``bundle <library>``: a deploy bundle (``ortprune.deploy.make_bundle``: the library, the model optimized
+  for it at the portable level ``extended`` by the official 1.21.0 library -- an optimized ``model.onnx``, or
+  ``model.ort`` for a minimal build -- and the tokenizer), opened by ``TextEmbedding(<bundle>)`` in one call:
+  its library, level disable, no cache. Libraries: the official 1.21.0 release library (PyPI's wheel,
+  ``ortbuild.official``) and every cached minimal build, whatever its levers.
 A minimal build runs only the folded ``ort`` path: slim built it from that file's ops and types, so it has
 no kernel for the keep-quantized graph's int8 Cast; the minimal build slim makes with ``--keep-quantized
 --prune sgemm-packed-k`` runs the ``ort-keep-quantized`` path (bit-identical to the .onnx on the full build).
@@ -16,8 +21,10 @@ Every (library, path) runs once per round, in a rotated order, in fresh processe
 ratio = onnxruntime process wall / path process wall (> 1: faster than ``import onnxruntime``; the
 issue's target for the warm cache is >= 2).
 
-Writes bench/results/coldstart.json (with machine info).
-Usage: python bench/bench_coldstart.py [--rounds N]
+Writes bench/results/coldstart.json (with machine info). ``--only REGEX`` runs the baseline and the paths
+matching REGEX and replaces (or adds) just those rows in the existing JSON, each with the time it was measured,
+the load average and its own run's baseline wall time (its ratio is against that).
+Usage: python bench/bench_coldstart.py [--rounds N] [--only REGEX]
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import argparse
 import compileall
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -38,6 +46,7 @@ from ortprune._io import atomic_write_text
 from ortprune.bundled import bundled
 from ortprune.cache import cache_dir
 from ortprune.convert import convert_model
+from ortprune.deploy import make_bundle
 from ortprune.platform import machine_info
 from ortprune.runtime import load_library, wheel_library
 
@@ -96,6 +105,31 @@ def cached_build(variant: str, prune: tuple[str, ...] = ()) -> Path | None:
     return None
 
 
+def official_1_21() -> Path | None:
+    """The official ONNX Runtime 1.21.0 release library (downloaded once by pip, cached), or None offline."""
+    from ortprune.ortbuild.official import NoOfficialLibrary, official_library
+
+    try:
+        return Path(official_library("1.21.0").library)
+    except NoOfficialLibrary:
+        return None
+
+
+def minimal_builds() -> dict[str, Path]:
+    """Every cached minimal 1.21.0 build but the stock gcc ones (those are the ``minimal 1.21.0`` rows),
+    labelled by its levers."""
+    found = {}
+    for manifest in sorted(cache_dir("builds").glob("1.21.0-minimal-*/manifest.json")):
+        m = json.loads(manifest.read_text())
+        lib = Path(m["library"])
+        levers = [*(m.get("extra_flags") or ()), *(m.get("prune") or ())]
+        if m.get("toolchain_name", "gcc") != "gcc":
+            levers.insert(0, m["toolchain_name"])
+        if lib.is_file() and levers and levers != ["sgemm-packed-k"]:
+            found[f"minimal 1.21.0 {'+'.join(lv.removeprefix('--') for lv in levers)}"] = lib
+    return found
+
+
 def ort_files(converter: Path, work: Path, tokenizer: Path) -> dict[str, Path]:
     """The int8 model converted by ``converter`` (folded and keep-quantized), with the tokenizer beside."""
     out = {}
@@ -112,6 +146,7 @@ def ort_files(converter: Path, work: Path, tokenizer: Path) -> dict[str, Path]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--only", help="regex: run the baseline and these paths; merge their rows into the JSON")
     args = ap.parse_args()
     src = Path(__file__).resolve().parents[1] / "src"
     env = dict(os.environ, PYTHONPATH=str(src))
@@ -141,6 +176,8 @@ def main() -> None:
         libs["minimal 1.21.0 sgemm-packed-k"] = (minimal_kq, full)
     converted: dict[Path, dict[str, Path]] = {}
     for label, (lib, converter) in libs.items():
+        if args.only and not re.search(args.only, label):
+            continue  # none of its paths runs: no conversion, no warm-up
         if converter not in converted:  # the minimal library runs the files the full one converted
             converted[converter] = ort_files(converter, work, tokenizer)
         orts = converted[converter]
@@ -165,6 +202,27 @@ def main() -> None:
                 continue  # built for the keep-quantized .ort's ops and types
             scripts[f"{label} / {name}"] = (OURS.format(model=str(path), lib=str(lib), level="disable", cache=None),
                                             None)  # fmt: skip
+    official = official_1_21()
+    if official is not None:  # bundles: optimized by the official library, opened in one call
+        libs_for_bundles = {"official 1.21.0": (official, "onnx")}
+        libs_for_bundles |= {label: (lib, "ort") for label, lib in minimal_builds().items()}
+        if full is not None:
+            libs_for_bundles["full 1.21.0"] = (full, "onnx")
+        scripts["official 1.21.0 / onnx"] = (
+            OURS.format(model=MODEL, lib=str(official), level="all", cache=None),
+            None,
+        )
+        for label, (lib, fmt) in libs_for_bundles.items():
+            if args.only and not re.search(args.only, f"bundle {label} / {fmt}"):
+                continue  # a bundle is made (and verified) only for a path that runs
+            b = make_bundle([MODEL], lib, work / f"bundle-{label.replace(' ', '_')}", reference=official,
+                            model_format=fmt)  # fmt: skip
+            scripts[f"bundle {label} / {fmt}"] = (
+                OURS.format(model=str(b.root), lib=str(b.library_path), level="disable", cache=None),
+                None,
+            )
+    if args.only:
+        scripts = {n: v for i, (n, v) in enumerate(scripts.items()) if i == 0 or re.search(args.only, n)}
     names = list(scripts)
     samples: dict[str, list[dict[str, float]]] = {n: [] for n in names}
     wall: dict[str, list[float]] = {n: [] for n in names}
@@ -195,6 +253,20 @@ def main() -> None:
             "cache_status": sorted({str(s["cache"]) for s in samples[name]}),
             "ratio_vs_onnxruntime": round(base / w, 3),
         })  # fmt: skip
+    if args.only:  # these rows only, into the table of an earlier full run
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        for row in rows[1:]:
+            row |= {"measured_at": at, "load_average": os.getloadavg(), "baseline_process_wall_ms": rows[0][
+                "process_wall_ms"]}  # fmt: skip
+        old = json.loads(RESULTS.read_text())
+        by_path = {r["path"]: r for r in old["rows"]}
+        by_path.update({r["path"]: r for r in rows[1:]})
+        old["rows"] = list(by_path.values())
+        atomic_write_text(RESULTS, json.dumps(old, indent=1) + "\n")
+        for row in rows:
+            print(f"{row['path']:48} {row['process_wall_ms']:8.1f} ms  x{row['ratio_vs_onnxruntime']:.2f}")
+        shutil.rmtree(work, ignore_errors=True)
+        return
     result = {
         "benchmark": "cold start: fresh process, import + load + first embedding (threads=1)",
         "model": MODEL,

@@ -116,8 +116,12 @@ def same_graph(lib: str, full: str) -> bool:
         )
 
 
-def throughput(lib: str, full: str, budget: float) -> float:
-    """Median over ABBA blocks of (full time / pruned time): > 1 means the pruned build is faster."""
+def throughput(
+    lib: str, full: str, budget: float, pruned_model: Path | None = None, pruned_level: str = "all"
+) -> float:
+    """Median over ABBA blocks of (full time / pruned time): > 1 means the pruned build is faster.
+    ``pruned_model``/``pruned_level``: what the pruned library runs instead (a minimal build: the ``.ort``
+    at level disable); the full library always runs the ``.onnx`` at level all."""
     import sys
 
     sys.path.insert(0, str(ROOT / "bench"))
@@ -126,7 +130,7 @@ def throughput(lib: str, full: str, budget: float) -> float:
 
     model = BUNDLED[0]
     feeds = feeds_for(model.name, 8)
-    a = Session(model.path(), lib, threads=1, optimization_level="all")
+    a = Session(pruned_model or model.path(), lib, threads=1, optimization_level=pruned_level)
     b = Session(model.path(), full, threads=1, optimization_level="all")
     feeds = {k: v for k, v in feeds.items() if k in a.input_names}
     for s in (a, b):

@@ -75,3 +75,24 @@ def wheel_lib() -> Path:
     if not libs:
         pytest.skip("the onnxruntime wheel has no libonnxruntime.so")
     return libs[0]
+
+
+@pytest.fixture(scope="session")
+def aarch64_official() -> Path:
+    """The official linux-aarch64 ONNX Runtime 1.21.0 library (PyPI wheel, cached), usable here under qemu-user;
+    skips where this machine is aarch64 itself or lacks the cross compiler, qemu or the library."""
+    from ortprune.platform import TARGETS, host_target
+    from ortprune.runtime.emulated import missing_tools
+
+    target = TARGETS["linux-aarch64"]
+    if host_target() == target.name:
+        pytest.skip("this machine is aarch64: its libraries load natively")
+    missing = missing_tools(target)
+    if missing:
+        pytest.skip(f"no {', '.join(missing)} (make cross-deps installs them)")
+    from ortprune.ortbuild.official import NoOfficialLibrary, official_library
+
+    try:
+        return Path(official_library("1.21.0", target.name).library)
+    except NoOfficialLibrary as e:
+        pytest.skip(f"the official aarch64 library cannot be had here: {e}")

@@ -521,6 +521,12 @@ def test_the_table_covers_enough() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(case: Case, world: Path, real_lib: Path, tmp_path: Path) -> None:
+    run_case(case, world, real_lib, tmp_path)
+
+
+def run_case(case: Case, world: Path, real_lib: Path, tmp_path: Path) -> None:
+    """Run one case's CLI in a subprocess; check its exit, its one error line, and that the world is as it was."""
+
     def fill(text: str) -> str:
         return text.replace("{w}", str(world)).replace("{lib}", str(real_lib))
 

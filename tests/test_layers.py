@@ -16,8 +16,8 @@ SRC = Path(ortprune.__file__).parent
 #: Lowest first. Each entry: top-level modules/packages of ``ortprune`` that form one layer.
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"_io", "_threads", "cache", "platform", "catalog", "elf"},  # foundation: no stage knowledge
-    {"schemas", "opconfig", "ortformat"},  # ORT's op grammar and model formats
+    {"_args", "_io", "_threads", "cache", "platform", "catalog", "elf"},  # foundation: no stage knowledge
+    {"schemas", "opconfig", "ortformat", "bundle"},  # ORT's op grammar, model formats, the bundle manifest
     {"results"},  # typed stage results: data only
     {"runtime"},  # ctypes binding of any libonnxruntime
     {"bundled", "tokenizer"},  # model registry, tokenizer setup (embed and verify)
@@ -28,6 +28,7 @@ LAYERS: list[set[str]] = [
     {"verify"},
     {"embed"},
     {"report"},  # renders results; reads data types only
+    {"deploy"},  # deploy bundles: library + models optimized for it (convert, verify, embed)
     {"slim"},  # the pipeline: calls the stages, then the report
     {"cli", "__main__", "__init__"},
 ]

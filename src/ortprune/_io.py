@@ -14,9 +14,11 @@ import contextlib
 import errno
 import os
 import shutil
+import signal
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -72,11 +74,32 @@ def output_target(path: str | Path) -> Path:
     return target
 
 
-def output_dir(path: str | Path) -> Path:
-    """A directory to write into: created if missing; OutputError if something else is there."""
+def check_output_dir(path: str | Path) -> Path:
+    """Before anything runs: ``path`` is a writable directory, or can be created (its nearest existing
+    ancestor is a writable directory); OutputError otherwise. Creates nothing: a run that fails later
+    leaves no empty directory behind (:func:`output_dir` creates it when there is something to write)."""
     path = Path(path)
+    if "\0" in str(path):
+        raise OutputError("the path contains a NUL character", repr(str(path)))
     if path.exists() and not path.is_dir():
         raise OutputError("exists and is not a directory", path)
+    base = path.absolute()
+    while not base.exists() and base != base.parent:
+        if base.is_symlink():
+            raise OutputError(f"cannot create the directory: {base} is a dangling symlink", path)
+        base = base.parent
+    if not base.is_dir():
+        raise OutputError(f"cannot create the directory: {base} is not a directory", path)
+    if not os.access(base, os.W_OK | os.X_OK):
+        if base == path.absolute():
+            raise OutputError("the directory is not writable", path)
+        raise OutputError(f"cannot create the directory: {base} is not writable", path)
+    return path
+
+
+def output_dir(path: str | Path) -> Path:
+    """A directory to write into: created if missing; OutputError if something else is there."""
+    path = check_output_dir(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -182,6 +205,101 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def move_into_place(src: str | Path, dest: str | Path, keep_mode: bool = False) -> Path:
+    """Rename a finished file (written beside ``dest`` or in a staging directory on the same file system)
+    over ``dest`` (a symlink's target), with the replaced file's mode or 0666 less the umask (``keep_mode``:
+    its own mode, as a copy of a library keeps its x bits); copied atomically across file systems."""
+    target = output_target(dest)
+    try:
+        mode_bits = stat.S_IMODE(os.stat(src if keep_mode else target).st_mode)
+    except OSError:
+        mode_bits = 0o666 & ~_umask()
+    try:
+        os.chmod(src, mode_bits)
+        os.replace(src, target)
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise OutputError(f"cannot write here: {_os_problem(e)}", dest) from None
+        atomic_copy(src, dest)
+        os.chmod(target, mode_bits)
+    return Path(dest)
+
+
+@contextlib.contextmanager
+def staged_outputs(out: str | Path) -> Iterator[Path]:
+    """For a run whose outputs in directory ``out`` must appear together or not at all: a hidden staging
+    directory in ``out`` or, while ``out`` does not exist, in its nearest existing ancestor (the same file
+    system, so the files are renamed from it, see :func:`commit_staged`); removed with whatever is left in
+    it, so a failed or interrupted run leaves nothing."""
+    out = check_output_dir(out)
+    base = out.absolute()
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=".ortprune-", suffix=".tmp", dir=base))
+    except OSError as e:
+        raise OutputError(f"cannot write here: {_os_problem(e)}", out) from None
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def commit_staged(stage: Path, out: str | Path, names: Iterable[str], keep_mode: bool = False) -> None:
+    """Create ``out`` and rename the staged files ``names`` into it, with Ctrl-C held until the last one."""
+    output_dir(out)
+    with uninterrupted():
+        for name in names:
+            move_into_place(stage / name, Path(out) / name, keep_mode)
+
+
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """A short block that Ctrl-C does not cut in two (renames that must land together): a SIGINT during
+    it is raised as KeyboardInterrupt when the block ends. Outside the main thread (where Python cannot
+    set signal handlers) the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def walk(
+    top: str | Path, onerror: Callable[[OSError], None] | None = None
+) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk(top)``: top-down, the same order, symlinked directories listed but not entered, the caller
+    may prune ``dirnames`` in place, errors passed to ``onerror`` (default: ignored) -- with a stack instead
+    of recursion: Python 3.11's ``os.walk`` and ``Path.rglob`` recurse, and a tree deeper than the
+    recursion limit raised RecursionError."""
+    stack = [os.fspath(top)]
+    while stack:
+        current = stack.pop()
+        try:
+            entries = os.scandir(current)
+        except OSError as e:
+            if onerror is not None:
+                onerror(e)
+            continue
+        dirs: list[str] = []
+        files: list[str] = []
+        with entries:
+            for entry in entries:
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                (dirs if is_dir else files).append(entry.name)
+        yield current, dirs, files
+        stack += [p for d in reversed(dirs) if not os.path.islink(p := os.path.join(current, d))]
+
+
 def input_problem(path: str | Path, want_dir: bool = False) -> str | None:
     """Why ``path`` cannot be read as an input file (or directory), in words; None when it can.
 
@@ -205,3 +323,25 @@ def input_problem(path: str | Path, want_dir: bool = False) -> str | None:
     if not os.access(path, os.R_OK):
         return "cannot be read (permission denied)"
     return None
+
+
+#: How a float JSON cannot carry (RFC 8259 has no NaN or Infinity) is written: as these strings, the
+#: spellings Python's and JavaScript's own parsers use, so no reader is handed a bare ``NaN`` it rejects.
+NON_FINITE = ("NaN", "Infinity", "-Infinity")
+
+
+def json_text(data: object, indent: int | None = 2) -> str:
+    """``data`` as strict JSON, ending in a newline: a non-finite float becomes a :data:`NON_FINITE` string."""
+    import json
+    import math
+
+    def strict(value: object) -> object:
+        if isinstance(value, float) and not math.isfinite(value):
+            return NON_FINITE[0 if math.isnan(value) else 1 if value > 0 else 2]
+        if isinstance(value, dict):
+            return {k: strict(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [strict(v) for v in value]
+        return value
+
+    return json.dumps(strict(data), indent=indent, allow_nan=False) + "\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ortprune.errors import BuildError, OrtpruneError
+from ortprune.errors import ArgumentTypeError, ArgumentValueError, BuildError
 
 
 @dataclass(frozen=True)
@@ -35,26 +35,27 @@ VARIANTS: dict[str, Variant] = {
     for v in (
         Variant("full", "every operator (the baseline)"),
         Variant("no-contrib", "no com.microsoft contrib operators", ("--disable_contrib_ops",)),
-        Variant("reduced", "only the operators in the config", needs_config=True),
+        Variant("reduced", "only the operators in the config", needs_config=True, prune=("sources",)),
         Variant(
             "reduced-types",
             "only the operators and element types in the config",
             ("--enable_reduced_operator_type_support",),
             needs_config=True,
             needs_types=True,
+            prune=("sources",),
         ),
         Variant(
             "reduced-pruned",
             "the config's operators, only their ONNX/contrib schemas and only the graph transformers the models use",
             needs_config=True,
-            prune=("optimizers", "schemas"),
+            prune=("optimizers", "schemas", "sources"),
         ),
         Variant(
             "reduced-max",
             "reduced-pruned + every stock switch that fits an ONNX-loading build (no ML ops, no RTTI)",
             ("--disable_ml_ops", "--disable_rtti"),
             needs_config=True,
-            prune=("optimizers", "schemas"),
+            prune=("optimizers", "schemas", "sources"),
         ),
         Variant(
             "minimal",
@@ -62,6 +63,7 @@ VARIANTS: dict[str, Variant] = {
             MINIMAL_FLAGS,
             needs_config=True,
             model_format="ort",
+            prune=("sources",),
         ),
     )
 }
@@ -77,7 +79,7 @@ class Toolchain:
     description: str
     cc: str  # executables looked up on PATH
     cxx: str
-    packages: tuple[str, ...]  # the Debian packages that provide them (``make build-deps`` installs them)
+    packages: tuple[str, ...]  # the Debian packages that provide them (``make toolchain-deps`` installs them)
     opt: str = ""  # replaces MinSizeRel's -Os (empty: CMake's default)
     link_flags: tuple[str, ...] = ()  # added to every shared-library link
     exe_link_flags: tuple[str, ...] = ()  # added to executable links (protoc and friends)
@@ -138,6 +140,8 @@ DEFAULT_LEVEL = "all"
 
 def check_level(level: str) -> int:
     """The ORT number of a user-facing level; OrtpruneError naming the choices otherwise."""
+    if not isinstance(level, str):
+        raise ArgumentTypeError(f"optimization level must be one of {', '.join(LEVELS)}, got {type(level).__name__}")
     if level not in LEVELS:
-        raise OrtpruneError(f"unknown optimization level {level!r}; choose one of {', '.join(LEVELS)}")
+        raise ArgumentValueError(f"unknown optimization level {level!r}; choose one of {', '.join(LEVELS)}")
     return OPTIMIZATION_LEVELS[level]

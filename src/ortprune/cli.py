@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import json
+import errno
 import os
 import sys
 from enum import Enum
@@ -12,19 +12,45 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from typer.core import TyperGroup
 
-from ortprune._io import atomic_write_text, check_outputs, output_dir
+from ortprune._io import atomic_write_text, check_output_dir, check_outputs, json_text, output_dir
 from ortprune.catalog import BASELINE, DEFAULT_LEVEL, DEFAULT_TOOLCHAIN, LEVELS, TOOLCHAINS, VARIANTS
 from ortprune.errors import OrtpruneError, UsageError
+from ortprune.platform import check_parallel
 
+
+class _PlainGroup(TyperGroup):
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """Each command's whole summary (wrapped), not cut to the terminal's width with '...'."""
+        rows = [(name, cmd.get_short_help_str(10**6)) for name, cmd in self.commands.items() if not cmd.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+#: click's plain help (rich_markup_mode=None): it wraps long option help but never cuts it with "…", as
+#: typer's rich panels do when the terminal (or a pipe's 80 columns) is narrower than a flag to copy
+PLAIN_HELP: Any = {"rich_markup_mode": None, "cls": _PlainGroup}
 app = typer.Typer(
+    **PLAIN_HELP,
     add_completion=False,
     no_args_is_help=True,
     help="Turn a set of ONNX models into the smallest ONNX Runtime that still runs them.",
 )
-console = Console(stderr=True, soft_wrap=True)  # paths stay on one line: copyable, greppable
-out = Console(soft_wrap=True)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """rich exits 1 when the reader went away; raise instead, so :func:`main` stops as a shell tool does
+        (quietly, exit 141)."""
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
+# paths stay on one line (copyable, greppable); no markup: a message's "[batch, 4]" or a path's "[1]" is text
+console = _Console(stderr=True, soft_wrap=True, markup=False)
+out = _Console(soft_wrap=True, markup=False)
 _state = {"debug": False}
 
 
@@ -56,12 +82,20 @@ ToolchainOption = Annotated[
         "--icf=all, packed relative relocations). Stacks with --extra=--enable_lto.",
     ),
 ]
+TargetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--target",
+        help="The machine the library is for: linux-x86_64 or linux-aarch64 (default: this one). Another "
+        "than this machine's cross-builds with Debian's cross gcc (make cross-deps) and runs under qemu-user.",
+    ),
+]
 ExtraOption = Annotated[
     list[str] | None,
     typer.Option(
         "--extra",
         help="Stock build.py flag, repeatable: --extra=--enable_lto, --extra=--disable_ml_ops, "
-        "--extra=--disable_rtti, --extra=--disable_types=float8,optional,sparsetensor.",
+        "--extra=--disable_rtti, --extra=--disable_types=TYPES (float8,optional,sparsetensor).",
     ),
 ]
 PruneOption = Annotated[
@@ -92,9 +126,21 @@ DistccOption = Annotated[
 ]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from ortprune import __version__
+
+        _stdout(f"ortprune {__version__}\n")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print ortprune's version and exit."),
+    ] = False,
 ) -> None:
     _state["debug"] = debug
 
@@ -115,19 +161,41 @@ def scan(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the details as JSON.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-model tables.")] = False,
     runtime: Annotated[
-        Path | None, typer.Option("--runtime", help="Optimize with this libonnxruntime (e.g. the full build).")
+        str | None,
+        typer.Option(
+            "--runtime",
+            help="Optimize with this libonnxruntime, or official:VERSION (the official release library of that "
+            "version, e.g. official:1.21.0); one of another machine (linux-aarch64) runs under qemu-user.",
+        ),
+    ] = None,
+    compare_runtime: Annotated[
+        Path | None,
+        typer.Option(
+            "--compare-runtime",
+            help="Also scan with this libonnxruntime (e.g. another target's) and say whether the configs differ.",
+        ),
     ] = None,
 ) -> None:
     """Every operator the models need, including those ORT's optimizer adds at load time."""
     from ortprune.bundled import model_paths
+    from ortprune.report.progress import count_progress
     from ortprune.report.scan import print_scan
     from ortprune.scan import scan as run_scan
 
     paths = model_paths(models or [], bundled)
-    check_outputs([output, json_out], [*paths, runtime])
-    result = run_scan(paths, optimization_level.value, types=types, runtime=runtime)
+    runtime_lib = _library_option(runtime, "--runtime")
+    check_outputs([output, json_out], _reads(runtime_lib, compare_runtime, models=tuple(paths)))
+    if not quiet:
+        level = optimization_level.value
+        console.print(f"scan {', '.join(map(str, paths[:3]))}{' ...' if len(paths) > 3 else ''} at level {level}"
+                      f"{'' if level == 'disable' else ' (ONNX Runtime optimizes each model)'}")  # fmt: skip
+    with count_progress(console, "scan") as advance:
+        result = run_scan(paths, optimization_level.value, types=types, runtime=runtime_lib, progress=advance)
     if not quiet:
         print_scan(result.report(), console)
+    if compare_runtime is not None:
+        other = run_scan(paths, optimization_level.value, types=types, runtime=compare_runtime)
+        console.print(result.compare(other))
     if output is None:
         _stdout(result.config.format())
         if json_out:
@@ -161,6 +229,7 @@ def build(
     store: StoreOption = None,
     ccache_remote: CcacheRemoteOption = None,
     toolchain: ToolchainOption = ToolchainName(DEFAULT_TOOLCHAIN),
+    target: TargetOption = None,
     distcc: DistccOption = None,
 ) -> None:
     """Build an ONNX Runtime variant with ORT's own build.py (MinSizeRel, shared library), cached and resumable."""
@@ -168,9 +237,10 @@ def build(
     from ortprune.report.progress import build_progress
 
     levers, keep = _csv(prune), _csv(keep_transformers)
-    if out is not None:
-        output_dir(out)
-        check_outputs([out / "libonnxruntime.so", out / "manifest.json"], [config])
+    if out is not None:  # created by the export, once there is a library to put in it
+        check_output_dir(out)
+        names = ("libonnxruntime.so", "libonnxruntime.stripped.so", "manifest.json")
+        check_outputs([out / n for n in names], [config, deps, *([Path(source)] if Path(source).exists() else [])])
     with build_progress(console, f"{variant.value}") as progress:
         result = build_variant(
             source,
@@ -187,13 +257,14 @@ def build(
             ccache_remote=ccache_remote,
             log=console.print,
             toolchain=toolchain.value,
+            target=target,
             distcc=distcc,
         )
     lib = export(result, out) if out else Path(result.library)
     stripped = f", stripped {result.stripped_bytes:,}" if result.stripped_bytes else ""
     console.print(
-        f"[green]built[/] {variant.value}: {lib} ({result.library_bytes:,} bytes{stripped}, "
-        f"{result.wall_time_s:.0f} s of build)"
+        Text("built", style="green"),
+        f"{variant.value}: {lib} ({result.library_bytes:,} bytes{stripped}, {result.wall_time_s:.0f} s of build)",
     )
 
 
@@ -227,6 +298,7 @@ def results(
         list[str] | None, typer.Option("--config", help="LABEL=FILE: include the build made from FILE, so named.")
     ] = None,
     notes: Annotated[Path | None, typer.Option("--notes", help="Markdown appended to the page.")] = None,
+    target: TargetOption = None,
 ) -> None:
     """The measured-builds table (seed's form) from every cached build manifest of one ORT version."""
     from ortprune._io import input_problem
@@ -244,12 +316,17 @@ def results(
         configs[label] = Path(file)
     if notes is not None and (problem := input_problem(notes)) is not None:
         raise OrtpruneError(f"--notes: {problem}", notes)
-    check_outputs([output], [notes, *configs.values()])
+    from ortprune.cache import cache_dir
+
+    check_outputs([output], [notes, *configs.values(), cache_dir("builds")])  # the manifests and libraries read
     try:
         notes_text = notes.read_text(encoding="utf-8") if notes else ""
     except UnicodeDecodeError:
         raise OrtpruneError("--notes is not UTF-8 text", notes) from None
-    rows = measured_builds(ort_version, configs)
+    from ortprune.ortbuild.cross import cross_target
+
+    cross = cross_target(target)
+    rows = measured_builds(ort_version, configs, target=cross.name if cross else None)
     atomic_write_text(output, results_markdown(rows, notes_text))
     console.print(f"wrote {output} ({len(rows)} builds)")
 
@@ -274,13 +351,30 @@ def slim(
     extra: ExtraOption = None,
     prune: PruneOption = "",
     toolchain: ToolchainOption = ToolchainName(DEFAULT_TOOLCHAIN),
+    reference: Annotated[
+        str,
+        typer.Option(
+            "--reference",
+            help="What the pruned builds are verified against and measured from: official (the release library "
+            "from PyPI's onnxruntime wheel; no full build) or full (the MinSizeRel full build).",
+        ),
+    ] = "official",
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--bundle",
+            help="Also write a deploy bundle here: the exported library, the models optimized for it "
+            "(portable level), tokenizer files and bundle.json (see `ortprune bundle`).",
+        ),
+    ] = None,
+    target: TargetOption = None,
     distcc: DistccOption = None,
 ) -> None:
     """Models → scan → ORT builds → probe + verify → sizes → report (every stage cached).
 
-    Variants: full, no-contrib, reduced, reduced-types, reduced-pruned, reduced-max, minimal (ORT-format
-    models converted by the full build, exported to OUT/models beside the library). --extra, --prune and
-    --toolchain apply to the pruned variants; the full reference build stays stock."""
+    Variants: full (the MinSizeRel full build, opt-in), no-contrib, reduced, reduced-types, reduced-pruned,
+    reduced-max, minimal (ORT-format models converted by the reference library, exported to OUT/models beside
+    the library). --extra, --prune and --toolchain apply to the pruned variants; full stays stock."""
     from ortprune.bundled import model_paths
     from ortprune.report.progress import RichStageUI
     from ortprune.slim import Levers
@@ -288,6 +382,14 @@ def slim(
 
     chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
     paths = model_paths(models or [], bundled)
+    if bundle is not None:
+        from ortprune.deploy import check_out
+        from ortprune.platform import host_target
+
+        if target is not None and target != host_target():
+            raise UsageError(f"--bundle optimizes and checks the models on the library in this process: not "
+                             f"for --target {target} (make it on a {target} machine: ortprune bundle)")  # fmt: skip
+        check_out(bundle, [*paths, out_dir])  # before the first build, not after it
     res = run_slim(
         paths,
         ort,
@@ -301,16 +403,87 @@ def slim(
         store=store,
         ccache_remote=ccache_remote,
         levers=Levers(tuple(extra or ()), _csv(prune), toolchain.value),
+        reference=reference,
+        target=target,
         distcc=distcc,
     )
     console.print(
-        f"[bold]{'verified' if res.ok else 'NOT verified'}[/]: report in {out_dir / 'report.md'}, "
-        f"library {out_dir / 'libonnxruntime.so'}"
+        Text("verified" if res.ok else "NOT verified", style="bold"),
+        f"report in {out_dir / 'report.md'}, library {out_dir / 'libonnxruntime.so'}",
+        sep=": ",
     )
     if res.recommended:
         console.print(f"recommended variant (smallest shipped total that verified): {res.recommended}")
     if not res.ok:
         raise typer.Exit(1)
+    if bundle is not None:
+        from ortprune.catalog import variant
+        from ortprune.deploy import make_bundle
+
+        made = make_bundle(paths, res.builds[res.exported].library, bundle,
+                           reference=res.builds[res.reference].library, model_format=variant(res.exported).model_format,
+                           keep_quantized=keep_quantized, tolerance=tolerance)  # fmt: skip
+        _print_bundle(made)
+
+
+@app.command("bundle")
+def bundle_cmd(
+    models: Annotated[list[str], typer.Argument(help="Model files, directories or bundled model names.")],
+    lib: Annotated[Path, typer.Option("--lib", help="The libonnxruntime to ship (e.g. a pruned build).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="The bundle directory (new or empty).")],
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            "--reference",
+            help="Library that optimizes the models (default: the official release "
+            "library of LIB's version, downloaded once).",
+        ),
+    ] = None,
+    model_format: Annotated[
+        str, typer.Option("--format", help="onnx (an optimized model.onnx) or ort (model.ort, for a minimal build).")
+    ] = "onnx",
+    target_cpu: Annotated[
+        str | None,
+        typer.Option(
+            "--target-cpu",
+            help="host: optimize at level all for this machine's CPU (recorded in the "
+            "manifest; other CPUs are refused). Default: portable, level extended.",
+        ),
+    ] = None,
+    keep_quantized: Annotated[
+        bool, typer.Option("--keep-quantized", help="ort: convert without ConstantFolding (int8 stays int8).")
+    ] = False,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Max abs difference allowed vs the source.")] = 0.0,
+) -> None:
+    """A deploy bundle: LIB, the models optimized for it (loaded at level disable: a first start is a warm
+    one), their tokenizer files and bundle.json (library id, level, CPU features, what each consumer sets).
+    Each model is checked on LIB against its source on the reference before the bundle appears."""
+    import math
+
+    from ortprune.bundled import model_paths
+    from ortprune.deploy import make_bundle
+
+    if not (math.isfinite(tolerance) and tolerance >= 0):
+        raise UsageError(f"--tolerance must be a finite number >= 0, got {tolerance}")
+    if reference is None:
+        from ortprune.ortbuild.official import official_library
+        from ortprune.runtime import load_library
+
+        reference = Path(official_library(load_library(lib).version, log=console.print).library)
+    made = make_bundle(model_paths(models), lib, out_dir, reference=reference, model_format=model_format,
+                       target_cpu=target_cpu, keep_quantized=keep_quantized, tolerance=tolerance)  # fmt: skip
+    _print_bundle(made)
+
+
+def _print_bundle(made: Any) -> None:
+    for m in made.models:
+        out.print(f"{made.root / m.file} ({m.bytes:,} B, {m.format}, max abs diff {m.max_abs_diff})", highlight=False)
+    console.print(
+        f"bundle {made.root}: ONNX Runtime {made.library_version} ({made.library_bytes:,} B), models optimized at "
+        f"level {made.level} for {', '.join(made.cpu_features) or 'any ' + made.machine + ' CPU'}; "
+        f"ORT_DYLIB_PATH={made.root / made.library}",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -327,8 +500,14 @@ def convert(
     """ONNX → ORT format (.ort), optimized by LIB itself: the input a --minimal_build of that release needs."""
     from ortprune.bundled import model_paths
     from ortprune.convert import convert as run_convert
+    from ortprune.report.progress import count_progress
 
-    done = run_convert(model_paths(models), lib, out_dir, optimization_level.value, keep_quantized, optimized_onnx)
+    paths = model_paths(models)
+    console.print(f"convert {len(paths)} path(s) to ORT format with {lib} at level {optimization_level.value}")
+    with count_progress(console, "convert") as advance:
+        done = run_convert(
+            paths, lib, out_dir, optimization_level.value, keep_quantized, optimized_onnx, progress=advance
+        )
     for c in done:
         extra = f" + {c.optimized_onnx}" if c.optimized_onnx else ""
         out.print(
@@ -342,9 +521,9 @@ def convert(
     )
 
 
-deps_app = typer.Typer(help="Dependency archives for offline ORT builds.", no_args_is_help=True)
-source_app = typer.Typer(help="ONNX Runtime source trees.", no_args_is_help=True)
-store_app = typer.Typer(help="The team's artifact store of finished builds.", no_args_is_help=True)
+deps_app = typer.Typer(**PLAIN_HELP, help="Dependency archives for offline ORT builds.", no_args_is_help=True)
+source_app = typer.Typer(**PLAIN_HELP, help="ONNX Runtime source trees.", no_args_is_help=True)
+store_app = typer.Typer(**PLAIN_HELP, help="The team's artifact store of finished builds.", no_args_is_help=True)
 app.add_typer(deps_app, name="deps")
 app.add_typer(source_app, name="source")
 app.add_typer(store_app, name="store")
@@ -403,11 +582,15 @@ def store_gc(
         float | None, typer.Option("--older-than", help="Also remove artifacts published more than DAYS ago.")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --older-than: also remove artifacts published in the last hour.")
+    ] = False,
 ) -> None:
-    """Remove unfinished uploads and files no index references (older than an hour), and old artifacts."""
+    """Remove unfinished uploads and files no index references (older than an hour), and old artifacts
+    (never one published in the last hour unless --force: a teammate may be pulling it)."""
     from ortprune.ortbuild.store import gc, open_store
 
-    removed = gc(open_store(store), older_than, dry_run=dry_run)
+    removed = gc(open_store(store), older_than, dry_run=dry_run, force=force)
     for path in removed:
         out.print(f"{'would remove' if dry_run else 'removed'} {path}")
     console.print(f"{len(removed)} {'to remove' if dry_run else 'removed'}")
@@ -487,7 +670,9 @@ def probe(
     lib: Annotated[Path, typer.Argument(help="The libonnxruntime.so to probe.")],
     config: Annotated[Path | None, typer.Option("--config", help="Probe the ops of this config.")] = None,
     models: Annotated[list[Path] | None, typer.Option("--models", help="Probe the ops these models need.")] = None,
-    all_ops: Annotated[bool, typer.Option("--all", help="Probe every op ONNX and ORT define.")] = False,
+    all_ops: Annotated[
+        bool, typer.Option("--all", help="Probe every op version ONNX Runtime has a CPU kernel for.")
+    ] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")] = None,
     jobs: Annotated[int | None, typer.Option("-j", "--jobs", help="Parallel probe workers.")] = None,
     missing_only: Annotated[bool, typer.Option("--missing-only", help="List only ops not implemented.")] = False,
@@ -508,9 +693,8 @@ def probe(
     from ortprune.verify import probe as run_probe
     from ortprune.verify.probe import UNKNOWN
 
-    if jobs is not None and jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, got {jobs}")
-    check_outputs([json_out], [lib, config, *(models or [])])
+    check_parallel(jobs, "--jobs")
+    check_outputs([json_out], _reads(config, libs=(lib,), models=tuple(models or ())))
     if consumers:
         from ortprune.report.consumers import print_consumers
         from ortprune.runtime.consumers import check_consumers
@@ -521,11 +705,16 @@ def probe(
             if json_out:
                 from ortprune._io import atomic_write_text
 
-                atomic_write_text(json_out, json.dumps(found, indent=2) + "\n")
+                atomic_write_text(json_out, json_text(found, indent=2))
             return
 
+    from ortprune.report.progress import count_progress
+
     types = OpConfig.load(config).types if config else None
-    report = run_probe(lib, ops_for(config, models, all_ops), jobs, types)
+    ops = ops_for(config, models, all_ops)
+    console.print(f"probe {lib}: {len(ops)} op(s), one session each, {jobs or os.cpu_count() or 2} worker(s)")
+    with count_progress(console, "probe") as advance:
+        report = run_probe(lib, ops, jobs, types, progress=advance)
     print_probe(report, out, show_all=not missing_only)
     if json_out:
         report.write_json(json_out)
@@ -542,7 +731,12 @@ def verify(
     models: Annotated[list[Path], typer.Argument(help="Model files to run on both libraries.")],
     lib: Annotated[Path, typer.Option("--lib", help="The pruned libonnxruntime.so.")],
     reference: Annotated[
-        Path | None, typer.Option("--reference", help="Full library (default: $ORT_DYLIB_PATH or the wheel's).")
+        str | None,
+        typer.Option(
+            "--reference",
+            help="Reference library, or official (the official release library of --lib's version, from PyPI; "
+            "official:VERSION for another). Default: $ORT_DYLIB_PATH or the wheel's.",
+        ),
     ] = None,
     optimization_level: Annotated[Level, typer.Option("--optimization-level", "-O")] = Level(DEFAULT_LEVEL),
     tolerance: Annotated[float, typer.Option("--tolerance", help="Max abs diff allowed per output.")] = 1e-5,
@@ -573,8 +767,17 @@ def verify(
             raise UsageError(f"--inputs names {model!r}, which is not one of the models given")
         feeds[Path(model)] = load_feeds(npz)
     dims = _name_values(dim, "--dim")
-    check_outputs([json_out], [lib, reference, *models, *(i.rpartition("=")[2] for i in inputs or [])])
-    report = run_verify(lib, models, reference, optimization_level.value, tolerance, inputs=feeds, dims=dims)
+    ref = _library_option(reference, "--reference", version_of=lib)
+    feed_files = [i.rpartition("=")[2] for i in inputs or []]
+    check_outputs([json_out], _reads(*feed_files, libs=(lib, ref), models=tuple(models)))
+    from ortprune.report.progress import count_progress
+
+    console.print(f"verify {len(models)} model(s) on {lib} against {ref or 'the reference library'} "
+                  f"at level {optimization_level.value}")  # fmt: skip
+    with count_progress(console, "verify") as advance:
+        report = run_verify(
+            lib, models, ref, optimization_level.value, tolerance, inputs=feeds, dims=dims, progress=advance
+        )
     if json_out:  # written whatever the verdicts
         report.write_json(json_out)
     print_verify(report, out)
@@ -607,7 +810,7 @@ class SizeBy(str, Enum):
     dir = "dir"
 
 
-class _SizeGroup(TyperGroup):
+class _SizeGroup(_PlainGroup):
     """``size LIB...`` runs ``size show LIB...``; ``size diff OLD NEW`` is a sub-command of its own."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # click's Context (vendored by typer)
@@ -617,7 +820,10 @@ class _SizeGroup(TyperGroup):
 
 
 size_app = typer.Typer(
-    cls=_SizeGroup, no_args_is_help=True, help="Library sizes (the seed's table) and where every byte goes."
+    rich_markup_mode=None,
+    cls=_SizeGroup,
+    no_args_is_help=True,
+    help="Library sizes (the seed's table) and where every byte goes.",
 )
 app.add_typer(size_app, name="size")
 
@@ -653,29 +859,29 @@ def size_show(
     from ortprune.analyze import analyze
     from ortprune.report import size as render
 
-    if top < 0:
-        raise UsageError(f"--top must be >= 0 (0: all rows), got {top}")
-    if depth is not None and depth < 1:
-        raise UsageError(f"--depth must be at least 1, got {depth}")
+    _check_rows(top, depth)
     check_outputs([output], [*libs, baseline])
-    if chart is not None:
-        output_dir(chart)
+    if chart is not None:  # created when the charts are written, after every library was read
+        check_output_dir(chart)
     reports = [analyze(p, by.value, with_footprint=footprint, short=short, depth=depth) for p in libs]
     base = reports[0]
     if baseline is not None:
         base = analyze(baseline, by.value, with_footprint=footprint, short=short, depth=depth)
     all_reports = reports if baseline is None else [base, *reports]
+    needed = [e.path for r in all_reports if r.footprint for e in r.footprint.entries if e.path]
+    check_outputs([output], [*libs, baseline, *needed])  # and the libraries they load (their footprint)
     if name and len(name) != len(all_reports):
         raise OrtpruneError(f"--name given {len(name)} times for {len(all_reports)} libraries (baseline included)")
     rows = render.variant_rows(all_reports, base, name)
     if chart is not None:
+        output_dir(chart)
         written = render.write_variant_chart(rows, chart) if len(rows) > 1 else []
         for r in reports:
             written += render.write_label_chart(r, chart)
         console.print(f"wrote {len(written)} chart files to {chart}")
     if fmt is SizeFormat.json:
         data = {"variants": [r.to_dict() for r in rows], "reports": [r.to_dict() for r in reports]}
-        _emit(json.dumps(data, indent=1) + "\n", output)
+        _emit(json_text(data, indent=1), output)
     elif fmt is SizeFormat.markdown or output is not None:
         parts = [render.variants_markdown(rows)]
         for r in reports:
@@ -685,6 +891,13 @@ def size_show(
         render.print_variants(rows, out)
         for r in reports:
             render.print_labels(r, out, top)
+
+
+def _check_rows(top: int, depth: int | None) -> None:
+    if top < 0:
+        raise UsageError(f"--top must be >= 0 (0: all rows), got {top}")
+    if depth is not None and depth < 1:
+        raise UsageError(f"--depth must be at least 1, got {depth}")
 
 
 @size_app.command("diff")
@@ -702,12 +915,14 @@ def size_diff(
     from ortprune.analyze import analyze, diff_reports
     from ortprune.report import size as render
 
+    _check_rows(top, depth)
+    check_outputs([output], [old, new])
     before, after = (analyze(p, by.value, with_footprint=False, short=short, depth=depth) for p in (old, new))
     d = diff_reports(before, after)
     if fmt is SizeFormat.table and output is None:
         render.print_diff(d, out, top)
     elif fmt is SizeFormat.json:
-        _emit(json.dumps(d.to_dict(), indent=1) + "\n", output)
+        _emit(json_text(d.to_dict(), indent=1), output)
     else:
         _emit(render.diff_markdown(d, top), output)
 
@@ -743,11 +958,13 @@ def estimate(
 
     if per_op:
         costs = est.op_costs(full)
-        text = json.dumps(costs.to_dict(), indent=1) + "\n" if fmt is SizeFormat.json else None
+        text = json_text(costs.to_dict(), indent=1) if fmt is SizeFormat.json else None
         _emit(text or render.op_costs_markdown(costs), output)
         return
     if config is None:
         raise OrtpruneError("estimate needs --config ops.config (or --per-op)")
+    ops = OpConfig.load(config)
+    ops.require_ops(config)
     levers = None
     est.check_predictable(toolchain.value, tuple(extra or ()))
     if prune or keep_transformers or extra or variant.value != "reduced":
@@ -765,11 +982,54 @@ def estimate(
             keep_transformers=_csv(keep_transformers),
         )
         levers = est.estimate_levers(spec, src)
-    result = est.estimate(full, OpConfig.load(config), str(config), levers=levers)
+    result = est.estimate(full, ops, str(config), levers=levers)
     if fmt is SizeFormat.json:
-        _emit(json.dumps(result.to_dict(), indent=1) + "\n", output)
+        _emit(json_text(result.to_dict(), indent=1), output)
     else:
         _emit(render.estimate_markdown(result), output)
+
+
+def _reads(
+    *files: str | Path | None,
+    libs: tuple[str | Path | None, ...] = (),
+    model: Any = None,
+    models: tuple[str | Path, ...] = (),
+) -> list[Path]:
+    """Every file the command reads, to check its outputs against (:func:`check_outputs`): the paths
+    named, each ONNX Runtime library as it will be loaded (None: ``$ORT_DYLIB_PATH``'s, else the wheel's),
+    ONNX ``models`` with the files read with them (external data, verify's ``.inputs.npz`` and tokenizer),
+    and an embedding model's files (``model``: a resolved model, from a directory, the registry, a bundled
+    package or a fastembed / Hugging Face cache). A library the loader finds by bare name is not a path."""
+    from ortprune.runtime import find_library
+    from ortprune.verify.compare import companion_files
+
+    found = [Path(f) for f in (*files, *models) if f is not None]
+    found += [f for m in models for f in companion_files(m)]
+    for lib in libs:
+        path = find_library(lib)
+        if os.sep in path:
+            found.append(Path(path))
+    if model is not None:
+        found += model.files()
+    return found
+
+
+def _library_option(value: str | None, option: str, version_of: Path | None = None) -> Path | None:
+    """A library option's path: ``official:VERSION`` (or ``official``: the version of the library
+    ``version_of``) is the official release library of that version for this machine, downloaded once
+    (``ortbuild.official``); anything else is a path. A file named ``official`` is still a path."""
+    if value is None or Path(value).exists() or not (value == "official" or value.startswith("official:")):
+        return None if value is None else Path(value)
+    from ortprune.ortbuild.official import official_library
+
+    version = value.partition(":")[2]
+    if not version:
+        if version_of is None:
+            raise UsageError(f"{option} official needs a version here: {option} official:1.21.0")
+        from ortprune.runtime import load_library
+
+        version = load_library(version_of).version
+    return Path(official_library(version, log=console.print).library)
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -816,21 +1076,29 @@ def embed(
         raise UsageError(f"--precision must be from 0 to 17, got {precision}")
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
-    check_outputs([output], [lib, Path(model) if Path(model).exists() else None])
+    check_parallel(threads, "--threads", minimum=0)  # 0: ORT's default
     items = list(texts or [])
-    if items == ["-"]:
+    if items.count("-") > 1:
+        raise UsageError("'-' (read texts from stdin) can be given once: stdin can be read only once")
+    if "-" in items:
         try:
-            items = sys.stdin.buffer.read().decode("utf-8").splitlines()
+            lines = sys.stdin.buffer.read().decode("utf-8").splitlines()
         except UnicodeDecodeError as e:
             raise OrtpruneError(f"standard input is not UTF-8 text (byte {e.start}: {e.reason})") from None
+        at = items.index("-")
+        items[at : at + 1] = lines
     if not items:
         raise OrtpruneError("no texts given: pass texts as arguments, or '-' to read lines from stdin")
+    from ortprune.embed.text import fastembed_cache_dir, resolve_model
+
+    resolved = resolve_model(model, fastembed_cache_dir())  # found once: the files checked are the files used
+    check_outputs([output], _reads(libs=(lib,), model=resolved))
     # only now: numpy's BLAS starts threads, and a Ctrl-C sent while stdin was read could land on one of them
     import numpy as np
 
     from ortprune.embed import TextEmbedding
 
-    with TextEmbedding(model, lib=lib, threads=threads) as emb:
+    with TextEmbedding(model, lib=lib, threads=threads, _resolved=resolved) as emb:
         vectors = np.stack(list(emb.embed(items, batch_size=batch_size)))
         lib_used = emb.session.lib
         console.print(f"{emb.info.name} on ONNX Runtime {lib_used.version} ({lib_used.path})", soft_wrap=True)
@@ -889,6 +1157,71 @@ def _click_exceptions() -> tuple[tuple[type[Exception], ...], tuple[type[BaseExc
     return pick("ClickException"), pick("Abort"), pick("Exit")
 
 
+def _help_keeps_words_whole() -> None:
+    """click wraps help text at hyphens and inside long words ("--allow-" / "unprobed"), breaking the flags a
+    reader copies; its wrapper is swapped, in this process only, for one that breaks at spaces alone."""
+    import importlib
+    import textwrap
+
+    for name in ("typer._click._textwrap", "click._textwrap"):
+        try:
+            module: Any = importlib.import_module(name)
+        except ImportError:
+            continue
+        base = module.TextWrapper
+        if getattr(base, "_ortprune", False):
+            continue
+
+        class WholeWords(base):  # type: ignore[misc,valid-type]
+            _ortprune = True
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                kwargs.update(break_on_hyphens=False, break_long_words=False)
+                super().__init__(*args, **kwargs)
+
+            def _handle_long_word(self, chunks: list[str], line: list[str], length: int, width: int) -> None:
+                # click's own cuts the word; the standard library's keeps it whole (break_long_words=False)
+                textwrap.TextWrapper._handle_long_word(self, chunks, line, length, width)
+
+        module.TextWrapper = WholeWords
+
+
+STDOUT_NAME = "standard output"
+
+
+class _NamedStdout:
+    """``sys.stdout`` whose write errors name it: a full disk (``> /dev/full``) raises OSError without a
+    file name, which would print as a bare "No space left on device"."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, STDOUT_NAME) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, STDOUT_NAME) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _drop_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's last flush of what is still buffered cannot fail."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _print_error(text: str) -> None:
     """One plain line on stderr (not through rich: a path with '[' in it is not markup)."""
     sys.stderr.write(f"error: {text}\n")
@@ -906,8 +1239,15 @@ def main(argv: list[str] | None = None) -> None:
     exits += (typer_exc.Exit,)
     args = _expand_multi(sys.argv[1:] if argv is None else argv, "probe", "--models")
     debug = "--debug" in args[: args.index("--") if "--" in args else len(args)]
+    _help_keeps_words_whole()
+    if not isinstance(sys.stdout, _NamedStdout):
+        sys.stdout = _NamedStdout(sys.stdout)
     try:
-        code = app(args=args, standalone_mode=False, prog_name="ortprune")
+        # click's own calls, not ``app(...)``: typer's main turns Ctrl-C into a silent exit 130 and a closed
+        # pipe into exit 1 before this function could say ``interrupted`` or stop quietly with 141
+        command = typer.main.get_command(app)
+        with command.make_context("ortprune", args) as ctx:
+            code = command.invoke(ctx)
         sys.stdout.flush()
         sys.exit(code if isinstance(code, int) else 0)
     except SystemExit:
@@ -922,8 +1262,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         # the reader of our stdout went away (``| head``): stop quietly, as a shell tool does
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_stdout()
         sys.exit(141)
     except OrtpruneError as e:
         if debug:
@@ -936,6 +1275,8 @@ def main(argv: list[str] | None = None) -> None:
                 raise
             _print_error(f"{e.strerror or e} (rerun with --debug for the traceback)")
             sys.exit(1)
+        if e.filename == STDOUT_NAME:
+            _drop_stdout()
         _print_error(f"{e.filename}: {e.strerror or e}")
         sys.exit(1)
     except MemoryError:

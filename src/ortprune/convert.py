@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ortprune._io import atomic_path
+from ortprune._io import check_output_dir, check_outputs, commit_staged, staged_outputs
 from ortprune.cache import file_digest
-from ortprune.errors import ModelError, OrtpruneError
+from ortprune.errors import ModelError, OrtpruneError, OutputError
 from ortprune.ortformat import (
     META_KEEP_QUANTIZED,
     META_LEVEL,
@@ -107,49 +107,11 @@ def convert_model(
     optimized_onnx: bool = False,
 ) -> Converted:
     """Write ``out_dir/<stem>.ort`` (and ``<stem>.optimized.onnx``) for ``model``, optimized at ``level``
-    by ``lib``. Outputs appear whole or not at all."""
-    from ortprune.runtime import Session, load_library
-
+    by ``lib``. Outputs appear whole or not at all (see :func:`convert`)."""
     src = Path(model)
     if not src.is_file():
         raise ModelError("no such file", src)
-    if src.suffix.lower() == ORT_SUFFIX or is_ort_format(src):
-        raise ModelError("already an ORT-format model; convert the .onnx it was made from", src)
-    library = load_library(lib)
-    out = Path(out_dir)
-    ort_path = out / (src.stem + ORT_SUFFIX)
-    if ort_path.resolve() == src.resolve():
-        raise ModelError("the output would replace the input", src)
-    t0 = time.monotonic()
-    data = tagged_model_bytes(src, library.version, level, keep_quantized)
-    targets = [(ort_path, "ORT")]
-    onnx_path = out / f"{src.stem}.optimized.onnx" if optimized_onnx else None
-    if onnx_path is not None:
-        targets.append((onnx_path, "ONNX"))
-    for target, fmt in targets:
-        with atomic_path(target) as tmp:
-            try:
-                Session(
-                    data,
-                    library,
-                    optimization_level=level,
-                    log_level="error",
-                    optimized_model_path=tmp,
-                    config=save_config(fmt, keep_quantized),
-                ).close()
-            except OrtpruneError as e:
-                raise ModelError(f"ONNX Runtime {library.version} could not convert it: {e}", src) from None
-    return Converted(
-        source=src,
-        ort=ort_path,
-        optimized_onnx=onnx_path,
-        ort_version=library.version,
-        level=level,
-        keep_quantized=keep_quantized,
-        source_bytes=src.stat().st_size,
-        ort_bytes=ort_path.stat().st_size,
-        seconds=round(time.monotonic() - t0, 3),
-    )
+    return convert([src], lib, out_dir, level, keep_quantized, optimized_onnx)[0]
 
 
 def convert(
@@ -159,8 +121,16 @@ def convert(
     level: str = "all",
     keep_quantized: bool = False,
     optimized_onnx: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> list[Converted]:
-    """Convert every model (files or directories of ``.onnx``); two models may not share a file stem."""
+    """Convert every model (files or directories of ``.onnx``); two models may not share a file stem.
+
+    The run's outputs appear together or not at all: each is checked first (not one of the models or the
+    library, not a file ``convert`` did not write), every model is converted into a hidden directory
+    beside ``out_dir``, and only when all succeeded is ``out_dir`` created and the files renamed into it,
+    with Ctrl-C held until the renames are done (a ``.ort`` and its ``.optimized.onnx`` stay a pair).
+    ``progress(done, total, model)`` hears of each model as it starts."""
+    from ortprune.runtime import Session, load_library
     from ortprune.scan.files import find_models
 
     models = list(models)
@@ -170,7 +140,74 @@ def convert(
         raise ModelError("no .onnx models to convert", Path(os.fspath(models[0])) if models else None)
     stems: dict[str, Path] = {}
     for f in files:
+        if f.suffix.lower() == ORT_SUFFIX or is_ort_format(f):
+            raise ModelError("already an ORT-format model; convert the .onnx it was made from", f)
         if f.stem in stems:
             raise ModelError(f"two models would both become {f.stem}{ORT_SUFFIX}: {stems[f.stem]} and {f}", f)
         stems[f.stem] = f
-    return [convert_model(f, lib, out_dir, level, keep_quantized, optimized_onnx) for f in files]
+    library = load_library(lib)
+    out = check_output_dir(out_dir)
+    plan = [(f, [(out / (f.stem + ORT_SUFFIX), "ORT")] + ([(out / f"{f.stem}.optimized.onnx", "ONNX")]
+                                                           if optimized_onnx else [])) for f in files]  # fmt: skip
+    outputs = [target for _, targets in plan for target, _ in targets]
+    check_outputs(outputs, [*files, library.path])
+    for target in outputs:
+        _check_ours(target)
+    done: list[Converted] = []
+    with staged_outputs(out) as stage:
+        for src, targets in plan:
+            if progress is not None:
+                progress(len(done), len(plan), str(src))
+            t0 = time.monotonic()
+            data = tagged_model_bytes(src, library.version, level, keep_quantized)
+            for target, fmt in targets:
+                try:
+                    Session(
+                        data,
+                        library,
+                        optimization_level=level,
+                        log_level="error",
+                        optimized_model_path=stage / target.name,
+                        config=save_config(fmt, keep_quantized),
+                    ).close()
+                except OrtpruneError as e:
+                    raise ModelError(f"ONNX Runtime {library.version} could not convert it: {e}", src) from None
+                if not (stage / target.name).is_file():
+                    raise ModelError(f"ONNX Runtime {library.version} wrote no {fmt} file for it", src)
+            done.append(
+                Converted(
+                    source=src,
+                    ort=targets[0][0],
+                    optimized_onnx=targets[1][0] if optimized_onnx else None,
+                    ort_version=library.version,
+                    level=level,
+                    keep_quantized=keep_quantized,
+                    source_bytes=src.stat().st_size,
+                    ort_bytes=(stage / targets[0][0].name).stat().st_size,
+                    seconds=round(time.monotonic() - t0, 3),
+                )
+            )
+        commit_staged(stage, out, [target.name for target in outputs])
+    return done
+
+
+def _check_ours(target: Path) -> None:
+    """An existing file at an output name must be one ``convert`` wrote (a rerun replaces it); anything
+    else there (the user's own model of that name) is refused, never replaced."""
+    if not target.exists():
+        return
+    try:
+        if target.suffix == ORT_SUFFIX:
+            from ortprune.ortformat import read_info
+
+            ours = META_SOURCE in read_info(target).metadata
+        else:
+            import onnx
+
+            meta = onnx.load(str(target), load_external_data=False).metadata_props
+            ours = any(p.key == META_SOURCE for p in meta)
+    except Exception:  # not a model at all (onnx and the flatbuffers reader raise many types): not ours
+        ours = False
+    if not ours:
+        raise OutputError("exists and was not written by ortprune convert; refusing to replace it "
+                          "(move it, or choose another --out)", target)  # fmt: skip

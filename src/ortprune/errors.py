@@ -52,3 +52,14 @@ class OutputError(OrtpruneError):
 
 class UsageError(OrtpruneError):
     """Arguments that do not fit together (a value of the wrong form, a missing companion option)."""
+
+
+class ArgumentTypeError(OrtpruneError, TypeError):
+    """A Python API argument of the wrong type (also a TypeError, which is what Python and fastembed raise).
+
+    Not a UsageError: through the CLI such a value comes from the user's data (a document, a model's
+    file), an error to fix like a bad file (exit 1), not a malformed command line (exit 2)."""
+
+
+class ArgumentValueError(OrtpruneError, ValueError):
+    """A Python API argument of the right type but a value it cannot take (also a ValueError, as in fastembed)."""

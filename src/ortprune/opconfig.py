@@ -19,8 +19,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ortprune._args import path_arg
 from ortprune._io import atomic_write_text
-from ortprune.errors import ConfigError
+from ortprune.errors import ArgumentTypeError, ArgumentValueError, ConfigError
 
 #: Operator domains ORT registers kernels for (``tools/ci_build/op_registration_utils.py``), public names.
 #: ORT's domain constants (``core/graph/constants.h``) → public domain names.
@@ -87,13 +88,14 @@ _LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 def check_op(domain: str, opset: int, op: str) -> None:
-    """ValueError unless (domain, opset, op) can be written as a config line ORT parses back the same."""
+    """ArgumentValueError (a ValueError) unless (domain, opset, op) can be written as a config line ORT
+    parses back the same."""
     if not isinstance(domain, str) or not DOMAIN_NAME.fullmatch(domain):
-        raise ValueError(f"invalid domain name {domain!r}")
+        raise ArgumentValueError(f"invalid domain name {domain!r}")
     if isinstance(opset, bool) or not isinstance(opset, int) or not 1 <= opset <= MAX_OPSET:
-        raise ValueError(f"opset must be an integer from 1 to {MAX_OPSET}, got {opset!r}")
+        raise ArgumentValueError(f"opset must be an integer from 1 to {MAX_OPSET}, got {opset!r}")
     if not isinstance(op, str) or not OP_NAME.fullmatch(op):
-        raise ValueError(f"invalid operator name {op!r} (ORT's config takes C identifiers)")
+        raise ArgumentValueError(f"invalid operator name {op!r} (ORT's config takes C identifiers)")
 
 
 def escape_comment(text: str) -> str:
@@ -148,29 +150,34 @@ class OpTypes:
 
     @classmethod
     def from_json(cls, text: str) -> OpTypes:
-        """ORT's per-op type info; ValueError for anything ORT's parser would not take."""
-        data = json.loads(text)
+        """ORT's per-op type info; ArgumentValueError (a ValueError) for anything ORT's parser would not take."""
+        if not isinstance(text, str):
+            raise ArgumentTypeError(f"type info must be JSON text, got {type(text).__name__}")
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as e:
+            raise ArgumentValueError(f"type info is not JSON: {e}") from None
         if not isinstance(data, dict) or not set(data) <= {"inputs", "outputs", "custom"}:
-            raise ValueError('type info must be an object with keys "inputs", "outputs" or "custom"')
+            raise ArgumentValueError('type info must be an object with keys "inputs", "outputs" or "custom"')
         result = cls()
         for key, table in (("inputs", result.inputs), ("outputs", result.outputs)):
             entries = data.get(key, {})
             if not isinstance(entries, dict):
-                raise ValueError(f'"{key}" must be an object of index → list of type names')
+                raise ArgumentValueError(f'"{key}" must be an object of index → list of type names')
             for idx, types in entries.items():
                 if not (isinstance(idx, str) and idx.isascii() and idx.isdigit()):
-                    raise ValueError(f'"{key}" index must be a non-negative integer, got {idx!r}')
+                    raise ArgumentValueError(f'"{key}" index must be a non-negative integer, got {idx!r}')
                 if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
-                    raise ValueError(f"{key}[{idx}] must be a list of type names")
+                    raise ArgumentValueError(f"{key}[{idx}] must be a list of type names")
                 unknown = sorted(set(types) - CPP_TYPES)
                 if unknown:
-                    raise ValueError(f"{key}[{idx}]: unknown type name(s) {unknown}")
+                    raise ArgumentValueError(f"{key}[{idx}]: unknown type name(s) {unknown}")
                 table[int(idx)] = set(types)
         custom = data.get("custom", [])
         if not isinstance(custom, list) or not all(
             isinstance(t, list) and all(isinstance(x, str) for x in t) for t in custom
         ):
-            raise ValueError('"custom" must be a list of lists of type names')
+            raise ArgumentValueError('"custom" must be a list of lists of type names')
         for triple in custom:
             result.custom.add(tuple(triple))
         return result
@@ -191,9 +198,41 @@ class OpConfig:
     no_ops_means_all: bool = False
     comments: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        """A config built by hand holds what the grammar can carry, or ArgumentTypeError/ValueError says why."""
+        if not isinstance(self.ops, dict):
+            raise ArgumentTypeError(f"OpConfig.ops must be a dict domain -> opset -> set of ops, got "
+                                    f"{type(self.ops).__name__}")  # fmt: skip
+        for domain, by_opset in self.ops.items():
+            if not isinstance(by_opset, dict):
+                raise ArgumentTypeError(f"OpConfig.ops[{domain!r}] must be a dict opset -> set of ops")
+            for opset, names in by_opset.items():
+                if not isinstance(names, set | frozenset):
+                    raise ArgumentTypeError(f"OpConfig.ops[{domain!r}][{opset!r}] must be a set of op names")
+                for op in names:
+                    check_op(domain, opset, op)
+        if not isinstance(self.types, dict) or not all(
+            isinstance(k, tuple) and isinstance(v, OpTypes) for k, v in self.types.items()
+        ):
+            raise ArgumentTypeError("OpConfig.types must be a dict (domain, op) -> OpTypes")
+        if self.globally_allowed_types is not None:
+            if isinstance(self.globally_allowed_types, str) or not all(
+                isinstance(t, str) for t in self.globally_allowed_types
+            ):
+                raise ArgumentTypeError("OpConfig.globally_allowed_types must be a set of type names or None")
+            unknown = sorted(set(self.globally_allowed_types) - CPP_TYPES)
+            if unknown:
+                raise ArgumentValueError(f"unknown type name(s) {unknown} in globally_allowed_types")
+        if not isinstance(self.comments, list) or not all(isinstance(c, str) for c in self.comments):
+            raise ArgumentTypeError("OpConfig.comments must be a list of str")
+
     # ---- construction ---------------------------------------------------------------------------
     def add(self, domain: str, opset: int, op: str, types: OpTypes | None = None) -> None:
         """Add one op; ConfigError for a name or opset ORT's config grammar cannot carry."""
+        if not isinstance(domain, str):
+            raise ConfigError(f"invalid domain name {domain!r}")
+        if types is not None and not isinstance(types, OpTypes):
+            raise ArgumentTypeError(f"types must be an OpTypes or None, got {type(types).__name__}")
         domain = normalize_domain(domain)
         try:
             check_op(domain, opset, op)
@@ -232,6 +271,34 @@ class OpConfig:
     def has_type_info(self) -> bool:
         return any(not t.is_empty() for t in self.types.values())
 
+    def unknown_ops(self) -> list[OpId]:
+        """The ops no schema known here defines at their opset (ONNX's; ORT's own when onnxruntime is
+        installed): a reduced build keeps no kernel for them. Ops of a domain with no schemas here are not
+        judged."""
+        from ortprune.schemas import domain_has_schemas, get_schema
+
+        return [i for i in self if domain_has_schemas(i.domain) and get_schema(i.domain, i.op, i.opset) is None]
+
+    def require_ops(self, source: str | Path | None = None) -> None:
+        """ConfigError unless the config names at least one operator a schema knows: an empty, comment-only
+        or unknown-op-only config would give a library (or a probe, an estimate) that runs no model."""
+        ids = list(self)
+        if not ids:
+            hint = (
+                " (its !no_ops_specified_means_all_ops_are_required keeps every op: use --variant full)"
+                if self.no_ops_means_all
+                else " (`ortprune scan MODEL -o ops.config` writes one)"
+            )
+            raise ConfigError(f"the config names no operator, so it keeps no kernel{hint}", source)
+        unknown = self.unknown_ops()
+        if len(unknown) == len(ids):
+            names = ", ".join(str(i) for i in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            raise ConfigError(
+                f"no operator of the config is known to ONNX or ONNX Runtime at its opset ({names}), "
+                "so it keeps no kernel",
+                source,
+            )
+
     # ---- algebra --------------------------------------------------------------------------------
     def copy(self) -> OpConfig:
         return OpConfig(
@@ -248,6 +315,7 @@ class OpConfig:
         result = cls()
         allowed: set[str] | None = None
         for config in configs:
+            _config_arg(config, "merge")
             for i in config:
                 result.add(i.domain, i.opset, i.op)
             for key, types in config.types.items():
@@ -259,11 +327,11 @@ class OpConfig:
         return result
 
     def __or__(self, other: OpConfig) -> OpConfig:
-        return OpConfig.merge(self, other)
+        return OpConfig.merge(self, _config_arg(other, "|"))
 
     def diff(self, other: OpConfig) -> ConfigDiff:
         """What ``other`` adds to and removes from ``self`` (per domain, opset and op)."""
-        mine, theirs = set(self), set(other)
+        mine, theirs = set(self), set(_config_arg(other, "diff"))
         return ConfigDiff(added=sorted(theirs - mine), removed=sorted(mine - theirs))
 
     def covers(self, required: OpConfig) -> list[OpId]:
@@ -275,6 +343,7 @@ class OpConfig:
         """
         from ortprune.schemas import since_version
 
+        _config_arg(required, "covers")
         missing = []
         for need in required:
             listed = [o for o, ops in self.ops.get(need.domain, {}).items() if need.op in ops]
@@ -286,6 +355,8 @@ class OpConfig:
     # ---- text -----------------------------------------------------------------------------------
     @classmethod
     def parse(cls, text: str, source: str | Path | None = None) -> OpConfig:
+        if not isinstance(text, str):
+            raise ArgumentTypeError(f"OpConfig.parse takes the config text (str), got {type(text).__name__}")
         config = cls()
         for lineno, raw in enumerate(text.splitlines(), start=1):
             line = raw.strip()
@@ -305,36 +376,36 @@ class OpConfig:
             return
         if line.startswith("!globally_allowed_types;"):
             if self.globally_allowed_types is not None:
-                raise ValueError("globally allowed types were already specified")
+                raise ArgumentValueError("globally allowed types were already specified")
             types = {t.strip() for t in line.split(";", 1)[1].split(",") if t.strip()}
             unknown = types - CPP_TYPES
             if unknown:
-                raise ValueError(f"unknown type name(s) {sorted(unknown)}")
+                raise ArgumentValueError(f"unknown type name(s) {sorted(unknown)}")
             self.globally_allowed_types = frozenset(types)
             return
         if line == "!no_ops_specified_means_all_ops_are_required":
             self.no_ops_means_all = True
             return
         if line.startswith("!"):
-            raise ValueError("unknown directive")
+            raise ArgumentValueError("unknown directive")
         fields = [f.strip() for f in line.split(";")] if "{" not in line else _split_op_line(line)
         if len(fields) != 3:
-            raise ValueError(f"expected 'domain;opset;Op1,Op2' (3 fields separated by ';'), got {len(fields)}")
+            raise ArgumentValueError(f"expected 'domain;opset;Op1,Op2' (3 fields separated by ';'), got {len(fields)}")
         domain, opsets_text, ops_text = fields
         if domain not in KNOWN_DOMAINS:
-            raise ValueError(f"unknown domain {domain!r} (known: {', '.join(sorted(KNOWN_DOMAINS))})")
+            raise ArgumentValueError(f"unknown domain {domain!r} (known: {', '.join(sorted(KNOWN_DOMAINS))})")
         parts = [p.strip() for p in opsets_text.split(",")]
         if not all(p.isascii() and p.isdigit() for p in parts):
-            raise ValueError(f"opset must be a comma-separated list of integers, got {opsets_text!r}")
+            raise ArgumentValueError(f"opset must be a comma-separated list of integers, got {opsets_text!r}")
         opsets = [int(p) for p in parts]
         if any(not 1 <= o <= MAX_OPSET for o in opsets):
-            raise ValueError(f"opset must be from 1 to {MAX_OPSET}, got {opsets_text!r}")
+            raise ArgumentValueError(f"opset must be from 1 to {MAX_OPSET}, got {opsets_text!r}")
         entries = list(_split_ops(ops_text))
         if not entries:
-            raise ValueError("no operators listed")
+            raise ArgumentValueError("no operators listed")
         for op, type_json in entries:
             if not OP_NAME.fullmatch(op):
-                raise ValueError(f"invalid operator name {op!r}")
+                raise ArgumentValueError(f"invalid operator name {op!r}")
             op_types = OpTypes.from_json(type_json) if type_json else None
             for opset in opsets:
                 self.add(domain, opset, op, op_types)
@@ -360,7 +431,7 @@ class OpConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> OpConfig:
-        path = Path(path)
+        path = path_arg(path, "path")
         try:
             if path.exists() and not path.is_file():
                 raise ConfigError("is not a regular file; expected an ops.config text file", path)
@@ -374,7 +445,7 @@ class OpConfig:
         return cls.parse(text, path)
 
     def save(self, path: str | Path, header: Iterable[str] | None = None) -> Path:
-        return atomic_write_text(path, self.format(header))
+        return atomic_write_text(path_arg(path, "path"), self.format(header))
 
     # ---- interop with ORT's own parser ----------------------------------------------------------
     def to_ort_required_ops(self) -> dict[str, dict[int, set[str]]]:
@@ -390,6 +461,12 @@ class OpConfig:
             else sorted(self.globally_allowed_types),
             "no_ops_means_all": self.no_ops_means_all,
         }
+
+
+def _config_arg(value: object, where: str) -> OpConfig:
+    if not isinstance(value, OpConfig):
+        raise ArgumentTypeError(f"OpConfig {where} takes OpConfig objects, got {type(value).__name__}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -429,17 +506,17 @@ def _split_ops(text: str) -> Iterator[tuple[str, str | None]]:
                         break
                 i += 1
             if depth != 0:
-                raise ValueError("unbalanced '{' in type info")
+                raise ArgumentValueError("unbalanced '{' in type info")
             yield text[cur:brace].strip(), text[brace : i + 1]
             cur = i + 1
             if cur < end:
                 if text[cur] != ",":
-                    raise ValueError(f"expected ',' after type info, got {text[cur]!r}")
+                    raise ArgumentValueError(f"expected ',' after type info, got {text[cur]!r}")
                 cur += 1
         else:
             name = text[cur:comma].strip()
             if name:
                 yield name, None
             elif comma != end or cur != end:
-                raise ValueError("empty operator name")
+                raise ArgumentValueError("empty operator name")
             cur = comma + 1

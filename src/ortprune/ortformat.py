@@ -12,6 +12,8 @@ the library about to load the file.
 from __future__ import annotations
 
 import mmap
+import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +36,11 @@ class OrtFormatError(ModelError):
 
 
 def is_ort_format(path: str | Path) -> bool:
-    """True if ``path`` starts like an ORT-format model (flatbuffers identifier ``ORTM``)."""
+    """True if ``path`` is a regular file that starts like an ORT-format model (flatbuffers identifier
+    ``ORTM``). Anything else (a FIFO, which would block, a device) is not opened."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
         with open(path, "rb") as f:
             head = f.read(8)
     except OSError:

@@ -50,6 +50,14 @@ def get_schema(domain: str, op: str, opset: int) -> Any | None:
     return None
 
 
+@functools.cache
+def domain_has_schemas(domain: str) -> bool:
+    """Whether the schemas known here cover ``domain`` at all (ORT's contrib domains need onnxruntime)."""
+    if domain in ("ai.onnx", "ai.onnx.ml") or any(d == domain for d, _ in _ort_schemas()):
+        return True
+    return any(s.domain == domain for s in onnx.defs.get_all_schemas())
+
+
 def since_version(domain: str, op: str, opset: int) -> int | None:
     """The version of the op's schema in force at ``opset`` (what ORT's kernel ranges are keyed on)."""
     schema = get_schema(domain, op, opset)

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from ortprune._io import atomic_copy, atomic_write_text
 from ortprune.cache import cache_dir, file_digest
 from ortprune.catalog import BASELINE, variant
+from ortprune.ortbuild.official import OFFICIAL, NoOfficialLibrary
+from ortprune.platform import check_parallel
 from ortprune.results import (
     BuildResult,
     ConvertedModel,
@@ -130,6 +132,10 @@ class Stages:
     shipped_chart: Callable[[list[Shipped], Path], list[Path]]
     #: the finished result → report.md + report.json
     report: Callable[[SlimResult], None]
+    #: (ort source, target or None for this machine) → the official release library of that version for that
+    #: machine, as a build manifest (``ortbuild.official``); NoOfficialLibrary when there is none (slim then
+    #: builds the full reference)
+    reference: Callable[[str, str | None], BuildResult] = lambda ort, target: _official(ort, target)
 
 
 def default_stages(
@@ -137,16 +143,23 @@ def default_stages(
     ccache_remote: str | None = None,
     log: Callable[[str], None] | None = None,
     levers: Levers | None = None,
+    target: str | None = None,
     distcc: str | None = None,
 ) -> Stages:
     """The real stages; builds go through ``store`` (fetched from and published to), ``ccache_remote`` and
-    ``distcc``; pruned variants get ``levers``."""
+    ``distcc``; pruned variants get ``levers``; every build is for ``target`` (None: this machine)."""
     from ortprune.report.size import write_category_chart, write_shipped_chart
     from ortprune.report.slim import write_report
 
     return Stages(
         build=functools.partial(
-            _build, store=store, ccache_remote=ccache_remote, log=log, levers=levers or Levers(), distcc=distcc
+            _build,
+            store=store,
+            ccache_remote=ccache_remote,
+            log=log,
+            levers=levers or Levers(),
+            target=target,
+            distcc=distcc,
         ),
         scan=_scan,
         transformers=_transformers,
@@ -183,7 +196,7 @@ def _memo(
     if path.exists():
         try:
             return from_dict(json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError, KeyError):
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):  # e.g. a list where an object was
             pass  # a damaged cache entry is recomputed, not trusted
     value = compute()
     atomic_write_text(path, json.dumps(to_dict(value), indent=2) + "\n")
@@ -191,7 +204,14 @@ def _memo(
 
 
 def check_inputs(
-    models: list[Path], ort: str, level: str, variants: tuple[str, ...], out: Path, jobs: int | None, tolerance: float
+    models: list[Path],
+    ort: str,
+    level: str,
+    variants: tuple[str, ...],
+    out: Path,
+    jobs: int | None,
+    tolerance: float,
+    reference: str = "official",
 ) -> list[Path]:
     """Every input of a slim run, checked before the first (25-minute) build: the variants, the ORT
     source, each model file (parsed, ops valid, external data present) and the output directory.
@@ -209,12 +229,15 @@ def check_inputs(
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise UsageError(f"unknown variant(s) {', '.join(map(repr, unknown))}; known: {', '.join(VARIANTS)}")
-    if "full" in variants:
-        raise UsageError("'full' is always built as the reference; --variants lists the pruned ones")
+    if reference not in REFERENCES:
+        raise UsageError(f"--reference must be one of {', '.join(REFERENCES)}, not {reference!r}")
+    if BASELINE in variants and reference == BASELINE:
+        raise UsageError("'full' is the reference already (--reference full); --variants lists the others")
+    if variants == (BASELINE,):
+        raise UsageError("--variants names no pruned variant: add one, e.g. --variants full,reduced")
     if len(set(variants)) != len(variants):
         raise UsageError(f"--variants names a variant twice: {','.join(variants)}")
-    if jobs is not None and jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    check_parallel(jobs, "--jobs")
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise UsageError(f"--tolerance must be a finite number >= 0, got {tolerance}")
     check_level(level)
@@ -242,23 +265,41 @@ def slim(
     ccache_remote: str | None = None,
     stages: Stages | None = None,
     levers: Levers | None = None,
+    reference: str = "official",
+    target: str | None = None,
     distcc: str | None = None,
 ) -> SlimResult:
-    """``variants`` with ``model_format == "ort"`` (minimal) get ORT-format models made by the full build
+    """``reference``: ``official`` (default) verifies against, scans with and measures from the official release
+    library of the same version (PyPI's onnxruntime wheel; when there is none for this version and machine, the
+    full MinSizeRel build takes its place, said in a note); ``full`` builds that full library for it. ``full``
+    among ``variants`` adds the MinSizeRel full build (the seed's baseline) to the tables.
+
+    ``variants`` with ``model_format == "ort"`` (minimal) get ORT-format models made by the full build
     (``keep_quantized``: without ConstantFolding, see :mod:`ortprune.convert`), a typed config scanned
     from those, probes and models loaded in ORT format, and the ``.ort`` files exported to ``out/models``.
 
     ``store``: an artifact store (directory or http(s) URL) builds are fetched from and published to, with
     their probe, verify and size results; ``ccache_remote``: ccache's remote storage for what is compiled.
     ``levers``: build options for the pruned variants (``--extra``, ``--prune``, ``--toolchain``).
-    ``distcc``: hosts that compile what ccache misses (``ortbuild.distcc``; checked before any stage runs).
-    ``stages``: the stage functions (default: :func:`default_stages` with that store)."""
+    ``stages``: the stage functions (default: :func:`default_stages` with that store). ``target``: the machine
+    the libraries are for (``linux-aarch64`` cross-builds here; its libraries are scanned with, probed and
+    verified under qemu-user; the in-process checks, consumers and embeddings, are skipped for it).
+    ``distcc``: hosts that compile what ccache misses (``ortbuild.distcc``; checked before any stage runs)."""
     ui = ui or QuietUI()
     if distcc is not None:
         from ortprune.ortbuild.runner import build_env
 
         build_env(ccache_remote, distcc)  # a bad host list or a missing distcc stops here, not after the scan
-    models = check_inputs(models, ort, level, variants, out, jobs, tolerance)
+    models = check_inputs(models, ort, level, variants, out, jobs, tolerance, reference)
+    foreign = _foreign_target(target)
+    if foreign and any(variant(v).model_format == "ort" for v in variants):
+        from ortprune.errors import UsageError
+
+        raise UsageError(f"--target {foreign}: the ORT-format (minimal) variants are made for this machine only")
+    if foreign and any((levers or Levers()).prunes_optimizers(v) for v in variants):
+        from ortprune.errors import UsageError
+
+        raise UsageError(f"--target {foreign}: --prune optimizers reads ORT's log in this process; not for {foreign}")
     levers = levers or Levers()
     levers.check(variants)
     the_store = None
@@ -266,7 +307,7 @@ def slim(
         from ortprune.ortbuild.store import open_store
 
         the_store = open_store(store)  # one object: a store found unusable is skipped for the rest of the run
-    run = stages or default_stages(the_store, ccache_remote, ui.note, levers, distcc)
+    run = stages or default_stages(the_store, ccache_remote, ui.note, levers, foreign, distcc)
     memo_log: list[tuple[Path, list[str]]] = []
     _MEMO_LOG.set(memo_log)
     for v in variants:
@@ -289,13 +330,25 @@ def slim(
         builds[name] = SlimBuild(b, file_digest(b.library))
 
     config_path = out / "ops.config"
-    with timed("build"):
-        build(BASELINE, None)  # the reference, and the optimizer of the exact version being pruned
-    full = builds[BASELINE]
+    with timed("build"):  # the reference: the optimizer of the exact version being pruned, and the baseline
+        if reference == OFFICIAL:
+            try:
+                official = run.reference(ort, foreign)
+            except NoOfficialLibrary as e:
+                ui.note(f"{e}: the full MinSizeRel build is the reference instead")
+                reference = BASELINE
+            else:
+                builds[OFFICIAL] = SlimBuild(official, file_digest(official.library))
+        if BASELINE in variants or reference == BASELINE:
+            build(BASELINE, None)
+    full = builds[reference]
     with timed("scan"):
         wants_types = any(variant(v).needs_types for v in variants)
         scanned = run.scan(models, level, wants_types, full.library, config_path, out / "scan.json")
-    res = SlimResult(out=out, config_path=config_path, scan=scanned, builds=builds)
+    res = SlimResult(out=out, config_path=config_path, scan=scanned, builds=builds, reference=reference)
+    if foreign:
+        with timed("scan"):
+            ui.note(_compare_with_host(models, level, full.build.ort_version, config_path, foreign))
     model_shas = [file_digest(m) for m in models]
     keep: tuple[str, ...] = ()
     if any(levers.prunes_optimizers(v) for v in variants):
@@ -318,6 +371,8 @@ def slim(
             run.scan(ort_models, level, True, None, res.ort_config_path, out / "scan-ort.json")
     with timed("build"):
         for v in variants:
+            if v == BASELINE:
+                continue  # built with the reference
             config = res.ort_config_path if v in ort_variants else config_path
             build(v, config if variant(v).needs_config else None, keep if levers.prunes_optimizers(v) else ())
 
@@ -337,7 +392,9 @@ def slim(
             )
 
     with timed("consumers"):
-        for v in variants:
+        if foreign:
+            ui.note(f"consumers not checked: they load the library in this process, and it is for {foreign}")
+        for v in variants if not foreign else ():
             ask = functools.partial(run.consumers, builds[v].library)
             res.consumers[v] = _memo("consumers", [builds[v].library_sha], ask, dict, dict)
 
@@ -360,7 +417,10 @@ def slim(
     with timed("embed"):
         onnx_libs = {v: builds[v].library for v in variants if v not in ort_variants}
         ort_libs = {v: builds[v].library for v in ort_variants}
-        res.embeds = run.embed(models, onnx_libs, full.library, ort_libs, res.converted)
+        if foreign:  # TextEmbedding loads the library in this process
+            ui.note(f"embeddings not checked in this process: the libraries are for {foreign}")
+        else:
+            res.embeds = run.embed(models, onnx_libs, full.library, ort_libs, res.converted)
 
     with timed("size"):
         res.sizes = _sizes(res, run)
@@ -377,6 +437,29 @@ def slim(
     return res
 
 
+def _compare_with_host(models: list[Path], level: str, version: str, config_path: Path, target: str) -> str:
+    """Whether this machine's official library of ``version`` would want another config than ``target``'s."""
+    from ortprune.errors import OrtpruneError
+    from ortprune.opconfig import OpConfig
+    from ortprune.ortbuild.official import official_library
+    from ortprune.platform import host_target
+    from ortprune.scan import compare_configs, scan
+
+    try:
+        here = scan(models, level, runtime=official_library(version, host_target()).library)
+    except OrtpruneError as e:
+        return f"not compared with {host_target()}'s config: {e}"
+    return compare_configs(OpConfig.load(config_path), target, here.config, host_target())
+
+
+def _foreign_target(target: str | None) -> str | None:
+    """``target`` when it is another machine's than this one (its libraries run under qemu-user), else None."""
+    from ortprune.platform import host_target
+    from ortprune.platform import target as check_target
+
+    return None if target is None or check_target(target).name == host_target() else target
+
+
 def _sizes(res: SlimResult, run: Stages) -> SizeSummary:
     """Seed table for full and each variant, attribution by op of the full build, savings by op, charts."""
     from ortprune.analyze import diff_reports
@@ -389,19 +472,30 @@ def _sizes(res: SlimResult, run: Stages) -> SizeSummary:
 
     sections = {v: report(v, "section") for v in res.builds}
     by_op = {v: report(v, "op") for v in res.builds}
-    full = sections[BASELINE]
+    base = sections[res.reference]
     rows = [
-        VariantRow(v, r.path, r.file_size, full.file_size, None if r.footprint is None else r.footprint.total)
+        VariantRow(
+            "official release" if v == OFFICIAL else v,
+            r.path,
+            r.file_size,
+            base.file_size,
+            None if r.footprint is None else r.footprint.total,
+        )
         for v, r in sections.items()
     ]
     charts = run.charts(by_op, rows, res.out / "charts")
+    ref = by_op[res.reference]
     return SizeSummary(
         table=rows,
-        full_by_op=[LabelSize(lb.name, lb.kind, lb.size) for lb in by_op[BASELINE].sorted_labels()],
-        savings_by_op={v: diff_reports(by_op[BASELINE], by_op[v]) for v in res.builds if v != BASELINE},
+        full_by_op=[LabelSize(lb.name, lb.kind, lb.size) for lb in ref.sorted_labels()],
+        savings_by_op={v: diff_reports(ref, by_op[v]) for v in res.builds if v != res.reference},
         notes=sorted({n for r in by_op.values() for n in r.notes}),
         charts=[str(p.relative_to(res.out)) for p in charts],
     )
+
+
+#: What slim verifies against and measures from (``--reference``).
+REFERENCES = (OFFICIAL, BASELINE)
 
 
 # ---- the real stages -----------------------------------------------------------------------------------
@@ -416,6 +510,7 @@ def _build(
     ccache_remote: str | None = None,
     log: Callable[[str], None] | None = None,
     levers: Levers = Levers(),
+    target: str | None = None,
     distcc: str | None = None,
 ) -> BuildResult:
     from ortprune.ortbuild import build_variant
@@ -435,8 +530,16 @@ def _build(
         ccache_remote=ccache_remote,
         log=log or (lambda s: None),
         toolchain=levers.toolchain,
+        target=target,
         distcc=distcc,
     )
+
+
+def _official(ort: str, target: str | None) -> BuildResult:
+    from ortprune.ortbuild.official import as_build, official_library
+    from ortprune.ortbuild.sources import version_of
+
+    return as_build(official_library(version_of(ort), target))
 
 
 def _publish_stage_results(store: Store, res: SlimResult, used: list[tuple[Path, list[str]]], ui: StageUI) -> None:
@@ -584,7 +687,7 @@ def _shipped(res: SlimResult, models: list[Path], ort_variants: list[str]) -> li
     for v, b in res.builds.items():
         files = [Path(c.ort) for c in res.converted] if v in ort_variants else models
         probe, check = res.probes.get(v), res.verifies.get(v)
-        ok = v == BASELINE or (probe is not None and probe.ok and check is not None and check.ok)
+        ok = v == res.reference or (probe is not None and probe.ok and check is not None and check.ok)
         stripped = b.build.stripped_bytes
         if stripped is None:
             stripped = _memo(

@@ -11,6 +11,8 @@ from typing import Any
 from ortprune.errors import OrtpruneError
 
 DEFAULT_MAX_LENGTH = 512
+#: The files a tokenizer is read from (tokenizer.json, and the configs fastembed reads beside it).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "config.json", "special_tokens_map.json")
 
 
 def load_tokenizer(directory: Path, max_length: int | None = None) -> tuple[Any, int]:

@@ -3,6 +3,7 @@ resumption and the manifest, against a stand-in source tree and ninja."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -283,6 +284,28 @@ def test_results_table_in_the_seed_form(fake_env: Path, tmp_path: Path, monkeypa
     assert "`ortprune build --source debian:1.21.0 --variant reduced --config seed.config`" in text
     assert SEED_CONFIG.strip() in text
 
+    # with the official release library of the version in the cache, it is the first row and the baseline
+    import hashlib
+
+    from ortprune.cache import cache_dir
+    from ortprune.ortbuild.official import OfficialLibrary
+    from ortprune.platform import host_target
+
+    where = cache_dir("official", f"1.21.0-{host_target()}")
+    where.mkdir(parents=True)
+    lib = where / "libonnxruntime.so.1.21.0"
+    lib.write_bytes(Path(full.library).read_bytes() * 2)
+    data = lib.read_bytes()
+    record = OfficialLibrary("1.21.0", host_target(), "onnxruntime-1.21.0-cp311-cp311-manylinux.whl", "0" * 64,
+                             str(lib), hashlib.sha256(data).hexdigest(), len(data))  # fmt: skip
+    (where / "official.json").write_text(json.dumps(record.to_dict()))
+    text = results_markdown(measured_builds("1.21.0", {"seed 13-op config": Path("seed.config")}))
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| Build | Size (bytes) | Size (MiB) | vs official release")
+    assert rows[1].startswith(f"| official release | {len(data):,} |") and "| baseline |" in rows[1]
+    assert "| full |" in rows[2] and "| -50.0% |" in rows[2] and "| -75.0% |" in rows[3]
+    assert "pip download onnxruntime==1.21.0" in text
+
 
 def test_debian_deps_map_onto_ort_1_21_deps_txt(tmp_path: Path) -> None:
     """The real thing, minus the compile: fetch the pool's archives (cached) and map them onto the
@@ -352,7 +375,7 @@ def test_pruned_build_transforms_only_its_build_tree(fake_env: Path) -> None:
     (defs / "operator_sets_ml.h").write_text(opset_header("OnnxML", ML))
     source_before = {p: p.read_bytes() for p in fake_env.rglob("*") if p.is_file()}
     result = runner.build(spec, fake_env, log=lambda s: None)
-    assert result.prune == ["optimizers", "schemas"] and result.keep_transformers == ["ConstantFolding"]
+    assert result.prune == ["optimizers", "schemas", "sources"] and result.keep_transformers == ["ConstantFolding"]
     assert any(a.startswith("CMAKE_PROJECT_onnxruntime_INCLUDE=") for a in result.build_py_args)
     summary = json.loads(Path(result.build_dir, "prune.json").read_text())
     # Add-14, Gather-13 and the Transpose-13 ORT's layout transformer may insert (read from the source tree)
@@ -361,6 +384,43 @@ def test_pruned_build_transforms_only_its_build_tree(fake_env: Path) -> None:
     assert "GeluFusion" in summary["transformers_dropped"]
     assert {p: p.read_bytes() for p in fake_env.rglob("*") if p.is_file()} == source_before
     assert result.stripped_bytes and Path(result.stripped_library or "").is_file()
+
+
+def test_reduced_build_compiles_only_the_kernels_it_keeps(fake_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sources lever (every config-built variant): kernel sources none of whose ops the config keeps leave
+    their targets (the overlay's drop list). A link that misses one (ld: undefined reference, as ORT links with
+    --no-undefined) gets it back, recorded in the build's state, and the build finishes."""
+    spec = BuildSpec("1.21.0", "reduced", "ai.onnx;17;Add\ncom.microsoft;1;BiasGelu\n")
+    assert spec.prune == ("sources",)
+    conv = fake_env / "onnxruntime/core/providers/cpu/nn/conv.cc"
+    monkeypatch.setenv("FAKE_NINJA_NEEDS", str(conv))  # conv.cc also defines a helper some kept code calls
+    logs: list[str] = []
+    result = runner.build(spec, fake_env, log=logs.append)
+    summary = json.loads(Path(result.build_dir, "prune.json").read_text())
+    assert summary["sources"] == {"dropped": [], "restored": ["onnxruntime/core/providers/cpu/nn/conv.cc"]}
+    assert any("the link needs 1 dropped kernel source(s) back: conv.cc" in s for s in logs)
+    state = json.loads(Path(result.build_dir, "state.json").read_text())
+    assert state["restored_sources"] == ["onnxruntime/core/providers/cpu/nn/conv.cc"]
+    assert Path(result.library).is_file()
+
+    # without that need, conv.cc is never compiled; add.cc and the contrib BiasGelu (behind a local macro) are
+    other = BuildSpec("1.21.0", "reduced", "ai.onnx;17;Add,Mul\ncom.microsoft;1;BiasGelu\n")
+    monkeypatch.delenv("FAKE_NINJA_NEEDS")
+    done = runner.build(other, fake_env, log=lambda s: None)
+    assert json.loads(Path(done.build_dir, "prune.json").read_text())["sources"]["dropped"] == [
+        "onnxruntime/core/providers/cpu/nn/conv.cc"
+    ]
+    overlay = (Path(done.build_dir) / "ortprune.generated/overlay.cmake").read_text()
+    assert f'set(_drop "{conv}")' in overlay
+
+
+def test_a_link_error_no_dropped_source_explains_still_fails(fake_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = BuildSpec("1.21.0", "reduced", "ai.onnx;17;Add\n")
+    monkeypatch.setenv("FAKE_NINJA_FAIL_AT", "3")
+    with pytest.raises(BuildError, match="ninja failed"):
+        runner.build(spec, fake_env, log=lambda s: None)
+    state = json.loads((Path(os.environ["ORTPRUNE_CACHE"]) / "builds" / spec.key() / "state.json").read_text())
+    assert "restored_sources" not in state
 
 
 # ---- the cache does not trust itself (issue 12) ---------------------------------------------------------
@@ -455,3 +515,18 @@ def test_disable_types_is_checked() -> None:
         BuildSpec("1.21.0", "reduced", SEED_CONFIG, ("--disable_types=",))
     with pytest.raises(BuildError, match=r"OptionalHasElement \(needs optional\)"):
         BuildSpec("1.21.0", "reduced", SEED_CONFIG + "ai.onnx;18;OptionalHasElement\n", ("--disable_types=optional",))
+
+
+def test_results_pages_keep_targets_apart(fake_env: Path) -> None:
+    """A cross build's manifest joins only its target's page (named in the title and the command)."""
+    from ortprune.analyze.builds import measured_builds
+    from ortprune.report.results import results_markdown
+
+    native = runner.build(BuildSpec("1.21.0", "full"), fake_env, log=lambda s: None)
+    cross = BuildSpec("1.21.0", "full", target="linux-aarch64")
+    result = dataclasses.replace(native, key=cross.key(), target="linux-aarch64")
+    result.save(cache_dir("builds", cross.key(), "manifest.json"))
+    assert [m.build.target for m in measured_builds("1.21.0")] == [None]
+    (row,) = measured_builds("1.21.0", target="linux-aarch64")
+    assert row.command.endswith("--variant full --target linux-aarch64")
+    assert results_markdown([row]).startswith("# ONNX Runtime 1.21.0 on linux-aarch64: measured builds (cross-built")

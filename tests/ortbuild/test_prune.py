@@ -358,15 +358,17 @@ def test_build_spec_keys_and_checks() -> None:
     assert len({plain.key(), pruned.key(), opt.key(), other.key()}) == 4
     import ortprune.ortbuild.prune as prune_mod
 
-    before = pruned.key()
+    before, full = pruned.key(), BuildSpec("1.21.0", "full").key()
     prune_mod.TRANSFORM_VERSION += 1  # a changed transform never reuses a build the old one made
-    try:
-        assert pruned.key() != before and plain.key() == BuildSpec("1.21.0", "reduced", cfg).key()
+    try:  # every config-built variant compiles only its kernels (the sources lever); full has no transform
+        assert pruned.key() != before and full == BuildSpec("1.21.0", "full").key()
     finally:
         prune_mod.TRANSFORM_VERSION -= 1
+    assert plain.prune == ("sources",)
     assert BuildSpec("1.21.0", "reduced-max", cfg, keep_transformers=("ConstantFolding",)).prune == (
         "optimizers",
         "schemas",
+        "sources",
     )
     with pytest.raises(BuildError, match="unknown --prune lever"):
         BuildSpec("1.21.0", "reduced", cfg, prune=("mlas",))
@@ -374,6 +376,9 @@ def test_build_spec_keys_and_checks() -> None:
         BuildSpec("1.21.0", "full", prune=("schemas",))
     with pytest.raises(BuildError, match="needs --keep-transformers"):
         BuildSpec("1.21.0", "reduced", cfg, prune=("optimizers",))
+    with pytest.raises(BuildError, match="does nothing in a minimal build"):
+        BuildSpec("1.21.0", "minimal", cfg, prune=("schemas",))
+    assert BuildSpec("1.21.0", "minimal", cfg, prune=("mlas-isa=avx2",)).prune == ("mlas-isa=avx2", "sources")
     with pytest.raises(BuildError, match=r"drops the ai\.onnx\.ml operators"):
         BuildSpec("1.21.0", "reduced-max", "ai.onnx.ml;3;LabelEncoder\n", keep_transformers=("ConstantFolding",))
 

@@ -95,3 +95,24 @@ def test_type_reduced_build_keeps_only_the_configs_types(int8_model: Path, fp32_
     assert {"ai.onnx;17;Equal", "ai.onnx;17;Range", "ai.onnx;17;Max"} <= missing
     assert verify(typed.library, [int8_model, fp32_model], full.library, "all").ok
     assert typed.library_bytes < built("reduced", "bundled-all.config").library_bytes
+
+
+def test_aarch64_reduced_build_runs_like_the_official_aarch64_library(aarch64_official: Path, fp32_model: Path) -> None:
+    """The cross-built reduced library (docs/results/ort-1.21.0-linux-aarch64.md), under qemu-user: an aarch64
+    ELF needing only the system runtime, with outputs identical to the official release's (one model: qemu
+    is slow; the results page has both)."""
+    from ortprune.elf import ElfFile
+    from ortprune.errors import BuildError
+
+    text = (CONFIGS / "bundled-all-linux-aarch64.config").read_text()
+    try:
+        b = lookup("debian:1.21.0", "reduced", text, target="linux-aarch64")
+    except BuildError as e:  # no cross compiler here
+        pytest.skip(str(e))
+    if b is None:
+        pytest.skip("no linux-aarch64 reduced build in the cache")
+    with ElfFile(b.library, sections=False) as elf:
+        assert elf.machine == 183  # EM_AARCH64
+    assert all(is_system_library(n) for n in dt_needed(Path(b.library))), dt_needed(Path(b.library))
+    report = verify(b.library, [fp32_model], aarch64_official, "all", 0.0)
+    assert report.ok, report.to_dict()

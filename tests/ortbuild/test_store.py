@@ -416,5 +416,6 @@ def test_ls_gc_push_pull(fake_src: Path, dav: servers.Nginx, tmp_path: Path, mon
     assert res.exit_code == 0, res.output
     assert (b / "builds" / built.key / "manifest.json").exists()
     assert ninja_runs(a) == 1 and ninja_runs(b) == 0
-    assert st.gc(store, older_than_days=0.0, now=time.time() + 10) == [f"{built.key}/"]
+    assert st.gc(store, older_than_days=0.0, now=time.time() + 10) == []  # published a moment ago: kept
+    assert st.gc(store, older_than_days=0.0, now=time.time() + 10, force=True) == [f"{built.key}/"]
     assert store.artifact_keys() == []

@@ -94,10 +94,11 @@ def pypi_library(version: str = NODE_ORT_VERSION) -> Path:
 
 
 def run_node(modules: Path, model: Path, feeds: dict[str, np.ndarray], work: Path,
-             lib: Path | None = None) -> dict[str, Any]:  # fmt: skip
+             lib: Path | None = None, libdir: Path | None = None) -> dict[str, Any]:  # fmt: skip
     """Run ``model`` through onnxruntime-node; with ``lib``, LD_LIBRARY_PATH points at a directory where
-    libonnxruntime.so.1 is ``lib`` (the one line README gives users). Returns the outputs as float32
-    arrays and the libonnxruntime files the process had mapped."""
+    libonnxruntime.so.1 is ``lib`` (the one line README gives users); with ``libdir``, LD_LIBRARY_PATH is
+    that directory as it is (a deploy bundle's ``lib``). Returns the outputs as float32 arrays and the
+    libonnxruntime files the process had mapped."""
     work.mkdir(parents=True, exist_ok=True)
     script = work / "client.js"
     atomic_write_text(script, SCRIPT)
@@ -113,6 +114,8 @@ def run_node(modules: Path, model: Path, feeds: dict[str, np.ndarray], work: Pat
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(lib.resolve())
+        env["LD_LIBRARY_PATH"] = str(libdir)
+    elif libdir is not None:
         env["LD_LIBRARY_PATH"] = str(libdir)
     node = shutil.which("node")
     assert node is not None

@@ -11,7 +11,7 @@ import pytest
 
 from ortprune.results import BuildResult, SlimResult
 from ortprune.runtime import wheel_library
-from ortprune.slim import Stages, default_stages, slim
+from ortprune.slim import QuietUI, Stages, default_stages, slim
 
 
 def fake_build(calls: list[str], keeps: dict[str, tuple[str, ...]] | None = None):  # type: ignore[no-untyped-def]
@@ -52,7 +52,7 @@ def test_slim_bundled_models(
     monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
     stages = replace(default_stages(), build=fake_build(calls))
     out = tmp_path / "out"
-    res = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced",), out, stages=stages)
+    res = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced",), out, stages=stages, reference="full")
     assert calls == ["full", "reduced"]
     assert res.ok
     config = (out / "ops.config").read_text()
@@ -87,7 +87,7 @@ def test_slim_bundled_models(
         verify=lambda *a: pytest.fail("verify re-ran"),
         consumers=lambda *a: pytest.fail("the consumers check re-ran"),
     )
-    again = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced",), out, stages=cached)
+    again = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced",), out, stages=cached, reference="full")
     assert again.ok and again.probes == res.probes and again.verifies == res.verifies
 
 
@@ -100,7 +100,10 @@ def test_slim_pruned_variant_keeps_the_transformers_the_models_use(
     keeps: dict[str, tuple[str, ...]] = {}
     monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
     stages = replace(default_stages(), build=fake_build(calls, keeps))
-    res = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced", "reduced-pruned"), tmp_path, stages=stages)
+    res = slim(
+        [int8_model, fp32_model], "debian:1.21.0", "all", ("reduced", "reduced-pruned"), tmp_path, stages=stages,
+        reference="full",
+    )  # fmt: skip
     assert calls == ["full", "reduced", "reduced-pruned"] and res.ok
     assert keeps["full"] == keeps["reduced"] == ()
     # the fusions that make the config's com.microsoft ops, and constant folding, are among them
@@ -120,7 +123,7 @@ def test_slim_minimal_ort_path(
     monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
     stages = replace(default_stages(), build=fake_build(calls))
     out = tmp_path / "out"
-    res = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("minimal",), out, stages=stages)
+    res = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("minimal",), out, stages=stages, reference="full")
     assert calls == ["full", "minimal"]
     assert res.ok, json.dumps(res.to_dict()["verifies"], indent=1)[:2000]
     exported = sorted((out / "models").rglob("*.ort"))
@@ -153,7 +156,8 @@ def test_slim_minimal_ort_path(
     assert SlimResult.from_dict(report, out).to_dict() == report
 
     # the user's other choice: quantized weights kept (1.0x), outputs at MatMul's unpacked-GEMM floor
-    kept = slim([int8_model], "debian:1.21.0", "all", ("minimal",), tmp_path / "kq", keep_quantized=True, stages=stages)
+    kept = slim([int8_model], "debian:1.21.0", "all", ("minimal",), tmp_path / "kq", keep_quantized=True, stages=stages,
+               reference="full")  # fmt: skip
     assert kept.converted[0].ratio <= 1.05
     (verdict,) = kept.verifies["minimal"].models
     assert verdict.status == "differs" and 0 < verdict.outputs[0].max_abs_diff < 1e-3
@@ -182,7 +186,8 @@ def test_slim_levers_reach_the_pruned_builds_only(
     monkeypatch.setattr(ortbuild, "build_variant", build_variant)
     monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
     levers = Levers(("--enable_lto", "--disable_types=float8"), ("mlas-isa=avx2",), "clang")
-    res = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced-max",), tmp_path / "out", levers=levers)
+    res = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced-max",), tmp_path / "out", levers=levers,
+               reference="full")  # fmt: skip
     assert res.ok
     assert seen["full"] == {"extra_flags": (), "prune": (), "toolchain": "gcc", "keep_transformers": ()}
     assert seen["reduced-max"]["extra_flags"] == levers.extra and seen["reduced-max"]["prune"] == levers.prune
@@ -214,4 +219,177 @@ def test_slim_bad_levers_stop_before_any_build(
     variants = ("no-contrib",) if levers[1] == ("schemas",) else ("reduced",)
     with pytest.raises(OrtpruneError, match=message):
         slim([int8_model], "debian:1.21.0", "all", variants, tmp_path / "out", stages=stages, levers=Levers(*levers))
+    assert calls == [] and not (tmp_path / "out" / "report.md").exists()
+
+
+class _Notes:
+    """A StageUI that keeps the notes slim gives."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def stage(self, name: str, detail: str = ""):  # type: ignore[no-untyped-def]
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def build_progress(self, label: str):  # type: ignore[no-untyped-def]
+        import contextlib
+
+        return contextlib.nullcontext(lambda i, n, w: None)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+def official_stand_in(seen: list[str]):  # type: ignore[no-untyped-def]
+    """The reference stage with the wheel's real library playing the official release library."""
+    import hashlib
+
+    from ortprune.ortbuild.official import OfficialLibrary, as_build
+
+    lib = wheel_library()
+    assert lib is not None
+
+    def reference(ort: str, target: str | None) -> BuildResult:
+        seen.append(ort)
+        assert target is None
+        digest = hashlib.sha256(lib.read_bytes()).hexdigest()
+        return as_build(OfficialLibrary("1.32.0", "linux-x86_64", "onnxruntime-1.32.0.whl", "0" * 64, str(lib),
+                                        digest, lib.stat().st_size))  # fmt: skip
+
+    return reference
+
+
+def test_slim_official_reference_builds_only_the_pruned_library(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, int8_model: Path, fp32_model: Path
+) -> None:
+    """The default reference is the official release library: no full build; scan, verify and the size table
+    use it (first row, 'vs official release'); --variants full,... adds the MinSizeRel full build as a row."""
+    calls: list[str] = []
+    asked: list[str] = []
+    monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
+    stages = replace(default_stages(), build=fake_build(calls), reference=official_stand_in(asked))
+    out = tmp_path / "out"
+    res = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("reduced",), out, stages=stages)
+    assert calls == ["reduced"] and asked == ["debian:1.21.0"] and res.ok
+    assert res.reference == "official" and list(res.builds) == ["official", "reduced"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["reference"] == "official" and SlimResult.from_dict(report, out).to_dict() == report
+    assert [r["name"] for r in report["sizes"]["table"]] == ["official release", "reduced"]
+    md = (out / "report.md").read_text()
+    assert "| Build | Size (bytes) | Size (MiB) | vs official release |" in md
+    assert "verified against and measured from the official ONNX Runtime 1.32.0 release library" in md
+    assert "| official ms |" in md
+    assert res.exported == "reduced"
+
+    calls.clear()
+    both = slim([int8_model, fp32_model], "debian:1.21.0", "all", ("full", "reduced"), tmp_path / "o2", stages=stages)
+    assert calls == ["full", "reduced"] and both.ok and list(both.builds) == ["official", "full", "reduced"]
+    assert both.exported == "reduced" and set(both.verifies) == {"full", "reduced"}
+
+
+def test_slim_without_an_official_library_builds_full_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, int8_model: Path
+) -> None:
+    from ortprune.ortbuild.official import NoOfficialLibrary
+
+    def none(ort: str, target: str | None) -> BuildResult:
+        raise NoOfficialLibrary("no official onnxruntime==1.21.0 wheel for linux-x86_64 could be downloaded (offline)")
+
+    calls: list[str] = []
+    monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
+    ui = _Notes()
+    stages = replace(default_stages(), build=fake_build(calls), reference=none)
+    res = slim([int8_model], "debian:1.21.0", "all", ("reduced",), tmp_path / "out", ui=ui, stages=stages)
+    assert calls == ["full", "reduced"] and res.reference == "full" and res.ok
+    assert any("the full MinSizeRel build is the reference instead" in n for n in ui.notes)
+
+
+@pytest.mark.parametrize(
+    ("variants", "reference", "message"),
+    [
+        (("full", "reduced"), "full", "'full' is the reference already"),
+        (("full",), "official", "names no pruned variant"),
+        (("reduced",), "nightly", "--reference must be one of official, full"),
+    ],
+)
+def test_slim_reference_choices_checked_before_any_build(
+    tmp_path: Path, int8_model: Path, variants: tuple[str, ...], reference: str, message: str
+) -> None:
+    from ortprune.errors import OrtpruneError
+
+    calls: list[str] = []
+    stages = replace(default_stages(), build=fake_build(calls), reference=lambda ort, target: pytest.fail("fetched"))
+    with pytest.raises(OrtpruneError, match=message):
+        slim([int8_model], "debian:1.21.0", "all", variants, tmp_path / "out", stages=stages, reference=reference)
+    assert calls == [] and not (tmp_path / "out").exists()
+
+
+def test_slim_for_another_target_builds_every_variant_for_it_and_compares_the_configs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, int8_model: Path
+) -> None:
+    """slim --target linux-aarch64: each build (the reference too) is for the target; the user is told whether
+    this machine's config would differ; the in-process checks (consumers, embeddings) are left out. The
+    wheel's library plays every build and this machine's official library (both loadable here)."""
+    import types
+
+    import ortprune.ortbuild as ortbuild
+    import ortprune.ortbuild.official as official
+    import ortprune.slim as slim_module
+    from ortprune.platform import host_target
+    from ortprune.results import ProbeReport
+
+    if host_target() == "linux-aarch64":
+        pytest.skip("this machine is aarch64: --target linux-aarch64 is a native build here")
+    lib = wheel_library()
+    assert lib is not None
+    targets: dict[str, object] = {}
+
+    def build_variant(source, variant, config, **kw):  # type: ignore[no-untyped-def]
+        targets[variant] = kw["target"]
+        return BuildResult("1.32.0", variant, f"k-{variant}", [], [], None, None, "c++", "cmake", str(source), "",
+                           str(lib), lib.stat().st_size, ["libc.so.6"], 1.0)  # fmt: skip
+
+    monkeypatch.setattr(ortbuild, "build_variant", build_variant)
+    monkeypatch.setattr(official, "official_library", lambda version, target: types.SimpleNamespace(library=str(lib)))
+    asked: list[str | None] = []
+
+    def reference(ort: str, target: str | None) -> BuildResult:  # the target's official release library
+        asked.append(target)
+        return official_stand_in([])(ort, None)
+
+    monkeypatch.setattr(slim_module, "_official", reference)
+    # probing 26 ops natively is what test_slim_bundled_models checks; here it would only cost time
+    monkeypatch.setattr(slim_module, "_probe", lambda lib, *a: ProbeReport(library=lib, library_version="1.32.0"))
+    monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
+    notes: list[str] = []
+
+    class UI(QuietUI):
+        def note(self, text: str) -> None:
+            notes.append(text)
+
+    res = slim([int8_model], "debian:1.21.0", "all", ("reduced",), tmp_path / "out", ui=UI(), target="linux-aarch64")
+    assert targets == {"reduced": "linux-aarch64"} and asked == ["linux-aarch64"]
+    assert res.ok and res.embeds == {} and res.consumers == {}
+    assert f"the configs for linux-aarch64 and {host_target()} are the same (26 ops)" in notes
+    assert any(n.startswith("consumers not checked") for n in notes)
+
+
+@pytest.mark.parametrize(
+    ("target", "variants", "message"),
+    [("linux-sparc", ("reduced",), "unknown target 'linux-sparc'"), ("linux-aarch64", ("minimal",), "minimal")],
+)
+def test_slim_bad_target_stops_before_any_build(
+    tmp_path: Path, int8_model: Path, target: str, variants: tuple[str, ...], message: str
+) -> None:
+    from ortprune.errors import OrtpruneError
+    from ortprune.platform import host_target
+
+    if host_target() == target:
+        pytest.skip("a native build here")
+    calls: list[str] = []
+    stages = replace(default_stages(), build=fake_build(calls))
+    with pytest.raises(OrtpruneError, match=message):
+        slim([int8_model], "debian:1.21.0", "all", variants, tmp_path / "out", stages=stages, target=target)
     assert calls == [] and not (tmp_path / "out" / "report.md").exists()

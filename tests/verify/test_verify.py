@@ -166,8 +166,8 @@ def test_verify_a_model_the_reference_rejects_gets_its_own_verdict(
 
 
 def test_verify_gives_each_model_a_verdict_and_takes_real_inputs(full_lib: Path, tmp_path: Path) -> None:
-    """A model that needs a multiple of 4 on a named dim cannot run on generated inputs: cannot-run by the
-    reference, with the hint; --dim or --inputs make it run."""
+    """A model that needs a multiple of 77 on a named dim cannot run on generated inputs, whatever size of
+    the ladder: cannot-run by the reference, with the hint; --dim or --inputs make it run."""
     import json
 
     import numpy as np
@@ -175,9 +175,9 @@ def test_verify_gives_each_model_a_verdict_and_takes_real_inputs(full_lib: Path,
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "width"])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    shape = helper.make_tensor("s", TensorProto.INT64, [3], [-1, 3, 4])  # width must be a multiple of 12
+    shape = helper.make_tensor("s", TensorProto.INT64, [3], [-1, 7, 11])  # width must be a multiple of 77
     graph = helper.make_graph([helper.make_node("Reshape", ["x", "s"], ["y"])], "g", [x], [y], [shape])
-    model = tmp_path / "needs12.onnx"
+    model = tmp_path / "needs77.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), model)
     args = [
         "verify",
@@ -194,9 +194,9 @@ def test_verify_gives_each_model_a_verdict_and_takes_real_inputs(full_lib: Path,
     (m,) = data["models"]
     assert r.returncode == 1 and m["status"] == "cannot-run" and m["side"] == "reference"
     assert "--inputs MODEL=feeds.npz" in m["detail"] and "--dim NAME=VALUE" in m["detail"]
-    assert cli(*args, "--dim", "width=24").returncode == 0
+    assert cli(*args, "--dim", "width=77").returncode == 0
     assert json.loads((tmp_path / "v.json").read_text())["models"][0]["status"] == "ok"
-    np.savez(tmp_path / "feeds.npz", x=np.ones((2, 36), dtype=np.float32))
+    np.savez(tmp_path / "feeds.npz", x=np.ones((2, 77), dtype=np.float32))
     r = cli(*args, "--inputs", f"{model}=feeds.npz".replace("feeds.npz", str(tmp_path / "feeds.npz")))
     assert r.returncode == 0, r.stdout + r.stderr
 

@@ -84,27 +84,36 @@ def command_for(r: BuildResult, config_file: str | None) -> str:
         args += ["--toolchain", r.toolchain_name]
     if r.wheel_file:
         args.append("--wheel")
+    if r.target:
+        args += ["--target", r.target]
     return shlex.join(args)
 
 
 def measured_builds(
-    version: str, configs: dict[str, Path] | None = None, root: Path | None = None
+    version: str, configs: dict[str, Path] | None = None, root: Path | None = None, target: str | None = None
 ) -> list[MeasuredBuild]:
     """The finished builds of ORT ``version``, full first, for the measured-builds page. ``configs``
     (label → config file) names the builds made from those configs; naming any selects them: builds from
-    other configs are left out."""
+    other configs are left out. ``target``: the cross builds for that target (None: native builds only; a
+    page never mixes machines)."""
     named: dict[str, tuple[str | None, str | None]] = {}
     for label, path in (configs or {}).items():
         try:
             named[file_digest(path)] = (label, str(path))
         except OSError as e:
             raise OrtpruneError(f"cannot read the config: {e.strerror}", path) from None
-    found = find_manifests(version, root)
+    found = [r for r in find_manifests(version, root) if r.target == target]
     if named:
         found = [r for r in found if r.config_hash is None or r.config_hash in named]
     if not found:
-        raise OrtpruneError(f"no finished builds of ONNX Runtime {version} in the cache (run ortprune build)")
+        raise OrtpruneError(
+            f"no finished builds of ONNX Runtime {version}{f' for {target}' if target else ''} in the cache "
+            "(run ortprune build)"
+        )
     rows = []
+    official = _official_row(version, target)
+    if official is not None:
+        rows.append(official)
     for r in sorted(found, key=lambda r: (variant_rank(r.variant), r.library_bytes)):
         config_label, file = named.get(r.config_hash or "", (None, None))
         wheel = " + Python wheel" if r.wheel_file else ""
@@ -114,3 +123,15 @@ def measured_builds(
         stripped = stripped_size(r.library) if Path(r.library).exists() else None
         rows.append(MeasuredBuild(r, name, command_for(r, file), stripped, file))
     return rows
+
+
+def _official_row(version: str, target: str | None) -> MeasuredBuild | None:
+    """The official release library of ``version`` for ``target`` (this machine when None) as the page's first
+    row and baseline, when it is cached (``ortprune scan --runtime official:VERSION`` or ``slim`` fetch it)."""
+    from ortprune.ortbuild.official import as_build, cached
+
+    lib = cached(version, target)
+    if lib is None:
+        return None
+    command = f"pip download onnxruntime=={version} --no-deps (the official release library, {lib.wheel})"
+    return MeasuredBuild(as_build(lib), "official release", command, lib.library_bytes)

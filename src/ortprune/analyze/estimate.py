@@ -224,6 +224,7 @@ def estimate(
     ``added_ops`` are the ops ORT's build adds to every config (``ORT_ADDED_OPS``; ``()`` for none);
     ``levers`` the pruning levers on top (``PruneLevers``).
     """
+    config.require_ops(config_name)
     try:
         return _estimate(full, config, config_name, added_ops, levers or PruneLevers())
     except (OverflowError, struct.error) as e:  # addresses or sizes no linker writes

@@ -10,19 +10,25 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ortprune.results.size import Shipped, ShippedFile
+from ortprune.tokenizer import TOKENIZER_FILES
 
 #: Tokenizer files a text embedding model ships with (fastembed's list; tokenizer.json is the big one).
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "config.json", "special_tokens_map.json")
 
 
 def stripped_size(lib: str | Path) -> int | None:
-    """Size after ``strip`` (what a distribution would ship), computed on a temp copy; None without strip."""
-    if not shutil.which("strip"):
+    """Size after ``strip`` (what a distribution would ship), computed on a temp copy; None without strip.
+    A library of another target is stripped with that target's binutils (``aarch64-linux-gnu-strip``):
+    the host's strip does not read it."""
+    from ortprune.runtime.emulated import foreign_target
+
+    foreign = foreign_target(lib)
+    strip = shutil.which(f"{foreign.triple}-strip" if foreign else "strip")
+    if not strip:
         return None
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "lib.so"
         shutil.copy2(lib, copy)
-        if subprocess.run(["strip", str(copy)], capture_output=True).returncode != 0:
+        if subprocess.run([strip, str(copy)], capture_output=True).returncode != 0:
             return None
         return copy.stat().st_size
 

@@ -26,13 +26,17 @@ def _init(factory: Callable[..., TextEmbedding], state: dict[str, Any]) -> None:
     _worker = factory(state, threads=1)
 
 
-def _embed(batch: list[str]) -> np.ndarray:
+def _embed(batch: list[str], task_id: int | None = None) -> np.ndarray:
     assert _worker is not None
-    return _worker.embed_batch(batch)
+    return _worker.embed_batch(batch, task_id=task_id)
 
 
 def embed_parallel(
-    factory: Callable[..., TextEmbedding], state: dict[str, Any], batches: Iterable[list[str]], workers: int
+    factory: Callable[..., TextEmbedding],
+    state: dict[str, Any],
+    batches: Iterable[list[str]],
+    workers: int,
+    task_id: int | None = None,
 ) -> Iterator[np.ndarray]:
     """Vectors of every batch, in order, computed by ``workers`` processes, each built by
     ``factory(state, threads=1)`` (passed in, pickled by reference, so this module needs no import of text)."""
@@ -41,7 +45,7 @@ def embed_parallel(
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init, initargs=(factory, state)) as pool:
         pending: deque[Future[np.ndarray]] = deque()
         for batch in batches:
-            pending.append(pool.submit(_embed, batch))
+            pending.append(pool.submit(_embed, batch, task_id))
             if len(pending) >= 2 * workers:
                 yield from pending.popleft().result()
         while pending:

@@ -5,15 +5,36 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import sys
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ortprune._args import (
+    bool_arg,
+    int_arg,
+    optional_int_arg,
+    optional_path_arg,
+    path_arg,
+    str_arg,
+    texts_arg,
+)
 from ortprune._threads import InThread
-from ortprune.embed.registry import TOKENIZER_FILES, ModelInfo, Pooling, find_onnx, model_info
-from ortprune.errors import ModelError, OrtpruneError
+from ortprune.cache import env_path
+from ortprune.embed.registry import (
+    TOKENIZER_FILES,
+    DenseModelDescription,
+    ModelInfo,
+    Pooling,
+    RegistryError,
+    find_onnx,
+    model_info,
+)
+from ortprune.errors import ArgumentTypeError, ArgumentValueError, ModelError, OrtpruneError
+from ortprune.platform import max_parallel
 from ortprune.runtime import Library, Session, TensorInfo
 from ortprune.tokenizer import load_tokenizer, read_json
 
@@ -32,6 +53,17 @@ class ResolvedModel:
     onnx: Path
     tokenizer_dir: Path
 
+    def files(self) -> list[Path]:
+        """Every file the model is read from (that exists): the .onnx, the registry's additional files
+        (external data), the tokenizer's files and sentence-transformers' pooling and module configs."""
+        depth = len(Path(self.info.onnx_file).parts)
+        named = self.onnx.as_posix().endswith(Path(self.info.onnx_file).as_posix()) and depth > 0
+        base = self.onnx.parents[depth - 1] if named else self.onnx.parent
+        found = [self.onnx, *(base / f for f in self.info.additional_files)]
+        for d in dict.fromkeys((self.tokenizer_dir, base)):
+            found += [d / f for f in (*TOKENIZER_FILES, "modules.json", "1_Pooling/config.json")]
+        return [p for p in found if p.is_file()]
+
 
 class TextEmbedding:
     """Dense text embeddings with fastembed's API (``fastembed.TextEmbedding``), on any libonnxruntime.
@@ -46,7 +78,10 @@ class TextEmbedding:
     ``max_length``, ``pooling``/``normalize`` (override the registry or directory), ``query_prefix``/
     ``passage_prefix``, ``optimization_level`` and ``cache`` (True, or a directory: keep the optimized
     model so the next process loads it without optimizing again, see
-    :class:`ortprune.runtime.cache.OptimizedModelCache`). An ``.ort`` file runs as it is.
+    :class:`ortprune.runtime.cache.OptimizedModelCache`). An ``.ort`` file runs as it is. A deploy bundle
+    (:mod:`ortprune.bundle`; its directory or a model directory in it) runs with its own library, at level
+    ``disable``, with the pooling and normalization its manifest records; a ``lib`` that is not the
+    bundle's library, or a CPU without the features its models were optimized for, is refused.
 
     A local directory's pooling comes from sentence-transformers' ``1_Pooling/config.json`` (default
     mean) and normalization from ``modules.json``; without ``modules.json`` vectors are not
@@ -71,29 +106,45 @@ class TextEmbedding:
         normalize: bool | None = None,
         query_prefix: str | None = None,
         passage_prefix: str | None = None,
-        optimization_level: str | int = "all",
+        optimization_level: str | int | None = None,
         cache: bool | str | os.PathLike[str] | None = None,
         **kwargs: Any,
     ) -> None:
         resolved: ResolvedModel | None = kwargs.pop("_resolved", None)  # set by worker processes
-        _check_cpu_only(providers, cuda, kwargs)
+        _check_cpu_only(providers, cuda, device_ids)
+        arena = kwargs.pop("enable_cpu_mem_arena", None)
+        self._cpu_mem_arena = None if arena is None else bool_arg(arena, "enable_cpu_mem_arena")
+        task_id = kwargs.pop("task_id", None)
+        self._task_id = None if task_id is None else int_arg(getattr(task_id, "value", task_id), "task_id", 0)
+        _ignore_fastembed_kwargs(kwargs)
+        if not isinstance(model_name, str | os.PathLike):
+            raise ArgumentTypeError(f"model_name must be a model name or a path, got {type(model_name).__name__}")
         self.model_name = os.fspath(model_name)
-        self.cache_dir = str(fastembed_cache_dir(cache_dir))
-        self.threads = threads
+        if not self.model_name:
+            raise ArgumentValueError("model_name is empty: give a model name (see list_supported_models()) or a path")
+        self.cache_dir = str(fastembed_cache_dir(optional_path_arg(cache_dir, "cache_dir")))
+        self.threads = optional_int_arg(threads, "threads", 0, 2**31 - 1)
         self.providers = providers
-        self.lazy_load = lazy_load
+        self.lazy_load = bool_arg(lazy_load, "lazy_load")
         self.device_ids = device_ids
+        local_files_only = bool_arg(local_files_only, "local_files_only")
+        specific_model_path = optional_path_arg(specific_model_path, "specific_model_path")
+        max_length = optional_int_arg(max_length, "max_length", 1)
+        if resolved is None and specific_model_path is None:
+            resolved, lib, optimization_level = _from_bundle(model_name, lib, optimization_level)
         if resolved is None:
             resolved = resolve_model(model_name, self.cache_dir, local_files_only, specific_model_path)
         changes: dict[str, Any] = {}
         if pooling is not None:
-            changes["pooling"] = Pooling(pooling)
+            changes["pooling"] = pooling_arg(pooling)
         if normalize is not None:
-            changes["normalize"] = normalize
+            changes["normalize"] = bool_arg(normalize, "normalize")
         if query_prefix is not None:
-            changes["query_prefix"] = query_prefix
+            changes["query_prefix"] = str_arg(query_prefix, "query_prefix")
         if passage_prefix is not None:
-            changes["passage_prefix"] = passage_prefix
+            changes["passage_prefix"] = str_arg(passage_prefix, "passage_prefix")
+        if resolved is None:
+            resolved = resolve_model(model_name, self.cache_dir, local_files_only, specific_model_path)
         self.info = replace(resolved.info, **changes)
         self.model_path = resolved.onnx
         self.tokenizer_dir = resolved.tokenizer_dir
@@ -103,14 +154,17 @@ class TextEmbedding:
         self._session: Session | None = None
         self._output: str | None = None
         self._token_type_ids = False
+        self._task_input = False  # jina-embeddings-v3: a scalar task_id input
         # ORT loads the library and the model in a thread while this one reads the tokenizer: ctypes
         # releases the GIL in ORT's calls, so on two cores a cold start waits for the longer, not the sum.
         # numpy is imported here too, not when ortprune.embed is: that import is as long as the load.
-        opening = None if lazy_load else InThread(self._open_session, name="ortprune-load")
+        opening = None if self.lazy_load else InThread(self._open_session, name="ortprune-load")
         try:
             import numpy  # noqa: F401  (the first embedding needs it; import it while ORT works)
 
             self.tokenizer, self.max_length = load_tokenizer(resolved.tokenizer_dir, max_length)
+            if self.info.pad_to_max_length:  # as fastembed's SigLIP: every batch padded to the full length
+                self.tokenizer.enable_padding(**{**(self.tokenizer.padding or {}), "length": self.max_length})
         except BaseException:
             if opening is not None:
                 opening.discard(Session.close)
@@ -124,7 +178,7 @@ class TextEmbedding:
             self._use_session(self._open_session())
 
     def _open_session(self) -> Session:
-        return Session(self.model_path, self._lib, threads=self._threads,
+        return Session(self.model_path, self._lib, threads=self._threads, cpu_mem_arena=self._cpu_mem_arena,
                        optimization_level=self._optimization_level, cache=self._cache)  # fmt: skip
 
     def _use_session(self, session: Session) -> None:
@@ -135,6 +189,13 @@ class TextEmbedding:
                 raise ModelError(f"not a text embedding model: no input {needed!r} (inputs: {sorted(names)})",
                                  self.model_path)  # fmt: skip
         self._token_type_ids = "token_type_ids" in names
+        self._task_input = "task_id" in names
+        if self._output is None and self.info.output is None and self.info.output_index is not None:
+            if self.info.output_index >= len(session.outputs):
+                session.close()
+                raise ModelError(f"{self.info.name} is pooled from output {self.info.output_index}, but the model "
+                                 f"has {len(session.outputs)} output(s)", self.model_path)  # fmt: skip
+            self._output = session.outputs[self.info.output_index].name
         self._output = self._output or pick_output(session.outputs, self.info.output, self.model_path)
         self._session = session
 
@@ -173,17 +234,36 @@ class TextEmbedding:
                              self.model_path)  # fmt: skip
         return dim
 
+    @property
+    def model(self) -> TextEmbedding:
+        """fastembed's inner model object (``TextEmbedding(...).model``). Here it is this object itself,
+        which has what code reaches for through it: ``model_name``, ``tokenizer``, ``model_description``,
+        ``embed``, ``load_onnx_model``."""
+        return self
+
+    @property
+    def model_description(self) -> DenseModelDescription:
+        """fastembed's description of this model (name, dim, sources, files)."""
+        return self.info.description_view()
+
     # -- the registry, fastembed's class methods -------------------------------------------------------
     @classmethod
     def list_supported_models(cls) -> list[dict[str, Any]]:
         """The registry in fastembed's shape: one dict per model (``"model"``, ``"dim"``, ``"sources"``...)."""
+        from dataclasses import asdict
+
+        return [asdict(d) for d in cls._list_supported_models()]
+
+    @classmethod
+    def _list_supported_models(cls) -> list[DenseModelDescription]:
+        """fastembed's ``_list_supported_models()``: the registry as ``DenseModelDescription`` objects."""
         from ortprune.embed.registry import list_models
 
-        return [m.as_fastembed_dict() for m in list_models()]
+        return [m.description_view() for m in list_models()]
 
     @classmethod
     def get_embedding_size(cls, model_name: str) -> int:
-        return model_info(model_name).dim
+        return model_info(str_arg(model_name, "model_name")).dim
 
     @classmethod
     def add_custom_model(
@@ -216,7 +296,16 @@ class TextEmbedding:
             hf, url = sources.get("hf"), sources.get("url")
         else:
             hf, url = getattr(sources, "hf", None), getattr(sources, "url", None)
-        add_model(ModelInfo(model, dim, Pooling(getattr(pooling, "value", pooling)), normalization, model_file,
+        for name, value in (("sources.hf", hf), ("sources.url", url)):
+            if value is not None and not isinstance(value, str):
+                raise ArgumentTypeError(f"{name} must be a str, got {type(value).__name__}")
+        model = str_arg(model, "model", empty=False)
+        dim = int_arg(dim, "dim", 1)
+        normalization = bool_arg(normalization, "normalization")
+        model_file = str(path_arg(model_file, "model_file"))
+        if output_name is not None:
+            output_name = str_arg(output_name, "output_name", empty=False)
+        add_model(ModelInfo(model, dim, pooling_arg(pooling), normalization, model_file,
                             hf=hf, url=url, additional_files=tuple(additional_files or ()),
                             output=output_name, description=description, license=license, size_in_GB=size_in_gb,
                             query_prefix=query_prefix, passage_prefix=passage_prefix))  # fmt: skip
@@ -232,51 +321,66 @@ class TextEmbedding:
         """One float32 vector per document, computed lazily ``batch_size`` documents at a time.
 
         ``parallel``: None runs here (ORT's own threads); N > 1 runs N worker processes with one thread
-        each (0: one per core), as fastembed does; lists shorter than ``batch_size`` always run here."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise OrtpruneError(f"batch_size must be >= 1, got {batch_size}")
-        docs: Iterable[str] = [documents] if isinstance(documents, str) else documents
+        each (0: one per core), as fastembed does; lists shorter than ``batch_size`` always run here.
+        ``task_id``: the task of a multi-task model (jina-embeddings-v3; default: passage)."""
+        batch_size = int_arg(batch_size, "batch_size", 1, sys.maxsize)
+        parallel = optional_int_arg(parallel, "parallel", 0, max_parallel())  # 8 per core, at least 64
+        docs = texts_arg(documents, "documents")
+        task_id = self._task(kwargs.get("task_id"))
         small = isinstance(documents, str) or (isinstance(docs, list) and len(docs) < batch_size)
         batches = _batches(docs, batch_size)
         if parallel is None or small:
             for batch in batches:
-                yield from self.embed_batch(batch)
+                yield from self.embed_batch(batch, task_id=task_id)
             return
         from ortprune.embed.parallel import embed_parallel
 
         workers = parallel or os.cpu_count() or 1
-        yield from embed_parallel(TextEmbedding._from_state, self._worker_state(), batches, workers)
+        yield from embed_parallel(TextEmbedding._from_state, self._worker_state(), batches, workers, task_id)
 
     def query_embed(self, query: str | Iterable[str], **kwargs: Any) -> Iterator[np.ndarray]:
-        """Queries, with the model's query prefix if it defines one (fastembed's models define none)."""
-        texts: Iterable[str] = [query] if isinstance(query, str) else query
+        """Queries, with the model's query prefix if it defines one (fastembed's models define none), and
+        a multi-task model's query task."""
+        texts = texts_arg(query, "query")
+        if self.info.tasks and "task_id" not in kwargs:
+            kwargs["task_id"] = self.info.tasks.get("retrieval.query", 0)
         yield from self.embed(_prefixed(self.info.query_prefix, texts), **kwargs)
 
     def passage_embed(self, texts: Iterable[str], **kwargs: Any) -> Iterator[np.ndarray]:
-        """Passages, with the model's passage prefix if it defines one."""
+        """Passages, with the model's passage prefix if it defines one, and a multi-task model's passage task."""
+        texts = texts_arg(texts, "texts")
+        if self.info.tasks and "task_id" not in kwargs:
+            kwargs["task_id"] = self.info.tasks.get("retrieval.passage", 1)
         yield from self.embed(_prefixed(self.info.passage_prefix, texts), **kwargs)
 
     def token_count(self, texts: str | Iterable[str], batch_size: int = 1024, **kwargs: Any) -> int:
         """Tokens the model sees for ``texts`` (after truncation, without padding), as fastembed counts."""
-        docs: Iterable[str] = [texts] if isinstance(texts, str) else texts
-        return sum(sum(e.attention_mask) for b in _batches(docs, batch_size) for e in self.tokenizer.encode_batch(b))
+        docs = texts_arg(texts, "texts")
+        batch_size = int_arg(batch_size, "batch_size", 1, sys.maxsize)
+        return sum(
+            sum(e.attention_mask)
+            for b in _batches(docs, batch_size)
+            for e in self.tokenizer.encode_batch(_checked_texts(b))
+        )
 
-    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+    def _task(self, task_id: object) -> int | None:
+        """The task id fed to a multi-task model (None for other models): given, else the constructor's,
+        else the passage task (fastembed's default)."""
+        if task_id is not None:
+            return int_arg(getattr(task_id, "value", task_id), "task_id", 0)
+        if self._task_id is not None:
+            return self._task_id
+        return int(self.info.tasks.get("retrieval.passage", 1)) if self.info.tasks else None
+
+    def embed_batch(self, texts: Sequence[str], task_id: int | None = None) -> np.ndarray:
         """Embeddings of ``texts`` as one (len(texts), dim) float32 array, in a single run."""
         import numpy as np
 
+        if isinstance(texts, str | bytes) or not isinstance(texts, Sequence):
+            raise ArgumentTypeError(f"texts must be a list of str, got {type(texts).__name__}")
         if not texts:
             return np.zeros((0, self.dim or 0), dtype=np.float32)
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise OrtpruneError(f"document {i} is {type(t).__name__}, not str")
-            try:
-                t.encode("utf-8")
-            except UnicodeEncodeError as e:  # a lone surrogate: tokenizers would raise a bare TypeError
-                raise OrtpruneError(
-                    f"document {i} is not valid Unicode text ({e.reason} at character {e.start})"
-                ) from None
-        encodings = self.tokenizer.encode_batch(list(texts))
+        encodings = self.tokenizer.encode_batch(_checked_texts(texts))
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask}
@@ -284,6 +388,9 @@ class TextEmbedding:
             self.load_onnx_model()
         if self._token_type_ids:
             feeds["token_type_ids"] = np.zeros_like(ids)  # as fastembed (Python) feeds it
+        if self._task_input:  # jina-embeddings-v3: a scalar task id (fastembed's JinaEmbeddingV3)
+            task = self._task(task_id)
+            feeds["task_id"] = np.array(1 if task is None else task, dtype=np.int64)
         hidden = self.session.run(feeds, [self.output])[self.output]
         vectors = pool(hidden, mask, self.info.pooling)
         if self.info.normalize:
@@ -299,6 +406,7 @@ class TextEmbedding:
             "max_length": self._max_length_arg,
             "optimization_level": self._optimization_level,
             "cache": self._cache,
+            "enable_cpu_mem_arena": self._cpu_mem_arena,
         }
 
     @classmethod
@@ -306,7 +414,8 @@ class TextEmbedding:
         r: ResolvedModel = state["resolved"]
         return cls(r.onnx, threads=threads, lib=state["lib"], max_length=state["max_length"],
                    pooling=r.info.pooling, normalize=r.info.normalize, specific_model_path=None,
-                   optimization_level=state["optimization_level"], cache=state["cache"], _resolved=r)  # fmt: skip
+                   optimization_level=state["optimization_level"], cache=state["cache"], _resolved=r,
+                   enable_cpu_mem_arena=state.get("enable_cpu_mem_arena"))  # fmt: skip
 
     def close(self) -> None:
         if self._session is not None:
@@ -323,9 +432,24 @@ class TextEmbedding:
         return f"TextEmbedding({self.info.name!r}, dim={self.info.dim or '?'}, lib={lib})"
 
 
+def _checked_texts(texts: Sequence[object]) -> list[str]:
+    """The texts as a list, each a str that tokenizers can encode (else one error naming it)."""
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise ArgumentTypeError(f"document {i} is {type(t).__name__}, not str")
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError as e:  # a lone surrogate: tokenizers would raise a bare TypeError
+            raise ArgumentValueError(
+                f"document {i} is not valid Unicode text ({e.reason} at character {e.start})"
+            ) from None
+    return list(texts)  # type: ignore[arg-type]
+
+
 def _batches(docs: Iterable[str], size: int) -> Iterator[list[str]]:
+    """Lists of ``size`` documents; a size beyond ``sys.maxsize`` (more than any list holds) is all of them."""
     it = iter(docs)
-    while batch := list(itertools.islice(it, size)):
+    while batch := list(itertools.islice(it, min(size, sys.maxsize))):
         yield batch
 
 
@@ -333,23 +457,42 @@ def _prefixed(prefix: str, texts: Iterable[str]) -> Iterable[str]:
     return texts if not prefix else (prefix + t for t in texts)
 
 
-#: fastembed keyword arguments accepted and meaningless on CPU.
-_CPU_NOOP_KWARGS = {"device_id"}
+#: fastembed keyword arguments that mean nothing here: a GPU's device id on CPU, model2vec's mmap.
+_NOOP_KWARGS = {"device_id", "mmap"}
 
 
-def _check_cpu_only(providers: Sequence[Any] | None, cuda: bool | str, kwargs: dict[str, Any]) -> None:
+def _ignore_fastembed_kwargs(kwargs: dict[str, Any]) -> None:
+    """fastembed takes ``**kwargs`` and passes them on to its model classes, which ignore what they do not
+    use; so does this class, but it says which keywords it ignored (a misspelt option is otherwise lost)."""
+    unknown = sorted(k for k in kwargs if k not in _NOOP_KWARGS)
+    if unknown:
+        warnings.warn(f"TextEmbedding ignores the keyword argument(s) {', '.join(unknown)}", UserWarning,
+                      stacklevel=3)  # fmt: skip
+
+
+def _check_cpu_only(providers: Sequence[Any] | None, cuda: object, device_ids: object) -> None:
     """fastembed's GPU switches: CPU values are accepted, anything else is one clear error."""
-    for p in providers or ():
-        name = p if isinstance(p, str) else p[0]
-        if name != "CPUExecutionProvider":
-            raise OrtpruneError(f"provider {name!r}: ortprune runs ONNX Runtime's CPUExecutionProvider only")
-    if cuda is True or str(getattr(cuda, "value", cuda)).lower() == "cuda":
-        raise OrtpruneError("cuda=True: ortprune runs ONNX Runtime's CPUExecutionProvider only")
-    for key, value in kwargs.items():
-        if key == "enable_cpu_mem_arena" and value is not False:
-            continue
-        if key not in _CPU_NOOP_KWARGS:
-            raise TypeError(f"TextEmbedding() got an unexpected keyword argument {key!r}")
+    if providers is not None:
+        if isinstance(providers, str | bytes) or not isinstance(providers, Sequence):
+            raise ArgumentValueError(f"providers must be a list of provider names such as "
+                                     f"['CPUExecutionProvider'], got {providers!r}")  # fmt: skip
+        for p in providers:
+            name = p[0] if isinstance(p, tuple | list) and p else p
+            if not isinstance(name, str):
+                raise ArgumentTypeError(f"a provider is a name or a (name, options) pair, got {p!r}")
+            if name != "CPUExecutionProvider":
+                raise ArgumentValueError(f"provider {name!r}: ortprune runs ONNX Runtime's CPUExecutionProvider only")
+    device = str(getattr(cuda, "value", cuda)).lower()
+    if cuda is True or device == "cuda":
+        raise ArgumentValueError("cuda=True: ortprune runs ONNX Runtime's CPUExecutionProvider only")
+    if cuda is not False and device not in ("auto", "cpu", "false"):
+        raise ArgumentValueError(f"cuda must be False, 'auto' or 'cpu' (ortprune runs on the CPU), got {cuda!r}")
+    if device_ids is not None and (
+        isinstance(device_ids, str | bytes)
+        or not isinstance(device_ids, Sequence)
+        or not all(isinstance(d, int) for d in device_ids)
+    ):
+        raise ArgumentTypeError(f"device_ids must be a list of integers, got {device_ids!r}")
 
 
 # -- pooling (fastembed/common/utils.py) ----------------------------------------------------------------
@@ -407,7 +550,20 @@ def fastembed_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path
     ``<tmp>/fastembed_cache`` (not created here: nothing is written unless a model is downloaded)."""
     if cache_dir is not None:
         return Path(cache_dir).expanduser()
-    return Path(os.environ.get("FASTEMBED_CACHE_PATH") or Path(tempfile.gettempdir()) / "fastembed_cache")
+    return Path(env_path("FASTEMBED_CACHE_PATH") or Path(tempfile.gettempdir()) / "fastembed_cache")
+
+
+def pooling_arg(value: object) -> Pooling:
+    """A pooling by member, by fastembed's ``PoolingType`` or by name (any case)."""
+    raw = getattr(value, "value", value)
+    if not isinstance(raw, str):
+        raise ArgumentTypeError(f"pooling must be one of {', '.join(p.name for p in Pooling)}, got {value!r}")
+    try:
+        return Pooling(raw)
+    except ValueError:
+        raise ArgumentValueError(
+            f"unknown pooling {raw!r}; choose one of {', '.join(p.name for p in Pooling)}"
+        ) from None
 
 
 def resolve_model(
@@ -425,6 +581,9 @@ def resolve_model(
     if isinstance(model_name_or_dir, Path) or text.endswith(".onnx") or text.startswith((".", "/", "~")):
         raise OrtpruneError("no such file or directory", path)
     info = model_info(text)
+    if info.kind != "onnx":
+        raise RegistryError(f"{info.name} is a static embedding model ({info.onnx_file}: an embedding matrix, no "
+                            "ONNX graph): ONNX Runtime does not run it; use fastembed for this model")  # fmt: skip
     if specific_model_path is not None:
         directory = Path(specific_model_path).expanduser()
         onnx_file = directory / info.onnx_file
@@ -439,6 +598,26 @@ def resolve_model(
         return ResolvedModel(info, m.path(), m.tokenizer())
     directory = download(info, cache_dir, local_files_only)
     return ResolvedModel(info, find_onnx(directory, info.onnx_file), directory)
+
+
+def _from_bundle(
+    model_name: str | os.PathLike[str], lib: Any, level: str | int | None
+) -> tuple[ResolvedModel | None, Any, str | int | None]:
+    """(model, library, level) of a deploy bundle at ``model_name``, checked for this CPU and ``lib``;
+    (None, lib, level) when ``model_name`` is no existing path inside a bundle."""
+    path = Path(os.fspath(model_name)).expanduser()
+    if not path.exists():  # a registry name
+        return None, lib, level
+    from ortprune import bundle
+
+    found = bundle.find(path)
+    if found is None:
+        return None, lib, level
+    b, entry = found
+    model_file, lib = b.open(entry, lib)
+    info = ModelInfo(name=entry.name, dim=0, pooling=Pooling(entry.pooling), normalize=entry.normalize,
+                     onnx_file=model_file.name)  # fmt: skip
+    return ResolvedModel(info, model_file, model_file.parent), lib, b.load_level if level is None else level
 
 
 def _local(path: Path) -> ResolvedModel:
@@ -479,8 +658,8 @@ def _sentence_transformers_config(directory: Path) -> tuple[Pooling, bool]:
 def hub_cache_dirs(cache_dir: str | os.PathLike[str] | None = None) -> list[Path]:
     """Where a downloaded snapshot may already be: fastembed's cache dir, then the Hugging Face hub cache
     ($HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub)."""
-    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
-        os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub"
+    hub = env_path("HF_HUB_CACHE") or os.path.join(
+        env_path("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub"
     )
     dirs = [fastembed_cache_dir(cache_dir), Path(hub)]
     return [d for i, d in enumerate(dirs) if d not in dirs[:i]]

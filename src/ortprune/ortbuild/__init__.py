@@ -9,6 +9,8 @@ from ortprune.cache import cache_dir
 from ortprune.catalog import DEFAULT_TOOLCHAIN, VARIANTS
 from ortprune.errors import BuildError
 from ortprune.ortbuild import runner
+from ortprune.ortbuild.cross import cross_target
+from ortprune.ortbuild.cross import resolve as resolve_cross
 from ortprune.ortbuild.deps import DepsDir, fetch_debian, load_deps_dir
 from ortprune.ortbuild.depsmap import read_deps_txt
 from ortprune.ortbuild.identity import compiler_and_cmake, source_id, toolchain_id
@@ -17,6 +19,10 @@ from ortprune.ortbuild.sources import RELEASES, release, resolve_source
 from ortprune.ortbuild.store import Store
 from ortprune.ortbuild.toolchain import resolve as resolve_toolchain
 from ortprune.ortbuild.variants import BuildSpec
+from ortprune.platform import check_parallel
+
+#: The most compile jobs ``-j`` takes: far beyond one machine's cores, for distcc / icecream farms.
+MAX_BUILD_JOBS = 1024
 
 __all__ = ["VARIANTS", "BuildResult", "BuildSpec", "build", "build_variant", "export", "fetch_debian"]
 
@@ -51,9 +57,12 @@ def spec_for(
     prune: tuple[str, ...] = (),
     keep_transformers: tuple[str, ...] = (),
     toolchain: str = DEFAULT_TOOLCHAIN,
+    target: str | None = None,
 ) -> tuple[BuildSpec, Path | None, Path]:
     """The full spec (with source and toolchain identity) of a build, the resolved source tree (None for
-    ``debian:``, which is identified without downloading it) and where that tree lives or will live."""
+    ``debian:``, which is identified without downloading it) and where that tree lives or will live.
+    ``target`` (``linux-aarch64``) cross-builds; this machine's own target is a native build."""
+    cross = cross_target(target)
     text = str(source)
     tree: Path | None = None
     if text.startswith("debian:"):  # identified by its pinned pool hash: a store hit downloads no source
@@ -63,6 +72,9 @@ def spec_for(
         version = ort_version_of(tree)
     env = env or runner.build_env()
     tools = resolve_toolchain(toolchain, env["PATH"])
+    cxx = None if tools.is_default else tools.cxx
+    if cross is not None:
+        cxx = resolve_cross(cross, env["PATH"]).cxx
     spec = BuildSpec(
         version,
         variant,
@@ -72,19 +84,22 @@ def spec_for(
         prune=prune,
         keep_transformers=keep_transformers,
         source_id=source_id(source, tree, version, deps_dir),
-        toolchain=toolchain_id(
-            *compiler_and_cmake(env["PATH"], None if tools.is_default else tools.cxx), flags=tools.key_flags()
-        ),
+        toolchain=toolchain_id(*compiler_and_cmake(env["PATH"], cxx), flags=tools.key_flags()),
         toolchain_name=toolchain,
+        target=None if cross is None else cross.name,
     )
     return spec, tree, tree or cache_dir("src", f"onnxruntime-{version}")
 
 
 def lookup(
-    source: str | Path, variant: str, config_text: str | None = None, toolchain: str = DEFAULT_TOOLCHAIN
+    source: str | Path,
+    variant: str,
+    config_text: str | None = None,
+    toolchain: str = DEFAULT_TOOLCHAIN,
+    target: str | None = None,
 ) -> BuildResult | None:
     """The finished local build of ``variant`` from ``source`` (as ``build_variant`` would find it), or None."""
-    spec, _, where = spec_for(source, variant, config_text, toolchain=toolchain)
+    spec, _, where = spec_for(source, variant, config_text, toolchain=toolchain, target=target)
     return find_cached(spec, where)
 
 
@@ -103,6 +118,7 @@ def build_variant(
     ccache_remote: str | None = None,
     log: Callable[[str], None] = print,
     toolchain: str = DEFAULT_TOOLCHAIN,
+    target: str | None = None,
     distcc: str | None = None,
 ) -> BuildResult:
     """Resolve the source and deps, then build one variant: from the local cache, else from ``store`` (an
@@ -111,7 +127,8 @@ def build_variant(
 
     ``prune`` adds source transforms (``ortbuild.prune.LEVERS``) on top of the variant's own;
     ``keep_transformers`` are the graph transformers ``optimizers`` keeps (``scan.transformers``); ``toolchain``
-    the compiler and linker (``catalog.TOOLCHAINS``); ``distcc`` the hosts that compile what ccache misses
+    the compiler and linker (``catalog.TOOLCHAINS``); ``target`` the machine it is for (``ortbuild.cross``:
+    ``linux-aarch64`` cross-builds on an x86-64 host); ``distcc`` the hosts that compile what ccache misses
     (``ortbuild.distcc``: checked with the other inputs, never part of the build key)."""
     from ortprune.opconfig import OpConfig
     from ortprune.ortbuild import store as store_mod
@@ -120,20 +137,20 @@ def build_variant(
     # every input is checked before any download, extraction or compile
     config_text = None
     if config is not None:
-        OpConfig.load(config)  # a syntax error stops here, naming the file and line
+        OpConfig.load(config).require_ops(config)  # a syntax error or a config of no op stops here, naming the file
         config_text = config.read_text(encoding="utf-8")
     # variant, config, flags and levers fit together
+    cross = cross_target(target)
     BuildSpec("0", variant, config_text, tuple(extra_flags), wheel, prune=prune, keep_transformers=keep_transformers,
-              toolchain_name=toolchain)  # fmt: skip
-    if jobs is not None and jobs < 1:
-        raise BuildError(f"--jobs must be at least 1, got {jobs}")
+              toolchain_name=toolchain, target=cross.name if cross else None)  # fmt: skip
+    check_parallel(jobs, "--jobs", top=MAX_BUILD_JOBS)
     if deps_dir is not None and not deps_dir.is_dir():
         raise BuildError("--deps must be a directory of dependency archives", deps_dir)
     if wheel:
         check_wheel_headers()
     env = runner.build_env(ccache_remote, distcc)
     spec, tree, where = spec_for(
-        source, variant, config_text, deps_dir, extra_flags, wheel, env, prune, keep_transformers, toolchain
+        source, variant, config_text, deps_dir, extra_flags, wheel, env, prune, keep_transformers, toolchain, target
     )
     cached = find_cached(spec, where)
     the_store = store_mod.open_store(store) if store else None

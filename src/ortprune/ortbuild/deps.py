@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ortprune._io import atomic_copy, atomic_open, atomic_write_text
-from ortprune.cache import cache_dir, file_digest
+from ortprune.cache import cache_dir, env_path, file_digest
 from ortprune.errors import BuildError
 from ortprune.ortbuild.depsmap import DepsPlan, plan_deps, system_headers
 from ortprune.ortbuild.sources import download, extract_to, release
@@ -29,7 +28,7 @@ WHEEL_HEADERS: dict[str, tuple[str, str]] = system_headers("wheel-system")
 
 def system_include_dir() -> Path:
     """Where CMake finds system headers: $ORTPRUNE_SYSTEM_INCLUDE (tests use a temp dir), else /usr/include."""
-    return Path(os.environ.get("ORTPRUNE_SYSTEM_INCLUDE") or "/usr/include")
+    return Path(env_path("ORTPRUNE_SYSTEM_INCLUDE") or "/usr/include")
 
 
 #: protobuf 3.21's source carries utf8_range without a CMakeLists.txt; ORT wants it as its own archive.

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ortprune._io import walk
 from ortprune.cache import file_digest
 from ortprune.ortbuild.depsmap import find_deps_txt, plan_deps, read_deps_txt
 from ortprune.ortbuild.sources import RELEASES, release
@@ -38,7 +39,7 @@ def tree_digest(root: Path) -> str:
     """SHA-256 over every regular file's relative path and bytes (symlinks by target), sorted; skips VCS and
     build directories and ``OWN_WRITES``."""
     h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
         for name in sorted(filenames):
             path = Path(dirpath, name)
@@ -66,7 +67,7 @@ def debian_deps_id(version: str, tree: Path | None = None) -> str:
 def deps_id(source: str | Path, version: str, deps_dir: Path | None, tree: Path | None = None) -> str:
     """The dependency archives a build uses (mirrors ``ortbuild.deps_for``)."""
     if deps_dir is not None:
-        files = sorted(p for p in Path(deps_dir).rglob("*") if p.is_file())
+        files = sorted(p for d, _, names in walk(deps_dir) for n in names if (p := Path(d, n)).is_file())
         return _digest({p.relative_to(deps_dir).as_posix(): _file_sha256(p) for p in files})
     if str(source).startswith("git:") or version not in RELEASES:
         return "online: the source's cmake/deps.txt pins"

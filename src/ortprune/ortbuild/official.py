@@ -14,7 +14,6 @@ import csv
 import hashlib
 import io
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,11 @@ from typing import Any
 from ortprune._io import atomic_path, atomic_write_text
 from ortprune.cache import cache_dir
 from ortprune.errors import OrtpruneError
+from ortprune.platform import host_target
+from ortprune.results import BuildResult
+
+#: The name the official library goes by where builds are listed (``slim``'s reference and first table row).
+OFFICIAL = "official"
 
 #: pip ``--platform`` tags per target, newest first (ORT 1.21.0 ships manylinux_2_27/2_28 wheels; older
 #: releases manylinux2014 = manylinux_2_17).
@@ -64,10 +68,31 @@ class OfficialLibrary:
         return asdict(self)
 
 
-def host_target() -> str:
-    """This machine's target name (``linux-x86_64``, ``linux-aarch64``)."""
-    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine().lower())
-    return f"{platform.system().lower()}-{machine}"
+def as_build(lib: OfficialLibrary) -> BuildResult:
+    """The official library as a build manifest (variant ``official``), so it takes a build's place in
+    tables, probes and verifies."""
+    from ortprune.ortbuild.runner import dt_needed
+
+    return BuildResult(
+        ort_version=lib.version,
+        variant=OFFICIAL,
+        key=f"{lib.version}-{OFFICIAL}-{lib.target}-{lib.library_sha256[:12]}",
+        build_py_args=[],
+        extra_flags=[],
+        config_hash=None,
+        config=None,
+        compiler=f"official release ({lib.wheel})",
+        cmake="",
+        source=lib.wheel,
+        build_dir="",
+        library=lib.library,
+        library_bytes=lib.library_bytes,
+        needed=dt_needed(Path(lib.library)),
+        wall_time_s=0.0,
+        stripped_library=lib.library,  # the release ships it stripped
+        stripped_bytes=lib.library_bytes,
+        target=None if lib.target == host_target() else lib.target,
+    )
 
 
 def check_target(target: str) -> str:

@@ -12,6 +12,9 @@ the build directory of one build:
 * ``optimizers``: a generated copy of ``graph_transformer_utils.cc`` constructs only the graph transformers
   and rewrite rules the models need at load (``used_transformers`` finds them on the full build); the
   others are never constructed and their code goes.
+* ``sources``: the kernel sources none of whose kernels the config keeps are taken out of their CMake targets,
+  so a cold reduced build does not compile what the linker would drop (every config-built variant uses it;
+  a source dropped wrongly fails the link, ORT links with ``--no-undefined``, and is put back: ``restore_for``).
 * ``mlas-isa=<ceiling>``: a generated copy of MLAS's ``platform.cpp`` without the kernel-dispatch blocks of
   the ISAs above the ceiling (``ortbuild.mlas``); their kernels are never referenced and go.
 * ``sgemm-packed-k``: not a size lever but an exactness one: a generated copy of MLAS's ``sgemm.cpp`` whose
@@ -53,9 +56,9 @@ if TYPE_CHECKING:
     pass
 
 #: The pruning levers ``ortprune build --prune`` accepts (``mlas-isa`` takes a value: ``mlas-isa=avx2``).
-LEVERS = ("schemas", "optimizers", "mlas-isa", SGEMM_LEVER)
+LEVERS = ("schemas", "optimizers", "sources", "mlas-isa", SGEMM_LEVER)
 #: The levers keyed by an op config (the others fit every variant).
-CONFIG_LEVERS = ("schemas", "optimizers")
+CONFIG_LEVERS = ("schemas", "optimizers", "sources")
 
 #: Part of a pruned build's key: bumped whenever a transform changes what it keeps, so a build made by an
 #: older transform is never reused (2: schemas of the ops transformers create and fuse away are kept).
@@ -119,6 +122,21 @@ def cut_schemas(text: str, keep: set[SchemaId], path: str | Path = "<header>") -
 _CONSTRUCT = re.compile(r"\b(transformers\.emplace_back|rules\.push_back)\(\s*std::make_unique<(\w+)>\(")
 
 
+def _close_paren(text: str, i: int) -> int:
+    """The index of the ``)`` that closes the ``(`` at or after ``i`` (balanced; the end of ``text`` if none)."""
+    depth = 0
+    while i < len(text):
+        c = text[i]
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return i
+
+
 @dataclass(frozen=True)
 class Construction:
     """One ``transformers.emplace_back(std::make_unique<Cls>(…));`` or ``rules.push_back(…);`` statement."""
@@ -134,16 +152,7 @@ def constructions(text: str) -> list[Construction]:
     extent (balanced parentheses; hand-written because no C++ parser is a dependency here)."""
     found = []
     for m in _CONSTRUCT.finditer(text):
-        depth, i = 0, m.start(1) + len(m[1])
-        while i < len(text):
-            c = text[i]
-            if c == "(":
-                depth += 1
-            elif c == ")":
-                depth -= 1
-                if depth == 0:
-                    break
-            i += 1
+        i = _close_paren(text, m.start(1) + len(m[1]))
         end = text.index(";", i) + 1
         found.append(Construction(m[2], "rule" if m[1].startswith("rules") else "transformer", m.start(), end))
     return found
@@ -232,6 +241,91 @@ def classes_to_drop(names: Mapping[str, tuple[str, ...]], keep: Iterable[str]) -
     return {cls for cls, ns in names.items() if not any(used(n) for n in ns)}
 
 
+# -- sources: compile only the kernels that ship ------------------------------------------------------
+#: Where ORT's CPU kernels are defined (the CPU provider and the CPU contrib ops).
+KERNEL_DIRS = ("onnxruntime/core/providers/cpu", "onnxruntime/contrib_ops/cpu")
+_KERNEL_DEF = re.compile(r"\bONNX_\w*KERNEL\w*\s*\(")  # ONNX_CPU_OPERATOR_KERNEL(, ONNX_OPERATOR_TYPED_KERNEL_EX( ...
+_MACRO_CALL = re.compile(r"\b[A-Z][A-Z0-9_]{2,}\s*\(")
+_WORD = re.compile(r"\b[A-Z]\w*\b")
+_LINE_COMMENT = re.compile(r"//[^\n]*")
+#: ``BuildKernelCreateInfo<onnxruntime::kCpuExecutionProvider_Relu_kOnnxDomain_ver6>``: the op of a kernel class
+_KERNEL_CLASS = re.compile(r"k\w+?ExecutionProvider_(\w+?)_k\w+?Domain_ver")
+_UNDEFINED = re.compile(r"undefined reference to [`']([^'\n]+)'")
+
+
+def kernel_words(text: str) -> set[str] | None:
+    """The capitalised words in the arguments of every ALL-CAPS macro call of a kernel source (a superset of
+    the op names it defines kernels for, whatever local macro wraps ORT's); None when it defines no kernel."""
+    text = _LINE_COMMENT.sub("", text)
+    if not any("CLASS_NAME" not in m[0] for m in _KERNEL_DEF.finditer(text)):
+        return None
+    words: set[str] = set()
+    for m in _MACRO_CALL.finditer(text):
+        start = m.end() - 1
+        words.update(_WORD.findall(text[start : _close_paren(text, start)]))
+    return words
+
+
+def unused_kernel_sources(source: Path, config: OpConfig) -> list[Path]:
+    """The kernel sources none of whose kernels ``reduce_op_kernels.py`` keeps for ``config``: no op of the
+    config is named in their kernel macros. Over-inclusive by design (a name in any macro call keeps the file);
+    a file dropped wrongly is a link error (ORT links with ``--no-undefined``), which :func:`restore_for`
+    answers, never a library that loads without a kernel."""
+    ops = {i.op for i in config}
+    unused = []
+    for d in KERNEL_DIRS:
+        root = source / d
+        if not root.is_dir():
+            raise BuildError(f"not an ONNX Runtime source tree (no {d})", source)
+        for f in sorted(root.rglob("*.cc")):
+            words = kernel_words(f.read_text(errors="replace"))
+            if words is not None and not words & ops:
+                unused.append(f)
+    return unused
+
+
+def restore_for(link_log: str, dropped: Iterable[Path]) -> list[Path]:
+    """The dropped sources a failed link needs back: for each undefined symbol, those that name its kernel's op
+    (``BuildKernelCreateInfo<…_Relu_…>``), define its method (``GeluFusion::ApplyImpl``) or name its function
+    (the last name before its parameters)."""
+    wanted: set[str] = set()
+    for sym in _UNDEFINED.findall(link_log):
+        kernel = _KERNEL_CLASS.search(sym)
+        if kernel:
+            wanted.add(re.escape(kernel[1]))
+            continue
+        parts = [re.findall(r"[A-Za-z_]\w*", p)[-1:] for p in sym.split("(", 1)[0].split("::")]
+        names = [n[0] for n in parts if n]
+        if len(names) >= 2 and names[-2][:1].isupper():  # a method: its class's file defines it
+            wanted.add(rf"{re.escape(names[-2])}::{re.escape(names[-1])}")
+        elif names:
+            wanted.add(re.escape(names[-1]))
+    if not wanted:
+        return []
+    pattern = re.compile(r"\b(" + "|".join(sorted(wanted)) + r")\b")
+    return [f for f in dropped if pattern.search(f.read_text(errors="replace"))]
+
+
+_DEFINES_METHOD = r"\b{cls}::(?:~?{cls}\b|\w+\([^;]*?\)\s*(?:const\s*)?(?:override\s*)?\{{)"
+
+
+def unconstructed_sources(source: Path, dropped_classes: set[str]) -> list[Path]:
+    """With ``--prune optimizers``: the optimizer sources whose every class with a method defined there is a
+    transformer or rule that is no longer constructed. Helpers and shared selectors define other classes (or
+    none) and stay; what a kept file still calls fails the link and is put back (:func:`restore_for`)."""
+    opt = source / "onnxruntime/core/optimizer"
+    found = []
+    for f in sorted(opt.rglob("*.cc")):
+        if f.name == "graph_transformer_utils.cc":
+            continue
+        text = f.read_text(errors="replace")
+        quals = set(re.findall(r"\b([A-Z]\w+)::\w+\s*\(", text))
+        defined = {q for q in quals if re.search(_DEFINES_METHOD.format(cls=re.escape(q)), text)}
+        if defined and defined <= dropped_classes:
+            found.append(f)
+    return found
+
+
 # -- applying to a build tree ---------------------------------------------------------------------------
 @dataclass
 class PruneReport:
@@ -242,6 +336,8 @@ class PruneReport:
     transformers_dropped: list[str] = field(default_factory=list)
     generated: list[str] = field(default_factory=list)
     mlas: MlasCut | None = None
+    sources_dropped: list[str] = field(default_factory=list)  # kernel sources not compiled (relative paths)
+    sources_restored: list[str] = field(default_factory=list)  # dropped ones a link asked back for
 
     def summary(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -250,6 +346,8 @@ class PruneReport:
             "transformers_dropped": self.transformers_dropped,
             "generated": self.generated,
         }
+        if "sources" in self.levers:
+            out["sources"] = {"dropped": self.sources_dropped, "restored": self.sources_restored}
         if self.mlas is not None:
             out["mlas"] = {"ceiling": self.mlas.ceiling, "blocks_dropped": self.mlas.blocks,
                            "symbols_unreferenced": self.mlas.symbols}  # fmt: skip
@@ -283,6 +381,7 @@ cmake_language(DEFER CALL _ortprune_overlay)
 function(_ortprune_overlay)
   get_property(_targets DIRECTORY "${{CMAKE_CURRENT_SOURCE_DIR}}" PROPERTY BUILDSYSTEM_TARGETS)
   set(_done)
+  set(_drop {drops})
   foreach(_t IN LISTS _targets)
     get_target_property(_srcs ${{_t}} SOURCES)
     get_target_property(_dir ${{_t}} SOURCE_DIR)
@@ -294,6 +393,11 @@ function(_ortprune_overlay)
     foreach(_s IN LISTS _srcs)
       # ORT globs "cmake/../onnxruntime/..." paths: compare normalized absolute paths
       get_filename_component(_abs "${{_s}}" ABSOLUTE BASE_DIR "${{_dir}}")
+      if(_abs IN_LIST _drop)  # a kernel source none of whose kernels is registered: not compiled
+        set(_changed TRUE)
+        list(APPEND _done "${{_abs}}")
+        continue()
+      endif()
 {cases}      list(APPEND _new "${{_s}}")
     endforeach()
     if(_changed)
@@ -305,6 +409,19 @@ function(_ortprune_overlay)
       message(FATAL_ERROR "ortprune: no target compiles ${{_o}}: the --prune overlay does not fit this ORT source")
     endif()
   endforeach()
+  # kernel sources of features this configuration leaves out (ATen, training...) are in no target: only a
+  # list of which none is compiled means the overlay missed its targets
+  set(_dropped 0)
+  foreach(_o IN LISTS _drop)
+    if(_o IN_LIST _done)
+      math(EXPR _dropped "${{_dropped}} + 1")
+    endif()
+  endforeach()
+  list(LENGTH _drop _listed)
+  if(_listed GREATER 0 AND _dropped EQUAL 0)
+    message(FATAL_ERROR "ortprune: none of the ${{_listed}} kernel sources to drop is in a target: overlay misfit")
+  endif()
+  message(STATUS "ortprune: ${{_dropped}} of ${{_listed}} unused kernel sources taken out of their targets")
 endfunction()
 """
 
@@ -317,11 +434,12 @@ _OVERLAY_CASE = """      if(_abs STREQUAL "{orig}")
 """
 
 
-def overlay_cmake(swaps: Mapping[Path, Path]) -> str:
-    """The CMake file that replaces each original source with its generated copy in every target."""
+def overlay_cmake(swaps: Mapping[Path, Path], drops: Iterable[Path] = ()) -> str:
+    """The CMake file that replaces each original source with its generated copy in every target and takes
+    ``drops`` out of them; configure fails if a listed source is compiled by no target."""
     cases = "".join(_OVERLAY_CASE.format(orig=o.as_posix(), new=n.as_posix()) for o, n in sorted(swaps.items()))
     origs = " ".join(f'"{o.as_posix()}"' for o in sorted(swaps))
-    return OVERLAY_CMAKE.format(cases=cases, origs=origs)
+    return OVERLAY_CMAKE.format(cases=cases, origs=origs, drops=" ".join(f'"{d.as_posix()}"' for d in sorted(drops)))
 
 
 def overlay_path(build_dir: Path) -> Path:
@@ -335,14 +453,27 @@ def prepare_sources(
     config: OpConfig | None,
     keep_transformers: tuple[str, ...] = (),
     added: Iterable[tuple[str, str, int]] = (),
+    restored: Iterable[str] = (),
 ) -> tuple[list[str], PruneReport]:
     """Before configuring: write the generated ORT sources and ``overlay.cmake`` into the build dir.
+    ``restored``: dropped kernel sources (paths relative to ``source``) an earlier link of this build needed.
 
     Returns the CMake defines that include the overlay, and what was cut so far.
     """
     report = PruneReport(list(levers))
     gen = build_dir / GENERATED
     swaps: dict[Path, Path] = {}
+    drops: list[Path] = []
+    if "sources" in levers:
+        if config is None:
+            raise BuildError("--prune sources needs --config (the ops whose kernels are compiled)")
+        back = set(restored)
+        unused = unused_kernel_sources(source, config)
+        if "optimizers" in levers:
+            unused += unconstructed_sources(source, classes_to_drop(transformer_names(source), keep_transformers))
+        drops = [f for f in unused if f.relative_to(source).as_posix() not in back]
+        report.sources_dropped = [f.relative_to(source).as_posix() for f in drops]
+        report.sources_restored = sorted(back)
     if "schemas" in levers:
         if config is None:
             raise BuildError("--prune schemas needs --config (the ops whose schemas stay)")
@@ -387,9 +518,9 @@ def prepare_sources(
     if SGEMM_LEVER in levers:
         sgemm, text = read_source(source, SGEMM_CPP)
         swap_mlas(sgemm, packed_k_sgemm(text, sgemm))
-    if not swaps:
+    if not swaps and "sources" not in levers:  # with sources always: a list emptied by restores is rewritten
         return [], report
-    _write_if_changed(overlay_path(build_dir), overlay_cmake(swaps))
+    _write_if_changed(overlay_path(build_dir), overlay_cmake(swaps, drops))
     return [f"CMAKE_PROJECT_onnxruntime_INCLUDE={overlay_path(build_dir)}"], report
 
 

@@ -18,21 +18,32 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ortprune._io import atomic_copy, atomic_write_text, output_dir
+from ortprune._io import atomic_write_text, commit_staged, staged_outputs
 from ortprune.cache import cache_dir
 from ortprune.elf import is_system_library
 from ortprune.errors import BuildError
 from ortprune.opconfig import OpConfig
 from ortprune.ortbuild import distcc as distcc_mod
+from ortprune.ortbuild.cross import ResolvedCross
+from ortprune.ortbuild.cross import resolve_for as resolve_cross
 from ortprune.ortbuild.deps import DepsDir, apply_deps, check_wheel_headers, missing_system_headers
 from ortprune.ortbuild.identity import first_line, toolchain_id
-from ortprune.ortbuild.prune import CONFIG_LEVERS, PruneReport, prepare_sources, prune_deps, transient_ops
+from ortprune.ortbuild.prune import (
+    CONFIG_LEVERS,
+    PruneReport,
+    prepare_sources,
+    prune_deps,
+    restore_for,
+    transient_ops,
+)
 from ortprune.ortbuild.toolchain import ResolvedToolchain
 from ortprune.ortbuild.toolchain import resolve as resolve_toolchain
 from ortprune.ortbuild.variants import BuildSpec, build_py_args
 from ortprune.results import BuildResult
 
 TAIL_LINES = 40
+#: How many times a link that misses a dropped kernel source gets sources back before the build fails.
+MAX_LINK_RESTORES = 3
 _PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]")
 
 
@@ -105,6 +116,21 @@ def check_tools(env: dict[str, str], cxx: str = "c++") -> tuple[str, str]:
     if problems:
         raise BuildError("cannot build ONNX Runtime here:\n  " + "\n  ".join(problems))
     return compiler, cmake
+
+
+def host_protoc(source: Path, path: str) -> str | None:
+    """A ``protoc`` on ``path`` of the release ``source`` pins (its deps.txt names ``protoc-<X.Y>-*`` archives;
+    Debian 12's protobuf-compiler is 3.21.12 = ORT 1.21's v21.12): ORT then builds no protoc, 86 objects of a
+    host tool that never ships. None when there is none of that version (ORT builds its own, as before)."""
+    from ortprune.ortbuild.depsmap import read_deps_txt
+
+    pinned = re.search(r"/protoc-(\d+\.\d+)-", read_deps_txt(source)[0])
+    exe = shutil.which("protoc", path=path)
+    if pinned is None or exe is None:
+        return None
+    found = re.search(r"(\d+)\.(\d+)\.(\d+)|(\d+)\.(\d+)", first_line([exe, "--version"]))
+    version = ".".join(g for g in (found.groups() if found else ()) if g)
+    return exe if version == pinned[1] or version.endswith("." + pinned[1]) else None
 
 
 ProgressFn = Callable[[int, int, str], None]
@@ -200,7 +226,8 @@ def spec_of(result: BuildResult) -> BuildSpec:
     return BuildSpec(result.ort_version, result.variant, result.config, tuple(result.extra_flags),
                      "--build_wheel" in result.build_py_args, prune=tuple(result.prune),
                      keep_transformers=tuple(result.keep_transformers), source_id=result.source_id,
-                     toolchain=result.toolchain, toolchain_name=result.toolchain_name)  # fmt: skip
+                     toolchain=result.toolchain, toolchain_name=result.toolchain_name,
+                     target=result.target)  # fmt: skip
 
 
 def find_cached(spec: BuildSpec, source: Path | None = None) -> BuildResult | None:
@@ -246,6 +273,7 @@ class _Tree:
     prune_report: PruneReport | None
     prune_config: OpConfig | None
     added: tuple[tuple[str, str, int], ...]
+    source: Path
 
     @property
     def config_dir(self) -> Path:
@@ -260,7 +288,14 @@ class _Tree:
         return self.bdir / "state.json"
 
 
-def _prepare(spec: BuildSpec, source: Path, deps: DepsDir | None, jobs: int | None, tools: ResolvedToolchain) -> _Tree:
+def _prepare(
+    spec: BuildSpec,
+    source: Path,
+    deps: DepsDir | None,
+    jobs: int | None,
+    tools: ResolvedToolchain,
+    cross: ResolvedCross | None = None,
+) -> _Tree:
     """The build directory of ``spec`` with its config copy and generated sources, and the build.py arguments."""
     bdir = cache_dir("builds", spec.key())
     bdir.mkdir(parents=True, exist_ok=True)
@@ -283,14 +318,50 @@ def _prepare(spec: BuildSpec, source: Path, deps: DepsDir | None, jobs: int | No
 
         if any(lv in CONFIG_LEVERS for lv in spec.prune):
             prune_config = OpConfig.parse(spec.config_text or "", cfg_copy)
+        if "schemas" in spec.prune:  # the schemas of ops ORT itself may insert stay registered
             added = ort_added_ops(source) + transient_ops(source, spec.prune, spec.keep_transformers)
         prune_defines, prune_report = prepare_sources(
-            source, bdir, spec.prune, prune_config, spec.keep_transformers, added
+            source, bdir, spec.prune, prune_config, spec.keep_transformers, added, state.get("restored_sources", [])
         )
         defines += tuple(prune_defines)
+    if cross is not None:  # a cross build: the toolchain file, and a host protoc (the target's cannot run here)
+        from ortprune.ortbuild.cross import check_protoc
+        from ortprune.ortbuild.depsmap import read_deps_txt
+
+        check_protoc(cross.protoc, *read_deps_txt(source))
+        toolchain_file = bdir / "cross.toolchain.cmake"
+        if not toolchain_file.exists() or toolchain_file.read_text() != cross.toolchain_file():
+            atomic_write_text(toolchain_file, cross.toolchain_file())
+        defines += (f"CMAKE_TOOLCHAIN_FILE={toolchain_file}",)
+    protoc = cross.protoc if cross is not None else host_protoc(source, build_env()["PATH"])
+    if protoc:  # the same protoc release writes the same .pb.cc: the library does not change
+        defines += (f"ONNX_CUSTOM_PROTOC_EXECUTABLE={protoc}",)
     full_spec = dataclasses.replace(spec, cmake_defines=defines)
     args = build_py_args(full_spec, bdir, cfg_copy, parallel=jobs)
-    return _Tree(bdir, args, state, prune_report, prune_config, added)
+    return _Tree(bdir, args, state, prune_report, prune_config, added, source)
+
+
+def _restore_sources(tree: _Tree, spec: BuildSpec, log: Callable[[str], None]) -> bool:
+    """After a failed ninja run: when the link misses symbols of dropped kernel sources, put those sources back
+    (recorded in the build's state, so a resumed build keeps them) and rewrite the overlay; ninja re-runs
+    CMake for it. False when the failure is anything else."""
+    report = tree.prune_report
+    if report is None or not report.sources_dropped:
+        return False
+    with tree.logfile.open("rb") as f:
+        f.seek(max(0, tree.logfile.stat().st_size - (1 << 20)))
+        tail = f.read().decode("utf-8", "replace")
+    back = restore_for(tail.rsplit("\n$ ", 1)[-1], [tree.source / r for r in report.sources_dropped])
+    if not back:
+        return False
+    restored = sorted({*tree.state.get("restored_sources", []), *(f.relative_to(tree.source).as_posix() for f in back)})
+    tree.state["restored_sources"] = restored
+    atomic_write_text(tree.state_path, json.dumps(tree.state))
+    log(f"the link needs {len(back)} dropped kernel source(s) back: {', '.join(f.name for f in back)}")
+    _, tree.prune_report = prepare_sources(tree.source, tree.bdir, spec.prune, tree.prune_config,
+                                           spec.keep_transformers, tree.added, restored)  # fmt: skip
+    atomic_write_text(tree.bdir / "prune.json", json.dumps(tree.prune_report.summary(), indent=2) + "\n")
+    return True
 
 
 def _configure(tree: _Tree, spec: BuildSpec, source: Path, env: dict[str, str], log: Callable[[str], None]) -> None:
@@ -307,6 +378,46 @@ def _configure(tree: _Tree, spec: BuildSpec, source: Path, env: dict[str, str], 
         atomic_write_text(tree.bdir / "prune.json", json.dumps(report.summary(), indent=2) + "\n")
 
 
+def _configured(
+    spec: BuildSpec,
+    source: Path,
+    deps: DepsDir | None,
+    jobs: int | None,
+    log: Callable[[str], None],
+    distcc: str | None = None,
+) -> tuple[_Tree, dict[str, str]]:
+    """``spec``'s own build directory, configured as ``build`` would (which later reuses all of it)."""
+    env = build_env(None, distcc)
+    tools = resolve_toolchain(spec.toolchain_name, env["PATH"])
+    cross = resolve_cross(spec.target, env["PATH"])
+    check_tools(env, cross.cxx if cross else tools.cxx)
+    distcc_mod.check_helpers(env, cross.cxx if cross else tools.cxx, log)
+    tree = _prepare(spec, source, deps, jobs, tools, cross)
+    _configure(tree, spec, source, env, log)
+    return tree, env
+
+
+def compile_steps(
+    spec: BuildSpec, source: Path, deps: DepsDir | None = None, log: Callable[[str], None] = print
+) -> list[str]:
+    """The sources a cold build of ``spec`` compiles (every compile of ninja's ``onnxruntime`` target, relative
+    to the ORT tree or to ``_deps/``), from its configured build directory: no compile runs."""
+    tree, env = _configured(spec, source, deps, None, log)
+    # an overlay rewritten since the last configure: ninja re-runs CMake for build.ninja itself first
+    subprocess.run(["ninja", "-C", str(tree.config_dir), "build.ninja"], env=env, capture_output=True, check=True)
+    commands = subprocess.run(["ninja", "-C", str(tree.config_dir), "-t", "commands", "onnxruntime"], env=env,
+                              capture_output=True, text=True, check=True).stdout  # fmt: skip
+    found = []
+    for line in commands.splitlines():
+        m = re.search(r" -c (\S+)", line)
+        if m:
+            path = m[1]
+            for root in (str(source) + "/", str(tree.config_dir / "_deps") + "/"):
+                path = path.split(root, 1)[-1]
+            found.append(path)
+    return found
+
+
 def compile_check(
     spec: BuildSpec,
     source: Path,
@@ -321,12 +432,7 @@ def compile_check(
     its first files, in seconds. The directory is the build's own, so ``build`` later reuses all of it.
     Returns the object files; BuildError when one fails (with the compiler's last lines). ``distcc``: as for
     ``build`` (the objects compile on those hosts unless ccache has them)."""
-    env = build_env(None, distcc)
-    tools = resolve_toolchain(spec.toolchain_name, env["PATH"])
-    check_tools(env, tools.cxx)
-    distcc_mod.check_helpers(env, tools.cxx, log)
-    tree = _prepare(spec, source, deps, jobs, tools)
-    _configure(tree, spec, source, env, log)
+    tree, env = _configured(spec, source, deps, jobs, log, distcc)
     listed = subprocess.run(
         ["ninja", "-C", str(tree.config_dir), "-t", "targets", "all"], env=env, capture_output=True, text=True
     ).stdout
@@ -362,14 +468,15 @@ def build(
         check_wheel_headers()
     env = build_env(ccache_remote, distcc)
     tools = resolve_toolchain(spec.toolchain_name, env["PATH"])
-    compiler, cmake = check_tools(env, tools.cxx)
+    cross = resolve_cross(spec.target, env["PATH"])
+    compiler, cmake = check_tools(env, cross.cxx if cross else tools.cxx)
     key = spec.key()
     cached = find_cached(spec, source)
     if cached is not None:
         log(f"cached: {cached.library} ({cached.library_bytes:,} bytes)")
         return cached
-    distcc_mod.check_helpers(env, tools.cxx, log)
-    tree = _prepare(spec, source, deps, jobs, tools)
+    distcc_mod.check_helpers(env, cross.cxx if cross else tools.cxx, log)
+    tree = _prepare(spec, source, deps, jobs, tools, cross)
     bdir, config_dir, args, state = tree.bdir, tree.config_dir, tree.args, tree.state
     manifest_path, logfile, state_path = bdir / "manifest.json", tree.logfile, tree.state_path
     started = time.monotonic()
@@ -390,13 +497,19 @@ def build(
             if progress:
                 progress(i, n, what)
 
-        run_logged(
-            ["ninja", "-C", str(config_dir), f"-j{ninja_jobs}", *target],
-            logfile,
-            env,
-            config_dir,
-            on_line,
-        )
+        for attempt in range(MAX_LINK_RESTORES + 1):
+            try:
+                run_logged(
+                    ["ninja", "-C", str(config_dir), f"-j{ninja_jobs}", *target],
+                    logfile,
+                    env,
+                    config_dir,
+                    on_line,
+                )
+                break
+            except BuildError:
+                if attempt == MAX_LINK_RESTORES or not _restore_sources(tree, spec, log):
+                    raise
         if spec.wheel:
             run_logged(
                 [
@@ -457,19 +570,21 @@ def build(
         source_id=spec.source_id,
         toolchain=spec.toolchain,
         toolchain_name=spec.toolchain_name,
+        target=spec.target,
     )
-    stripped = stripped_copy(lib)
+    stripped = stripped_copy(lib, cross.strip if cross else None)
     result.stripped_library, result.stripped_bytes = str(stripped), stripped.stat().st_size
     result.save(manifest_path)
     return result
 
 
-def stripped_copy(lib: Path) -> Path:
-    """``libonnxruntime.stripped.so`` beside ``lib`` (``strip --strip-all``; made once, reused while newer)."""
+def stripped_copy(lib: Path, strip: str | None = None) -> Path:
+    """``libonnxruntime.stripped.so`` beside ``lib`` (``strip --strip-all``, or the given ``strip``, e.g. a
+    cross binutils' for another architecture; made once, reused while newer)."""
     target = lib.parent / "libonnxruntime.stripped.so"
     if target.exists() and target.stat().st_mtime >= lib.stat().st_mtime:
         return target
-    strip = shutil.which("strip")
+    strip = strip or shutil.which("strip")
     if strip is None:
         raise BuildError("strip (binutils) is needed for the stripped copy: apt-get install binutils")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -486,11 +601,17 @@ def stripped_copy(lib: Path) -> Path:
 
 def export(result: BuildResult, out: Path) -> Path:
     """Copy the library (as ``libonnxruntime.so``, ready for ORT_DYLIB_PATH), its stripped copy
-    (``libonnxruntime.stripped.so``, what a user ships) and its manifest to ``out``."""
-    output_dir(out)
-    target = atomic_copy(result.library, out / "libonnxruntime.so")
-    atomic_copy(stripped_copy(Path(result.library)), out / "libonnxruntime.stripped.so")
+    (``libonnxruntime.stripped.so``, what a user ships) and its manifest to ``out``: all of them or none
+    (staged beside ``out``, renamed into it together)."""
+    cross = resolve_cross(result.target)
+    stripped = stripped_copy(Path(result.library), cross.strip if cross else None)
+    copies = {"libonnxruntime.so": Path(result.library), "libonnxruntime.stripped.so": stripped}
     if result.wheel_file:
-        atomic_copy(result.wheel_file, out / Path(result.wheel_file).name)
-    result.save(out / "manifest.json")
-    return target
+        copies[Path(result.wheel_file).name] = Path(result.wheel_file)
+    with staged_outputs(out) as stage:
+        for name, src in copies.items():
+            shutil.copyfile(src, stage / name)
+            shutil.copymode(src, stage / name)
+        result.save(stage / "manifest.json")
+        commit_staged(stage, out, [*copies, "manifest.json"], keep_mode=True)
+    return out / "libonnxruntime.so"

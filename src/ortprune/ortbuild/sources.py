@@ -275,3 +275,19 @@ def _git_clone(tag: str) -> Path:
             )
 
     return extract_to(dest, clone)
+
+
+def version_of(spec: str | Path) -> str:
+    """The ONNX Runtime version ``spec`` names: from the spec itself for ``debian:`` and a ``git:v<X.Y.Z>`` tag,
+    else from the source tree's VERSION_NUMBER (extracting a tarball or cloning once, as a build would)."""
+    text = str(spec)
+    if text.startswith("debian:"):
+        return release(text.split(":", 1)[1]).version
+    tag = re.fullmatch(r"git:v?(\d+\.\d+\.\d+)", text)
+    if tag:
+        return tag[1]
+    tree = resolve_source(spec)
+    try:
+        return (tree / "VERSION_NUMBER").read_text().strip()
+    except OSError:
+        raise OrtpruneError("not an ONNX Runtime source tree (no VERSION_NUMBER)", tree) from None

@@ -23,6 +23,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from ortprune.cache import cache_dir, file_digest
-from ortprune.errors import StoreError
+from ortprune.errors import StoreError, UsageError
 from ortprune.ortbuild.runner import BuildResult, spec_of, stripped_copy
 from ortprune.ortbuild.variants import BuildSpec
 
@@ -47,8 +48,33 @@ LIBRARY = "libonnxruntime.so"
 STRIPPED = "libonnxruntime.stripped.so"
 MANIFEST = "manifest.json"
 CONFIG = "ops.config"
-#: Seconds any one store request may wait for the server (connect, each read, each write).
-DEFAULT_TIMEOUT = float(os.environ.get("ORTPRUNE_STORE_TIMEOUT", "20"))
+#: Seconds any one store request may wait for the server (connect, each read, each write), unless
+#: $ORTPRUNE_STORE_TIMEOUT says otherwise; at most a day.
+DEFAULT_TIMEOUT = 20.0
+MAX_TIMEOUT = 86400.0
+TIMEOUT_ENV = "ORTPRUNE_STORE_TIMEOUT"
+
+
+def store_timeout(value: float | None = None) -> float:
+    """Seconds any one request may wait: ``value``, else ``$ORTPRUNE_STORE_TIMEOUT``, else 20; a
+    :class:`UsageError` unless it is a number > 0 and at most :data:`MAX_TIMEOUT`."""
+    import math
+
+    source: str = "the store timeout"
+    given: object = value
+    if value is None:
+        text = os.environ.get(TIMEOUT_ENV, "").strip()
+        if not text:
+            return DEFAULT_TIMEOUT
+        source, given = f"${TIMEOUT_ENV}", text
+        with contextlib.suppress(ValueError):
+            given = float(text)
+    if isinstance(given, bool) or not isinstance(given, int | float) or not math.isfinite(given) \
+            or not 0 < given <= MAX_TIMEOUT:  # fmt: skip
+        raise UsageError(f"{source} must be a number of seconds > 0 and at most {MAX_TIMEOUT:.0f}, got {given!r}")
+    return float(given)
+
+
 _TMP_PREFIX = "_tmp-"  # not a dotfile: WebDAV listings (nginx dav_ext) hide those, and gc must see it
 
 
@@ -136,7 +162,7 @@ class HttpBackend:
     urllib from the standard library: the requests are simple and this keeps the tool's dependencies as they
     are. Credentials in the URL (``https://user:pass@host/...``) are sent as basic auth."""
 
-    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, url: str, timeout: float | None = None) -> None:
         parts = urllib.parse.urlsplit(url)
         self.auth = None
         netloc = parts.netloc
@@ -146,7 +172,7 @@ class HttpBackend:
             netloc = netloc.rsplit("@", 1)[1]
         self.base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + "/", "", ""))
         self.url = self.base
-        self.timeout = timeout
+        self.timeout = store_timeout(timeout)
 
     def _url(self, path: str) -> str:
         return self.base + urllib.parse.quote(path.lstrip("/"))
@@ -223,13 +249,16 @@ class HttpBackend:
         return out
 
 
-def open_backend(url: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Backend:
+def open_backend(url: str | Path, timeout: float | None = None) -> Backend:
     text = str(url)
     if text.startswith(("http://", "https://")):
         return HttpBackend(text, timeout)
     if "://" in text:
         raise StoreError("a store is a directory or an http(s):// URL", text)
-    return DirBackend(Path(text.removeprefix("file:")).expanduser())
+    root = Path(text.removeprefix("file:")).expanduser()
+    if root.exists() and not root.is_dir():
+        raise StoreError("is not a directory: a store is a directory or an http(s):// URL", text)
+    return DirBackend(root)
 
 
 # ---------------------------------------------------------------------------------------------- artifacts
@@ -251,6 +280,13 @@ class Index:
     published: str
     format: int = FORMAT
 
+    def published_at(self) -> float | None:
+        """When the artifact was published (seconds since the epoch), or None if the field is not a date."""
+        try:
+            return dt.datetime.fromisoformat(self.published).timestamp()
+        except (TypeError, ValueError, OverflowError):
+            return None
+
     @classmethod
     def parse(cls, data: bytes, key: str, where: str) -> Index:
         try:
@@ -261,6 +297,8 @@ class Index:
             raise StoreError(f"{key}/{INDEX} is not an artifact index (the store answered garbage)", where) from None
         if index.format != FORMAT or not sizes_ok:
             raise StoreError(f"{key}/{INDEX}: unknown artifact format {index.format!r}", where)
+        if index.published_at() is None:
+            raise StoreError(f"{key}/{INDEX}: 'published' is not an ISO date and time: {index.published!r}", where)
         if index.key != key:
             raise StoreError(f"{key}/{INDEX} is for key {index.key!r}, not {key!r}", where)
         if content_hash(key, index.files) != index.content_hash:
@@ -344,7 +382,7 @@ class Store:
         return index
 
 
-def open_store(url: str | Path | Store, timeout: float = DEFAULT_TIMEOUT) -> Store:
+def open_store(url: str | Path | Store, timeout: float | None = None) -> Store:
     return url if isinstance(url, Store) else Store(open_backend(url, timeout))
 
 
@@ -360,9 +398,11 @@ def _portable(path: str) -> str:
 
 
 def _replace_all(text: str, pairs: list[tuple[str, str]]) -> str:
+    """``text`` with each absolute path ``old`` (as a whole path: at a start or after ``=``, before ``/`` or the
+    end) written as ``new``; a relative one (a fetched build's source is ``ort``) matches nothing inside words."""
     for old, new in pairs:
-        if old and old != "/":
-            text = text.replace(old, new)
+        if old.startswith("/") and old != "/":
+            text = re.sub(rf"(^|=){re.escape(old)}(?=/|$)", rf"\g<1>{new.replace(chr(92), chr(92) * 2)}", text)
     return text
 
 
@@ -577,12 +617,20 @@ def gc(
     grace_s: float = 3600.0,
     dry_run: bool = False,
     now: float | None = None,
+    force: bool = False,
 ) -> list[str]:
     """Remove what no index references: leftover temp uploads and blobs older than ``grace_s`` (a publish in
     progress is younger), keys without an index older than ``grace_s``, and with ``older_than_days`` whole
-    artifacts published before then. Returns the removed paths."""
+    artifacts published before then -- but never one published less than ``grace_s`` ago (a teammate may
+    be pulling it) unless ``force``. Returns the removed paths."""
+    import math
     import time
 
+    if older_than_days is not None and (
+        isinstance(older_than_days, bool) or not isinstance(older_than_days, int | float)
+        or not math.isfinite(older_than_days) or older_than_days < 0
+    ):  # fmt: skip
+        raise UsageError(f"--older-than must be a finite number of days >= 0, got {older_than_days!r}")
     now = now or time.time()
     removed: list[str] = []
 
@@ -599,8 +647,8 @@ def gc(
             if all(now - e.modified > grace_s for e in entries):
                 rm(f"{key}/")
             continue
-        published = dt.datetime.fromisoformat(index.published).timestamp()
-        if older_than_days is not None and now - published > older_than_days * 86400:
+        age = now - (index.published_at() or now)
+        if older_than_days is not None and age > older_than_days * 86400 and (force or age > grace_s):
             rm(f"{key}/")
             continue
         referenced = {str(f["blob"]) for f in index.files.values()} | {INDEX}

@@ -88,7 +88,7 @@ def resolve(name: str, path: str | None = None, glibc: tuple[int, int] | None = 
     missing = [tools[k] for k, v in found.items() if v is None]
     if missing:
         raise BuildError(
-            f"--toolchain {name} needs {', '.join(missing)} on PATH: make build-deps "
+            f"--toolchain {name} needs {', '.join(missing)} on PATH: make toolchain-deps "
             f"(or apt-get install {' '.join(t.packages)})"
         )
     flags = list(t.link_flags)

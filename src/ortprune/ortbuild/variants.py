@@ -59,18 +59,29 @@ class BuildSpec:
     source_id: str = ""
     toolchain: str = ""
     toolchain_name: str = DEFAULT_TOOLCHAIN  # catalog.TOOLCHAINS: the compiler and linker (--toolchain)
+    target: str | None = None  # a cross build's target (ortbuild.cross); None: a native build for this machine
 
     def __post_init__(self) -> None:
         from ortprune.ortbuild.prune import CONFIG_LEVERS, check_levers
 
         v = variant(self.variant)
         toolchain(self.toolchain_name)
+        if self.target is not None:
+            from ortprune.ortbuild.cross import check_cross
+
+            check_cross(self.target, self.toolchain_name, self.wheel, self.prune)
         object.__setattr__(self, "prune", check_levers((*v.prune, *self.prune)))
         object.__setattr__(self, "keep_transformers", tuple(sorted(set(self.keep_transformers))))
         if not v.needs_config and any(lv in CONFIG_LEVERS for lv in self.prune):
             raise BuildError(
                 f"--prune {','.join(lv for lv in self.prune if lv in CONFIG_LEVERS)} needs a config-built variant "
                 f"(reduced, reduced-types), not {self.variant!r}"
+            )
+        schema_levers = [lv for lv in self.prune if lv in ("schemas", "optimizers")]
+        if v.model_format == "ort" and schema_levers:
+            raise BuildError(
+                f"--prune {','.join(schema_levers)} does nothing in a minimal build: "
+                "ORT compiles neither the graph transformers nor the ONNX schemas there (ORT format only)"
             )
         if "optimizers" in self.prune and not self.keep_transformers:
             raise BuildError(
@@ -142,6 +153,8 @@ class BuildSpec:
             parts += [list(self.prune), list(self.keep_transformers), TRANSFORM_VERSION]
         if self.toolchain_name != DEFAULT_TOOLCHAIN:  # only then: gcc builds keep the keys they had
             parts += [["toolchain", self.toolchain_name]]
+        if self.target is not None:  # only then: native builds keep the keys they had
+            parts += [["target", self.target]]
         return parts
 
     def key(self) -> str:
@@ -158,6 +171,7 @@ class BuildSpec:
 BASE_DEFINES = (
     "onnxruntime_BUILD_UNIT_TESTS=OFF",
     "onnxruntime_ENABLE_CPUINFO=OFF",
+    "FLATBUFFERS_BUILD_FLATC=OFF",  # a host tool: ORT's flatbuffers headers are generated already
     "CMAKE_C_COMPILER_LAUNCHER=ccache",
     "CMAKE_CXX_COMPILER_LAUNCHER=ccache",
 )

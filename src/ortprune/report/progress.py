@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ortprune._io import atomic_write_text
@@ -23,12 +24,12 @@ def build_progress(console: Console, label: str) -> Iterator[Callable[[int, int,
     timings = json.loads(path.read_text()) if path.exists() else {}
     prev = timings.get(label)
     columns = (
-        TextColumn(f"[bold]build {label}"),
+        TextColumn(f"build {label}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TextColumn("ETA {task.fields[eta]}"),
-        TextColumn("[dim]{task.fields[what]}"),
+        TextColumn("{task.fields[what]}", style="dim", markup=False),
     )
     # a log or a pipe gets no bar (and an early error stays one line)
     with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
@@ -57,6 +58,30 @@ def build_progress(console: Console, label: str) -> Iterator[Callable[[int, int,
         yield update
 
 
+#: ``(done, total, what)``: how far a long run is (ops probed, models scanned, verified, converted).
+Advance = Callable[[int, int, str], None]
+
+
+@contextlib.contextmanager
+def count_progress(console: Console, label: str) -> Iterator[Advance]:
+    """A bar for work counted in items, drawn on ``console`` (stderr) when it is a terminal and removed
+    when done; a log or a pipe gets the command's header line and its result, no bar."""
+    columns = (
+        TextColumn(label, markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[what]}", style="dim", markup=False),
+    )
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task(label, total=None, what="")
+
+        def advance(done: int, total: int, what: str = "") -> None:
+            progress.update(task, completed=done, total=total, what=what[-50:])
+
+        yield advance
+
+
 class RichStageUI:
     """slim's progress view (a ``slim.StageUI``): one line per stage with its time, and the build bar."""
 
@@ -66,12 +91,12 @@ class RichStageUI:
     @contextlib.contextmanager
     def stage(self, name: str, detail: str = "") -> Iterator[None]:
         t0 = time.monotonic()
-        self.console.print(f"[bold cyan]▶ {name}[/] {detail}")
+        self.console.print(f"[bold cyan]▶ {escape(name)}[/] {escape(detail)}", markup=True)
         yield
-        self.console.print(f"[green]✓ {name}[/] ({time.monotonic() - t0:.1f} s)")
+        self.console.print(f"[green]✓ {escape(name)}[/] ({time.monotonic() - t0:.1f} s)", markup=True)
 
     def note(self, text: str) -> None:
-        self.console.print(f"  {text}")
+        self.console.print(f"  {text}", markup=False)
 
     def build_progress(self, label: str) -> contextlib.AbstractContextManager[Callable[[int, int, str], None]]:
         return build_progress(self.console, label)

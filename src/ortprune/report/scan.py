@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 
 from ortprune.report.table import Column, Table
 from ortprune.results import OpRow, ScanReport
@@ -35,7 +36,8 @@ def print_scan(result: ScanReport, console: Console) -> None:
             names = ", ".join(":".join(i.split(";")[::2]) for i in m.optimizer_only)
             console.print(
                 f"  [yellow]{len(m.optimizer_only)} op(s) only after ORT's optimizer at level "
-                f"'{result.optimization_level}':[/] {names}"
+                f"'{escape(result.optimization_level)}':[/] {escape(names)}",
+                markup=True,
             )
     for w in result.warnings:
-        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+        console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, markup=True)

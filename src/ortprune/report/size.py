@@ -3,14 +3,13 @@ and charts (PNG via matplotlib's Agg backend, with the plotted data as JSON besi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 from rich.console import Console
 
-from ortprune._io import atomic_open, atomic_write_text
+from ortprune._io import atomic_open, atomic_write_text, json_text
 from ortprune.report.table import Column, Table
 from ortprune.results.size import CATEGORIES, DiffRow, Label, MiB, Shipped, SizeDiff, SizeReport, VariantRow
 
@@ -49,20 +48,23 @@ def _mib(n: int) -> str:
 R = TypeVar("R")
 
 
-def seed_columns(name: Callable[[R], str], size: Callable[[R], int], vs: Callable[[R], str]) -> list[Column[R]]:
-    """The seed's table: | Build | Size (bytes) | Size (MiB) | vs Full | (other tables add columns to it)."""
+def seed_columns(
+    name: Callable[[R], str], size: Callable[[R], int], vs: Callable[[R], str], baseline: str = "full"
+) -> list[Column[R]]:
+    """The seed's table: | Build | Size (bytes) | Size (MiB) | vs Full | (other tables add columns to it);
+    the last column names the ``baseline`` ("vs official release" when the official library is the baseline)."""
     return [
         Column("Build", name),
         Column("Size (bytes)", lambda r: _fmt(size(r)), right=True),
         Column("Size (MiB)", lambda r: _mib(size(r)), right=True),
-        Column("vs Full", vs, right=True),
+        Column("vs Full" if baseline == "full" else f"vs {baseline}", vs, right=True),
     ]
 
 
 def variants_table(rows: list[VariantRow], baseline_index: int = 0) -> Table[tuple[bool, VariantRow]]:
     """The seed's table with the footprint; the rows' JSON is ``VariantRow.to_dict``."""
     cols: list[Column[tuple[bool, VariantRow]]] = seed_columns(
-        lambda r: r[1].name, lambda r: r[1].size, lambda r: r[1].vs(r[0])
+        lambda r: r[1].name, lambda r: r[1].size, lambda r: r[1].vs(r[0]), rows[baseline_index].name if rows else "full"
     )
     cols.append(Column("Footprint (bytes)", lambda r: "—" if r[1].footprint is None else _fmt(r[1].footprint), True))
     return Table(cols, [(i == baseline_index, r) for i, r in enumerate(rows)], title="Library sizes")
@@ -204,7 +206,7 @@ def write_label_chart(report: SizeReport, out_dir: str | Path, top: int = 20) ->
     png, js = out / f"{stem}.png", out / f"{stem}.json"
     title = f"{Path(report.path).name}: biggest {report.by} labels"
     _barh(png, [r.name for r in rows], [r.size for r in rows], title, "bytes")
-    atomic_write_text(js, json.dumps(data, indent=1) + "\n")
+    atomic_write_text(js, json_text(data, indent=1))
     return [png, js]
 
 
@@ -213,7 +215,7 @@ def write_variant_chart(rows: list[VariantRow], out_dir: str | Path) -> list[Pat
     out = Path(out_dir)
     png, js = out / "variants.png", out / "variants.json"
     _barh(png, [r.name for r in rows], [r.size for r in rows], "Library size per build", "bytes")
-    atomic_write_text(js, json.dumps([r.to_dict() for r in rows], indent=1) + "\n")
+    atomic_write_text(js, json_text([r.to_dict() for r in rows], indent=1))
     return [png, js]
 
 
@@ -240,7 +242,7 @@ def write_category_chart(by_op: dict[str, SizeReport], rows: list[VariantRow], o
         "Full build vs each variant, by category",
     )
     js = out / "categories.json"
-    atomic_write_text(js, json.dumps({"categories": segments, "bars": dict(bars)}, indent=1) + "\n")
+    atomic_write_text(js, json_text({"categories": segments, "bars": dict(bars)}, indent=1))
     return [out / "categories.png", js, *write_variant_chart(rows, out)]
 
 
@@ -256,7 +258,7 @@ def write_shipped_chart(items: list[Shipped], out_dir: str | Path) -> list[Path]
     ]
     names = [s.variant + ("" if s.verified else " (not verified)") for s in items]
     _stacked(png, names, parts, "Shipped bytes per variant: library + models + tokenizer")
-    atomic_write_text(js, json.dumps([s.to_dict() for s in items], indent=1) + "\n")
+    atomic_write_text(js, json_text([s.to_dict() for s in items], indent=1))
     return [png, js]
 
 

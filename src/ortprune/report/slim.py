@@ -4,9 +4,7 @@ Reads the typed results only (``ortprune.results``)."""
 
 from __future__ import annotations
 
-import json
-
-from ortprune._io import atomic_write_text
+from ortprune._io import atomic_write_text, json_text
 from ortprune.catalog import VARIANTS, variant
 from ortprune.report.size import variants_markdown
 from ortprune.report.table import Column, Table
@@ -26,20 +24,25 @@ def _build_options(res: SlimResult) -> list[str]:
         levers = [p for p in b.build.prune if p not in own]
         opts += [f"--prune {','.join(levers)}"] if levers else []
         opts += [f"--toolchain {b.build.toolchain_name}"] if b.build.toolchain_name != "gcc" else []
-        if name != "full" and opts:
+        if name != res.reference and opts:
             lines.append(f"- `{name}` built with {' '.join(f'`{o}`' for o in opts)}")
     return [*lines, ""] if lines else []
 
 
 def render_markdown(res: SlimResult) -> str:
     scan = res.scan
-    full = res.builds["full"].build
+    ref = res.builds[res.reference].build
+    against = (
+        f"the official ONNX Runtime {ref.ort_version} release library ({ref.source})"
+        if res.reference == "official"
+        else f"the full ONNX Runtime {ref.ort_version} library built MinSizeRel"
+    )
     lines = [
         "# ortprune slim report",
         "",
         f"Models ({len(scan.models)}), optimization level `{scan.optimization_level}` "
-        f"(optimizer: onnxruntime {scan.onnxruntime_version}), ONNX Runtime "
-        f"{full.ort_version} built MinSizeRel as a shared library. "
+        f"(optimizer: onnxruntime {scan.onnxruntime_version}); pruned builds: ONNX Runtime {ref.ort_version} "
+        f"MinSizeRel shared libraries, verified against and measured from {against}. "
         f"Verdict: **{'verified' if res.ok else 'NOT verified'}**.",
         "",
         *_build_options(res),
@@ -83,14 +86,15 @@ def render_markdown(res: SlimResult) -> str:
             Column("max abs diff", lambda r: _num(r[1].max_abs_diff, ".2e")),
             Column("min cosine", lambda r: _num(r[1].min_cosine, ".7f")),
             Column("pruned ms", lambda r: f"{r[1].pruned_ms or 0:.1f}"),
-            Column("full ms", lambda r: f"{r[1].reference_ms or 0:.1f}"),
+            Column(f"{res.reference} ms", lambda r: f"{r[1].reference_ms or 0:.1f}"),
             Column("fix", lambda r: r[1].fix or ""),
+            Column("inputs", lambda r: r[1].inputs),
         ],
         [(v, m) for v, rep in res.verifies.items() for m in rep.models],
     )
     lines += verdicts.markdown().splitlines()
     if res.embeds:
-        lines += ["", "Embeddings through `ortprune.embed` (pruned vs full library):", ""]
+        lines += ["", f"Embeddings through `ortprune.embed` (pruned vs {res.reference} library):", ""]
         embeds = Table(
             [
                 Column("model @ variant", lambda r: r[0]),
@@ -108,7 +112,7 @@ def render_markdown(res: SlimResult) -> str:
             lines += [f"### {v}", "", *consumers_markdown(found), ""]
     lines += ["", "## Where the savings come from", ""]
     for v, d in (sizes.savings_by_op if sizes else {}).items():
-        lines += [f"### full → {v}: {d.delta:+,} bytes", ""]
+        lines += [f"### {res.reference} → {v}: {d.delta:+,} bytes", ""]
         changed = d.changed()
         for title, label_rows in (
             ("By operator (bytes of symbols named after the op):", [r for r in changed if r.kind == "op"]),
@@ -118,7 +122,7 @@ def render_markdown(res: SlimResult) -> str:
                 [
                     Column("label", lambda r: r.name),
                     Column("kind", lambda r: r.kind),
-                    Column("full", lambda r: f"{r.old:,}", right=True),
+                    Column(res.reference, lambda r: f"{r.old:,}", right=True),
                     Column(v, lambda r: f"{r.new:,}", right=True),
                     Column("saved", lambda r: f"{-r.delta:,}", right=True),
                 ],
@@ -188,5 +192,5 @@ def shipped_markdown(res: SlimResult) -> list[str]:
 
 
 def write_report(res: SlimResult) -> None:
-    atomic_write_text(res.out / "report.json", json.dumps(res.to_dict(), indent=2) + "\n")
+    atomic_write_text(res.out / "report.json", json_text(res.to_dict(), indent=2))
     atomic_write_text(res.out / "report.md", render_markdown(res))

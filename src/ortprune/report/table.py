@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from rich.markup import escape
 from rich.table import Table as RichTable
+from rich.text import Text
 
 R = TypeVar("R")
 
@@ -49,13 +49,14 @@ class Table(Generic[R]):
         return "\n".join(lines) + "\n"
 
     def rich(self) -> RichTable:
-        t = RichTable(title=escape(self.title) if self.title else None, title_justify="left")
+        # Text, never markup: a cell or title is shown as it is, whatever the console's markup setting
+        t = RichTable(title=Text(self.title) if self.title else None, title_justify="left")
         for c in self.columns:
             t.add_column(c.title, justify="right" if c.right else "left", overflow="fold")
         for r, row in zip(self.rows, self.cells(), strict=True):
-            t.add_row(*(escape(x) for x in row), style=self.style(r) if self.style else None)
+            t.add_row(*(Text(x) for x in row), style=self.style(r) if self.style else None)
         for row in self.footer:
-            t.add_row(*(escape(x) for x in row), style="bold")
+            t.add_row(*(Text(x) for x in row), style="bold")
         return t
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import types
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ortprune._io import atomic_write_text
+from ortprune._io import atomic_write_text, json_text
 from ortprune.errors import BuildError
 
 
@@ -42,16 +44,25 @@ class BuildResult:
     toolchain: str = ""  # compiler and CMake versions (part of the key)
     toolchain_name: str = "gcc"  # catalog.TOOLCHAINS (--toolchain)
     fetched_from: str | None = None  # the artifact store it came from, when it was not built here
+    target: str | None = None  # a cross build's target (linux-aarch64); None: built for the build machine
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BuildResult:
+        """The manifest from its JSON form; a ValueError names a field whose value is not of its declared
+        type (a hand-edited or damaged manifest stops here, not as a crash where the field is used)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"expected a JSON object, got {type(d).__name__}")
+        hints = typing.get_type_hints(cls)
+        for name, value in d.items():
+            if name in hints and not _is(value, hints[name]):
+                raise ValueError(f"field {name!r} must be {_name(hints[name])}, got {value!r:.80}")
         return cls(**d)
 
     def save(self, path: Path) -> Path:
-        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        return atomic_write_text(path, json_text(self.to_dict(), indent=2))
 
     @classmethod
     def load(cls, path: Path) -> BuildResult:
@@ -59,6 +70,31 @@ class BuildResult:
             return cls.from_dict(json.loads(path.read_text()))
         except (OSError, ValueError, TypeError) as e:
             raise BuildError(f"not a build manifest: {e}", path) from None
+
+
+def _is(value: Any, hint: Any) -> bool:
+    """``value`` (from JSON) fits the type annotation ``hint`` (str, int, float, bool, None, lists, dicts,
+    unions, object). Hand-written: the manifest's dataclass is the schema, no validation library needed."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is(value, a) for a in args)
+    if origin is list:
+        return isinstance(value, list) and all(_is(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(isinstance(k, str) and _is(v, args[1]) for k, v in value.items())
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint in (str, bool):
+        return isinstance(value, hint)
+    return hint in (object, Any)
+
+
+def _name(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
 
 
 @dataclass

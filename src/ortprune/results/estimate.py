@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ortprune._io import atomic_write_text
+from ortprune._io import atomic_write_text, json_text
 
 
 @dataclass
@@ -37,7 +36,7 @@ class Estimate:
         return d
 
     def write_json(self, path: str | Path) -> Path:
-        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
+        return atomic_write_text(path, json_text(self.to_dict(), indent=1))
 
 
 @dataclass(frozen=True)

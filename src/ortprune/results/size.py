@@ -3,12 +3,11 @@ between two reports, the seed's table rows, and the size summary of a slim run. 
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ortprune._io import atomic_write_text
+from ortprune._io import atomic_write_text, json_text
 
 #: Label kinds. Attributed kinds name what the bytes *are*; fallback kinds say where they merely *are*.
 KINDS = ("symbol", "op", "shared", "file", "dir", "section", "header", "padding")
@@ -150,7 +149,7 @@ class SizeReport:
         )
 
     def write_json(self, path: str | Path) -> Path:
-        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
+        return atomic_write_text(path, json_text(self.to_dict(), indent=1))
 
 
 @dataclass(frozen=True)

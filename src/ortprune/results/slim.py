@@ -83,6 +83,8 @@ class SlimResult:
     shipped: list[Shipped] = field(default_factory=list)
     #: per variant: which real consumers load its library, and how (``ConsumersReport.to_json_dict``)
     consumers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the build everything was verified against and measured from: "official" (the release library) or "full"
+    reference: str = "full"
 
     @property
     def ok(self) -> bool:
@@ -91,7 +93,7 @@ class SlimResult:
     @property
     def exported(self) -> str:
         """The variant whose library slim copies into the output directory (the first pruned one)."""
-        return next(iter(self.probes), "full")
+        return next((v for v in self.probes if v != "full"), next(iter(self.probes), self.reference))
 
     @property
     def recommended(self) -> str | None:
@@ -114,6 +116,7 @@ class SlimResult:
             "shipped": [x.to_dict() for x in self.shipped],
             "recommended": self.recommended,
             "consumers": self.consumers,
+            "reference": self.reference,
         }
 
     @classmethod
@@ -133,4 +136,5 @@ class SlimResult:
             ort_config_path=None if d.get("ort_config") is None else Path(d["ort_config"]),
             shipped=[Shipped.from_dict(x) for x in d.get("shipped", [])],
             consumers=dict(d.get("consumers", {})),
+            reference=str(d.get("reference", "full")),
         )

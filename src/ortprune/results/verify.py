@@ -3,12 +3,11 @@ outputs on it as on a reference (verify)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ortprune._io import atomic_write_text
+from ortprune._io import atomic_write_text, json_text
 
 IMPLEMENTED, MISSING, UNKNOWN = "implemented", "missing", "could-not-probe"
 PROBE_STATUSES = (IMPLEMENTED, MISSING, UNKNOWN)
@@ -51,7 +50,7 @@ class ProbeReport:
         return cls(d["library"], d["library_version"], [ProbeResult(**r) for r in d["results"]])
 
     def write_json(self, path: str | Path) -> None:
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(path, json_text(self.to_dict(), indent=2))
 
 
 @dataclass
@@ -76,6 +75,9 @@ class ModelVerdict:
     outputs: list[OutputDiff] = field(default_factory=list)
     pruned_ms: float | None = None
     reference_ms: float | None = None
+    #: the feeds both libraries ran: "given", "file (<model>.inputs.npz)", "tokenizer" or "generated
+    #: (...)", with each input's type and shape
+    inputs: str = ""
 
     @property
     def max_abs_diff(self) -> float | None:
@@ -116,4 +118,4 @@ class VerifyReport:
         )
 
     def write_json(self, path: str | Path) -> None:
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(path, json_text(self.to_dict(), indent=2))

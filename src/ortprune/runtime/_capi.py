@@ -53,6 +53,8 @@ SLOTS: dict[str, Slot] = {
     ),
     "CreateSessionOptions": Slot(10, STATUS, (OUT,)),
     "SetOptimizedModelFilePath": Slot(11, STATUS, (PTR, c_char_p)),
+    "EnableCpuMemArena": Slot(18, STATUS, (PTR,)),
+    "DisableCpuMemArena": Slot(19, STATUS, (PTR,)),
     "SetSessionLogSeverityLevel": Slot(22, STATUS, (PTR, c_int)),
     "SetSessionGraphOptimizationLevel": Slot(23, STATUS, (PTR, c_int)),
     "SetIntraOpNumThreads": Slot(24, STATUS, (PTR, c_int)),

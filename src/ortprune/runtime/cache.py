@@ -6,7 +6,8 @@ model saves the graph it optimized, in ORT format (``session.save_model_format=O
 load that file at level ``disable`` (and so pre-pack exactly the same constant weights: outputs are
 bit-identical).
 
-An entry is keyed by everything the optimized graph depends on: the model's content hash, the library's
+An entry is keyed by everything the optimized graph depends on: the model's content hash and those of its
+external-data files (ORT folds and pre-packs their weights into the saved graph), the library's
 build id (else its content hash) and version, the optimization level and the CPU features ORT's rewrites
 depend on (ORT warns that NCHWc-optimized models are hardware-specific). Each entry carries ``meta.json`` with those
 fields and the saved file's size and SHA-256; an entry that does not match (another CPU or library
@@ -25,15 +26,18 @@ import platform
 import shutil
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from ortprune import platform as plat
 from ortprune.cache import cache_dir, file_digest
 
 ENTRY_MODEL = "model.ort"
 ENTRY_META = "meta.json"
-FORMAT = 3  # 2: meta.json holds the saved model's SHA-256; 3: the library is named by its GNU build id
+FORMAT = 4  # 2: meta.json holds the saved model's SHA-256; 3: the library is named by its GNU build id;
+# 4: the key covers the model's external-data files
 
 
 class CacheWarning(UserWarning):
@@ -48,6 +52,7 @@ class CacheKey:
     level: str
     machine: str
     cpu_flags: tuple[str, ...]
+    external_data_sha256: str = ""  # over each external-data file's name and SHA-256 ("" when none)
 
     def digest(self) -> str:
         data = json.dumps([FORMAT, *asdict(self).values()], default=list)
@@ -83,6 +88,67 @@ def content_digest(path: str | Path, index: Path) -> str:
     if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_SECONDS * 1e9:
         remember_digest(p, st, digest, index)
     return digest
+
+
+def external_data_digest(model: str | Path, model_sha256: str, index: Path) -> str:
+    """SHA-256 over the name and content hash of every external-data file ``model`` names ("" for none): the
+    weights ORT reads from beside the model are part of the graph it saves. Which files a model names
+    depends on its bytes only, so it is remembered per model hash; the files' hashes per their stat."""
+    locations = _external_locations(Path(model), model_sha256, index)
+    if not locations:
+        return ""
+    h = hashlib.sha256()
+    for location in locations:
+        h.update(f"{location}\0{content_digest(Path(model).parent / location, index)}\0".encode())
+    return h.hexdigest()
+
+
+def _external_locations(model: Path, model_sha256: str, index: Path) -> list[str]:
+    memo = index / f"external-{model_sha256[:32]}"
+    with contextlib.suppress(OSError, ValueError):
+        found = json.loads(memo.read_text())
+        if isinstance(found, list) and all(isinstance(x, str) for x in found):
+            return found
+    import onnx
+
+    try:
+        proto = onnx.load_model(str(model), load_external_data=False)
+    except Exception:  # not readable as ONNX here: ORT gives its own error for the file
+        return []
+    locations = sorted(
+        {
+            entry.value
+            for tensor in _tensors(proto.graph)
+            if tensor.data_location == onnx.TensorProto.EXTERNAL
+            for entry in tensor.external_data
+            if entry.key == "location"
+        }
+    )
+    with contextlib.suppress(OSError):
+        index.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(locations) + "\n")
+        os.replace(tmp, memo)
+    return locations
+
+
+def _tensors(graph: Any) -> Iterator[Any]:
+    """Every tensor of a graph that may hold external data: initializers and tensor attributes, subgraphs
+    included (what ``onnx.external_data_helper`` walks)."""
+    import onnx
+
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR:
+                yield attr.t
+            elif attr.type == onnx.AttributeProto.TENSORS:
+                yield from attr.tensors
+            elif attr.type == onnx.AttributeProto.GRAPH:
+                yield from _tensors(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for g in attr.graphs:
+                    yield from _tensors(g)
 
 
 def library_identity(path: str | Path, index: Path) -> str:
@@ -157,8 +223,11 @@ class OptimizedModelCache:
             return False
 
     def key(self, model: str | Path, library_path: str | Path, ort_version: str, level: str) -> CacheKey:
+        """What the optimized graph of ``model`` depends on; OSError when a file of it cannot be read."""
+        model_sha256 = content_digest(model, self.index)
         return CacheKey(
-            model_sha256=content_digest(model, self.index),
+            model_sha256=model_sha256,
+            external_data_sha256=external_data_digest(model, model_sha256, self.index),
             library_id=library_identity(library_path, self.index),
             ort_version=ort_version,
             level=level,
@@ -253,4 +322,10 @@ def resolve_cache(cache: bool | str | os.PathLike[str] | OptimizedModelCache | N
         return cache
     if cache is True:
         return OptimizedModelCache()
-    return OptimizedModelCache(Path(os.fspath(cache)))
+    if not isinstance(cache, str | os.PathLike):
+        from ortprune.errors import ArgumentTypeError
+
+        raise ArgumentTypeError(f"cache must be True, False, None or a directory, got {type(cache).__name__}")
+    from ortprune._args import path_arg
+
+    return OptimizedModelCache(path_arg(cache, "cache"))

@@ -15,7 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ortprune.errors import OrtpruneError, RuntimeLoadError
+from ortprune._args import path_arg
+from ortprune.cache import env_path
+from ortprune.errors import ArgumentTypeError, ArgumentValueError, OrtpruneError, RuntimeLoadError
 from ortprune.runtime import _capi
 from ortprune.runtime._capi import LOG_LEVELS, MAX_API_VERSION, MIN_API_VERSION, SLOTS
 
@@ -39,8 +41,8 @@ def find_library(path: str | os.PathLike[str] | None = None) -> str:
     ``onnxruntime`` wheel (found without importing it). A bare file name (no ``/``) is left to the
     dynamic loader's search path, as the ``ort`` crate does."""
     if path is not None:
-        return _checked_path(os.fspath(path), "the given library path")
-    env = os.environ.get(LIBRARY_ENV)
+        return _checked_path(str(path_arg(path, "lib")), "the given library path")
+    env = env_path(LIBRARY_ENV)
     if env:
         return _checked_path(env, f"${LIBRARY_ENV}", bare_is_soname=True)
     found = wheel_library()
@@ -187,9 +189,11 @@ class Library:
     """A loaded ONNX Runtime: its C API table, one OrtEnv and a CPU memory info, released by their owner.
 
     Use :func:`load_library` to share one instance per file. Handles are counted in :meth:`live_handles`.
+    ``log_level`` is the environment's: ORT's own (coloured) log lines stay silent unless asked for, here
+    or per session (``Session(..., log_level="warning")``); every error still comes back as an exception.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, log_level: str | int = "warning") -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, log_level: str | int = "fatal") -> None:
         self.path = find_library(path)
         try:
             self._dll = ctypes.CDLL(self.path)
@@ -351,13 +355,22 @@ class _Functions:
         return fn
 
 
-def _level(value: str | int, table: dict[str, int], what: str) -> int:
-    if isinstance(value, int):
+def _level(value: str | int, table: dict[str, int], what: str, any_number: bool = False) -> int:
+    """A level by name (any case) or by its number; ArgumentTypeError / ArgumentValueError otherwise.
+    ``any_number``: numbers go to ORT as they are (its optimization levels differ between versions, and
+    it names the bad one clearly)."""
+    names = ", ".join(table)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not any_number and value not in table.values():
+            numbers = ", ".join(f"{n} ({k})" for k, n in table.items())
+            raise ArgumentValueError(f"unknown {what} {value}; choose one of {numbers}")
         return value
+    if not isinstance(value, str):
+        raise ArgumentTypeError(f"{what} must be one of {names} (or its number), got {type(value).__name__}")
     try:
         return table[value.lower()]
     except KeyError:
-        raise OrtpruneError(f"unknown {what} {value!r}; choose one of {', '.join(table)}") from None
+        raise ArgumentValueError(f"unknown {what} {value!r}; choose one of {names}") from None
 
 
 _LIBRARIES: dict[str, Library] = {}

@@ -11,18 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ortprune._args import bool_arg, int_arg, optional_path_arg, path_arg
+from ortprune._io import check_outputs
 from ortprune._threads import InThread
 from ortprune.catalog import OPTIMIZATION_LEVELS
-from ortprune.errors import OrtpruneError
+from ortprune.errors import ArgumentTypeError, ArgumentValueError, OrtpruneError
+from ortprune.platform import max_parallel
 from ortprune.runtime import _capi
 from ortprune.runtime.cache import OptimizedModelCache, resolve_cache
 from ortprune.runtime.library import Library, _level, load_library
 
 if TYPE_CHECKING:  # numpy is imported on first use: a cold start imports it while ORT loads the model
     import numpy as np
-
-#: ORT's thread counts are C ints.
-_MAX_THREADS = 2**31 - 1
 
 
 class InputError(OrtpruneError):
@@ -56,12 +56,18 @@ class TensorInfo:
 
 
 class Session:
-    """``Session(model, lib=None, threads=None, optimization_level="all", log_level=None)``.
+    """``Session(model, lib=None, threads=None, optimization_level=None, log_level=None)``: level None is
+    ``all`` (``disable`` for a bundle).
 
     ``model`` is a path or the model's bytes; ``lib`` a :class:`Library`, a path to a libonnxruntime or
-    None (see :func:`ortprune.runtime.find_library`). ``threads`` sets ORT's intra- and inter-op thread
-    counts (as fastembed does); None leaves ORT's default. ``optimized_model_path`` makes ORT write the
-    graph it optimized; ``config`` adds session config entries (``AddSessionConfigEntry``).
+    None (see :func:`ortprune.runtime.find_library`). A path into a deploy bundle (:mod:`ortprune.bundle`:
+    its directory, a model directory or file in it) loads the bundle's model with the bundle's library at
+    level ``disable`` by default, after checking this CPU and ``lib`` against the bundle's manifest.
+    ``threads`` sets ORT's intra- and inter-op thread counts (as fastembed does); None leaves ORT's default.
+    ``optimized_model_path`` makes ORT write the graph it optimized; ``config`` adds session config entries
+    (``AddSessionConfigEntry``); ``cpu_mem_arena`` False turns ORT's CPU memory arena off (fastembed's
+    ``enable_cpu_mem_arena``), True on, None leaves ORT's default. Wrong types or values raise
+    :class:`ArgumentTypeError` / :class:`ArgumentValueError` before anything is loaded.
     ``run`` may be called from several threads at once. ``close()`` (or ``with``) releases the session.
     """
 
@@ -71,32 +77,55 @@ class Session:
         lib: Library | str | os.PathLike[str] | None = None,
         *,
         threads: int | None = None,
-        optimization_level: str | int = "all",
+        optimization_level: str | int | None = None,
         log_level: str | int | None = None,
         optimized_model_path: str | os.PathLike[str] | None = None,
         config: Mapping[str, str] | None = None,
         cache: bool | str | os.PathLike[str] | OptimizedModelCache | None = None,
+        cpu_mem_arena: bool | None = None,
     ) -> None:
         if isinstance(model, str | os.PathLike) and "\0" in os.fspath(model):
-            raise OrtpruneError("the model path contains a NUL character", repr(os.fspath(model)))
+            raise ArgumentValueError("the model path contains a NUL character", repr(os.fspath(model)))
         if not isinstance(model, str | os.PathLike | bytes | bytearray | memoryview):
-            raise OrtpruneError(f"model must be a path or the model's bytes, got {type(model).__name__}")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
-            raise OrtpruneError(f"threads must be an integer, got {threads!r}")
-        if threads is not None and not 0 <= threads <= _MAX_THREADS:
-            raise OrtpruneError(f"threads must be between 0 (ORT's default) and {_MAX_THREADS}, got {threads}")
+            raise ArgumentTypeError(f"model must be a path or the model's bytes, got {type(model).__name__}")
+        if isinstance(model, str | os.PathLike):
+            path_arg(model, "model")
+        if threads is not None:
+            threads = int_arg(threads, "threads", 0, max_parallel())  # 0: ORT's default; more only slows it
         if config is not None:
             if not isinstance(config, Mapping):
-                raise OrtpruneError(f"config must be a mapping of strings to strings, got {type(config).__name__}")
+                raise ArgumentTypeError(f"config must be a mapping of strings to strings, got {type(config).__name__}")
             for key, value in config.items():
                 if not isinstance(key, str) or not isinstance(value, str) or "\0" in key + value:
-                    raise OrtpruneError(f"config entries must be strings without NUL, got {key!r}: {value!r}")
+                    raise ArgumentValueError(f"config entries must be strings without NUL, got {key!r}: {value!r}")
+        optimized_model_path = optional_path_arg(optimized_model_path, "optimized_model_path")
+        if cpu_mem_arena is not None:
+            cpu_mem_arena = bool_arg(cpu_mem_arena, "cpu_mem_arena")
+        if log_level is not None:
+            _level(log_level, _capi.LOG_LEVELS, "log level")
+        if optimization_level is not None:
+            _level(optimization_level, OPTIMIZATION_LEVELS, "optimization level", any_number=True)
+        self._cpu_mem_arena = cpu_mem_arena
+        in_bundle = False
+        if isinstance(model, str | os.PathLike):
+            from ortprune import bundle
+
+            found = bundle.find(model)
+            if found is not None:  # a deploy bundle: its library, checked, and nothing left to optimize
+                b, entry = found
+                model, lib = b.open(entry, lib)
+                optimization_level = b.load_level if optimization_level is None else optimization_level
+                in_bundle = True
+        optimization_level = "all" if optimization_level is None else optimization_level
         self.lib = load_library(lib)
+        if optimized_model_path is not None:  # ORT writes it in place: never over the model or the library
+            read = [] if isinstance(model, bytes | bytearray | memoryview) else [Path(model)]
+            check_outputs([Path(optimized_model_path)], [*read, self.lib.path])
         self._lock = threading.Lock()
         self._inflight = 0
         self._closing = False
         self.path: Path | None = None if isinstance(model, bytes | bytearray | memoryview) else Path(model)
-        level = _level(optimization_level, OPTIMIZATION_LEVELS, "optimization level")
+        level = _level(optimization_level, OPTIMIZATION_LEVELS, "optimization level", any_number=True)
         config = dict(config or {})
         #: "hit" (loaded the cached optimized model), "miss" / "rebuilt" (optimized and saved), or None
         self.cache_status: str | None = None
@@ -108,7 +137,9 @@ class Session:
             assert store is not None and self.path is not None
             sess, buffer = self._open_cached(store, self.path, level, threads, log_level, config)
         else:
-            sess, buffer = self._open(model, level, threads, log_level, optimized_model_path, config)
+            # a bundle's model, like a cache entry, was written whole and verified on this very library: it is
+            # memory-mapped and its release not read again (the manifest's library id was checked)
+            sess, buffer = self._open(model, level, threads, log_level, optimized_model_path, config, in_bundle)
         f = self.lib.f
         self._ptr: int | None = sess.value
 
@@ -143,8 +174,8 @@ class Session:
         (``session.use_ort_model_bytes_directly`` and ``..._for_initializers``): ORT then neither copies
         the file nor each initializer out of the flatbuffer, which is most of a .ort's load time (a
         90 MB .ort: ~0.5 s -> ~0.06 s on the 1.21.0 MinSizeRel build); the kernels and pre-packed
-        weights, and so the outputs, are the same. A ``cache_entry`` (written whole by the cache,
-        replaced only by rename) is memory-mapped; another file is read, so truncating it while the
+        weights, and so the outputs, are the same. A ``cache_entry`` (written whole by the cache or a
+        bundle, replaced only by rename) is memory-mapped; another file is read, so truncating it while the
         session lives cannot crash the process."""
         f = self.lib.f
         path = None if isinstance(model, bytes | bytearray | memoryview) else Path(model)
@@ -173,6 +204,9 @@ class Session:
         self.lib.check(f.CreateSessionOptions(ctypes.byref(opts)), "creating session options")
         release_opts = self.lib.own(self, "session_options", opts.value, f.ReleaseSessionOptions)
         try:
+            if self._cpu_mem_arena is not None:
+                arena = f.EnableCpuMemArena if self._cpu_mem_arena else f.DisableCpuMemArena
+                self.lib.check(arena(opts), "setting the CPU memory arena")
             if threads is not None:
                 self.lib.check(f.SetIntraOpNumThreads(opts, threads), "setting intra-op threads")
                 self.lib.check(f.SetInterOpNumThreads(opts, threads), "setting inter-op threads")
@@ -234,7 +268,11 @@ class Session:
             else:  # an entry made from a copy of this file: used from the next start on
                 self.cache_status = "miss"
             return opened
-        key = store.key(path, self.lib.path, self.lib.version, str(level))
+        try:
+            key = store.key(path, self.lib.path, self.lib.version, str(level))
+        except OSError:  # a file of the model cannot be read: ORT names it as it loads without the cache
+            self.cache_status = "miss"
+            return self._open(path, level, threads, log_level, None, config)
         existed = store.entry(key).exists()
         hit = store.lookup(key)
         if hit is not None:
@@ -315,6 +353,8 @@ class Session:
         rank; returns the requested (default: all) outputs as new numpy arrays."""
         if self.closed:
             raise OrtpruneError("the session is closed", self.path)
+        if outputs is not None and (isinstance(outputs, str | bytes) or not isinstance(outputs, Sequence)):
+            raise ArgumentTypeError(f"outputs must be a list of output names (or None: all), got {outputs!r}")
         arrays = self._check_feeds(feeds)
         out_names = list(self.output_names if outputs is None else outputs)
         for name in out_names:

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ortprune import platform as plat
-from ortprune._io import atomic_write_text
+from ortprune._args import bool_arg, optional_path_arg, path_arg, paths_arg
+from ortprune._io import atomic_write_text, input_problem, json_text
 from ortprune.catalog import LEVELS, check_level
+from ortprune.errors import ModelError, NoModelsError
 from ortprune.opconfig import OpConfig, OpId
 from ortprune.ortformat import ORT_SUFFIX, is_ort_format
 from ortprune.results.scan import ConfigSummary, ModelOps, OpRow, ScanReport
 from ortprune.scan.files import find_models
-from ortprune.scan.graph import GraphOps, graph_ops, ort_graph_ops
+from ortprune.scan.graph import GraphOps, check_structure, graph_ops, ort_graph_ops
 from ortprune.scan.lazy import check_external_data, load_structure
 from ortprune.scan.optimize import optimized_ops, ort_version, platform_warnings
 
@@ -100,9 +101,10 @@ class ScanResult:
                 lines.append("optimization level: disable (ops as written in the models)")
         else:
             flags = ",".join(str(f) for f in self.machine.get("cpu_flags", []))  # type: ignore[attr-defined]
+            emulated = f", {self.machine['emulated']}" if self.machine.get("emulated") else ""
             lines.append(
                 f"optimization level: {self.level}, as applied by ONNX Runtime {self.ort_version} "
-                f"(CPU provider) on {self.machine.get('machine')} [{flags}]"
+                f"(CPU provider) on {self.machine.get('machine')} [{flags}]{emulated}"
             )
         lines += [f"warning: {w}" for w in self.warnings]
         return lines
@@ -124,8 +126,34 @@ class ScanResult:
         if json_path:
             self.write_json(json_path)
 
+    @property
+    def optimized_on(self) -> str:
+        """Where the optimizer ran: a target name (``linux-aarch64``), or the ORT package's machine."""
+        target = self.machine.get("target")
+        if target:
+            return str(target)
+        return f"{str(self.machine.get('system', '')).lower()}-{self.machine.get('machine')}"
+
+    def compare(self, other: ScanResult) -> str:
+        """Whether ``other`` (the same models scanned with another target's runtime) needs the same operators."""
+        return compare_configs(self.config, self.optimized_on, other.config, other.optimized_on)
+
     def write_json(self, json_path: str | Path) -> None:
-        atomic_write_text(json_path, json.dumps(self.report().to_dict(), indent=2) + "\n")
+        atomic_write_text(json_path, json_text(self.report().to_dict(), indent=2))
+
+
+def compare_configs(mine: OpConfig, mine_on: str, theirs: OpConfig, theirs_on: str) -> str:
+    """One line for the user: whether two targets' configs (the same models) keep the same operators, and
+    which differ (a config is only valid for the target whose optimizer made it)."""
+    diff = mine.diff(theirs)
+    if not diff:
+        return f"the configs for {mine_on} and {theirs_on} are the same ({len(mine)} ops)"
+    parts = []
+    if diff.removed:
+        parts.append(f"only for {mine_on}: {', '.join(map(str, diff.removed))}")
+    if diff.added:
+        parts.append(f"only for {theirs_on}: {', '.join(map(str, diff.added))}")
+    return f"the configs for {mine_on} and {theirs_on} differ ({'; '.join(parts)}): build each target from its own scan"
 
 
 def scan_model(
@@ -135,16 +163,25 @@ def scan_model(
     at ORT_DISABLE_ALL (``tests/scan`` checks this against ORT's saved optimized model). An ``.ort``
     file already holds the optimized graph: its ops are read as they are, with each kernel's opset."""
     check_level(level)
-    path = Path(path)
+    path = path_arg(path, "path")
+    types = bool_arg(types, "types")
+    runtime = optional_path_arg(runtime, "runtime")
+    problem = input_problem(path)  # before anything opens it: a FIFO would block, a device never end
+    if problem is not None:
+        raise ModelError(f"cannot read the model: {problem}", path)
     if path.suffix.lower() == ORT_SUFFIX or is_ort_format(path):
         return ModelScan(path=path, raw=ort_graph_ops(path, types), optimized=None, level=level)
     lazy = load_structure(path)
     check_external_data(lazy)
+    if level == "disable":  # nothing loads the model in ORT: refuse here what ORT would refuse
+        check_structure(lazy.model, [s.name for s in lazy.initializers] + lazy.sparse_initializer_names, path)
     init_types = {s.name: (s.data_type, s.dims) for s in lazy.initializers}
     raw = graph_ops(lazy.model, path, with_types=types, initializer_types=init_types)
     optimized = optimized_ops(path, level, types, runtime) if level != "disable" else None
     raw_names = {i.op for i in raw.config}
-    warnings = platform_warnings(raw_names, level, plat.cpu_flags()) if level != "disable" else []
+    foreign = runtime is not None and level != "disable" and _foreign(runtime)
+    flags = () if foreign else plat.cpu_flags()  # another target's CPU: this machine's flags say nothing
+    warnings = platform_warnings(raw_names, level, flags) if level != "disable" else []
     warnings += [
         f"{path.name} uses domain {d!r} without importing it; ORT assumes opset {v} (ORT's own config "
         "script skips these nodes)"
@@ -154,13 +191,42 @@ def scan_model(
 
 
 def scan(
-    paths: Iterable[str | Path], level: str = "all", types: bool = False, runtime: str | Path | None = None
+    paths: Iterable[str | Path],
+    level: str = "all",
+    types: bool = False,
+    runtime: str | Path | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> ScanResult:
     """Scan model files and directories (recursively) into one result; ``runtime`` optimizes with that
-    libonnxruntime (e.g. the full build of the version being pruned) instead of the onnxruntime package."""
+    libonnxruntime (e.g. the full build of the version being pruned) instead of the onnxruntime package.
+    ``progress(done, total, model)`` hears of each model as it starts. ``paths`` is one path (a str or
+    os.PathLike) or an iterable of them."""
     check_level(level)
-    files = find_models(paths)
+    types = bool_arg(types, "types")
+    runtime = optional_path_arg(runtime, "runtime")
+    files = find_models(paths_arg(paths, "paths"))
     onnx_files = [p for p in files if not is_ort_format(p)]
     version = ort_version(runtime) if level != "disable" and onnx_files else None
-    models = [scan_model(p, level, types, runtime) for p in files]
-    return ScanResult(models=models, level=level, ort_version=version, machine=plat.machine_info())
+    models = []
+    for done, p in enumerate(files):
+        if progress is not None:
+            progress(done, len(files), str(p))
+        models.append(scan_model(p, level, types, runtime))
+    machine = plat.machine_info()
+    target = _foreign(runtime) if runtime is not None and version is not None else None
+    if target is not None:  # the optimizer ran as the target's library, under qemu-user
+        from ortprune.runtime.emulated import emulation_note
+
+        machine = {"machine": target.processor, "system": "Linux", "cpu_flags": [], "target": target.name,
+                   "emulated": emulation_note(target), "host": machine}  # fmt: skip
+    result = ScanResult(models=models, level=level, ort_version=version, machine=machine)
+    if not len(result.config):
+        names = ", ".join(str(m.path) for m in models[:3]) + (", ..." if len(models) > 3 else "")
+        raise NoModelsError(f"the models use no operator ({names}): a config from them would keep no kernel")
+    return result
+
+
+def _foreign(runtime: str | Path) -> plat.Target | None:
+    from ortprune.runtime.emulated import foreign_target
+
+    return foreign_target(runtime)

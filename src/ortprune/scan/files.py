@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from ortprune._io import input_problem
+from ortprune._io import input_problem, walk
 from ortprune.errors import ModelError, NoModelsError
 
 MODEL_SUFFIXES = (".onnx", ".ort")
+
+
+def _raise(e: OSError) -> None:
+    raise e
 
 
 def find_models(paths: Iterable[str | Path]) -> list[Path]:
@@ -18,7 +22,10 @@ def find_models(paths: Iterable[str | Path]) -> list[Path]:
     for p in map(Path, paths):
         if p.is_dir():
             try:  # is_file() follows links: a FIFO or a loop inside the directory is skipped, not opened
-                models = sorted(f for f in p.rglob("*") if f.suffix.lower() in MODEL_SUFFIXES and f.is_file())
+                models = sorted(
+                    f for d, _, names in walk(p, _raise) for n in names
+                    if (f := Path(d, n)).suffix.lower() in MODEL_SUFFIXES and f.is_file()
+                )  # fmt: skip
             except OSError as e:
                 raise ModelError(f"cannot search the directory: {e.strerror or e}", e.filename or p) from None
             if not models:

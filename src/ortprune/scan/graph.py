@@ -135,3 +135,134 @@ def _check_node(op: OpId, node: onnx.NodeProto, where: str, path: Path) -> None:
     known = op.domain in _ONNX_DOMAINS or (op.domain.startswith("com.microsoft") and bool(_ort_schemas()))
     if known and get_schema(op.domain, op.op, op.opset) is None:
         raise ModelError(f"{label}: no schema defines {op.domain}:{op.op} at opset {op.opset}", path)
+
+
+def check_structure(model: onnx.ModelProto, initializer_names: Iterable[str], path: Path) -> None:
+    """ModelError for a model ONNX Runtime refuses to load (``Graph::Resolve``): a name defined twice, a
+    node input nothing defines, a graph output nothing produces, a cycle, a recursive local function.
+
+    The raw scan (level disable) never loads the model in ORT, so it checks here what ORT would.
+    Written out rather than ``onnx.checker``: the checker also demands nodes in topological order, which
+    ORT does not (it sorts them), and it needs the weights this scan does not read.
+    """
+    _check_graph(model.graph, set(initializer_names), frozenset(), "graph", path)
+    _check_local_functions(model, path)
+
+
+def _subgraphs(node: onnx.NodeProto) -> Iterator[tuple[str, onnx.GraphProto]]:
+    for attr in node.attribute:
+        if attr.type == onnx.AttributeProto.GRAPH:
+            yield attr.name, attr.g
+        elif attr.type == onnx.AttributeProto.GRAPHS:
+            for k, g in enumerate(attr.graphs):
+                yield f"{attr.name}[{k}]", g
+
+
+def _free_names(graph: onnx.GraphProto) -> set[str]:
+    """Names a (sub)graph uses from outer scopes: what it reads minus what it defines."""
+    defined = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    defined |= {s.values.name for s in graph.sparse_initializer}
+    used: set[str] = {o.name for o in graph.output}
+    for node in graph.node:
+        defined.update(node.output)
+        used.update(node.input)
+        for _, sub in _subgraphs(node):
+            used |= _free_names(sub)
+    return used - defined - {""}
+
+
+def _check_graph(graph: onnx.GraphProto, initializers: set[str], outer: frozenset[str], where: str, path: Path) -> None:
+    inputs = {v.name for v in graph.input}
+    initializers = (
+        initializers | {t.name for t in graph.initializer} | {s.values.name for s in graph.sparse_initializer}
+    )
+    producer: dict[str, int] = {}
+    for index, node in enumerate(graph.node):
+        for name in node.output:
+            if not name:
+                continue  # an optional output left out
+            if name in producer or name in inputs or name in initializers:
+                raise ModelError(
+                    f"{where}: duplicate definition of name {name[:200]!r} (ONNX Runtime refuses it)", path
+                )
+            producer[name] = index
+    visible = outer | inputs | initializers | set(producer)
+    needs: list[set[int]] = []
+    for node in graph.node:
+        label = f"node {(node.name or node.op_type)[:80]!r} in {where[:200]}"
+        reads = {n for n in node.input if n}
+        for _, sub in _subgraphs(node):
+            reads |= _free_names(sub)
+        for name in sorted(n for n in node.input if n and n not in visible):
+            raise ModelError(
+                f"{label}: input {name[:200]!r} is not a graph input, initializer or output of a node "
+                "(ONNX Runtime refuses it)",
+                path,
+            )
+        needs.append({producer[n] for n in reads if n in producer})
+    for out in graph.output:
+        if out.name not in visible:
+            raise ModelError(
+                f"{where}: graph output {out.name[:200]!r} is produced by no node (ONNX Runtime refuses it)", path
+            )
+    _check_acyclic(graph, needs, where, path)
+    for node in graph.node:
+        for sub_name, sub in _subgraphs(node):
+            sub_where = f"{where}/{node.name or node.op_type}.{sub_name}"
+            _check_graph(sub, set(), frozenset(visible), sub_where, path)
+
+
+def _check_acyclic(graph: onnx.GraphProto, needs: list[set[int]], where: str, path: Path) -> None:
+    """Kahn's algorithm over the nodes' data dependencies: what is left unsorted lies on a cycle."""
+    waiting = [len(n) for n in needs]
+    users: dict[int, list[int]] = {}
+    for index, deps in enumerate(needs):
+        for d in deps:
+            users.setdefault(d, []).append(index)
+    ready = [i for i, w in enumerate(waiting) if w == 0]
+    done = 0
+    while ready:
+        i = ready.pop()
+        done += 1
+        for u in users.get(i, []):
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                ready.append(u)
+    if done < len(needs):
+        stuck = next(i for i, w in enumerate(waiting) if w > 0)
+        node = graph.node[stuck]
+        raise ModelError(
+            f"{where}: the graph has a cycle (through node {(node.name or node.op_type)[:80]!r}; "
+            "ONNX Runtime refuses it)",
+            path,
+        )
+
+
+def _check_local_functions(model: onnx.ModelProto, path: Path) -> None:
+    """A local function that calls itself, directly or through others, cannot be inlined: ORT refuses it."""
+    local = {(normalize_domain(f.domain), f.name) for f in model.functions}
+    calls: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for f in model.functions:
+        key = (normalize_domain(f.domain), f.name)
+        called = calls.setdefault(key, set())
+        for node, _, _ in _iter_nodes(f.node, {}, ""):
+            target = (normalize_domain(node.domain), node.op_type)
+            if target in local:
+                called.add(target)
+    state: dict[tuple[str, str], int] = {}  # 1: on the current path, 2: done
+
+    def visit(key: tuple[str, str], trail: list[tuple[str, str]]) -> None:
+        state[key] = 1
+        for target in sorted(calls.get(key, ())):
+            if state.get(target) == 1:
+                cycle = " -> ".join(f"{d}:{n}" for d, n in [*trail[trail.index(target) :], target])
+                raise ModelError(
+                    f"local functions must not be recursive (ONNX Runtime refuses it): {cycle[:300]}", path
+                )
+            if target not in state:
+                visit(target, [*trail, target])
+        state[key] = 2
+
+    for key in sorted(calls):
+        if key not in state:
+            visit(key, [key])

@@ -99,6 +99,7 @@ class LazyModel:
     model: onnx.ModelProto
     initializers: list[InitializerStub] = field(default_factory=list)
     file_size: int = 0
+    sparse_initializer_names: list[str] = field(default_factory=list)
 
 
 def _parse_initializer(buf: memoryview, start: int, end: int) -> InitializerStub:
@@ -167,6 +168,7 @@ def _load(path: Path, buf: memoryview, size: int) -> LazyModel:
     outer = bytearray()
     graph_parts = bytearray()
     initializers: list[InitializerStub] = []
+    sparse_names: list[str] = []
     have_graph = False
     for number, wire, a, b, start in _fields(buf, 0, size):
         if number == _MODEL_GRAPH and wire == 2:
@@ -174,8 +176,8 @@ def _load(path: Path, buf: memoryview, size: int) -> LazyModel:
             for n2, w2, c, d, s2 in _fields(buf, a, b):
                 if n2 == _GRAPH_INITIALIZER and w2 == 2:
                     initializers.append(_parse_initializer(buf, c, d))
-                elif n2 == _GRAPH_SPARSE_INITIALIZER and w2 == 2:
-                    continue  # sparse weights: no op information in them
+                elif n2 == _GRAPH_SPARSE_INITIALIZER and w2 == 2:  # sparse weights (rare): only the name is kept
+                    sparse_names.append(onnx.SparseTensorProto.FromString(bytes(buf[c:d])).values.name)
                 else:
                     graph_parts += buf[s2:d]
         else:
@@ -184,7 +186,9 @@ def _load(path: Path, buf: memoryview, size: int) -> LazyModel:
     if not have_graph or model.ir_version == 0 or not model.opset_import:
         raise _Truncated
     model.graph.ParseFromString(bytes(graph_parts))
-    return LazyModel(path=path, model=model, initializers=initializers, file_size=size)
+    return LazyModel(
+        path=path, model=model, initializers=initializers, file_size=size, sparse_initializer_names=sparse_names
+    )
 
 
 def check_external_data(lazy: LazyModel) -> None:

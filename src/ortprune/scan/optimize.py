@@ -38,7 +38,10 @@ def ort_version(runtime: str | Path | None = None) -> str:
     """The version of the ORT that optimizes: a given library's (ctypes), else the onnxruntime package's."""
     if runtime is not None:
         from ortprune.runtime import load_library
+        from ortprune.runtime.emulated import EmulatedLibrary, foreign_target
 
+        if foreign_target(runtime) is not None:  # another machine's library: asked under qemu-user
+            return EmulatedLibrary.open(runtime).version
         return load_library(runtime).version
     try:
         import onnxruntime
@@ -61,11 +64,20 @@ def optimized_ops(path: Path, level: str, with_types: bool = True, runtime: str 
     """Load ``path`` in ORT (CPU provider) at ``level``, save the optimized graph, and walk it.
 
     ``runtime`` names a libonnxruntime to optimize with (through ``ortprune.runtime``): the full build of
-    the version being pruned sees exactly the rewrites that version makes. Default: the onnxruntime package.
+    the version being pruned sees exactly the rewrites that version makes; a library of another machine
+    (linux-aarch64 here) optimizes under qemu-user (``runtime.emulated``), so the rewrites are the ones its
+    own CPU code makes. Default: the onnxruntime package.
     """
+    from ortprune.runtime.emulated import EmulatedLibrary, foreign_target
+
     with tempfile.TemporaryDirectory(prefix="ortprune-opt-") as tmp:
         out = Path(tmp) / "optimized.onnx"
-        if runtime is not None:
+        if runtime is not None and foreign_target(runtime) is not None:
+            try:
+                EmulatedLibrary.open(runtime).session(path, level, optimized_model_path=out, config=_SAVE_CONFIG)
+            except OrtpruneError as e:
+                raise ModelError(f"ONNX Runtime ({runtime}) could not load the model: {e}", path) from None
+        elif runtime is not None:
             from ortprune.runtime import Session
 
             try:
