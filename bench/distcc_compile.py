@@ -5,8 +5,9 @@ compiled cold without it: wall time, what the helper compiled, and whether the b
 
 Runs in a throw-away cache root (the shared build directories are not touched; the ORT source and the
 dependency archives are read from the usual cache). A distccd is started on 127.0.0.1 for the run and
-stopped after. Order: configure + compile one object (warm-up, not reported), then each mode with an empty ccache
-and the objects deleted, so every object is a cold compile (``runner.compile_check``).
+stopped after. Order: configure + compile the objects and everything they need (protoc, generated headers: warm-up, not
+reported), then each mode with an empty ccache and only those objects deleted, so each is a cold compile
+(``runner.compile_check``).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def ccache_stats(ccache_dir: Path) -> dict[str, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", type=int, default=2, help="distccd's job limit (and ninja's -j for the local run)")
+    ap.add_argument("--root", type=Path, help="reuse this cache root of an interrupted run (its configure, protoc)")
     ap.add_argument("-o", "--output", type=Path)
     a = ap.parse_args()
     if not shutil.which("distccd"):
@@ -65,10 +67,10 @@ def main() -> None:
     src = real_cache / "src" / "onnxruntime-1.21.0"
     if not (src / "VERSION_NUMBER").is_file():
         sys.exit(f"the ORT 1.21.0 source is not extracted under {src}: ortprune source fetch 1.21.0")
-    root = Path(tempfile.mkdtemp(prefix="ortprune-distcc-bench-"))
+    root = a.root or Path(tempfile.mkdtemp(prefix="ortprune-distcc-bench-"))
     os.environ["ORTPRUNE_CACHE"] = str(root)
     os.environ["DISTCC_DIR"] = str(root / "distcc")
-    (root / "distcc").mkdir()
+    (root / "distcc").mkdir(exist_ok=True)
     port = free_port()
     hosts = f"127.0.0.1:{port}/{a.jobs}"
     log = root / "distccd.log"
@@ -78,19 +80,20 @@ def main() -> None:
         daemon = subprocess.Popen(daemon_cmd, stdout=f, stderr=subprocess.STDOUT)
     runs: dict[str, dict[str, object]] = {}
     objects: dict[str, dict[str, bytes]] = {}
+    built: list[Path] = []
     try:
         time.sleep(1)
         spec, _, _ = spec_for("debian:1.21.0", "full")
         deps = deps_for("debian:1.21.0", spec.ort_version, real_cache / "deps" / spec.ort_version, src)
         for mode in ("warm-up", "distcc", "local"):
             os.environ["CCACHE_DIR"] = str(root / f"ccache-{mode}")  # empty: every object a miss
-            for o in (root / "builds").rglob("*.o") if mode != "warm-up" else []:
+            for o in built:  # only the measured objects: their prerequisites (protoc...) stay built
                 o.unlink()
+            shutil.rmtree(root / f"ccache-{mode}", ignore_errors=True)
             before = sum("COMPILE_OK" in line for line in log.read_text(errors="replace").splitlines())
             started = time.monotonic()
             remote = mode == "distcc"  # its -j: distcc -j for the helper
-            chosen = OBJECTS[:1] if mode == "warm-up" else OBJECTS
-            built = compile_check(spec, src, chosen, deps, jobs=None if remote else a.jobs,
+            built = compile_check(spec, src, OBJECTS, deps, jobs=None if remote else a.jobs,
                                   log=lambda s: print(s, flush=True), distcc=hosts if remote else None)  # fmt: skip
             seconds = round(time.monotonic() - started, 1)
             lines = log.read_text(errors="replace").splitlines()
