@@ -34,8 +34,6 @@ def _cases(model: Path, tmp: Path) -> list[tuple[str, Callable[[], object], type
         ("Session(lib='')", lambda: Session(model, lib=""), ArgumentValueError, "lib is an empty path"),
         ("Session(None)", lambda: Session(None), ArgumentTypeError, "model must be a path or the model's bytes"),
         ("Session('')", lambda: Session(""), ArgumentValueError, "model is an empty path"),
-        ("optimization_level=None", lambda: Session(model, optimization_level=None), ArgumentTypeError,
-         "optimization level must be one of disable, basic, extended, layout, all"),
         ("optimization_level=1.5", lambda: Session(model, optimization_level=1.5), ArgumentTypeError,
          "optimization level must be"),
         ("optimization_level=True", lambda: Session(model, optimization_level=True), ArgumentTypeError,

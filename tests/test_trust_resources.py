@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -76,15 +77,17 @@ def test_python_api_counts_are_bounded(world: Path) -> None:
     from ortprune.ortbuild.store import gc, open_store, store_timeout
     from ortprune.runtime import Session
 
-    with pytest.raises(UsageError, match="threads must be between 0 and"):
+    with pytest.raises(OrtpruneError, match="threads must be between 0 and"):  # and a ValueError, as fastembed's
         Session(world / "good.onnx", threads=max_parallel() + 1)
     with Session(world / "good.onnx", threads=max_parallel()) as s:  # the bound itself is accepted
         assert s.input_names == ["x"]
     with TextEmbedding("all-MiniLM-L6-v2-int8") as emb:
-        with pytest.raises(UsageError, match="parallel must be between 0 and"):
+        with pytest.raises(OrtpruneError, match="parallel must be between 0 and"):
             list(emb.embed(["a", "b"], parallel=10**9))
-        one = list(emb.embed(["a", "b"], batch_size=10**20))  # larger than any list: one batch, as with 2
+        one = list(emb.embed(["a", "b"], batch_size=10**6))  # larger than the list: one batch, as with 2
         assert np.array_equal(np.stack(one), np.stack(list(emb.embed(["a", "b"], batch_size=2))))
+        with pytest.raises(ValueError, match="batch_size must be <="):  # beyond any index, as fastembed
+            list(emb.embed(["a", "b"], batch_size=10**20))
     for bad_age in (-1.0, math.nan, math.inf):
         with pytest.raises(UsageError, match="--older-than must be a finite number"):
             gc(open_store(world / "dir"), bad_age)
@@ -182,10 +185,13 @@ def test_a_full_disk_on_stdout_names_standard_output(world: Path) -> None:
     assert _snapshot(world) == before
 
 
-def test_embed_batch_size_beyond_any_list_is_one_batch(world: Path) -> None:
+def test_embed_batch_size_beyond_any_index_is_one_clear_error(world: Path) -> None:
+    """Larger than any list can be (fastembed raises a ValueError there too): one line, at once."""
     res = _cli("embed", "a", "b", "--batch-size", str(10**20), cwd=world)
-    assert res.returncode == 0, res.stderr.decode()
-    assert res.stdout.decode().count("\n") == 2
+    assert res.returncode == 1 and res.stdout == b""
+    assert res.stderr.decode().splitlines() == [f"error: batch_size must be <= {sys.maxsize}, got {10**20}"]
+    big = _cli("embed", "a", "b", "--batch-size", str(10**6), cwd=world)  # larger than the texts: one batch
+    assert big.returncode == 0 and big.stdout.decode().count("\n") == 2, big.stderr.decode()
 
 
 def test_check_parallel_message_says_why() -> None:

@@ -209,7 +209,7 @@ def test_fastembeds_value_and_type_errors_are_ours_too(name: str, model_dir: Pat
         ({"providers": [()]}, ArgumentTypeError, "a provider is a name or a .name, options. pair"),
         ({"device_ids": "0"}, ArgumentTypeError, "device_ids must be a list of integers"),
         ({"query_prefix": 1}, ArgumentTypeError, "query_prefix must be a str, got int"),
-        ({"optimization_level": None}, ArgumentTypeError, "optimization level must be one of"),
+        ({"optimization_level": 1.5}, ArgumentTypeError, "optimization level must be one of"),  # None: the default
         ({"task_id": -1}, ArgumentValueError, "task_id must be >= 0"),
     ],
 )

@@ -323,7 +323,7 @@ class TextEmbedding:
         ``parallel``: None runs here (ORT's own threads); N > 1 runs N worker processes with one thread
         each (0: one per core), as fastembed does; lists shorter than ``batch_size`` always run here.
         ``task_id``: the task of a multi-task model (jina-embeddings-v3; default: passage)."""
-        batch_size = int_arg(batch_size, "batch_size", 1, sys.maxsize)
+        batch_size = int_arg(batch_size, "batch_size", 1, sys.maxsize)  # beyond: a ValueError, as fastembed
         parallel = optional_int_arg(parallel, "parallel", 0, max_parallel())  # 8 per core, at least 64
         docs = texts_arg(documents, "documents")
         task_id = self._task(kwargs.get("task_id"))
@@ -356,7 +356,7 @@ class TextEmbedding:
     def token_count(self, texts: str | Iterable[str], batch_size: int = 1024, **kwargs: Any) -> int:
         """Tokens the model sees for ``texts`` (after truncation, without padding), as fastembed counts."""
         docs = texts_arg(texts, "texts")
-        batch_size = int_arg(batch_size, "batch_size", 1, sys.maxsize)
+        batch_size = int_arg(batch_size, "batch_size", 1, sys.maxsize)  # beyond: a ValueError, as fastembed
         return sum(
             sum(e.attention_mask)
             for b in _batches(docs, batch_size)

@@ -64,7 +64,10 @@ def seed_columns(
 def variants_table(rows: list[VariantRow], baseline_index: int = 0) -> Table[tuple[bool, VariantRow]]:
     """The seed's table with the footprint; the rows' JSON is ``VariantRow.to_dict``."""
     cols: list[Column[tuple[bool, VariantRow]]] = seed_columns(
-        lambda r: r[1].name, lambda r: r[1].size, lambda r: r[1].vs(r[0]), rows[baseline_index].name if rows else "full"
+        lambda r: r[1].name,
+        lambda r: r[1].size,
+        lambda r: r[1].vs(r[0]),
+        "official release" if rows and rows[baseline_index].name == "official release" else "full",
     )
     cols.append(Column("Footprint (bytes)", lambda r: "—" if r[1].footprint is None else _fmt(r[1].footprint), True))
     return Table(cols, [(i == baseline_index, r) for i, r in enumerate(rows)], title="Library sizes")
