@@ -344,7 +344,13 @@ def test_convert_outputs_appear_together_or_not_at_all(tworld: Path, real_lib: P
         assert got in ({"basic"}, {"extended"}), got
         seen.add((proc.returncode, *got))
         if proc.returncode == 0:
-            break
+            if (130, "basic") in seen:
+                break
+            # it finished before the interrupt (this process was not scheduled in time on a loaded machine):
+            # the old outputs again, and the next moment
+            again = _cli("convert", *map(str, models), "--lib", str(real_lib), "--out", str(out), "--optimized-onnx",
+                         "-O", "basic")  # fmt: skip
+            assert again.returncode == 0, again.stderr
     assert (130, "basic") in seen  # at least one interrupt landed before the renames
 
 

@@ -113,7 +113,7 @@ def test_ctrl_c_says_interrupted_and_exits_130(lib: Path, tmp_path: Path) -> Non
             seen += chunk
         time.sleep(1.0)
         os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=60)
+        proc.wait(timeout=240)  # the workers' shutdown, on a loaded machine
         with contextlib.suppress(OSError):  # EIO once the process closed the terminal
             while chunk := tty.read(65536):
                 seen += chunk
