@@ -81,6 +81,9 @@ def test_a_wheel_whose_library_does_not_match_its_record_is_refused(
     assert record["library_sha256"] == hashlib.sha256(b"\x7fELF good").hexdigest()
     with pytest.raises(NoOfficialLibrary, match=r"no official onnxruntime==9\.9\.3 wheel for linux-x86_64"):
         official_library("9.9.3", pip_args=local)
+    for bad in ("../../etc", "", "1.21.0; rm -rf /", "latest"):
+        with pytest.raises(Exception, match="not an ONNX Runtime release version"):
+            official_library(bad, pip_args=local)
     with pytest.raises(Exception, match="unknown target 'linux-sparc'"):
         official_library("9.9.2", "linux-sparc", pip_args=local)
 

@@ -14,6 +14,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -95,6 +96,14 @@ def as_build(lib: OfficialLibrary) -> BuildResult:
     )
 
 
+def check_version(version: str) -> str:
+    """A release version as PyPI names them (``1.21.0``, ``1.22.0rc1``); anything else is one clear error
+    (it becomes a cache directory name and a pip requirement)."""
+    if not re.fullmatch(r"\d+(\.\d+){1,3}([.-]?(a|b|rc|post|dev)\d*)*", version):
+        raise OrtpruneError(f"not an ONNX Runtime release version: {version!r} (e.g. 1.21.0)")
+    return version
+
+
 def check_target(target: str) -> str:
     if target not in PLATFORM_TAGS:
         raise OrtpruneError(f"unknown target {target!r}; known: {', '.join(PLATFORM_TAGS)}")
@@ -108,7 +117,7 @@ def _sha256(path: Path) -> str:
 def cached(version: str, target: str | None = None) -> OfficialLibrary | None:
     """The cached official library of ``version`` for ``target`` (default: this machine), if its bytes still
     have the recorded hash; None otherwise."""
-    where = cache_dir("official", f"{version}-{check_target(target or host_target())}")
+    where = cache_dir("official", f"{check_version(version)}-{check_target(target or host_target())}")
     try:
         lib = OfficialLibrary(**json.loads((where / "official.json").read_text()))
     except (OSError, ValueError, TypeError):
@@ -129,7 +138,7 @@ def official_library(
     with ``pip_args`` added, e.g. ``--no-index --find-links DIR``) and cached; NoOfficialLibrary when no wheel
     of that version exists for the target or the index cannot be reached."""
     target = check_target(target or host_target())
-    found = cached(version, target)
+    found = cached(check_version(version), target)
     if found is not None:
         return found
     log(f"official ONNX Runtime {version} for {target}: downloading the onnxruntime=={version} wheel from PyPI")
