@@ -331,7 +331,12 @@ def test_convert_outputs_appear_together_or_not_at_all(tworld: Path, real_lib: P
     seen = set()
     for delay in (0.0, 0.3, 1.0, 2.0, 4.0, 8.0, 16.0):
         args = ["convert", *map(str, models), "--lib", str(real_lib), "--out", str(out), "--optimized-onnx"]
-        proc = subprocess.Popen([*CLI, *args, "-O", "extended"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [*CLI, *args, "-O", "extended"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # as a terminal's
         while proc.poll() is None and not list(out.glob(".ortprune-*.tmp")):  # in convert, past the imports
             time.sleep(0.01)
         time.sleep(delay)
