@@ -122,16 +122,26 @@ def _release(text: str) -> str:
     return ".".join(numbers[-2:]) if len(numbers) >= 2 else ""
 
 
-def check_protoc(protoc: str, deps_txt: str, where: str | Path) -> None:
-    """BuildError unless ``protoc`` is of the protobuf release ``deps_txt`` pins (the generated code must match
-    the library it is compiled with; a mismatch fails only deep into the build)."""
+def pinned_protobuf(deps_txt: str) -> str:
+    """The protobuf release a source's deps.txt pins (``21.12``), or "" when it names none."""
     pinned = next((line.split(";")[1] for line in deps_txt.splitlines() if line.startswith("protobuf;")), "")
-    want = _release(Path(pinned.split("?")[0]).name)
+    return _release(Path(pinned.split("?")[0]).name)
+
+
+def protoc_release(protoc: str) -> tuple[str, str]:
+    """(release, ``--version`` line) of ``protoc``; BuildError when it cannot be run."""
     try:
         out = subprocess.run([protoc, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
     except (OSError, subprocess.SubprocessError) as e:
         raise BuildError(f"cannot run {protoc} --version ({e})") from None
-    got = _release(out)
+    return _release(out), out
+
+
+def check_protoc(protoc: str, deps_txt: str, where: str | Path) -> None:
+    """BuildError unless ``protoc`` is of the protobuf release ``deps_txt`` pins (the generated code must match
+    the library it is compiled with; a mismatch fails only deep into the build)."""
+    want = pinned_protobuf(deps_txt)
+    got, out = protoc_release(protoc)
     if want and got != want:
         raise BuildError(
             f"a cross build needs a host protoc of the protobuf release the source pins ({want}); {protoc} is "

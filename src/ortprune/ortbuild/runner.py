@@ -119,18 +119,19 @@ def check_tools(env: dict[str, str], cxx: str = "c++") -> tuple[str, str]:
 
 
 def host_protoc(source: Path, path: str) -> str | None:
-    """A ``protoc`` on ``path`` of the release ``source`` pins (its deps.txt names ``protoc-<X.Y>-*`` archives;
-    Debian 12's protobuf-compiler is 3.21.12 = ORT 1.21's v21.12): ORT then builds no protoc, 86 objects of a
-    host tool that never ships. None when there is none of that version (ORT builds its own, as before)."""
+    """A ``protoc`` on ``path`` of the protobuf release ``source`` pins (Debian 12's protobuf-compiler is 3.21.12
+    = ORT 1.21's v21.12; ``ortbuild.cross`` reads both): ORT then builds no protoc, 86 objects of a host tool
+    that never ships. None when there is none of that release (ORT builds its own, as before)."""
+    from ortprune.ortbuild.cross import pinned_protobuf, protoc_release
     from ortprune.ortbuild.depsmap import read_deps_txt
 
-    pinned = re.search(r"/protoc-(\d+\.\d+)-", read_deps_txt(source)[0])
-    exe = shutil.which("protoc", path=path)
-    if pinned is None or exe is None:
+    want, exe = pinned_protobuf(read_deps_txt(source)[0]), shutil.which("protoc", path=path)
+    if not want or exe is None:
         return None
-    found = re.search(r"(\d+)\.(\d+)\.(\d+)|(\d+)\.(\d+)", first_line([exe, "--version"]))
-    version = ".".join(g for g in (found.groups() if found else ()) if g)
-    return exe if version == pinned[1] or version.endswith("." + pinned[1]) else None
+    try:
+        return exe if protoc_release(exe)[0] == want else None
+    except BuildError:
+        return None
 
 
 ProgressFn = Callable[[int, int, str], None]
