@@ -31,6 +31,7 @@ RESULTS = ROOT / "bench" / "results" / "cold_steps.json"
 BEFORE = {"reduced": 975}
 
 GROUPS = (
+    ("empty object", "ortprune-empty.cc"),  # a library whose every member goes archives one empty object
     ("protoc (host tool)", "protobuf-src/src/google/protobuf/compiler/"),
     ("flatbuffers", "flatbuffers-src/"),
     ("protobuf", "protobuf-src/"),

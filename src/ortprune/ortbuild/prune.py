@@ -14,7 +14,9 @@ the build directory of one build:
   others are never constructed and their code goes.
 * ``sources``: the kernel sources none of whose kernels the config keeps are taken out of their CMake targets,
   so a cold reduced build does not compile what the linker would drop (every config-built variant uses it;
-  a source dropped wrongly fails the link, ORT links with ``--no-undefined``, and is put back: ``restore_for``).
+  a source dropped wrongly fails the link, ORT links with ``--no-undefined``, and is put back: ``restore_for``);
+  and the sources of the archive members the release's link never pulls (abseil, re2, flatbuffers, parts of
+  protobuf-lite, onnx and ORT's framework: ``ortbuild.members``), which add no byte to the library.
 * ``mlas-isa=<ceiling>``: a generated copy of MLAS's ``platform.cpp`` without the kernel-dispatch blocks of
   the ISAs above the ceiling (``ortbuild.mlas``); their kernels are never referenced and go.
 * ``sgemm-packed-k``: not a size lever but an exactness one: a generated copy of MLAS's ``sgemm.cpp`` whose
@@ -303,7 +305,14 @@ def restore_for(link_log: str, dropped: Iterable[Path]) -> list[Path]:
     if not wanted:
         return []
     pattern = re.compile(r"\b(" + "|".join(sorted(wanted)) + r")\b")
-    return [f for f in dropped if pattern.search(f.read_text(errors="replace"))]
+
+    def text(f: Path) -> str:  # a listed file this tree lacks defines nothing
+        try:
+            return f.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    return [f for f in dropped if pattern.search(text(f))]
 
 
 _DEFINES_METHOD = r"\b{cls}::(?:~?{cls}\b|\w+\([^;]*?\)\s*(?:const\s*)?(?:override\s*)?\{{)"
@@ -338,6 +347,8 @@ class PruneReport:
     mlas: MlasCut | None = None
     sources_dropped: list[str] = field(default_factory=list)  # kernel sources not compiled (relative paths)
     sources_restored: list[str] = field(default_factory=list)  # dropped ones a link asked back for
+    members_dropped: list[str] = field(default_factory=list)  # ``ortbuild.members`` entries not compiled
+    members_restored: list[str] = field(default_factory=list)  # dropped ones a link asked back for
 
     def summary(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -348,6 +359,7 @@ class PruneReport:
         }
         if "sources" in self.levers:
             out["sources"] = {"dropped": self.sources_dropped, "restored": self.sources_restored}
+            out["members"] = {"dropped": self.members_dropped, "restored": self.members_restored}
         if self.mlas is not None:
             out["mlas"] = {"ceiling": self.mlas.ceiling, "blocks_dropped": self.mlas.blocks,
                            "symbols_unreferenced": self.mlas.symbols}  # fmt: skip
@@ -378,14 +390,26 @@ def _keep_for(config: OpConfig, added: Iterable[tuple[str, str, int]], texts: It
 
 OVERLAY_CMAKE = """# Written by ortprune: swap generated copies of ORT sources into their targets (ortbuild/prune.py).
 cmake_language(DEFER CALL _ortprune_overlay)
+function(_ortprune_targets _dir _out)  # the targets of a directory and of every directory below it (_deps too)
+  get_property(_ts DIRECTORY "${{_dir}}" PROPERTY BUILDSYSTEM_TARGETS)
+  get_property(_subs DIRECTORY "${{_dir}}" PROPERTY SUBDIRECTORIES)
+  foreach(_sub IN LISTS _subs)
+    _ortprune_targets("${{_sub}}" _below)
+    list(APPEND _ts ${{_below}})
+  endforeach()
+  set(${{_out}} ${{_ts}} PARENT_SCOPE)
+endfunction()
 function(_ortprune_overlay)
-  get_property(_targets DIRECTORY "${{CMAKE_CURRENT_SOURCE_DIR}}" PROPERTY BUILDSYSTEM_TARGETS)
+  _ortprune_targets("${{CMAKE_CURRENT_SOURCE_DIR}}" _targets)
   set(_done)
   set(_drop {drops})
+  set(_members {members})
+  set(_emptied 0)
   foreach(_t IN LISTS _targets)
     get_target_property(_srcs ${{_t}} SOURCES)
     get_target_property(_dir ${{_t}} SOURCE_DIR)
-    if(NOT _srcs)
+    get_target_property(_type ${{_t}} TYPE)
+    if(NOT _srcs OR _type STREQUAL "INTERFACE_LIBRARY")
       continue()
     endif()
     set(_new)
@@ -393,7 +417,7 @@ function(_ortprune_overlay)
     foreach(_s IN LISTS _srcs)
       # ORT globs "cmake/../onnxruntime/..." paths: compare normalized absolute paths
       get_filename_component(_abs "${{_s}}" ABSOLUTE BASE_DIR "${{_dir}}")
-      if(_abs IN_LIST _drop)  # a kernel source none of whose kernels is registered: not compiled
+      if(_abs IN_LIST _drop OR _abs IN_LIST _members)  # an unused kernel source or an unpulled member
         set(_changed TRUE)
         list(APPEND _done "${{_abs}}")
         continue()
@@ -401,6 +425,13 @@ function(_ortprune_overlay)
 {cases}      list(APPEND _new "${{_s}}")
     endforeach()
     if(_changed)
+      # a static library whose every member goes still needs one object to archive: an empty one
+      set(_compiled ${{_new}})
+      list(FILTER _compiled INCLUDE REGEX "[.](c|cc|cpp|cxx|S|s|asm)$")
+      if(NOT _compiled)
+        list(APPEND _new "{stub}")
+        math(EXPR _emptied "${{_emptied}} + 1")
+      endif()
       set_property(TARGET ${{_t}} PROPERTY SOURCES ${{_new}})
     endif()
   endforeach()
@@ -411,17 +442,31 @@ function(_ortprune_overlay)
   endforeach()
   # kernel sources of features this configuration leaves out (ATen, training...) are in no target: only a
   # list of which none is compiled means the overlay missed its targets
-  set(_dropped 0)
-  foreach(_o IN LISTS _drop)
-    if(_o IN_LIST _done)
-      math(EXPR _dropped "${{_dropped}} + 1")
+  foreach(_kind IN ITEMS _drop _members)
+    set(_dropped 0)
+    foreach(_o IN LISTS ${{_kind}})
+      if(_o IN_LIST _done)
+        math(EXPR _dropped "${{_dropped}} + 1")
+      endif()
+    endforeach()
+    list(LENGTH ${{_kind}} _listed)
+    if(_kind STREQUAL "_drop")
+      set(_what "kernel sources")
+      set(_unused "unused kernel sources")
+    else()
+      set(_what "sources of archive members the link never pulls")
+      set(_unused "${{_what}}")
+    endif()
+    if(_listed GREATER 0 AND _dropped EQUAL 0)
+      message(FATAL_ERROR "ortprune: none of the ${{_listed}} ${{_what}} to drop is in a target: overlay misfit")
+    endif()
+    if(_listed GREATER 0)
+      message(STATUS "ortprune: ${{_dropped}} of ${{_listed}} ${{_unused}} taken out of their targets")
     endif()
   endforeach()
-  list(LENGTH _drop _listed)
-  if(_listed GREATER 0 AND _dropped EQUAL 0)
-    message(FATAL_ERROR "ortprune: none of the ${{_listed}} kernel sources to drop is in a target: overlay misfit")
+  if(_emptied GREATER 0)
+    message(STATUS "ortprune: ${{_emptied}} libraries left with nothing to compile archive an empty object")
   endif()
-  message(STATUS "ortprune: ${{_dropped}} of ${{_listed}} unused kernel sources taken out of their targets")
 endfunction()
 """
 
@@ -434,12 +479,22 @@ _OVERLAY_CASE = """      if(_abs STREQUAL "{orig}")
 """
 
 
-def overlay_cmake(swaps: Mapping[Path, Path], drops: Iterable[Path] = ()) -> str:
-    """The CMake file that replaces each original source with its generated copy in every target and takes
-    ``drops`` out of them; configure fails if a listed source is compiled by no target."""
+def overlay_cmake(
+    swaps: Mapping[Path, Path], drops: Iterable[Path] = (), members: Iterable[Path] = (), stub: Path | None = None
+) -> str:
+    """The CMake file that replaces each original source with its generated copy in every target (of every
+    directory, dependencies' too) and takes ``drops`` (kernel sources) and ``members`` (sources of archive
+    members no link pulls, ``ortbuild.members``) out of them; a library left with nothing to compile archives
+    ``stub`` (an empty source). Configure fails if a swapped source is compiled by no target, or if none of a
+    non-empty drop list is."""
+
+    def quoted(paths: Iterable[Path]) -> str:
+        return " ".join(f'"{p.as_posix()}"' for p in sorted(paths))
+
     cases = "".join(_OVERLAY_CASE.format(orig=o.as_posix(), new=n.as_posix()) for o, n in sorted(swaps.items()))
-    origs = " ".join(f'"{o.as_posix()}"' for o in sorted(swaps))
-    return OVERLAY_CMAKE.format(cases=cases, origs=origs, drops=" ".join(f'"{d.as_posix()}"' for d in sorted(drops)))
+    stub_path = (stub or Path("ortprune-empty.cc")).as_posix()
+    return OVERLAY_CMAKE.format(cases=cases, origs=quoted(swaps), drops=quoted(drops), members=quoted(members),
+                                stub=stub_path)  # fmt: skip
 
 
 def overlay_path(build_dir: Path) -> Path:
@@ -454,9 +509,12 @@ def prepare_sources(
     keep_transformers: tuple[str, ...] = (),
     added: Iterable[tuple[str, str, int]] = (),
     restored: Iterable[str] = (),
+    members: Iterable[Path] = (),
 ) -> tuple[list[str], PruneReport]:
     """Before configuring: write the generated ORT sources and ``overlay.cmake`` into the build dir.
     ``restored``: dropped kernel sources (paths relative to ``source``) an earlier link of this build needed.
+    ``members``: with the ``sources`` lever, sources of archive members no link pulls (``ortbuild.members``,
+    already without those a link of this build asked back).
 
     Returns the CMake defines that include the overlay, and what was cut so far.
     """
@@ -520,7 +578,10 @@ def prepare_sources(
         swap_mlas(sgemm, packed_k_sgemm(text, sgemm))
     if not swaps and "sources" not in levers:  # with sources always: a list emptied by restores is rewritten
         return [], report
-    _write_if_changed(overlay_path(build_dir), overlay_cmake(swaps, drops))
+    stub = gen / "ortprune-empty.cc"
+    _write_if_changed(stub, "// ortprune: the one object of a library whose every member the link never pulls\n")
+    kept_members = list(members) if "sources" in levers else []
+    _write_if_changed(overlay_path(build_dir), overlay_cmake(swaps, drops, kept_members, stub))
     return [f"CMAKE_PROJECT_onnxruntime_INCLUDE={overlay_path(build_dir)}"], report
 
 

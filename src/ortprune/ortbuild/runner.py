@@ -39,6 +39,7 @@ from ortprune.ortbuild.prune import (
 from ortprune.ortbuild.toolchain import ResolvedToolchain
 from ortprune.ortbuild.toolchain import resolve as resolve_toolchain
 from ortprune.ortbuild.variants import BuildSpec, build_py_args
+from ortprune.platform import host_target
 from ortprune.results import BuildResult
 
 TAIL_LINES = 40
@@ -321,9 +322,7 @@ def _prepare(
             prune_config = OpConfig.parse(spec.config_text or "", cfg_copy)
         if "schemas" in spec.prune:  # the schemas of ops ORT itself may insert stay registered
             added = ort_added_ops(source) + transient_ops(source, spec.prune, spec.keep_transformers)
-        prune_defines, prune_report = prepare_sources(
-            source, bdir, spec.prune, prune_config, spec.keep_transformers, added, state.get("restored_sources", [])
-        )
+        prune_defines, prune_report = _prepare_sources(spec, source, bdir, state, prune_config, added)
         defines += tuple(prune_defines)
     if cross is not None:  # a cross build: the toolchain file, and a host protoc (the target's cannot run here)
         from ortprune.ortbuild.cross import check_protoc
@@ -342,25 +341,64 @@ def _prepare(
     return _Tree(bdir, args, state, prune_report, prune_config, added, source)
 
 
-def _restore_sources(tree: _Tree, spec: BuildSpec, log: Callable[[str], None]) -> bool:
-    """After a failed ninja run: when the link misses symbols of dropped kernel sources, put those sources back
-    (recorded in the build's state, so a resumed build keeps them) and rewrite the overlay; ninja re-runs
-    CMake for it. False when the failure is anything else."""
+def _prepare_sources(
+    spec: BuildSpec,
+    source: Path,
+    bdir: Path,
+    state: dict[str, Any],
+    config: OpConfig | None,
+    added: tuple[tuple[str, str, int], ...],
+) -> tuple[list[str], PruneReport]:
+    """``prune.prepare_sources`` for ``spec`` in ``bdir``, with what the build's earlier links asked back (its
+    state) and, with the ``sources`` lever, the release's unpulled archive members (``ortbuild.members``)."""
+    from ortprune.ortbuild import members  # lazily: ``python -m ortprune.ortbuild.members`` imports this package
+
+    entries: list[str] = []
+    if "sources" in spec.prune:
+        back = set(state.get("restored_members", []))
+        listed = members.load(spec.ort_version, spec.target or host_target(), spec.toolchain_name)
+        entries = [e for e in listed if e not in back]
+    config_dir = bdir / "MinSizeRel"
+    defines, report = prepare_sources(source, bdir, spec.prune, config, spec.keep_transformers, added,
+                                      state.get("restored_sources", []),
+                                      [members.resolve(e, source, config_dir) for e in entries])  # fmt: skip
+    report.members_dropped, report.members_restored = entries, sorted(state.get("restored_members", []))
+    return defines, report
+
+
+def _restore_sources(tree: _Tree, spec: BuildSpec, log: Callable[[str], None], everything: bool = False) -> bool:
+    """After a failed ninja run: when the link misses symbols of dropped kernel sources or unpulled archive
+    members, put those back (recorded in the build's state, so a resumed build keeps them) and rewrite the
+    overlay; ninja re-runs CMake for it. When no dropped file can be named for a missing symbol, or
+    ``everything`` (the last try), every dropped member comes back at once. False when the failure is anything
+    else (nothing dropped, or no undefined reference)."""
+    from ortprune.ortbuild import members
+
     report = tree.prune_report
-    if report is None or not report.sources_dropped:
+    if report is None or not (report.sources_dropped or report.members_dropped):
         return False
     with tree.logfile.open("rb") as f:
         f.seek(max(0, tree.logfile.stat().st_size - (1 << 20)))
-        tail = f.read().decode("utf-8", "replace")
-    back = restore_for(tail.rsplit("\n$ ", 1)[-1], [tree.source / r for r in report.sources_dropped])
+        tail = f.read().decode("utf-8", "replace").rsplit("\n$ ", 1)[-1]
+    if "undefined reference to" not in tail:
+        return False
+    kernels = {tree.source / r: r for r in report.sources_dropped}
+    entries = {members.resolve(e, tree.source, tree.config_dir): e for e in report.members_dropped}
+    back = restore_for(tail, [*kernels, *entries])
+    if entries and (everything or not back):  # a symbol of no file restore_for can name: every member back
+        back += [f for f in entries if f not in back]
     if not back:
         return False
-    restored = sorted({*tree.state.get("restored_sources", []), *(f.relative_to(tree.source).as_posix() for f in back)})
-    tree.state["restored_sources"] = restored
-    atomic_write_text(tree.state_path, json.dumps(tree.state))
-    log(f"the link needs {len(back)} dropped kernel source(s) back: {', '.join(f.name for f in back)}")
-    _, tree.prune_report = prepare_sources(tree.source, tree.bdir, spec.prune, tree.prune_config,
-                                           spec.keep_transformers, tree.added, restored)  # fmt: skip
+    state = tree.state
+    for key, dropped in (("restored_sources", kernels), ("restored_members", entries)):
+        state[key] = sorted({*state.get(key, []), *(dropped[f] for f in back if f in dropped)})
+    atomic_write_text(tree.state_path, json.dumps(state))
+    names = [f.name for f in back if f in kernels]
+    n_members = sum(f in entries for f in back)
+    log("the link needs " + "; ".join(
+        ([f"{len(names)} dropped kernel source(s) back: {', '.join(names)}"] if names else [])
+        + ([f"{n_members} source(s) of unpulled archive members back"] if n_members else [])))  # fmt: skip
+    _, tree.prune_report = _prepare_sources(spec, tree.source, tree.bdir, state, tree.prune_config, tree.added)
     atomic_write_text(tree.bdir / "prune.json", json.dumps(tree.prune_report.summary(), indent=2) + "\n")
     return True
 
@@ -509,7 +547,8 @@ def build(
                 )
                 break
             except BuildError:
-                if attempt == MAX_LINK_RESTORES or not _restore_sources(tree, spec, log):
+                last = attempt == MAX_LINK_RESTORES - 1  # the last restore brings every dropped member back
+                if attempt == MAX_LINK_RESTORES or not _restore_sources(tree, spec, log, everything=last):
                     raise
         if spec.wheel:
             run_logged(
