@@ -12,14 +12,12 @@ The build directory is the real build's (its key), so the build that follows reu
 from __future__ import annotations
 
 import argparse
-import json
 import platform
-import shlex
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+from _result import command_line, emit
 from ortprune.ortbuild import deps_for, spec_for
 from ortprune.ortbuild.runner import build_env, compile_check
 from ortprune.ortbuild.sources import resolve_source
@@ -87,12 +85,9 @@ def main() -> None:
                                    if line.startswith("-- ortprune:")],
         "objects": commands,
         "machine": {"platform": platform.platform(), "cpu": platform.processor() or platform.machine()},
-        "command": " ".join(shlex.quote(x) for x in ["python", "bench/compile_check.py", *sys.argv[1:]]),
+        "command": command_line(__file__),
     }  # fmt: skip
-    text = json.dumps(result, indent=1) + "\n"
-    if a.output:
-        a.output.write_text(text)
-    print(text)
+    emit(result, a.output)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,8 @@ reported), then each mode with an empty ccache and only those objects deleted, s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import shlex
 import shutil
 import socket
 import subprocess
@@ -25,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _result import command_line, emit
 from ortprune.cache import cache_dir
 from ortprune.ortbuild import deps_for, spec_for
 from ortprune.ortbuild.runner import compile_check
@@ -120,13 +119,10 @@ def main() -> None:
         "helper_log_tail": log.read_text(errors="replace").splitlines()[-3:],
         "distcc_version": subprocess.run(["distcc", "--version"], capture_output=True, text=True).stdout.split("\n")[0],
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "loadavg_after": os.getloadavg()},
-        "command": " ".join(shlex.quote(x) for x in ["python", "bench/distcc_compile.py", *sys.argv[1:]]),
+        "command": command_line(__file__),
     }
     shutil.rmtree(root, ignore_errors=True)
-    text = json.dumps(result, indent=1) + "\n"
-    if a.output:
-        a.output.write_text(text)
-    print(text)
+    emit(result, a.output)
 
 
 if __name__ == "__main__":

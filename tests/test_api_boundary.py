@@ -1,7 +1,7 @@
 """The Python API validates at its boundary: wrong types and values to Session, OpConfig and scan raise one
 ArgumentTypeError / ArgumentValueError (OrtpruneErrors that are also TypeError / ValueError) naming the
-argument, before anything is loaded, read or written; a str given to scan is one path; scan_model on a
-FIFO answers at once."""
+argument (an unknown keyword too), before anything is loaded, read or written; a str given to scan is one
+path; scan_model on a FIFO answers at once."""
 
 from __future__ import annotations
 
@@ -53,6 +53,12 @@ def _cases(model: Path, tmp: Path) -> list[tuple[str, Callable[[], object], type
          "cpu_mem_arena must be True or False"),
         ("config=[]", lambda: Session(model, config=[]), ArgumentTypeError, "config must be a mapping"),
         ("config={'a': 1}", lambda: Session(model, config={"a": 1}), ArgumentValueError, "config entries must be"),
+        ("Session(bogus=1)", lambda: Session(model, bogus=1), ArgumentTypeError,
+         "Session got unknown keyword argument bogus; it takes model, lib, threads, "),
+        ("Session(thread=2)", lambda: Session(model, thread=2), ArgumentTypeError, r"\(did you mean threads\?\)"),
+        ("Session(a=1, b=2)", lambda: Session(model, b=2, a=1), ArgumentTypeError, "unknown keyword arguments a, b;"),
+        ("Session(model, None, 2)", lambda: Session(model, None, 2), ArgumentTypeError,
+         r"Session takes 2 positional argument\(s\) \(model, lib\), got 3; pass the others by name"),
         ("run(None)", lambda: Session(model).run(feeds), OrtpruneError, "feeds must be a mapping"),
         ("run(outputs='y')", lambda: Session(model).run({}, "last_hidden_state"), ArgumentTypeError,
          "outputs must be a list of output names"),

@@ -6,10 +6,12 @@ ValueError), both OrtpruneErrors, instead of whatever a library deeper down happ
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import operator
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +104,24 @@ def texts_arg(value: Any, name: str) -> Iterable[str]:
     if isinstance(value, bytes | bytearray) or not isinstance(value, Iterable):
         raise ArgumentTypeError(f"{name} must be a str or an iterable of str, got {type(value).__name__}")
     return value
+
+
+def no_extra_args(
+    what: str, func: Callable[..., object], extra: tuple[object, ...], unknown: Mapping[str, object]
+) -> None:
+    """Arguments ``func`` caught in its ``*extra`` / ``**unknown`` (typed ``NoReturn`` so a type checker flags
+    them too) become one ArgumentTypeError naming them and what ``what`` takes, instead of Python's plain
+    TypeError."""
+    params = [p for p in inspect.signature(func).parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    names = [p.name for p in params if p.name != "self"]
+    if unknown:
+        word = sorted(unknown)[0]
+        close = difflib.get_close_matches(word, names, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        plural = "s" if len(unknown) > 1 else ""
+        raise ArgumentTypeError(f"{what} got unknown keyword argument{plural} {', '.join(sorted(unknown))}{hint}; "
+                                f"it takes {', '.join(names)}")  # fmt: skip
+    if extra:
+        positional = [p.name for p in params if p.name != "self" and p.kind != p.KEYWORD_ONLY]
+        raise ArgumentTypeError(f"{what} takes {len(positional)} positional argument(s) ({', '.join(positional)}), "
+                                f"got {len(positional) + len(extra)}; pass the others by name")  # fmt: skip

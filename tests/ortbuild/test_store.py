@@ -16,11 +16,13 @@ from pathlib import Path
 import onnxruntime
 import pytest
 
+from ortprune.elf import ElfFile
 from ortprune.errors import StoreError
 from ortprune.ortbuild import build_variant, runner
 from ortprune.ortbuild import store as st
 from ortprune.ortbuild.identity import source_id, toolchain_id, tree_digest
 from ortprune.ortbuild.variants import BuildSpec
+from ortprune.platform import TARGETS, host_target
 from ortprune.runtime import wheel_library
 from tests import servers
 from tests.ortbuild import fake_ort
@@ -419,3 +421,68 @@ def test_ls_gc_push_pull(fake_src: Path, dav: servers.Nginx, tmp_path: Path, mon
     assert st.gc(store, older_than_days=0.0, now=time.time() + 10) == []  # published a moment ago: kept
     assert st.gc(store, older_than_days=0.0, now=time.time() + 10, force=True) == [f"{built.key}/"]
     assert store.artifact_keys() == []
+
+
+# ------------------------------------------------------------------------------------------- cross builds
+def test_a_cross_build_is_published_and_fetched_back(
+    aarch64_official: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A linux-aarch64 library cannot be loaded into this x86-64 process: the publish check runs it the way
+    the rest of ortprune runs the target's libraries (under qemu-user), and the stripped copy is made with the
+    target's strip. The official aarch64 library stands in for a cross build's result."""
+    use_cache(monkeypatch, tmp_path / "a")
+    own = tmp_path / "built" / "libonnxruntime.so"
+    own.parent.mkdir()
+    shutil.copy2(aarch64_official, own)
+    spec = BuildSpec("1.21.0", "full", source_id="src-1", toolchain=toolchain_id("gcc (x) 1", "cmake 3", "m"),
+                     target="linux-aarch64")  # fmt: skip
+    result = runner.BuildResult("1.21.0", "full", spec.key(), [], [], None, None, "gcc (x) 1", "cmake 3",
+                                str(tmp_path / "src"), str(own.parent), str(own), own.stat().st_size, [], 1.0,
+                                source_id=spec.source_id, toolchain=spec.toolchain, target="linux-aarch64")  # fmt: skip
+    url = str(tmp_path / "shared-volume" / "store")
+    lines: list[str] = []
+    assert st.publish_or_warn(st.open_store(url), result, lines.append)
+    assert lines == [f"published {spec.key()} to store {url}"]
+    use_cache(monkeypatch, tmp_path / "b")
+    got = st.fetch_build(st.open_store(url), spec.key(), spec)
+    assert got.target == "linux-aarch64" and got.fetched_from
+    assert Path(got.library).read_bytes() == own.read_bytes()
+    with ElfFile(got.stripped_library or "", sections=False) as stripped:  # made by the target's strip
+        assert stripped.machine == TARGETS["linux-aarch64"].elf_machine
+    assert 0 < (got.stripped_bytes or 0) < got.library_bytes
+    # a library that is not the build it claims to be is still refused, for a cross build too
+    result.ort_version = "1.20.0"
+    with pytest.raises(StoreError, match=r"does not load as ORT 1\.20\.0 \(it is 1\.21\.0\)"):
+        st.publish_build(st.open_store(tmp_path / "other-store"), result)
+
+
+def test_a_cross_build_is_refused_when_its_library_is_for_another_machine_or_cannot_be_stripped(
+    aarch64_official: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_cache(monkeypatch, tmp_path / "a")
+    lib = wheel_library()
+    assert lib is not None
+    own = tmp_path / "built" / "libonnxruntime.so"
+    own.parent.mkdir()
+    shutil.copy2(lib, own)  # this machine's library, claimed to be a linux-aarch64 build
+    at = (str(tmp_path), str(own.parent), str(own), own.stat().st_size)
+    result = runner.BuildResult("1.21.0", "full", "k", [], [], None, None, "gcc", "cmake", *at, [], 1.0,
+                                target="linux-aarch64")  # fmt: skip
+    lines: list[str] = []
+    assert not st.publish_or_warn(st.open_store(tmp_path / "store"), result, lines.append)
+    assert len(lines) == 1 and f"is built for {host_target()}, the build is for linux-aarch64" in lines[0]
+    # the real aarch64 library, on a machine with qemu and the cross compiler but not the cross strip
+    shutil.copy2(aarch64_official, own)
+    result.library_bytes = own.stat().st_size
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for exe in ("aarch64-linux-gnu-gcc", TARGETS["linux-aarch64"].qemu):
+        (bindir / exe).symlink_to(shutil.which(exe) or exe)
+    monkeypatch.setenv("PATH", str(bindir))
+    lines.clear()
+    assert not st.publish_or_warn(st.open_store(tmp_path / "store"), result, lines.append)
+    assert (
+        len(lines) == 1
+        and "no stripped copy to publish: --target linux-aarch64 needs aarch64-linux-gnu-strip" in lines[0]
+    )
+    assert not (tmp_path / "store").exists() or not list((tmp_path / "store").rglob("index.json"))

@@ -19,7 +19,7 @@ from ortprune.ortbuild import runner
 from ortprune.ortbuild.identity import toolchain_id
 from ortprune.ortbuild.mlas import CEILINGS, ISA_BLOCKS, PLATFORM_CPP, cut_platform, isa_blocks
 from ortprune.ortbuild.prune import prepare_sources
-from ortprune.ortbuild.toolchain import RELR_FLAG, resolve
+from ortprune.ortbuild.toolchain import RELR_FLAG, find_tools, resolve
 from ortprune.ortbuild.variants import BuildSpec
 from tests.ortbuild.test_build import fake_env  # noqa: F401  (fixture)
 
@@ -82,6 +82,22 @@ def test_missing_compiler_is_one_error_naming_the_packages(tmp_path: Path) -> No
     assert "--toolchain clang needs clang-16, clang++-16, llvm-ar-16, llvm-ranlib-16" in text
     assert "make toolchain-deps" in text and "apt-get install clang-16 lld-16 llvm-16" in text
     assert resolve("gcc", str(tmp_path)).cmake_defines() == []  # the default adds nothing, finds nothing itself
+
+
+def test_find_tools_is_one_check_for_compilers_and_cross_tools(tmp_path: Path) -> None:
+    """The --toolchain and the --target checks share it: every missing executable in one error, with the make
+    target and the packages; the found ones by role."""
+    cc = tmp_path / "my-cc"
+    cc.write_text("#!/bin/sh\n")
+    cc.chmod(cc.stat().st_mode | stat.S_IXUSR)
+    tools = {"cc": "my-cc", "cxx": "my-c++", "ar": "my-ar"}
+    with pytest.raises(BuildError) as e:
+        find_tools(tools, str(tmp_path), "--toolchain x", "toolchain-deps", ["pkg-a", "pkg-b"])
+    assert (
+        str(e.value)
+        == "--toolchain x needs my-c++, my-ar on PATH: make toolchain-deps (or apt-get install pkg-a pkg-b)"
+    )
+    assert find_tools({"cc": "my-cc"}, str(tmp_path), "--target t", "cross-deps", []) == {"cc": str(cc)}
 
 
 def test_clang_build_passes_compilers_flags_and_lto_to_build_py(

@@ -9,13 +9,13 @@ the key (``BuildSpec.target``) and its compiler's version line and triple throug
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
 from ortprune.errors import BuildError
+from ortprune.ortbuild.toolchain import find_tools
 from ortprune.platform import TARGETS, Target, host_target
 from ortprune.platform import target as check_target
 
@@ -92,21 +92,9 @@ def resolve(target: CrossTarget, path: str | None = None) -> ResolvedCross:
         "strip": f"{target.triple}-strip",
         "protoc": "protoc",
     }
-    found = {k: shutil.which(exe, path=path) for k, exe in tools.items()}
-    missing = [tools[k] for k, v in found.items() if v is None]
-    if missing:
-        raise BuildError(
-            f"--target {target.name} needs {', '.join(missing)} on PATH: make cross-deps "
-            f"(or apt-get install {' '.join((*target.packages, PROTOC_PACKAGE))})"
-        )
-    return ResolvedCross(
-        target,
-        found["cc"] or "",
-        found["cxx"] or "",
-        found["strip"] or "",
-        found["protoc"] or "",
-        str(sysconfig.get_config_var("MULTIARCH") or ""),
-    )
+    found = find_tools(tools, path, f"--target {target.name}", "cross-deps", (*target.packages, PROTOC_PACKAGE))
+    multiarch = str(sysconfig.get_config_var("MULTIARCH") or "")
+    return ResolvedCross(target, found["cc"], found["cxx"], found["strip"], found["protoc"], multiarch)
 
 
 def resolve_for(target: str | None, path: str | None = None) -> ResolvedCross | None:

@@ -407,10 +407,35 @@ def _replace_all(text: str, pairs: list[tuple[str, str]]) -> str:
 
 
 def check_loads(result: BuildResult) -> None:
-    """The library loads through the C API (in a child process: a broken library cannot take this one down)
-    and reports the manifest's ORT version; StoreError otherwise, so it is never published."""
+    """The library is for the build's target (its ELF machine), loads through the C API and reports the
+    manifest's ORT version; StoreError otherwise, so it is never published. A library of this machine is
+    loaded in a child process (a broken library cannot take this one down); a cross build's (linux-aarch64
+    here) cannot be loaded into this process at all and is run under qemu-user, as ortprune runs the target's
+    libraries everywhere else (``runtime.emulated``)."""
     import sys
 
+    from ortprune.errors import OrtpruneError
+    from ortprune.platform import host_target
+    from ortprune.runtime.emulated import EmulatedLibrary, library_target
+
+    want = result.target or host_target()
+    try:
+        found = library_target(result.library)
+    except (OSError, OrtpruneError):
+        found = None  # not a readable ELF file: loading it below says what is wrong
+    if found is not None and found.name != want:
+        raise StoreError(f"the library is built for {found.name}, the build is for {want}; not publishing it",
+                         result.library)  # fmt: skip
+    if found is not None and found.name != host_target():
+        try:
+            version = EmulatedLibrary.open(result.library).version
+        except OrtpruneError as e:
+            raise StoreError(f"the library does not load under emulation ({e}); not publishing it",
+                             result.library) from None  # fmt: skip
+        if version != result.ort_version:
+            raise StoreError(f"the library does not load as ORT {result.ort_version} (it is {version}); "
+                             "not publishing it", result.library)  # fmt: skip
+        return
     code = "import sys; from ortprune.runtime import load_library; print(load_library(sys.argv[1]).version)"
     try:
         proc = subprocess.run([sys.executable, "-c", code, result.library], capture_output=True, text=True, timeout=120)
@@ -424,15 +449,31 @@ def check_loads(result: BuildResult) -> None:
         )
 
 
+def _stripped(result: BuildResult) -> Path:
+    """The build's stripped copy, made with its target's strip (a host strip cannot read another
+    architecture's ELF); StoreError when it cannot be made, so a publish that fails leaves the build usable."""
+    from ortprune.errors import BuildError
+    from ortprune.ortbuild.cross import cross_target
+    from ortprune.ortbuild.toolchain import find_tools
+
+    cross = cross_target(result.target)
+    try:
+        strip = None
+        if cross is not None:
+            tools = {"strip": f"{cross.triple}-strip"}
+            strip = find_tools(tools, None, f"--target {cross.name}", "cross-deps", cross.packages)["strip"]
+        return stripped_copy(Path(result.library), strip)
+    except BuildError as e:
+        raise StoreError(f"no stripped copy to publish: {e}", result.library) from None
+
+
 def publish_build(store: Store, result: BuildResult, stage_files: dict[str, Path] | None = None) -> Index:
     """The library (and a stripped copy), manifest and config of a finished build that loads, under its key."""
     check_loads(result)
     with tempfile.TemporaryDirectory() as tmp:
         files = {LIBRARY: Path(result.library)}
         stripped = result.stripped_library
-        files[STRIPPED] = (
-            Path(stripped) if stripped and Path(stripped).is_file() else stripped_copy(Path(result.library))
-        )
+        files[STRIPPED] = Path(stripped) if stripped and Path(stripped).is_file() else _stripped(result)
         roots = [(str(cache_dir()), "<cache>"), (result.source, "<source>")]
         args = [_replace_all(a, roots) for a in result.build_py_args]
         manifest = dataclasses.replace(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ortprune.catalog import DEFAULT_TOOLCHAIN, Toolchain, toolchain
@@ -84,17 +85,23 @@ def resolve(name: str, path: str | None = None, glibc: tuple[int, int] | None = 
     if name == DEFAULT_TOOLCHAIN:  # ORT's own defaults: CMake finds cc/c++ itself (check_tools checks them)
         return ResolvedToolchain(t, t.cc, t.cxx)
     tools = {"cc": t.cc, "cxx": t.cxx, **({"ar": t.ar} if t.ar else {}), **({"ranlib": t.ranlib} if t.ranlib else {})}
-    found = {k: shutil.which(exe, path=path) for k, exe in tools.items()}
-    missing = [tools[k] for k, v in found.items() if v is None]
-    if missing:
-        raise BuildError(
-            f"--toolchain {name} needs {', '.join(missing)} on PATH: make toolchain-deps "
-            f"(or apt-get install {' '.join(t.packages)})"
-        )
+    found = find_tools(tools, path, f"--toolchain {name}", "toolchain-deps", t.packages)
     flags = list(t.link_flags)
     libc = glibc if glibc is not None else glibc_version()
     if t.relr and libc is not None and libc >= RELR_GLIBC:
         flags.append(RELR_FLAG)
-    return ResolvedToolchain(
-        t, found["cc"] or "", found["cxx"] or "", found.get("ar") or "", found.get("ranlib") or "", tuple(flags)
-    )
+    return ResolvedToolchain(t, found["cc"], found["cxx"], found.get("ar", ""), found.get("ranlib", ""), tuple(flags))
+
+
+def find_tools(
+    tools: Mapping[str, str], path: str | None, option: str, make: str, packages: Iterable[str]
+) -> dict[str, str]:
+    """``tools`` (role -> executable name) found on ``path`` (default ``$PATH``): role -> the executable's path.
+    One BuildError names every missing executable, the make target and the packages that provide them."""
+    found = {role: shutil.which(exe, path=path) for role, exe in tools.items()}
+    missing = [tools[role] for role, exe in found.items() if exe is None]
+    if missing:
+        raise BuildError(
+            f"{option} needs {', '.join(missing)} on PATH: make {make} (or apt-get install {' '.join(packages)})"
+        )
+    return {role: exe for role, exe in found.items() if exe is not None}

@@ -9,9 +9,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from ortprune._args import bool_arg, int_arg, optional_path_arg, path_arg
+from ortprune._args import bool_arg, int_arg, no_extra_args, optional_path_arg, path_arg
 from ortprune._io import check_outputs
 from ortprune._threads import InThread
 from ortprune.catalog import OPTIMIZATION_LEVELS
@@ -75,7 +75,7 @@ class Session:
         self,
         model: str | os.PathLike[str] | bytes | bytearray | memoryview,
         lib: Library | str | os.PathLike[str] | None = None,
-        *,
+        *extra: NoReturn,
         threads: int | None = None,
         optimization_level: str | int | None = None,
         log_level: str | int | None = None,
@@ -83,7 +83,10 @@ class Session:
         config: Mapping[str, str] | None = None,
         cache: bool | str | os.PathLike[str] | OptimizedModelCache | None = None,
         cpu_mem_arena: bool | None = None,
+        **unknown: NoReturn,
     ) -> None:
+        if extra or unknown:  # Python's own TypeError would not be an OrtpruneError nor list what is taken
+            no_extra_args("Session", Session.__init__, extra, unknown)
         if isinstance(model, str | os.PathLike) and "\0" in os.fspath(model):
             raise ArgumentValueError("the model path contains a NUL character", repr(os.fspath(model)))
         if not isinstance(model, str | os.PathLike | bytes | bytearray | memoryview):
