@@ -1009,7 +1009,12 @@ def _reads(
 
     found = [Path(f) for f in (*files, *models) if f is not None]
     found += [f for m in models for f in companion_files(m)]
+    from ortprune.runtime.emulated import foreign_target
+
     for lib in libs:
+        if lib is not None and foreign_target(lib) is not None:  # another machine's library, run under qemu
+            found.append(Path(lib))
+            continue
         path = find_library(lib)
         if os.sep in path:
             found.append(Path(path))
@@ -1030,6 +1035,12 @@ def _library_option(value: str | None, option: str, version_of: Path | None = No
     if not version:
         if version_of is None:
             raise UsageError(f"{option} official needs a version here: {option} official:1.21.0")
+        from ortprune.runtime.emulated import EmulatedLibrary, foreign_target
+
+        foreign = foreign_target(version_of)  # an aarch64 library here: its version from the runner under qemu
+        if foreign is not None:
+            version = EmulatedLibrary.open(version_of).version
+            return Path(official_library(version, foreign.name, log=console.print).library)
         from ortprune.runtime import load_library
 
         version = load_library(version_of).version
