@@ -283,3 +283,36 @@ def test_on_ort_1_21_overlay_and_compile(tmp_path: Path) -> None:
         pytest.skip("no C++ compiler")
     inc = [f"-I{REAL_SOURCE / d}" for d in ("onnxruntime/core/mlas/inc", "include/onnxruntime", "onnxruntime")]
     subprocess.run([cxx, "-std=c++17", "-fsyntax-only", "-Wall", "-Werror", *inc, str(gen)], check=True)
+
+
+def test_the_build_applies_the_decision_until_it_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """runner._apply_mlas_families: each decision is written to the build's state and the generated
+    platform.cpp, ninja runs again, and it stops when a link's decision is the one already applied."""
+    from ortprune.ortbuild import mlas_families, runner
+    from ortprune.ortbuild.mlas_families import Decision, FamilyCut
+
+    real_lib()
+    spec = BuildSpec("1.21.0", "full", prune=("mlas-families", "mlas-isa=avx2"))
+    tree = runner._Tree(tmp_path, [], {}, None, None, (), REAL_SOURCE)
+    decisions = [{"QNBitGemmDispatch"}, QGEMM, QGEMM]  # the second link drops more, the third agrees
+
+    def fake_decide(source: Path, config_dir: Path, base: str, env: object, ar: str) -> tuple[Decision, FamilyCut]:
+        assert "MlasGemmU8S8KernelAvxVnni" not in base  # decided on the mlas-isa cut
+        return Decision(["m"], set(), decisions.pop(0)), FamilyCut(needed=["libonnxruntime_mlas.a(sgemm.cpp.o)"])
+
+    links: list[str] = []
+    gen = tmp_path / "ortprune.generated" / PLATFORM_CPP
+    monkeypatch.setattr(mlas_families, "decide_in_build", fake_decide)
+    runner._apply_mlas_families(tree, spec, {}, "", lambda msg: None, lambda: links.append(gen.read_text()))
+    assert len(links) == 2 and "this->QNBitGemmDispatch = nullptr;" in links[0]
+    assert "this->GemmU8S8Dispatch = nullptr;" not in links[0] and "this->GemmU8S8Dispatch = nullptr;" in links[1]
+    assert tree.state["mlas_families_drop"] == sorted(QGEMM)
+    import json
+
+    prune = json.loads((tmp_path / "prune.json").read_text())["mlas_families"]
+    assert prune["fields_dropped"] == sorted(QGEMM) and prune["mlas_members_linked"] == [
+        "libonnxruntime_mlas.a(sgemm.cpp.o)"
+    ]
+    decisions[:] = [{"RopeDispatch"}, QGEMM] * 2  # never settles: a loud failure, not a guess
+    with pytest.raises(BuildError, match="changed on every link"):
+        runner._apply_mlas_families(tree, spec, {}, "", lambda msg: None, lambda: None)
