@@ -284,7 +284,7 @@ def read_archives(archives: Iterable[Path], nm: str = "llvm-nm") -> dict[str, Me
         run = subprocess.run(cmd, capture_output=True, text=True, check=False)
     except OSError as e:
         raise BuildError(f"cannot run {nm}: {e}") from None
-    if run.returncode != 0 and not run.stdout:
+    if run.returncode != 0:  # a partial listing would hide a member's reads
         raise BuildError(f"{shlex.join(cmd[:3])} ... failed: {run.stderr.strip()[:300]}")
     return parse_nm(run.stdout)
 
@@ -479,8 +479,8 @@ def decide_in_build(
     members = read_archives(archives, nm_for(ar, (env or {}).get("PATH")))
     if "--whole-archive" in link:  # members taken whole are not "extracted": count every member as linked
         pulled |= set(members)
-    unread = [k for k in pulled if k in members and k.startswith(MLAS_ARCHIVE) and not k.endswith(".S.o)")
-              and not (members[k].strong or members[k].weak)]  # fmt: skip
+    unread = [k for k in pulled if k.startswith(f"{MLAS_ARCHIVE}(") and not k.endswith(".S.o)")
+              and (k not in members or not (members[k].strong or members[k].weak))]  # fmt: skip
     if unread:
         raise BuildError(f"nm read no symbol of the linked MLAS member(s) {', '.join(sorted(unread))}", config_dir)
     assigns = table_assignments(base_text)
