@@ -257,7 +257,8 @@ _WORD = re.compile(r"\b[A-Z]\w*\b")
 _LINE_COMMENT = re.compile(r"//[^\n]*")
 #: ``BuildKernelCreateInfo<onnxruntime::kCpuExecutionProvider_Relu_kOnnxDomain_ver6>``: the op of a kernel class
 _KERNEL_CLASS = re.compile(r"k\w+?ExecutionProvider_(\w+?)_k\w+?Domain_ver")
-_UNDEFINED = re.compile(r"undefined reference to [`']([^'\n]+)'")
+#: GNU ld: undefined reference to `sym'; lld: error: undefined symbol: sym
+_UNDEFINED = re.compile(r"undefined reference to [`']([^'\n]+)'|undefined symbol: ([^\n]+)")
 
 
 def kernel_words(text: str) -> set[str] | None:
@@ -296,7 +297,8 @@ def restore_for(link_log: str, dropped: Iterable[Path]) -> list[Path]:
     (``BuildKernelCreateInfo<…_Relu_…>``), define its method (``GeluFusion::ApplyImpl``) or name its function
     (the last name before its parameters)."""
     wanted: set[str] = set()
-    for sym in _UNDEFINED.findall(link_log):
+    for gnu, lld in _UNDEFINED.findall(link_log):
+        sym = gnu or lld.strip()
         kernel = _KERNEL_CLASS.search(sym)
         if kernel:
             wanted.add(re.escape(kernel[1]))

@@ -383,7 +383,7 @@ def _restore_sources(tree: _Tree, spec: BuildSpec, log: Callable[[str], None], e
     with tree.logfile.open("rb") as f:
         f.seek(max(0, tree.logfile.stat().st_size - (1 << 20)))
         tail = f.read().decode("utf-8", "replace").rsplit("\n$ ", 1)[-1]
-    if "undefined reference to" not in tail:
+    if "undefined reference to" not in tail and "undefined symbol: " not in tail:  # GNU ld, lld
         return False
     kernels = {tree.source / r: r for r in report.sources_dropped}
     entries = {members.resolve(e, tree.source, tree.config_dir): e for e in report.members_dropped}
