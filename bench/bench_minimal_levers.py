@@ -54,6 +54,12 @@ ROWS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
         ("mlas-isa=avx2",),
         "clang",
     ),
+    (
+        "stacked + mlas-families",
+        ("--enable_lto", TYPES),
+        ("mlas-isa=avx2", "mlas-families"),
+        "clang",
+    ),
 ]
 
 

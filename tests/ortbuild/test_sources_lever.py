@@ -117,6 +117,11 @@ def test_restore_for_maps_a_missing_kernel_to_its_op(tmp_path: Path) -> None:
         "onnxruntime::BuildKernelCreateInfo<onnxruntime::kCpuExecutionProvider_Relu_kOnnxDomain_ver6_12>()'\n"
     )
     assert restore_for(log, [relu, elu]) == [relu]
+    lld = (
+        "ld.lld: error: undefined symbol: onnxruntime::KernelCreateInfo onnxruntime::BuildKernelCreateInfo"
+        "<onnxruntime::kCpuExecutionProvider_Relu_kOnnxDomain_ver6_12>()\n>>> referenced by cpu_execution_provider.cc\n"
+    )
+    assert restore_for(lld, [relu, elu]) == [relu]  # lld words it differently
     assert restore_for("collect2: error: ld returned 1 exit status\n", [relu, elu]) == []
 
 

@@ -19,6 +19,9 @@ the build directory of one build:
   protobuf-lite, onnx and ORT's framework: ``ortbuild.members``), which add no byte to the library.
 * ``mlas-isa=<ceiling>``: a generated copy of MLAS's ``platform.cpp`` without the kernel-dispatch blocks of
   the ISAs above the ceiling (``ortbuild.mlas``); their kernels are never referenced and go.
+* ``mlas-families``: a generated copy of MLAS's ``platform.cpp`` whose table stores ``nullptr`` in the fields
+  (kernel families) no MLAS object the link pulls reads (``ortbuild.mlas_families``): decided after the
+  build's first link, applied by a recompile of ``platform.cpp`` and a second link.
 * ``sgemm-packed-k``: not a size lever but an exactness one: a generated copy of MLAS's ``sgemm.cpp`` whose
   SGEMM on run-time weights walks K in the pre-packed path's slices (``ortbuild.mlas.packed_k_sgemm``), so a
   keep-quantized ``.ort`` (weights dequantized at run time) gives what the folded, pre-packed ``.onnx`` gives.
@@ -52,13 +55,14 @@ from ortprune.ortbuild.mlas import (
     packed_k_sgemm,
     read_source,
 )
+from ortprune.ortbuild.mlas_families import FAMILIES_LEVER, FamilyCut, drop_fields
 from ortprune.schemas import SchemaId, resolve_schemas, wanted_schemas
 
 if TYPE_CHECKING:
     pass
 
 #: The pruning levers ``ortprune build --prune`` accepts (``mlas-isa`` takes a value: ``mlas-isa=avx2``).
-LEVERS = ("schemas", "optimizers", "sources", "mlas-isa", SGEMM_LEVER)
+LEVERS = ("schemas", "optimizers", "sources", "mlas-isa", FAMILIES_LEVER, SGEMM_LEVER)
 #: The levers keyed by an op config (the others fit every variant).
 CONFIG_LEVERS = ("schemas", "optimizers", "sources")
 
@@ -77,11 +81,12 @@ _FN_LINE = re.compile(
 def check_levers(levers: Iterable[str]) -> tuple[str, ...]:
     """The levers sorted and de-duplicated; BuildError naming the allowed ones for anything else."""
     chosen = tuple(sorted({lv.strip() for lv in levers if lv.strip()}))
-    bad = [lv for lv in chosen if lv not in (*CONFIG_LEVERS, SGEMM_LEVER) and lv.split("=")[0] != "mlas-isa"]
+    plain = (*CONFIG_LEVERS, FAMILIES_LEVER, SGEMM_LEVER)
+    bad = [lv for lv in chosen if lv not in plain and lv.split("=")[0] != "mlas-isa"]
     if bad:
         raise BuildError(
             f"unknown --prune lever(s) {', '.join(bad)}; choose from {', '.join(CONFIG_LEVERS)}, "
-            f"mlas-isa={'|'.join(CEILINGS)}, {SGEMM_LEVER}"
+            f"mlas-isa={'|'.join(CEILINGS)}, {FAMILIES_LEVER}, {SGEMM_LEVER}"
         )
     check_mlas_lever(chosen)
     return chosen
@@ -252,7 +257,8 @@ _WORD = re.compile(r"\b[A-Z]\w*\b")
 _LINE_COMMENT = re.compile(r"//[^\n]*")
 #: ``BuildKernelCreateInfo<onnxruntime::kCpuExecutionProvider_Relu_kOnnxDomain_ver6>``: the op of a kernel class
 _KERNEL_CLASS = re.compile(r"k\w+?ExecutionProvider_(\w+?)_k\w+?Domain_ver")
-_UNDEFINED = re.compile(r"undefined reference to [`']([^'\n]+)'")
+#: GNU ld: undefined reference to `sym'; lld: error: undefined symbol: sym
+_UNDEFINED = re.compile(r"undefined reference to [`']([^'\n]+)'|undefined symbol: ([^\n]+)")
 
 
 def kernel_words(text: str) -> set[str] | None:
@@ -291,7 +297,8 @@ def restore_for(link_log: str, dropped: Iterable[Path]) -> list[Path]:
     (``BuildKernelCreateInfo<…_Relu_…>``), define its method (``GeluFusion::ApplyImpl``) or name its function
     (the last name before its parameters)."""
     wanted: set[str] = set()
-    for sym in _UNDEFINED.findall(link_log):
+    for gnu, lld in _UNDEFINED.findall(link_log):
+        sym = gnu or lld.strip()
         kernel = _KERNEL_CLASS.search(sym)
         if kernel:
             wanted.add(re.escape(kernel[1]))
@@ -345,6 +352,7 @@ class PruneReport:
     transformers_dropped: list[str] = field(default_factory=list)
     generated: list[str] = field(default_factory=list)
     mlas: MlasCut | None = None
+    mlas_families: FamilyCut | None = None  # None until the first link decided (or without the lever)
     sources_dropped: list[str] = field(default_factory=list)  # kernel sources not compiled (relative paths)
     sources_restored: list[str] = field(default_factory=list)  # dropped ones a link asked back for
     members_dropped: list[str] = field(default_factory=list)  # ``ortbuild.members`` entries not compiled
@@ -363,6 +371,10 @@ class PruneReport:
         if self.mlas is not None:
             out["mlas"] = {"ceiling": self.mlas.ceiling, "blocks_dropped": self.mlas.blocks,
                            "symbols_unreferenced": self.mlas.symbols}  # fmt: skip
+        if self.mlas_families is not None:
+            f = self.mlas_families
+            out["mlas_families"] = {"fields_dropped": f.dropped, "fields_kept": f.kept,
+                                    "symbols_unreferenced": f.symbols, "mlas_members_linked": f.needed}  # fmt: skip
         return out
 
 
@@ -510,11 +522,14 @@ def prepare_sources(
     added: Iterable[tuple[str, str, int]] = (),
     restored: Iterable[str] = (),
     members: Iterable[Path] = (),
+    mlas_drop: Iterable[str] | None = None,
 ) -> tuple[list[str], PruneReport]:
     """Before configuring: write the generated ORT sources and ``overlay.cmake`` into the build dir.
     ``restored``: dropped kernel sources (paths relative to ``source``) an earlier link of this build needed.
     ``members``: with the ``sources`` lever, sources of archive members no link pulls (``ortbuild.members``,
     already without those a link of this build asked back).
+    ``mlas_drop``: with ``mlas-families``, the platform-table fields an earlier link of this build decided to
+    drop (None before that link: platform.cpp is swapped for a copy that drops nothing yet).
 
     Returns the CMake defines that include the overlay, and what was cut so far.
     """
@@ -569,10 +584,14 @@ def prepare_sources(
         report.generated.append(str(gen_path))
 
     ceiling = mlas_ceiling(levers)
-    if ceiling is not None:
+    if ceiling is not None or FAMILIES_LEVER in levers:
         platform, text = read_source(source, PLATFORM_CPP)
-        new_text, report.mlas = cut_platform(text, ceiling, platform)
-        swap_mlas(platform, new_text)
+        if ceiling is not None:
+            text, report.mlas = cut_platform(text, ceiling, platform)
+        if FAMILIES_LEVER in levers:
+            text, fcut = drop_fields(text, mlas_drop or (), platform)
+            report.mlas_families = fcut if mlas_drop is not None else None
+        swap_mlas(platform, text)
     if SGEMM_LEVER in levers:
         sgemm, text = read_source(source, SGEMM_CPP)
         swap_mlas(sgemm, packed_k_sgemm(text, sgemm))

@@ -28,6 +28,8 @@ from ortprune.ortbuild.cross import ResolvedCross
 from ortprune.ortbuild.cross import resolve_for as resolve_cross
 from ortprune.ortbuild.deps import DepsDir, apply_deps, check_wheel_headers, missing_system_headers
 from ortprune.ortbuild.identity import first_line, toolchain_id
+from ortprune.ortbuild.mlas import PLATFORM_CPP
+from ortprune.ortbuild.mlas_families import FAMILIES_LEVER
 from ortprune.ortbuild.prune import (
     CONFIG_LEVERS,
     PruneReport,
@@ -361,7 +363,8 @@ def _prepare_sources(
     config_dir = bdir / "MinSizeRel"
     defines, report = prepare_sources(source, bdir, spec.prune, config, spec.keep_transformers, added,
                                       state.get("restored_sources", []),
-                                      [members.resolve(e, source, config_dir) for e in entries])  # fmt: skip
+                                      [members.resolve(e, source, config_dir) for e in entries],
+                                      state.get("mlas_families_drop"))  # fmt: skip
     report.members_dropped, report.members_restored = entries, sorted(state.get("restored_members", []))
     return defines, report
 
@@ -380,7 +383,7 @@ def _restore_sources(tree: _Tree, spec: BuildSpec, log: Callable[[str], None], e
     with tree.logfile.open("rb") as f:
         f.seek(max(0, tree.logfile.stat().st_size - (1 << 20)))
         tail = f.read().decode("utf-8", "replace").rsplit("\n$ ", 1)[-1]
-    if "undefined reference to" not in tail:
+    if "undefined reference to" not in tail and "undefined symbol: " not in tail:  # GNU ld, lld
         return False
     kernels = {tree.source / r: r for r in report.sources_dropped}
     entries = {members.resolve(e, tree.source, tree.config_dir): e for e in report.members_dropped}
@@ -401,6 +404,38 @@ def _restore_sources(tree: _Tree, spec: BuildSpec, log: Callable[[str], None], e
     _, tree.prune_report = _prepare_sources(spec, tree.source, tree.bdir, state, tree.prune_config, tree.added)
     atomic_write_text(tree.bdir / "prune.json", json.dumps(tree.prune_report.summary(), indent=2) + "\n")
     return True
+
+
+def _apply_mlas_families(
+    tree: _Tree, spec: BuildSpec, env: dict[str, str], ar: str, log: Callable[[str], None], ninja: Callable[[], None]
+) -> None:
+    """``--prune mlas-families`` after a successful link: decide from that link which platform-table fields
+    no linked MLAS object reads (``ortbuild.mlas_families``), rewrite the generated platform.cpp without them
+    and build again (one recompile, one link); repeat on the new link until the decision holds (dropping
+    only takes kernels away, so it settles at once). The decision is kept in the build's state."""
+    from ortprune.ortbuild.mlas import cut_platform, mlas_ceiling, read_source
+    from ortprune.ortbuild.mlas_families import decide_in_build
+
+    for _ in range(4):
+        path, base = read_source(tree.source, PLATFORM_CPP)
+        ceiling = mlas_ceiling(spec.prune)
+        if ceiling is not None:
+            base = cut_platform(base, ceiling, path)[0]
+        decision, cut = decide_in_build(tree.source, tree.config_dir, base, env, ar)
+        drop = sorted(decision.drop)
+        settled = tree.state.get("mlas_families_drop") == drop
+        tree.state["mlas_families_drop"] = drop
+        atomic_write_text(tree.state_path, json.dumps(tree.state))
+        _, tree.prune_report = _prepare_sources(spec, tree.source, tree.bdir, tree.state, tree.prune_config,
+                                                tree.added)  # fmt: skip
+        if tree.prune_report.mlas_families is not None:
+            tree.prune_report.mlas_families.needed = cut.needed
+        atomic_write_text(tree.bdir / "prune.json", json.dumps(tree.prune_report.summary(), indent=2) + "\n")
+        if settled:
+            return
+        log(f"mlas-families: {len(drop)} platform-table field(s) no linked MLAS object reads are dropped; relinking")
+        ninja()
+    raise BuildError("mlas-families: the platform-table fields to drop changed on every link", tree.bdir)
 
 
 def _configure(tree: _Tree, spec: BuildSpec, source: Path, env: dict[str, str], log: Callable[[str], None]) -> None:
@@ -550,6 +585,12 @@ def build(
                 last = attempt == MAX_LINK_RESTORES - 1  # the last restore brings every dropped member back
                 if attempt == MAX_LINK_RESTORES or not _restore_sources(tree, spec, log, everything=last):
                     raise
+        if FAMILIES_LEVER in spec.prune:
+            _apply_mlas_families(
+                tree, spec, env, tools.ar, log,
+                lambda: run_logged(["ninja", "-C", str(config_dir), f"-j{ninja_jobs}", *target], logfile, env,
+                                   config_dir, on_line),
+            )  # fmt: skip
         if spec.wheel:
             run_logged(
                 [
