@@ -35,3 +35,26 @@ def test_probe_asks_the_aarch64_library_under_qemu(aarch64_official: Path) -> No
         "ai.onnx;14;Add": "implemented",
         "com.microsoft;1;FusedConv": "implemented",
     }
+
+
+def test_the_verify_command_takes_an_aarch64_library_and_its_official_reference(
+    aarch64_official: Path, tmp_path: Path
+) -> None:
+    """``ortprune verify --lib <aarch64 library> --reference official``: the library's version is read under qemu
+    and the official library of its target (not this machine's) is the reference: the same file here, diff 0."""
+    import json
+    import subprocess
+    import sys
+
+    proto = onnx.load_from_string(two_inputs_two_outputs(TensorProto.INT64))
+    proto.ir_version = 8
+    model = tmp_path / "addmul.onnx"
+    onnx.save(proto, model)
+    out = tmp_path / "v.json"
+    done = subprocess.run([sys.executable, "-c", "from ortprune.cli import main; main()", "verify", "--lib", str(aarch64_official),
+                           "--reference", "official", "--tolerance", "0", str(model), "--json", str(out)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert report["reference"] == str(aarch64_official.resolve())  # the aarch64 release, not the x86-64 one
+    assert [m["status"] for m in report["models"]] == ["ok"]
