@@ -97,10 +97,13 @@ def test_type_reduced_build_keeps_only_the_configs_types(int8_model: Path, fp32_
     assert typed.library_bytes < built("reduced", "bundled-all.config").library_bytes
 
 
-def test_aarch64_reduced_build_runs_like_the_official_aarch64_library(aarch64_official: Path, fp32_model: Path) -> None:
+def test_aarch64_reduced_build_runs_like_the_official_aarch64_library(
+    aarch64_official: Path, fp32_model: Path, tmp_path: Path
+) -> None:
     """The cross-built reduced library (docs/results/ort-1.21.0-linux-aarch64.md), under qemu-user: an aarch64
-    ELF needing only the system runtime, with outputs identical to the official release's (one model: qemu
-    is slow; the results page has both)."""
+    ELF needing only the system runtime. Its outputs are the official release's but for LayerNormalization,
+    whose plain C++ loop Debian's gcc 12 compiles otherwise than the release's gcc 14 (measured: 4.8e-7 on that
+    op alone, 1.43e-6 on the fp32 model; every other op of the models bit-identical; the results page)."""
     from ortprune.elf import ElfFile
     from ortprune.errors import BuildError
 
@@ -114,5 +117,18 @@ def test_aarch64_reduced_build_runs_like_the_official_aarch64_library(aarch64_of
     with ElfFile(b.library, sections=False) as elf:
         assert elf.machine == 183  # EM_AARCH64
     assert all(is_system_library(n) for n in dt_needed(Path(b.library))), dt_needed(Path(b.library))
-    report = verify(b.library, [fp32_model], aarch64_official, "all", 0.0)
+    report = verify(b.library, [fp32_model], aarch64_official, "all", 2e-6)
     assert report.ok, report.to_dict()
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.random.default_rng(0).standard_normal((384, 384)).astype(np.float32), "W")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "mm",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 18, 384])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [weights])  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "matmul.onnx")
+    exact = verify(b.library, [tmp_path / "matmul.onnx"], aarch64_official, "disable", 0.0)
+    assert exact.ok, exact.to_dict()  # MLAS's SGEMM: the same bits as the release
