@@ -100,6 +100,9 @@ class Target:
     elf_machine: int  # ELF e_machine of its libraries
     qemu: str  # qemu-user's emulator for it
     packages: tuple[str, ...]  # apt packages giving its cross compiler, binutils and sysroot
+    #: slim's default --tolerance against the target's official library: aarch64's LayerNormalization loop
+    #: compiles otherwise under Debian's gcc 12 than under the release's gcc 14 (docs/results, measured 1.6e-5)
+    tolerance: float = 1e-5
 
     @property
     def sysroot(self) -> Path:
@@ -113,7 +116,7 @@ TARGETS: dict[str, Target] = {
         Target("linux-x86_64", "x86_64-linux-gnu", "x86_64", 62, "qemu-x86_64",
                ("g++-x86-64-linux-gnu", "crossbuild-essential-amd64")),
         Target("linux-aarch64", "aarch64-linux-gnu", "aarch64", 183, "qemu-aarch64",
-               ("g++-aarch64-linux-gnu", "crossbuild-essential-arm64")),
+               ("g++-aarch64-linux-gnu", "crossbuild-essential-arm64"), tolerance=2e-5),
     )
 }  # fmt: skip
 

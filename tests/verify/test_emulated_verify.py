@@ -51,7 +51,7 @@ def test_the_verify_command_takes_an_aarch64_library_and_its_official_reference(
     model = tmp_path / "addmul.onnx"
     onnx.save(proto, model)
     out = tmp_path / "v.json"
-    done = subprocess.run([sys.executable, "-c", "from ortprune.cli import main; main()", "verify", "--lib", str(aarch64_official),
+    done = subprocess.run([sys.executable, "-m", "ortprune.cli", "verify", "--lib", str(aarch64_official),
                            "--reference", "official", "--tolerance", "0", str(model), "--json", str(out)],
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr
