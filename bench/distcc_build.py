@@ -16,13 +16,12 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from _result import command_line, emit
-from distcc_compile import ccache_stats, free_port
+from distcc_compile import ccache_stats, local_distccd, ort_source
 from ortprune.cache import cache_dir
 from ortprune.ortbuild import deps_for, spec_for
 from ortprune.ortbuild.runner import build
@@ -38,26 +37,12 @@ def main() -> None:
     ap.add_argument("--compare", type=Path, help="a library of the same build made without distcc")
     ap.add_argument("-o", "--output", type=Path)
     a = ap.parse_args()
-    if not shutil.which("distccd"):
-        sys.exit("distccd is not installed: apt-get install distcc")
+    src = ort_source()
     real_cache = cache_dir()
-    src = real_cache / "src" / "onnxruntime-1.21.0"
-    if not (src / "VERSION_NUMBER").is_file():
-        sys.exit(f"the ORT 1.21.0 source is not extracted under {src}: ortprune source fetch 1.21.0")
     root = Path(tempfile.mkdtemp(prefix="ortprune-distcc-build-"))
     os.environ["ORTPRUNE_CACHE"] = str(root)
-    os.environ["DISTCC_DIR"] = str(root / "distcc")
     os.environ["CCACHE_DIR"] = str(root / "ccache")  # empty: every object a miss
-    (root / "distcc").mkdir()
-    port = free_port()
-    hosts = f"127.0.0.1:{port}/{a.jobs}"
-    log = root / "distccd.log"
-    daemon_cmd = ["distccd", "--daemon", "--no-detach", "--port", str(port), "--listen", "127.0.0.1",
-                  "--allow", "127.0.0.1", "--jobs", str(a.jobs), "--log-stderr", "--log-level", "info"]  # fmt: skip
-    with log.open("ab") as f:
-        daemon = subprocess.Popen(daemon_cmd, stdout=f, stderr=subprocess.STDOUT)
-    try:
-        time.sleep(1)
+    with local_distccd(root, a.jobs) as (hosts, log):
         spec, _, _ = spec_for("debian:1.21.0", "reduced", CONFIG.read_text())
         deps = deps_for("debian:1.21.0", spec.ort_version, real_cache / "deps" / spec.ort_version, src)
         load_before = os.getloadavg()
@@ -65,9 +50,6 @@ def main() -> None:
         cpu0 = os.times()
         result = build(spec, src, deps, log=lambda s: print(s, flush=True), distcc=hosts)
         seconds = round(time.monotonic() - started, 1)
-    finally:
-        daemon.terminate()
-        daemon.wait(10)
     cpu1 = os.times()  # after the helper is reaped: its compilers' CPU time counts too
     cpu_s = (cpu1.children_user - cpu0.children_user) + (cpu1.children_system - cpu0.children_system)
     lines = log.read_text(errors="replace").splitlines()

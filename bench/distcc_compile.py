@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from _result import command_line, emit
@@ -47,6 +49,36 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def ort_source() -> Path:
+    """ORT 1.21.0's extracted source in the usual cache (exits with the fix when distccd or it is missing)."""
+    if not shutil.which("distccd"):
+        sys.exit("distccd is not installed: apt-get install distcc")
+    src = cache_dir() / "src" / "onnxruntime-1.21.0"
+    if not (src / "VERSION_NUMBER").is_file():
+        sys.exit(f"the ORT 1.21.0 source is not extracted under {src}: ortprune source fetch 1.21.0")
+    return src
+
+
+@contextmanager
+def local_distccd(root: Path, jobs: int) -> Iterator[tuple[str, Path]]:
+    """A distccd on 127.0.0.1 for the run (its state and log under ``root``): yields its ``--distcc`` host
+    string and its log; stopped after."""
+    os.environ["DISTCC_DIR"] = str(root / "distcc")
+    (root / "distcc").mkdir(exist_ok=True)
+    port = free_port()
+    log = root / "distccd.log"
+    daemon_cmd = ["distccd", "--daemon", "--no-detach", "--port", str(port), "--listen", "127.0.0.1",
+                  "--allow", "127.0.0.1", "--jobs", str(jobs), "--log-stderr", "--log-level", "info"]  # fmt: skip
+    with log.open("ab") as f:
+        daemon = subprocess.Popen(daemon_cmd, stdout=f, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(1)
+        yield f"127.0.0.1:{port}/{jobs}", log
+    finally:
+        daemon.terminate()
+        daemon.wait(10)
+
+
 def ccache_stats(ccache_dir: Path) -> dict[str, int]:
     out = subprocess.run(["ccache", "--print-stats"], env=dict(os.environ, CCACHE_DIR=str(ccache_dir)),
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
@@ -60,28 +92,14 @@ def main() -> None:
     ap.add_argument("--root", type=Path, help="reuse this cache root of an interrupted run (its configure, protoc)")
     ap.add_argument("-o", "--output", type=Path)
     a = ap.parse_args()
-    if not shutil.which("distccd"):
-        sys.exit("distccd is not installed: apt-get install distcc")
+    src = ort_source()
     real_cache = cache_dir()
-    src = real_cache / "src" / "onnxruntime-1.21.0"
-    if not (src / "VERSION_NUMBER").is_file():
-        sys.exit(f"the ORT 1.21.0 source is not extracted under {src}: ortprune source fetch 1.21.0")
     root = a.root or Path(tempfile.mkdtemp(prefix="ortprune-distcc-bench-"))
     os.environ["ORTPRUNE_CACHE"] = str(root)
-    os.environ["DISTCC_DIR"] = str(root / "distcc")
-    (root / "distcc").mkdir(exist_ok=True)
-    port = free_port()
-    hosts = f"127.0.0.1:{port}/{a.jobs}"
-    log = root / "distccd.log"
-    daemon_cmd = ["distccd", "--daemon", "--no-detach", "--port", str(port), "--listen", "127.0.0.1",
-                  "--allow", "127.0.0.1", "--jobs", str(a.jobs), "--log-stderr", "--log-level", "info"]  # fmt: skip
-    with log.open("ab") as f:
-        daemon = subprocess.Popen(daemon_cmd, stdout=f, stderr=subprocess.STDOUT)
     runs: dict[str, dict[str, object]] = {}
     objects: dict[str, dict[str, bytes]] = {}
     built: list[Path] = []
-    try:
-        time.sleep(1)
+    with local_distccd(root, a.jobs) as (hosts, log):
         spec, _, _ = spec_for("debian:1.21.0", "full")
         deps = deps_for("debian:1.21.0", spec.ort_version, real_cache / "deps" / spec.ort_version, src)
         for mode in ("warm-up", "distcc", "local"):
@@ -104,9 +122,6 @@ def main() -> None:
             }
             objects[mode] = {str(p.name): p.read_bytes() for p in built}
             print(mode, runs[mode], flush=True)
-    finally:
-        daemon.terminate()
-        daemon.wait(10)
     build_log = next((root / "builds").rglob("build.log")).read_text().splitlines()
     ninja = [line for line in build_log if line.startswith("$ ninja") and " -j " in line]
     ninja_jobs = [line.split(" -j ")[1].split()[0] for line in ninja]
