@@ -175,7 +175,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     from ortprune.ortbuild.runner import build_env
 
-    entries = record(args.build_dir, args.out, build_env())
+    try:
+        entries = record(args.build_dir, args.out, build_env())
+    except (BuildError, subprocess.CalledProcessError) as e:  # one line, as the CLI says it
+        raise SystemExit(f"error: {e}") from None
     print(f"{len(entries)} unpulled member sources -> {args.out}")
 
 
