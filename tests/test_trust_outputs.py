@@ -342,13 +342,15 @@ def test_convert_outputs_appear_together_or_not_at_all(tworld: Path, real_lib: P
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=300)
-        assert proc.returncode in (0, 130), err
+        # -SIGINT: it had finished and the interrupt landed in the interpreter's own shutdown (default handler)
+        rc = 0 if proc.returncode == -signal.SIGINT else proc.returncode
+        assert rc in (0, 130), err
         assert b"Traceback" not in err, err
         assert sorted(p.name for p in out.iterdir()) == names  # nothing else: no staging directory left
         got = levels()
         assert got in ({"basic"}, {"extended"}), got
-        seen.add((proc.returncode, *got))
-        if proc.returncode == 0:
+        seen.add((rc, *got))
+        if rc == 0:
             if (130, "basic") in seen:
                 break
             # it finished before the interrupt (this process was not scheduled in time on a loaded machine):

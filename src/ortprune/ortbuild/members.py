@@ -24,6 +24,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -173,10 +174,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("build_dir", type=Path, help="a finished build's directory (~/.cache/ortprune/builds/<key>)")
     ap.add_argument("-o", "--out", type=Path, required=True, help="the list to write")
     args = ap.parse_args(argv)
-    from ortprune.ortbuild.runner import build_env
-
+    # cmake and ninja from this interpreter's environment (as ``runner.build_env``, not imported: no cycle)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     try:
-        entries = record(args.build_dir, args.out, build_env())
+        entries = record(args.build_dir, args.out, env)
     except (BuildError, subprocess.CalledProcessError) as e:  # one line, as the CLI says it
         raise SystemExit(f"error: {e}") from None
     print(f"{len(entries)} unpulled member sources -> {args.out}")
