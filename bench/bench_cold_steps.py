@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import subprocess
 from pathlib import Path
 
 from ortprune._io import atomic_write_text
-from ortprune.cache import cache_dir
 from ortprune.catalog import VARIANTS
 from ortprune.ortbuild import deps_for, spec_for
-from ortprune.ortbuild.runner import build_env, compile_steps, find_cached
+from ortprune.ortbuild.runner import compile_steps, find_cached
 from ortprune.ortbuild.sources import resolve_source
 from ortprune.platform import machine_info
 
@@ -68,10 +66,7 @@ def main() -> None:
         )
 
         src = resolve_source("debian:1.21.0")
-        steps = compile_steps(spec, src, deps_for("debian:1.21.0", "1.21.0", None, src), log=lambda s: None)
-        commands = subprocess.run(["ninja", "-C", str(cache_dir("builds", spec.key(), "MinSizeRel")), "-t",
-                                   "commands", "onnxruntime"], capture_output=True, text=True, check=True,
-                                  env=build_env()).stdout.splitlines()  # fmt: skip
+        steps, n_commands = compile_steps(spec, src, deps_for("debian:1.21.0", "1.21.0", None, src), log=lambda s: None)
         built = find_cached(spec, where)
         by = collections.Counter(group(s) for s in steps)
         empty = by.pop("empty object", 0)
@@ -79,7 +74,7 @@ def main() -> None:
             "variant": v,
             "key": spec.key(),
             "compiles": len(steps) - empty,
-            "ninja_steps": len(commands),
+            "ninja_steps": n_commands,
             "trivial_steps": 2 * empty,  # an empty object and its archive per library left with nothing
             "before": BEFORE.get(v),
             "by_group": dict(by.most_common()),
@@ -87,7 +82,7 @@ def main() -> None:
             "build_steps": built.steps if built else None,
         })  # fmt: skip
         print(
-            f"{v:16} {len(steps) - empty:5} compiles {len(commands):5} steps  "
+            f"{v:16} {len(steps) - empty:5} compiles {n_commands:5} steps  "
             + ", ".join(f"{k} {n}" for k, n in by.most_common())
         )
     atomic_write_text(RESULTS, json.dumps({"machine": machine_info(), "rows": rows}, indent=2) + "\n")

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ortprune._io import atomic_write_text, commit_staged, staged_outputs
 from ortprune.cache import cache_dir
@@ -471,25 +471,32 @@ def _configured(
     return tree, env
 
 
+class ColdSteps(NamedTuple):
+    """What a cold build of one spec runs: the sources it compiles and how many commands in all."""
+
+    compiles: list[str]  # relative to the ORT tree or to ``_deps/``
+    commands: int  # every ninja command of the ``onnxruntime`` target: compiles, archives, links
+
+
 def compile_steps(
     spec: BuildSpec, source: Path, deps: DepsDir | None = None, log: Callable[[str], None] = print
-) -> list[str]:
-    """The sources a cold build of ``spec`` compiles (every compile of ninja's ``onnxruntime`` target, relative
-    to the ORT tree or to ``_deps/``), from its configured build directory: no compile runs."""
+) -> ColdSteps:
+    """The commands a cold build of ``spec`` runs for ninja's ``onnxruntime`` target, and the sources it
+    compiles, from its configured build directory: no compile runs."""
     tree, env = _configured(spec, source, deps, None, log)
     # an overlay rewritten since the last configure: ninja re-runs CMake for build.ninja itself first
     subprocess.run(["ninja", "-C", str(tree.config_dir), "build.ninja"], env=env, capture_output=True, check=True)
     commands = subprocess.run(["ninja", "-C", str(tree.config_dir), "-t", "commands", "onnxruntime"], env=env,
-                              capture_output=True, text=True, check=True).stdout  # fmt: skip
+                              capture_output=True, text=True, check=True).stdout.splitlines()  # fmt: skip
     found = []
-    for line in commands.splitlines():
+    for line in commands:
         m = re.search(r" -c (\S+)", line)
         if m:
             path = m[1]
             for root in (str(source) + "/", str(tree.config_dir / "_deps") + "/"):
                 path = path.split(root, 1)[-1]
             found.append(path)
-    return found
+    return ColdSteps(found, len(commands))
 
 
 def compile_check(
