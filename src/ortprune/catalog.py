@@ -35,27 +35,27 @@ VARIANTS: dict[str, Variant] = {
     for v in (
         Variant("full", "every operator (the baseline)"),
         Variant("no-contrib", "no com.microsoft contrib operators", ("--disable_contrib_ops",)),
-        Variant("reduced", "only the operators in the config", needs_config=True, prune=("sources",)),
+        Variant("reduced", "only the operators in the config", needs_config=True, prune=("pch", "sources")),
         Variant(
             "reduced-types",
             "only the operators and element types in the config",
             ("--enable_reduced_operator_type_support",),
             needs_config=True,
             needs_types=True,
-            prune=("sources",),
+            prune=("pch", "sources"),
         ),
         Variant(
             "reduced-pruned",
             "the config's operators, only their ONNX/contrib schemas and only the graph transformers the models use",
             needs_config=True,
-            prune=("optimizers", "schemas", "sources"),
+            prune=("optimizers", "pch", "schemas", "sources"),
         ),
         Variant(
             "reduced-max",
             "reduced-pruned + every stock switch that fits an ONNX-loading build (no ML ops, no RTTI)",
             ("--disable_ml_ops", "--disable_rtti"),
             needs_config=True,
-            prune=("optimizers", "schemas", "sources"),
+            prune=("optimizers", "pch", "schemas", "sources"),
         ),
         Variant(
             "minimal",

@@ -107,7 +107,8 @@ PruneOption = Annotated[
         help="Source transforms in the build tree: schemas,optimizers (reduced variants), "
         "mlas-isa=avx2|avx512 (MLAS dispatches no kernel above that ISA; any variant), mlas-families (MLAS's "
         "platform table keeps only the kernel families a linked MLAS object reads), sgemm-packed-k (SGEMM "
-        "on run-time weights in the pre-packed K slices: a keep-quantized .ort computes as the folded .onnx).",
+        "on run-time weights in the pre-packed K slices: a keep-quantized .ort computes as the folded .onnx), "
+        "pch (precompiled headers for ORT's own targets: compile time only; the reduced variants use it).",
     ),
 ]
 CcacheRemoteOption = Annotated[

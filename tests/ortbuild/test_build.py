@@ -392,7 +392,9 @@ def test_pruned_build_transforms_only_its_build_tree(fake_env: Path) -> None:
     (defs / "operator_sets_ml.h").write_text(opset_header("OnnxML", ML))
     source_before = {p: p.read_bytes() for p in fake_env.rglob("*") if p.is_file()}
     result = runner.build(spec, fake_env, log=lambda s: None)
-    assert result.prune == ["optimizers", "schemas", "sources"] and result.keep_transformers == ["ConstantFolding"]
+    assert result.prune == ["optimizers", "pch", "schemas", "sources"] and result.keep_transformers == [
+        "ConstantFolding"
+    ]
     assert any(a.startswith("CMAKE_PROJECT_onnxruntime_INCLUDE=") for a in result.build_py_args)
     summary = json.loads(Path(result.build_dir, "prune.json").read_text())
     # Add-14, Gather-13 and the Transpose-13 ORT's layout transformer may insert (read from the source tree)
@@ -408,7 +410,7 @@ def test_reduced_build_compiles_only_the_kernels_it_keeps(fake_env: Path, monkey
     their targets (the overlay's drop list). A link that misses one (ld: undefined reference, as ORT links with
     --no-undefined) gets it back, recorded in the build's state, and the build finishes."""
     spec = BuildSpec("1.21.0", "reduced", "ai.onnx;17;Add\ncom.microsoft;1;BiasGelu\n")
-    assert spec.prune == ("sources",)
+    assert spec.prune == ("pch", "sources")
     conv = fake_env / "onnxruntime/core/providers/cpu/nn/conv.cc"
     monkeypatch.setenv("FAKE_NINJA_NEEDS", str(conv))  # conv.cc also defines a helper some kept code calls
     logs: list[str] = []

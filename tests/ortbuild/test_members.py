@@ -31,13 +31,20 @@ def _project(root: Path) -> Path:
     (proj / "deps" / "util" / "used.cc").write_text("int used_fn(int x) { return x * 3; }\n")
     (proj / "deps" / "util" / "unused.cc").write_text("int unused_fn(int x) { return x - 1; }\n")
     (proj / "deps" / "util" / "alone.cc").write_text("int alone_fn() { return 7; }\n")
+    (proj / "deps" / "inc").mkdir()
+    (proj / "deps" / "inc" / "lonely.h").write_text("#define LONELY_FACTOR 3\n")
+    # lonely is linked by an alias and passes on an include dir and a private dependency, as abseil's do
     (proj / "deps" / "CMakeLists.txt").write_text(
         "add_library(util STATIC util/used.cc util/unused.cc)\nadd_library(lonely STATIC util/alone.cc)\n"
+        "add_library(dep::lonely ALIAS lonely)\ntarget_include_directories(lonely PUBLIC inc)\n"
+        "target_link_libraries(lonely PRIVATE util)\n"
     )
-    (proj / "api.cc").write_text('int used_fn(int);\nextern "C" int OrtApi(int x) { return used_fn(x); }\n')
+    (proj / "api.cc").write_text(
+        '#include "lonely.h"\nint used_fn(int);\nextern "C" int OrtApi(int x) { return used_fn(x) * LONELY_FACTOR; }\n'
+    )
     (proj / "CMakeLists.txt").write_text(
         "cmake_minimum_required(VERSION 3.20)\nproject(onnxruntime CXX)\nadd_subdirectory(deps)\n"
-        "add_library(onnxruntime SHARED api.cc)\ntarget_link_libraries(onnxruntime PRIVATE util lonely)\n"
+        "add_library(onnxruntime SHARED api.cc)\ntarget_link_libraries(onnxruntime PRIVATE dep::lonely util)\n"
         'target_link_options(onnxruntime PRIVATE "LINKER:--no-undefined")\n'
     )
     return proj
@@ -74,10 +81,12 @@ def test_unpulled_members_are_not_compiled_and_the_library_is_the_same(tmp_path:
     cfg = _configure(cmake, ninja, proj, pruned, overlay)
     assert cfg.returncode == 0, cfg.stderr
     assert "2 of 2 sources of archive members the link never pulls taken out" in cfg.stdout
-    assert "1 libraries left with nothing to compile archive an empty object" in cfg.stdout
+    assert "1 libraries left with nothing to compile are linked by no target" in cfg.stdout
     compiled = _commands(ninja, pruned)
     assert "used.cc" in compiled and "unused.cc" not in compiled and "alone.cc" not in compiled
-    assert "ortprune-empty.cc" in compiled  # the emptied library archives one empty object
+    # the emptied library is neither compiled nor archived; what it passed on (its include dir) still arrives
+    assert "ortprune-empty.cc" not in compiled and "liblonely.a" not in compiled
+    assert "deps/inc" in compiled
     subprocess.run([ninja, "-C", str(pruned)], capture_output=True, check=True)
     assert (pruned / "libonnxruntime.so").read_bytes() == (stock / "libonnxruntime.so").read_bytes()
 

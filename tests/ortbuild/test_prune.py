@@ -364,9 +364,10 @@ def test_build_spec_keys_and_checks() -> None:
         assert pruned.key() != before and full == BuildSpec("1.21.0", "full").key()
     finally:
         prune_mod.TRANSFORM_VERSION -= 1
-    assert plain.prune == ("sources",)
+    assert plain.prune == ("pch", "sources")  # precompiled headers: compile time only, the same code
     assert BuildSpec("1.21.0", "reduced-max", cfg, keep_transformers=("ConstantFolding",)).prune == (
         "optimizers",
+        "pch",
         "schemas",
         "sources",
     )
