@@ -12,7 +12,8 @@ Libraries: the onnxruntime wheel's libonnxruntime (Release), and when they are i
   for it at the portable level ``extended`` by the official 1.21.0 library -- an optimized ``model.onnx``, or
   ``model.ort`` for a minimal build -- and the tokenizer), opened by ``TextEmbedding(<bundle>)`` in one call:
   its library, level disable, no cache. Libraries: the official 1.21.0 release library (PyPI's wheel,
-  ``ortbuild.official``) and every cached minimal build, whatever its levers.
+  ``ortbuild.official``), the reduced build ``make demo`` makes, and every cached minimal build, whatever its
+  levers.
 A minimal build runs only the folded ``ort`` path: slim built it from that file's ops and types, so it has
 no kernel for the keep-quantized graph's int8 Cast; the minimal build slim makes with ``--keep-quantized
 --prune sgemm-packed-k`` runs the ``ort-keep-quantized`` path (bit-identical to the .onnx on the full build).
@@ -95,11 +96,11 @@ def wait_for_cache_writers(timeout: float = 120.0) -> None:
 
 
 def cached_build(variant: str, prune: tuple[str, ...] = ()) -> Path | None:
-    """A cached gcc build of ``variant`` with exactly the ``prune`` levers and no extra flags."""
+    """A cached gcc build of ``variant`` for this machine with exactly the ``prune`` levers and no extra flags."""
     for manifest in sorted(cache_dir("builds").glob(f"1.21.0-{variant}-*/manifest.json")):
         m = json.loads(manifest.read_text())
         lib = Path(m["library"])
-        stock = not m.get("extra_flags") and m.get("toolchain_name", "gcc") == "gcc"
+        stock = not m.get("extra_flags") and m.get("toolchain_name", "gcc") == "gcc" and not m.get("target")
         if lib.is_file() and stock and tuple(m.get("prune") or ()) == prune:
             return lib
     return None
@@ -208,6 +209,10 @@ def main() -> None:
         libs_for_bundles |= {label: (lib, "ort") for label, lib in minimal_builds().items()}
         if full is not None:
             libs_for_bundles["full 1.21.0"] = (full, "onnx")
+        # the library `make demo` builds (precompiled headers or not: the same code)
+        reduced = cached_build("reduced", ("pch", "sources")) or cached_build("reduced", ("sources",))
+        if reduced is not None:
+            libs_for_bundles["reduced 1.21.0"] = (reduced, "onnx")
         scripts["official 1.21.0 / onnx"] = (
             OURS.format(model=MODEL, lib=str(official), level="all", cache=None),
             None,
