@@ -119,3 +119,20 @@ def test_precompiled_headers_keep_the_code_and_ccache_hits_from_another_build_di
     misses = stats.get("cache_miss", 0)
     assert hits >= 4 and misses == 0, stats  # the .gch, a.cc, b.cc, main.cc
     assert os.path.getsize(tmp_path / "b2/libonnxruntime.so") > 0
+
+
+def test_a_full_build_can_ask_for_it_and_the_users_sloppiness_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ortprune.ortbuild.prune import prepare_sources
+    from ortprune.ortbuild.variants import BuildSpec
+
+    assert BuildSpec("1.21.0", "full", prune=(PCH_LEVER,)).prune == (PCH_LEVER,)  # no config needed
+    defines, _ = prepare_sources(tmp_path / "src", tmp_path / "b", (PCH_LEVER,), None)
+    overlay = Path(defines[0].split("=", 1)[1]).read_text()
+    for target in PCH_HEADERS:
+        assert f"target_precompile_headers({target} PRIVATE" in overlay
+
+    monkeypatch.setenv("CCACHE_SLOPPINESS", "locale,time_macros")
+    sloppy = build_env()["CCACHE_SLOPPINESS"].split(",")
+    assert sloppy[:2] == ["locale", "time_macros"] and "pch_defines" in sloppy and sloppy.count("time_macros") == 1
