@@ -52,6 +52,11 @@ for i in range(done + 1, total + 1):
         sys.exit(1)
     print(f"[{{i}}/{{total}}] Building CXX object onnxruntime/core/kernel_{{i}}.cc.o", flush=True)
     done_file.write_text(str(i))
+if overlay.exists() and "target_precompile_headers" in overlay.read_text():  # as CMake's pch lever makes them
+    for target in ("onnxruntime_graph", "onnxruntime_providers"):
+        gch = bdir / "CMakeFiles" / (target + ".dir") / "cmake_pch.hxx.gch"
+        gch.parent.mkdir(parents=True, exist_ok=True)
+        gch.write_bytes(b"gch" * 1000)
 lib = bdir / "libonnxruntime.so.1.21.0"
 shutil.copy(os.environ["FAKE_LIB"], lib)
 link = bdir / "libonnxruntime.so"

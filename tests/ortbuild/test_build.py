@@ -421,6 +421,9 @@ def test_reduced_build_compiles_only_the_kernels_it_keeps(fake_env: Path, monkey
     state = json.loads(Path(result.build_dir, "state.json").read_text())
     assert state["restored_sources"] == ["onnxruntime/core/providers/cpu/nn/conv.cc"]
     assert Path(result.library).is_file()
+    # the finished build keeps no precompiled header (about 1.5 GB for a real reduced build)
+    assert not list(Path(result.build_dir).rglob("*.gch"))
+    assert any("removed 2 precompiled headers" in s for s in logs)
 
     # without that need, conv.cc is never compiled; add.cc and the contrib BiasGelu (behind a local macro) are
     other = BuildSpec("1.21.0", "reduced", "ai.onnx;17;Add,Mul\ncom.microsoft;1;BiasGelu\n")
