@@ -46,6 +46,7 @@ ROWS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
     ("minimal (stock flags)", (), (), "gcc"),
     ("+ mlas-isa=avx2", (), ("mlas-isa=avx2",), "gcc"),
     ("+ --disable_types", (TYPES,), (), "gcc"),
+    ("+ mlas-families", (), ("mlas-families",), "gcc"),
     ("+ clang-16 -Oz, lld ICF, RELR, ThinLTO", ("--enable_lto",), (), "clang"),
     ("+ clang/ThinLTO + --disable_types", ("--enable_lto", TYPES), (), "clang"),
     (

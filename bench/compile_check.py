@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--variant", default="full")
     ap.add_argument("--config", type=Path)
     ap.add_argument("--toolchain", default="gcc")
+    ap.add_argument("--target", help="cross-build target, e.g. linux-aarch64")
     ap.add_argument("--extra", action="append", default=[])
     ap.add_argument("--prune", default="")
     ap.add_argument("--keep-transformers", default="")
@@ -47,7 +48,8 @@ def main() -> None:
     csv = lambda s: tuple(x for x in s.split(",") if x)  # noqa: E731
     config_text = a.config.read_text() if a.config else None
     spec, tree, _ = spec_for(a.source, a.variant, config_text, extra_flags=tuple(a.extra), prune=csv(a.prune),
-                             keep_transformers=csv(a.keep_transformers), toolchain=a.toolchain)  # fmt: skip
+                             keep_transformers=csv(a.keep_transformers), toolchain=a.toolchain,
+                             target=a.target)  # fmt: skip
     src = tree or resolve_source(a.source)
     deps = deps_for(a.source, spec.ort_version, None, src)
     objects = a.object or OBJECTS
