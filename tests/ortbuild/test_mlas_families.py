@@ -28,6 +28,7 @@ from ortprune.ortbuild.mlas_families import (
     nm_for,
     parse_nm,
     pulled_from_why_extract,
+    read_archives,
     table_assignments,
 )
 from ortprune.ortbuild.prune import check_levers, prepare_sources
@@ -210,6 +211,22 @@ def test_link_reports_parse() -> None:
     assert m.strong == {"MlasGemmBatch(CBLAS_TRANSPOSE, unsigned long)"}
     assert m.undefined == {"onnxruntime::concurrency::ThreadPool::Run()"}
     assert m.weak == {"std::function<void (long)>::~function()"}
+
+
+def test_gnu_nm_is_read_as_llvm_nm_is(tmp_path: Path) -> None:
+    """gcc-nm/nm print ``lib.a:m.o:0000000000000000 T f`` (no space after the member): a gcc build's MLAS
+    members were read as defining nothing, and ``--prune mlas-families`` stopped on every gcc build."""
+    import shutil
+    import subprocess
+
+    if not (shutil.which("g++") and shutil.which("ar") and shutil.which("nm")):
+        pytest.skip("g++ and binutils are needed")
+    (tmp_path / "sgemm.cpp").write_text("int helper(int);\nint MlasGemm(int x) { return helper(x) + 1; }\n")
+    subprocess.run(["g++", "-c", "sgemm.cpp", "-o", "sgemm.cpp.o"], cwd=tmp_path, check=True)
+    subprocess.run(["ar", "rcs", "libonnxruntime_mlas.a", "sgemm.cpp.o"], cwd=tmp_path, check=True)
+    members = read_archives([tmp_path / "libonnxruntime_mlas.a"], nm_for("", None))
+    m = members["libonnxruntime_mlas.a(sgemm.cpp.o)"]
+    assert m.strong == {"MlasGemm(int)"} and m.undefined == {"helper(int)"}
 
 
 def test_lever_spec_rules() -> None:

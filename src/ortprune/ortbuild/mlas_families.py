@@ -251,7 +251,8 @@ class Member:
         return f"{self.archive}({self.name})"
 
 
-_NM_LINE = re.compile(r"^(?P<file>.+?):\s+(?:(?P<addr>[-0-9a-f]+)\s+)?(?P<type>[A-Za-z?]) (?P<name>.+)$")
+#: llvm-nm puts a space after the member's colon, GNU nm (gcc-nm) does not: ``lib.a:m.o:0000000000000000 T f``
+_NM_LINE = re.compile(r"^(?P<file>.+?):\s*(?:(?P<addr>[0-9a-f]{8,}|-{8,})\s+)?(?P<type>[A-Za-z?]) (?P<name>.+)$")
 
 
 def parse_nm(text: str) -> dict[str, Member]:
