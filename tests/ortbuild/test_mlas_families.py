@@ -233,6 +233,14 @@ def test_lever_spec_rules() -> None:
     assert check_levers(["mlas-families", "mlas-isa=avx2"]) == ("mlas-families", "mlas-isa=avx2")
     spec = BuildSpec("1.21.0", "full", prune=(FAMILIES_LEVER,))
     assert spec.key() != BuildSpec("1.21.0", "full").key()
+    import ortprune.ortbuild.mlas_families as families
+
+    before, isa = spec.key(), BuildSpec("1.21.0", "full", prune=("mlas-isa=avx2",)).key()
+    families.FAMILIES_VERSION += 1  # what the lever keeps changed: its older builds are not reused
+    try:
+        assert spec.key() != before and BuildSpec("1.21.0", "full", prune=("mlas-isa=avx2",)).key() == isa
+    finally:
+        families.FAMILIES_VERSION -= 1
     with pytest.raises(BuildError, match="mlas-families"):
         check_levers(["mlas-family"])
 
@@ -333,3 +341,32 @@ def test_the_build_applies_the_decision_until_it_holds(tmp_path: Path, monkeypat
     decisions[:] = [{"RopeDispatch"}, QGEMM] * 2  # never settles: a loud failure, not a guess
     with pytest.raises(BuildError, match="changed on every link"):
         runner._apply_mlas_families(tree, spec, {}, "", lambda msg: None, lambda: None)
+
+
+def test_the_nchwc_probe_goes_only_when_no_nchwc_op_is_kept(tmp_path: Path) -> None:
+    from ortprune.opconfig import OpConfig
+    from ortprune.ortbuild.prune import CONTRIB_KERNELS, NCHWC_PROBE, drop_nchwc_probe, prune_deps
+
+    gen = tmp_path / CONTRIB_KERNELS
+    gen.parent.mkdir(parents=True)
+    body = f"Status Register() {{\n  {NCHWC_PROBE}\n    ORT_RETURN_IF_ERROR(RegisterNchwcKernels(r));\n  }}\n}}\n"
+    gen.write_text(body)
+    plain = OpConfig.parse("ai.onnx;17;Add\ncom.microsoft;1;BiasGelu\n")
+    with_nchwc = OpConfig.parse("ai.onnx;17;Add\ncom.microsoft.nchwc;1;Conv\n")
+    assert not drop_nchwc_probe(tmp_path, with_nchwc) and gen.read_text() == body  # its kernels are wanted
+    report = prune_deps(tmp_path, ("mlas-families", "sources"), plain)
+    assert report.nchwc_probe_dropped and "MlasNchwcGetBlockSize" not in gen.read_text()
+    assert "RegisterNchwcKernels" in gen.read_text()  # only the probe goes, under if (false)
+    assert drop_nchwc_probe(tmp_path, plain)  # again: nothing left to cut, still cut
+    assert not prune_deps(tmp_path, ("sources",), plain).nchwc_probe_dropped  # only with mlas-families
+    gen.write_text("Status Register() { return Status::OK(); }\n")  # another ORT: said, not guessed
+    with pytest.raises(BuildError, match="NCHWc probe"):
+        drop_nchwc_probe(tmp_path, plain)
+    assert not drop_nchwc_probe(tmp_path / "none", plain)  # no contrib registration generated: nothing to do
+
+
+def test_the_nchwc_probe_is_in_ort_1_21() -> None:
+    from ortprune.ortbuild.prune import NCHWC_PROBE
+
+    text = (real_lib().parents[2] / "contrib_ops/cpu/cpu_contrib_kernels.cc").read_text()
+    assert text.count(NCHWC_PROBE) == 1 and "RegisterNchwcKernels(kernel_registry)" in text

@@ -37,6 +37,9 @@ from ortprune.errors import BuildError
 from ortprune.ortbuild.mlas import PLATFORM_CPP, _close
 
 FAMILIES_LEVER = "mlas-families"
+#: Part of the key of a build with the lever: bumped when what it keeps changes (2: the contrib registration's
+#: NCHWc probe goes when no NCHWc op is kept, ``prune.drop_nchwc_probe``), so an older build is not reused.
+FAMILIES_VERSION = 2
 MLAS_LIB = "onnxruntime/core/mlas/lib"
 MLAS_ARCHIVE = "libonnxruntime_mlas.a"
 

@@ -381,6 +381,7 @@ class PruneReport:
     sources_restored: list[str] = field(default_factory=list)  # dropped ones a link asked back for
     members_dropped: list[str] = field(default_factory=list)  # ``ortbuild.members`` entries not compiled
     members_restored: list[str] = field(default_factory=list)  # dropped ones a link asked back for
+    nchwc_probe_dropped: bool = False  # mlas-families: the contrib registration no longer asks MLAS for NCHWc
 
     def summary(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -399,6 +400,7 @@ class PruneReport:
             f = self.mlas_families
             out["mlas_families"] = {"fields_dropped": f.dropped, "fields_kept": f.kept,
                                     "symbols_unreferenced": f.symbols, "mlas_members_linked": f.needed}  # fmt: skip
+            out["nchwc_probe_dropped"] = self.nchwc_probe_dropped
         return out
 
 
@@ -729,6 +731,8 @@ def prune_deps(
     """After configuring (which extracts onnx into ``_deps/onnx-src``), before ninja: cut onnx's operator
     set headers in this build dir. Idempotent: always cut from the pristine copy, write only on change."""
     report = report or PruneReport(list(levers))
+    if FAMILIES_LEVER in levers and config is not None:
+        report.nchwc_probe_dropped = drop_nchwc_probe(config_dir, config)
     if "schemas" not in levers:
         return report
     if config is None:
@@ -741,6 +745,33 @@ def prune_deps(
         _write_if_changed(path, new_text)
         report.schemas.append(cut)
     return report
+
+
+#: The contrib kernel registration ``reduce_op_kernels.py`` writes for a reduced build, and its NCHWc probe.
+CONTRIB_KERNELS = "op_reduction.generated/onnxruntime/contrib_ops/cpu/cpu_contrib_kernels.cc"
+NCHWC_PROBE = "if (MlasNchwcGetBlockSize() > 1) {"
+NCHWC_DOMAIN = "com.microsoft.nchwc"
+
+
+def drop_nchwc_probe(config_dir: Path, config: OpConfig) -> bool:
+    """With ``mlas-families``, when the config has no ``com.microsoft.nchwc`` op: the generated contrib
+    registration stops asking MLAS for its NCHWc block size before registering NCHWc kernels, a table the
+    reduction left empty anyway. That call alone pulled MLAS's ``snchwc.cpp``, which reads the platform
+    table's NCHWc convolution and pooling fields, so ``mlas-families`` had to keep those kernels (~37 KB).
+    Applied after configure (``reduce_op_kernels.py`` writes the file then); True when the file was cut."""
+    if any(i.domain == NCHWC_DOMAIN for i in config):
+        return False
+    path = config_dir / CONTRIB_KERNELS
+    if not path.is_file():  # no contrib ops compiled, or not a reduced-ops build
+        return False
+    text = path.read_text()
+    cut = "if (false) {  // ortprune mlas-families: no com.microsoft.nchwc op in the config, none registered"
+    if cut in text:
+        return True
+    if text.count(NCHWC_PROBE) != 1:
+        raise BuildError(f"the NCHWc probe ({NCHWC_PROBE}) is not in the contrib registration: update the cut", path)
+    atomic_write_text(path, text.replace(NCHWC_PROBE, cut))
+    return True
 
 
 def transient_ops(

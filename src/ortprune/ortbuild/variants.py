@@ -147,6 +147,10 @@ class BuildSpec:
             from ortprune.ortbuild.prune import TRANSFORM_VERSION
 
             parts += [list(self.prune), list(self.keep_transformers), TRANSFORM_VERSION]
+            from ortprune.ortbuild.mlas_families import FAMILIES_LEVER, FAMILIES_VERSION
+
+            if FAMILIES_LEVER in self.prune:  # only then: other pruned builds keep their keys
+                parts += [["mlas-families", FAMILIES_VERSION]]
         if self.toolchain_name != DEFAULT_TOOLCHAIN:  # only then: gcc builds keep the keys they had
             parts += [["toolchain", self.toolchain_name]]
         if self.target is not None:  # only then: native builds keep the keys they had
