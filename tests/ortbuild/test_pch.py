@@ -60,16 +60,24 @@ def _project(root: Path) -> Path:
     return proj
 
 
-def _build(tools: tuple[str, str, str], proj: Path, build: Path, overlay: Path, env: dict[str, str]) -> str:
+def _build(
+    tools: tuple[str, str, str],
+    proj: Path,
+    build: Path,
+    overlay: Path,
+    env: dict[str, str],
+    extra: tuple[str, ...] = (),
+    must_pass: bool = True,
+) -> str:
     cmake, ninja, _ = tools
     args = ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}", "-DCMAKE_BUILD_TYPE=MinSizeRel",
             "-DCMAKE_CXX_COMPILER=g++", "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache",
-            f"-DCMAKE_PROJECT_onnxruntime_INCLUDE={overlay}"]  # fmt: skip
+            f"-DCMAKE_PROJECT_onnxruntime_INCLUDE={overlay}", *extra]  # fmt: skip
     cfg = subprocess.run([cmake, "-S", str(proj), "-B", str(build), *args], capture_output=True, text=True, env=env)
     assert cfg.returncode == 0, cfg.stderr
     run = subprocess.run([ninja, "-C", str(build), "-v"], capture_output=True, text=True, env=env)
-    assert run.returncode == 0, run.stdout
-    return cfg.stdout + run.stdout
+    assert run.returncode == 0 or not must_pass, run.stdout
+    return cfg.stdout + run.stdout + ("" if run.returncode == 0 else "\nBUILD FAILED")
 
 
 def _stats(env: dict[str, str]) -> dict[str, int]:
@@ -136,3 +144,41 @@ def test_a_full_build_can_ask_for_it_and_the_users_sloppiness_is_kept(
     monkeypatch.setenv("CCACHE_SLOPPINESS", "locale,time_macros")
     sloppy = build_env()["CCACHE_SLOPPINESS"].split(",")
     assert sloppy[:2] == ["locale", "time_macros"] and "pch_defines" in sloppy and sloppy.count("time_macros") == 1
+
+
+def test_with_distcc_nothing_is_precompiled_and_the_build_works(tmp_path: Path) -> None:
+    """A distcc helper makes a .gch from preprocessed text, which keeps no macro (include guards included):
+    every object using it fails with redefinitions (seen on a whole ORT build). ``runner`` passes
+    ORTPRUNE_NO_PCH=ON whenever distcc compiles, and the overlay then precompiles nothing."""
+    from tests import servers
+
+    tools = _tools()
+    proj = _project(tmp_path)
+    overlay = tmp_path / "overlay.cmake"
+    overlay.write_text(overlay_cmake({}, [], [], None, {"onnxruntime_session": ("core/big.h",)}))
+    with servers.distccd(tmp_path / "distccd", jobs=2) as helper:
+        env = build_env(None, helper.hosts)
+        env.update(CCACHE_DIR=str(tmp_path / "ccache"), CCACHE_BASEDIR=str(tmp_path), CCACHE_NOHASHDIR="true")
+        env.pop("CCACHE_REMOTE_STORAGE", None)
+        broken = _build(tools, proj, tmp_path / "with-pch", overlay, env, must_pass=False)
+        assert "BUILD FAILED" in broken and "redefinition" in broken  # what the switch prevents
+        ok = _build(tools, proj, tmp_path / "no-pch", overlay, env, ("-DORTPRUNE_NO_PCH=ON",))
+        assert "precompiled headers for" not in ok and "cmake_pch" not in ok
+        assert {"a.cc", "b.cc"} <= set(helper.compiled())  # the objects were still compiled by the helper
+
+
+def test_the_runner_switches_it_off_for_distcc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ortprune.ortbuild import runner
+    from ortprune.ortbuild.toolchain import resolve
+    from ortprune.ortbuild.variants import BuildSpec
+    from tests.ortbuild import fake_ort
+    from tests.ortbuild.test_build import DEPS_TXT
+
+    monkeypatch.setenv("ORTPRUNE_CACHE", str(tmp_path / "cache"))
+    source = fake_ort.make_source(tmp_path / "ort", DEPS_TXT)
+    spec = BuildSpec("1.21.0", "full", prune=(PCH_LEVER,))
+    tools = resolve("gcc", os.environ.get("PATH", ""))
+    local = runner._prepare(spec, source, None, None, tools)
+    remote = runner._prepare(spec, source, None, None, tools, distcc=True)
+    assert not any("ORTPRUNE_NO_PCH" in a for a in local.args)
+    assert any("ORTPRUNE_NO_PCH=ON" in a for a in remote.args)

@@ -575,7 +575,8 @@ function(_ortprune_overlay)
 {pch}endfunction()
 """
 
-_OVERLAY_PCH = """  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")  # ccache caches gcc's .gch; clang's .pch needs more flags
+_OVERLAY_PCH = """  # gcc only (ccache caches gcc's .gch; clang's .pch needs more flags); never with distcc
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND NOT ORTPRUNE_NO_PCH)
     set(_pch_targets)
 {targets}    message(STATUS "ortprune: precompiled headers for ${{_pch_targets}}")
   endif()

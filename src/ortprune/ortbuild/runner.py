@@ -32,6 +32,7 @@ from ortprune.ortbuild.mlas import PLATFORM_CPP
 from ortprune.ortbuild.mlas_families import FAMILIES_LEVER
 from ortprune.ortbuild.prune import (
     CONFIG_LEVERS,
+    PCH_LEVER,
     PruneReport,
     prepare_sources,
     prune_deps,
@@ -308,8 +309,13 @@ def _prepare(
     jobs: int | None,
     tools: ResolvedToolchain,
     cross: ResolvedCross | None = None,
+    distcc: bool = False,
 ) -> _Tree:
-    """The build directory of ``spec`` with its config copy and generated sources, and the build.py arguments."""
+    """The build directory of ``spec`` with its config copy and generated sources, and the build.py arguments.
+    ``distcc``: the compiles go to distcc helpers, so the ``pch`` lever's headers are not precompiled: a
+    helper builds a ``.gch`` from preprocessed text, which keeps no macro (include guards included), and every
+    object using it then fails with redefinitions -- and ccache, which does not hash the prefix, would hand
+    that ``.gch`` to later local builds."""
     bdir = cache_dir("builds", spec.key())
     bdir.mkdir(parents=True, exist_ok=True)
     state = _load_state(bdir / "state.json")
@@ -335,6 +341,8 @@ def _prepare(
             added = ort_added_ops(source) + transient_ops(source, spec.prune, spec.keep_transformers)
         prune_defines, prune_report = _prepare_sources(spec, source, bdir, state, prune_config, added)
         defines += tuple(prune_defines)
+    if distcc and PCH_LEVER in spec.prune:
+        defines += ("ORTPRUNE_NO_PCH=ON",)  # part of the configure arguments: switching distcc reconfigures
     if cross is not None:  # a cross build: the toolchain file, and a host protoc (the target's cannot run here)
         from ortprune.ortbuild.cross import check_protoc
         from ortprune.ortbuild.depsmap import read_deps_txt
@@ -475,7 +483,7 @@ def _configured(
     cross = resolve_cross(spec.target, env["PATH"])
     check_tools(env, cross.cxx if cross else tools.cxx)
     distcc_mod.check_helpers(env, cross.cxx if cross else tools.cxx, log)
-    tree = _prepare(spec, source, deps, jobs, tools, cross)
+    tree = _prepare(spec, source, deps, jobs, tools, cross, distcc_mod.uses_distcc(env))
     _configure(tree, spec, source, env, log)
     return tree, env
 
@@ -566,7 +574,7 @@ def build(
         log(f"cached: {cached.library} ({cached.library_bytes:,} bytes)")
         return cached
     distcc_mod.check_helpers(env, cross.cxx if cross else tools.cxx, log)
-    tree = _prepare(spec, source, deps, jobs, tools, cross)
+    tree = _prepare(spec, source, deps, jobs, tools, cross, distcc_mod.uses_distcc(env))
     bdir, config_dir, args, state = tree.bdir, tree.config_dir, tree.args, tree.state
     manifest_path, logfile, state_path = bdir / "manifest.json", tree.logfile, tree.state_path
     started = time.monotonic()
