@@ -506,7 +506,6 @@ function(_ortprune_overlay)
   set(_done)
   set(_drop {drops})
   set(_members {members})
-  set(_emptied 0)
   set(_empty_targets)
   foreach(_t IN LISTS _targets)
     get_target_property(_srcs ${{_t}} SOURCES)
@@ -533,7 +532,6 @@ function(_ortprune_overlay)
       list(FILTER _compiled INCLUDE REGEX "[.](c|cc|cpp|cxx|S|s|asm)$")
       if(NOT _compiled)
         list(APPEND _new "{stub}")  # CMake wants a source; the library is unlinked below, so never built
-        math(EXPR _emptied "${{_emptied}} + 1")
         list(APPEND _empty_targets ${{_t}})
       endif()
       set_property(TARGET ${{_t}} PROPERTY SOURCES ${{_new}})
@@ -568,8 +566,9 @@ function(_ortprune_overlay)
       message(STATUS "ortprune: ${{_dropped}} of ${{_listed}} ${{_unused}} taken out of their targets")
     endif()
   endforeach()
-  if(_emptied GREATER 0)
+  if(_empty_targets)
     _ortprune_unlink("${{_targets}}" "${{_empty_targets}}")
+    list(LENGTH _empty_targets _emptied)
     message(STATUS "ortprune: ${{_emptied}} libraries left with nothing to compile are linked by no target")
   endif()
 {pch}endfunction()
@@ -606,8 +605,9 @@ def overlay_cmake(
 ) -> str:
     """The CMake file that replaces each original source with its generated copy in every target (of every
     directory, dependencies' too) and takes ``drops`` (kernel sources) and ``members`` (sources of archive
-    members no link pulls, ``ortbuild.members``) out of them; a library left with nothing to compile archives
-    ``stub`` (an empty source). Configure fails if a swapped source is compiled by no target, or if none of a
+    members no link pulls, ``ortbuild.members``) out of them; a library left with nothing to compile gets
+    ``stub`` (an empty source: CMake wants one) and is replaced by an INTERFACE stand-in in every link list, so
+    it is never built. Configure fails if a swapped source is compiled by no target, or if none of a
     non-empty drop list is. ``pch``: per target, the headers it precompiles (gcc; C++ sources only)."""
 
     def quoted(paths: Iterable[Path]) -> str:
