@@ -66,13 +66,13 @@ from ortprune.schemas import SchemaId, resolve_schemas, wanted_schemas
 if TYPE_CHECKING:
     pass
 
+#: Precompiled headers for ORT's own targets (a compile-time lever: the code is the same).
+PCH_LEVER = "pch"
 #: The pruning levers ``ortprune build --prune`` accepts (``mlas-isa`` takes a value: ``mlas-isa=avx2``).
-LEVERS = ("schemas", "optimizers", "sources", "mlas-isa", FAMILIES_LEVER, SGEMM_LEVER, "pch")  # pch: PCH_LEVER
+LEVERS = ("schemas", "optimizers", "sources", "mlas-isa", FAMILIES_LEVER, SGEMM_LEVER, PCH_LEVER)
 #: The levers keyed by an op config (the others fit every variant).
 CONFIG_LEVERS = ("schemas", "optimizers", "sources")
 
-#: Precompiled headers for ORT's own targets (a compile-time lever: the code is the same).
-PCH_LEVER = "pch"
 #: Per ORT target, the headers most of its sources include (counted over ORT 1.21.0's sources), precompiled
 #: once per target. A source compiled with other flags than its target's gets the headers as text (gcc's
 #: -Winvalid-pch fallback), so a misfit costs time, never correctness.
@@ -729,8 +729,10 @@ def prune_deps(
     added: Iterable[tuple[str, str, int]] = (),
     report: PruneReport | None = None,
 ) -> PruneReport:
-    """After configuring (which extracts onnx into ``_deps/onnx-src``), before ninja: cut onnx's operator
-    set headers in this build dir. Idempotent: always cut from the pristine copy, write only on change."""
+    """After configuring (which extracts onnx into ``_deps/onnx-src`` and writes ``op_reduction.generated``),
+    before ninja: cut onnx's operator set headers in this build dir (``schemas``), and the contrib registration's
+    NCHWc probe (``mlas-families``, :func:`drop_nchwc_probe`). Idempotent: the headers are always cut from the
+    pristine copy, files written only on change."""
     report = report or PruneReport(list(levers))
     if FAMILIES_LEVER in levers and config is not None:
         report.nchwc_probe_dropped = drop_nchwc_probe(config_dir, config)
