@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -61,6 +62,27 @@ ROWS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
         ("mlas-isa=avx2", "mlas-families"),
         "clang",
     ),
+    ("+ c-api (the C API functions ortprune's runtime calls)", (), ("c-api",), "gcc"),
+    ("+ short-where (error locations without signatures)", (), ("short-where",), "gcc"),
+    ("+ clang/ThinLTO + vtables (full LTO, virtual function elimination)", ("--enable_lto",), ("vtables",), "clang"),
+    (
+        "stacked + mlas-families + vtables",
+        ("--enable_lto", TYPES),
+        ("mlas-isa=avx2", "mlas-families", "vtables"),
+        "clang",
+    ),
+    (
+        "stacked + mlas-families + vtables + c-api",
+        ("--enable_lto", TYPES),
+        ("mlas-isa=avx2", "mlas-families", "vtables", "c-api"),
+        "clang",
+    ),
+    (
+        "stacked + mlas-families + vtables + c-api + short-where",
+        ("--enable_lto", TYPES),
+        ("mlas-isa=avx2", "mlas-families", "vtables", "c-api", "short-where"),
+        "clang",
+    ),
 ]
 
 
@@ -86,7 +108,10 @@ def max_abs_diff(lib: str, official: str, orts: dict[Path, Path]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--budget", type=float, default=20.0, help="seconds of ABBA runs per build")
+    ap.add_argument("--only", help="measure only the rows whose label matches this regex; keep the others' results")
     args = ap.parse_args()
+    only = re.compile(args.only) if args.only else None
+    earlier = {r["label"]: r for r in json.loads(RESULTS.read_text())["rows"]} if only and RESULTS.exists() else {}
     official = official_library("1.21.0")
     work = Path(tempfile.mkdtemp(prefix="ortprune-minimal-levers-"))
     orts = {b.path(): convert_model(b.path(), official.library, work / b.name).ort for b in BUNDLED}
@@ -94,6 +119,10 @@ def main() -> None:
     config = (ROOT / CONFIG).read_text()
     rows = []
     for label, extra, prune, toolchain in ROWS:
+        if only is not None and not only.search(label):
+            if label in earlier:
+                rows.append(earlier[label])
+            continue
         spec, _, where = spec_for("debian:1.21.0", "minimal", config, extra_flags=extra, prune=prune,
                                   toolchain=toolchain)  # fmt: skip
         b = find_cached(spec, where)

@@ -108,7 +108,9 @@ PruneOption = Annotated[
         "mlas-isa=avx2|avx512 (MLAS dispatches no kernel above that ISA; any variant), mlas-families (MLAS's "
         "platform table keeps only the kernel families a linked MLAS object reads), sgemm-packed-k (SGEMM "
         "on run-time weights in the pre-packed K slices: a keep-quantized .ort computes as the folded .onnx), "
-        "pch (precompiled headers for ORT's own targets: compile time only; the reduced variants use it).",
+        "pch (precompiled headers for ORT's own targets: compile time only; the reduced variants use it), "
+        "vtables (clang full LTO with whole-program vtables drops virtual functions no call reaches; needs "
+        "--toolchain clang --extra=--enable_lto).",
     ),
 ]
 CcacheRemoteOption = Annotated[

@@ -105,6 +105,7 @@ def make_bundle(
     from ortprune.cache import file_digest
     from ortprune.convert import convert_model
     from ortprune.elf import ElfFile
+    from ortprune.ortbuild.capi import c_api_pruned
     from ortprune.platform import cpu_flags
     from ortprune.runtime import load_library
     from ortprune.verify import verify
@@ -180,7 +181,7 @@ def make_bundle(
             machine=platform.machine(),
             made_by={"version": ref.version, "library_id": library_id(ref_path)},
             models=tuple(entries),
-            consumers=consumers(entries, lib_file, soname),
+            consumers=consumers(entries, lib_file, soname, c_api_pruned(work / lib_file)),
         )
         (work / MANIFEST).write_text(json.dumps(bundle.to_dict(), indent=1) + "\n", encoding="utf-8")
         if out.exists():
@@ -192,8 +193,11 @@ def make_bundle(
     return bundle
 
 
-def consumers(models: Sequence[BundleModel], lib_file: str, soname: str | None) -> dict[str, str]:
-    """What each kind of consumer sets to run the bundle (paths relative to the bundle's root)."""
+def consumers(
+    models: Sequence[BundleModel], lib_file: str, soname: str | None, c_api_only: bool = False
+) -> dict[str, str]:
+    """What each kind of consumer sets to run the bundle (paths relative to the bundle's root).
+    ``c_api_only``: the library was built with ``--prune c-api``, so only ortprune's runtime can use it."""
     first = models[0]
     ort = first.format == "ort"
     out = {
@@ -204,6 +208,10 @@ def consumers(models: Sequence[BundleModel], lib_file: str, soname: str | None) 
         "e.g. onnxruntime-node's binding)",
         "optimization_level": "disable (ORT_DISABLE_ALL): the models are already optimized",
     }
+    if c_api_only:
+        for key in ("ORT_DYLIB_PATH", "LD_LIBRARY_PATH"):
+            out[key] = ("not with this library: built with --prune c-api, it serves ortprune's runtime only "
+                        "(other clients' calls return ORT_NOT_IMPLEMENTED)")  # fmt: skip
     if ort:
         out["model_file"] = (
             f"{first.file}: a minimal build loads ORT format by path only when the name ends in .ort (or with "

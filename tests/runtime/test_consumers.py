@@ -169,3 +169,32 @@ def test_onnxruntime_node_on_the_ortprune_builds(node_modules: Path, int8_model:
         ran.append(b.key)
     if not ran:  # e.g. only minimal builds are cached (test_bundle runs node on those, through a bundle)
         pytest.skip(f"no cached ONNX-loading build runs this model: {[b.key for b in builds]}")
+
+
+def test_a_c_api_pruned_library_serves_only_ortprunes_runtime(tmp_path: Path) -> None:
+    """``--prune c-api`` keeps the C API functions ortprune's runtime calls: every other client is told so."""
+    from ortprune.deploy import consumers
+    from ortprune.ortbuild.capi import MESSAGE, c_api_pruned
+    from ortprune.runtime.consumers import LibraryFacts, verdicts
+
+    lib = tmp_path / "libonnxruntime.so.1.21.0"
+    lib.write_bytes(b"\x7fELF" + b"\0" * 64 + MESSAGE.encode() + b"\0")
+    plain = tmp_path / "plain.so"
+    plain.write_bytes(b"\x7fELF" + b"\0" * 64)
+    assert c_api_pruned(lib) and not c_api_pruned(plain)
+
+    facts = LibraryFacts(str(lib), "1.21.0", 21, "libonnxruntime.so.1", False, ("CPUExecutionProvider",), True)
+    by_name = {v.consumer.split(" (")[0]: v for v in verdicts(facts)}
+    assert by_name["ortprune.runtime / ortprune.embed"].works is True
+    node = by_name["onnxruntime-node@1.21.0"]
+    assert node.works is False and "--prune c-api" in node.why
+    assert by_name["Python wheel from `ortprune build --wheel`"].works is None  # not this file's business
+    unpruned = {v.consumer: v.works for v in verdicts(LibraryFacts(str(plain), "1.21.0", 21, None, False))}
+    assert unpruned["onnxruntime-node@1.21.0 (npm)"] is True
+
+    from ortprune.bundle import BundleModel
+
+    model = BundleModel("m", "m/model.onnx", "onnx", "0" * 64, 1, "0" * 64, "mean", True)
+    text = consumers([model], "lib/libonnxruntime.so.1.21.0", "libonnxruntime.so.1", c_api_only=True)
+    assert "--prune c-api" in text["ORT_DYLIB_PATH"] and "--prune c-api" in text["LD_LIBRARY_PATH"]
+    assert "--prune c-api" not in consumers([model], "lib/x.so", None)["ORT_DYLIB_PATH"]

@@ -163,12 +163,12 @@ def absolute_includes(text: str, orig_dir: Path) -> str:
 
 
 def read_source(source: Path, relpath: str) -> tuple[Path, str]:
-    """An MLAS file of the ORT source tree ``source`` and its text; BuildError when it is not there."""
+    """A file of the ORT source tree ``source`` and its text; BuildError when it is not there."""
     path = source / relpath
     try:
         return path, path.read_text()
     except OSError:
-        raise BuildError(f"not an ONNX Runtime source tree (no MLAS {path.name})", path) from None
+        raise BuildError(f"not an ONNX Runtime source tree (no {relpath})", path) from None
 
 
 def dropped_symbols(source: Path, ceiling: str) -> list[str]:

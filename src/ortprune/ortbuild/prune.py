@@ -47,6 +47,15 @@ from typing import TYPE_CHECKING
 from ortprune._io import atomic_write_text
 from ortprune.errors import BuildError
 from ortprune.opconfig import OpConfig
+from ortprune.ortbuild.capi import (
+    C_API_CC,
+    CAPI_LEVER,
+    ORT_APIS_H,
+    CApiCut,
+    cut_c_api,
+    runtime_functions,
+    status_functions,
+)
 from ortprune.ortbuild.mlas import (
     CEILINGS,
     PLATFORM_CPP,
@@ -68,8 +77,15 @@ if TYPE_CHECKING:
 
 #: Precompiled headers for ORT's own targets (a compile-time lever: the code is the same).
 PCH_LEVER = "pch"
-#: The pruning levers ``ortprune build --prune`` accepts (``mlas-isa`` takes a value: ``mlas-isa=avx2``).
-LEVERS = ("schemas", "optimizers", "sources", "mlas-isa", FAMILIES_LEVER, SGEMM_LEVER, PCH_LEVER)
+#: Dead virtual functions: every C++ object full-LTO bitcode with whole-program vtables (clang + --enable_lto).
+VTABLES_LEVER = "vtables"
+#: Error locations name the function, not its whole signature (ORT_ENFORCE's ``__PRETTY_FUNCTION__``).
+WHERE_LEVER = "short-where"
+WHERE_FLAG = "-D__PRETTY_FUNCTION__=__FUNCTION__"
+#: Levers without a value, and every lever ``ortprune build --prune`` accepts (``mlas-isa=avx2`` takes one).
+PLAIN_LEVERS = ("schemas", "optimizers", "sources", FAMILIES_LEVER, SGEMM_LEVER, PCH_LEVER, VTABLES_LEVER,
+                WHERE_LEVER, CAPI_LEVER)  # fmt: skip
+LEVERS = (*PLAIN_LEVERS, "mlas-isa")
 #: The levers keyed by an op config (the others fit every variant).
 CONFIG_LEVERS = ("schemas", "optimizers", "sources")
 
@@ -90,6 +106,48 @@ PCH_HEADERS: dict[str, tuple[str, ...]] = {
                             "core/framework/error_code_helper.h"),
 }  # fmt: skip
 
+#: With ``vtables``, every C++ object's flags. Virtual function elimination drops a virtual function when no
+#: call in the link can reach it, so it is sound only if the link sees every virtual call: no C++ object may
+#: stay native code (ORT compiles its protobuf without IPO), hence the flags go to every target.
+VTABLES_FLAGS = (
+    "-flto=full", "-fwhole-program-vtables", "-fvirtual-function-elimination",
+    "-fvisibility=hidden", "-fvisibility-inlines-hidden",
+)  # fmt: skip
+#: The C entry points a CPU build exports (ORT's list) and their declarations: hidden visibility would hide
+#: them too (``ORT_EXPORT`` is empty off Apple), so ``vtables`` declares them visible in a header every C++
+#: source includes first; a later declaration without the attribute keeps it.
+EXPORTS_LIST = "onnxruntime/core/providers/cpu/symbols.txt"
+EXPORT_DECLARATIONS = {
+    "OrtGetApiBase": "const struct OrtApiBase* OrtGetApiBase(void) noexcept;",
+    "OrtSessionOptionsAppendExecutionProvider_CPU":
+        "struct OrtStatus* OrtSessionOptionsAppendExecutionProvider_CPU(struct OrtSessionOptions*, int) noexcept;",
+}  # fmt: skip
+
+
+def exports_header(source: Path) -> str:
+    """The header ``vtables`` force-includes: ORT's exported C entry points declared with default visibility.
+    BuildError naming ORT's symbol list if it names a function this lever has no declaration for."""
+    path = source / EXPORTS_LIST
+    try:
+        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    except OSError as e:
+        raise BuildError(f"--prune {VTABLES_LEVER} reads ORT's exported symbols: {e.strerror}", path) from None
+    unknown = [n for n in names if n not in EXPORT_DECLARATIONS]
+    if unknown or not names:
+        raise BuildError(
+            f"--prune {VTABLES_LEVER} has no declaration for the exported {', '.join(unknown) or '(none listed)'}: "
+            "the C entry points of this ORT source changed",
+            path,
+        )
+    decls = "".join(f'__attribute__((visibility("default"))) {EXPORT_DECLARATIONS[n]}\n' for n in names)
+    return (
+        f"// Written by ortprune (--prune {VTABLES_LEVER}): the library is compiled with -fvisibility=hidden;\n"
+        "// these are the C entry points it exports (ORT's own list), declared visible before ORT's headers.\n"
+        "#ifdef __cplusplus\nstruct OrtApiBase;\nstruct OrtSessionOptions;\nstruct OrtStatus;\n"
+        f'extern "C" {{\n{decls}}}\n#endif\n'
+    )
+
+
 #: Part of a pruned build's key: bumped whenever a transform changes what it keeps, so a build made by an
 #: older transform is never reused (2: schemas of the ops transformers create and fuse away are kept).
 TRANSFORM_VERSION = 2
@@ -105,12 +163,11 @@ _FN_LINE = re.compile(
 def check_levers(levers: Iterable[str]) -> tuple[str, ...]:
     """The levers sorted and de-duplicated; BuildError naming the allowed ones for anything else."""
     chosen = tuple(sorted({lv.strip() for lv in levers if lv.strip()}))
-    plain = (*CONFIG_LEVERS, FAMILIES_LEVER, SGEMM_LEVER, PCH_LEVER)
-    bad = [lv for lv in chosen if lv not in plain and lv.split("=")[0] != "mlas-isa"]
+    bad = [lv for lv in chosen if lv not in PLAIN_LEVERS and lv.split("=")[0] != "mlas-isa"]
     if bad:
         raise BuildError(
             f"unknown --prune lever(s) {', '.join(bad)}; choose from {', '.join(CONFIG_LEVERS)}, "
-            f"mlas-isa={'|'.join(CEILINGS)}, {FAMILIES_LEVER}, {SGEMM_LEVER}, {PCH_LEVER}"
+            f"mlas-isa={'|'.join(CEILINGS)}, {', '.join(lv for lv in PLAIN_LEVERS if lv not in CONFIG_LEVERS)}"
         )
     check_mlas_lever(chosen)
     return chosen
@@ -382,6 +439,7 @@ class PruneReport:
     members_dropped: list[str] = field(default_factory=list)  # ``ortbuild.members`` entries not compiled
     members_restored: list[str] = field(default_factory=list)  # dropped ones a link asked back for
     nchwc_probe_dropped: bool = False  # mlas-families: the contrib registration no longer asks MLAS for NCHWc
+    c_api: CApiCut | None = None  # c-api: the OrtApi table entries stubbed and kept
 
     def summary(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -401,6 +459,8 @@ class PruneReport:
             out["mlas_families"] = {"fields_dropped": f.dropped, "fields_kept": f.kept,
                                     "symbols_unreferenced": f.symbols, "mlas_members_linked": f.needed}  # fmt: skip
             out["nchwc_probe_dropped"] = self.nchwc_probe_dropped
+        if self.c_api is not None:
+            out["c_api"] = {"table": self.c_api.table, "stubbed": self.c_api.stubbed, "kept": self.c_api.kept}
         return out
 
 
@@ -571,7 +631,7 @@ function(_ortprune_overlay)
     list(LENGTH _empty_targets _emptied)
     message(STATUS "ortprune: ${{_emptied}} libraries left with nothing to compile are linked by no target")
   endif()
-{pch}endfunction()
+{pch}{options}endfunction()
 """
 
 _OVERLAY_PCH = """  # gcc only (ccache caches gcc's .gch; clang's .pch needs more flags); never with distcc
@@ -585,6 +645,22 @@ _OVERLAY_PCH_TARGET = """    if(TARGET {target})
       target_precompile_headers({target} PRIVATE {headers})
       list(APPEND _pch_targets {target})
     endif()
+"""
+
+_OVERLAY_CLANG = """  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "ortprune: --prune {lever} needs clang (--toolchain clang), not ${{CMAKE_CXX_COMPILER_ID}}")
+  endif()
+"""
+_OVERLAY_OPTIONS = """  # C++ flags of every target that compiles (dependencies' too): {what}
+  set(_opt 0)
+  foreach(_t IN LISTS _targets)
+    get_target_property(_type ${{_t}} TYPE)
+    if(_type MATCHES "^((STATIC|SHARED|MODULE|OBJECT)_LIBRARY|EXECUTABLE)$")
+      target_compile_options(${{_t}} PRIVATE {options})
+      math(EXPR _opt "${{_opt}} + 1")
+    endif()
+  endforeach()
+  message(STATUS "ortprune: {what} in ${{_opt}} targets")
 """
 
 _OVERLAY_CASE = """      if(_abs STREQUAL "{orig}")
@@ -602,13 +678,18 @@ def overlay_cmake(
     members: Iterable[Path] = (),
     stub: Path | None = None,
     pch: Mapping[str, tuple[str, ...]] | None = None,
+    vtables_header: Path | None = None,
+    short_where: bool = False,
 ) -> str:
     """The CMake file that replaces each original source with its generated copy in every target (of every
     directory, dependencies' too) and takes ``drops`` (kernel sources) and ``members`` (sources of archive
     members no link pulls, ``ortbuild.members``) out of them; a library left with nothing to compile gets
     ``stub`` (an empty source: CMake wants one) and is replaced by an INTERFACE stand-in in every link list, so
     it is never built. Configure fails if a swapped source is compiled by no target, or if none of a
-    non-empty drop list is. ``pch``: per target, the headers it precompiles (gcc; C++ sources only)."""
+    non-empty drop list is. ``pch``: per target, the headers it precompiles (gcc; C++ sources only).
+    ``vtables_header``: with ``vtables``, the exports header every C++ source of every target includes first,
+    beside :data:`VTABLES_FLAGS` (the configure fails unless the compiler is clang). ``short_where``: every
+    C++ source gets :data:`WHERE_FLAG`."""
 
     def quoted(paths: Iterable[Path]) -> str:
         return " ".join(f'"{p.as_posix()}"' for p in sorted(paths))
@@ -622,8 +703,21 @@ def overlay_cmake(
             for t, hs in sorted(pch.items())
         )
         pch_block = _OVERLAY_PCH.format(targets=targets)
+    flags: list[str] = []
+    what: list[str] = []
+    options_block = ""
+    if vtables_header is not None:  # the joined -include form: CMake de-duplicates a repeated "-include"
+        options_block = _OVERLAY_CLANG.format(lever=VTABLES_LEVER)
+        flags += [*VTABLES_FLAGS, f"-include{vtables_header.as_posix()}"]
+        what.append("whole-program vtables and virtual function elimination")
+    if short_where:
+        flags.append(WHERE_FLAG)
+        what.append("error locations without signatures")
+    if flags:
+        options = " ".join(f'"$<$<COMPILE_LANGUAGE:CXX>:{f}>"' for f in flags)
+        options_block += _OVERLAY_OPTIONS.format(what=", ".join(what), options=options)
     return OVERLAY_CMAKE.format(cases=cases, origs=quoted(swaps), drops=quoted(drops), members=quoted(members),
-                                stub=stub_path, pch=pch_block)  # fmt: skip
+                                stub=stub_path, pch=pch_block, options=options_block)  # fmt: skip
 
 
 def overlay_path(build_dir: Path) -> Path:
@@ -652,6 +746,7 @@ def prepare_sources(
     """
     report = PruneReport(list(levers))
     gen = build_dir / GENERATED
+    exports_text = exports_header(source) if VTABLES_LEVER in levers else None  # refused before any write
     swaps: dict[Path, Path] = {}
     drops: list[Path] = []
     if "sources" in levers:
@@ -694,7 +789,7 @@ def prepare_sources(
         report.transformers_dropped = dropped
         report.generated.append(str(gen_utils))
 
-    def swap_mlas(orig: Path, text: str) -> None:  # a generated MLAS file: its includes point at the source
+    def swap(orig: Path, text: str) -> None:  # a generated copy: its quoted includes point at the source
         gen_path = gen / orig.relative_to(source)
         _write_if_changed(gen_path, absolute_includes(text, orig.parent))
         swaps[orig] = gen_path
@@ -708,17 +803,29 @@ def prepare_sources(
         if FAMILIES_LEVER in levers:
             text, fcut = drop_fields(text, mlas_drop or (), platform)
             report.mlas_families = fcut if mlas_drop is not None else None
-        swap_mlas(platform, text)
+        swap(platform, text)
     if SGEMM_LEVER in levers:
         sgemm, text = read_source(source, SGEMM_CPP)
-        swap_mlas(sgemm, packed_k_sgemm(text, sgemm))
-    if not swaps and "sources" not in levers and PCH_LEVER not in levers:
+        swap(sgemm, packed_k_sgemm(text, sgemm))
+    if CAPI_LEVER in levers:
+        capi, text = read_source(source, C_API_CC)
+        _, apis = read_source(source, ORT_APIS_H)
+        text, report.c_api = cut_c_api(text, status_functions(apis), runtime_functions(), capi)
+        swap(capi, text)
+    overlay_levers = ("sources", PCH_LEVER, VTABLES_LEVER, WHERE_LEVER)
+    if not swaps and not any(lv in levers for lv in overlay_levers):
         return [], report  # with sources always: a list emptied by restores is rewritten
     stub = gen / "ortprune-empty.cc"
     _write_if_changed(stub, "// ortprune: the one object of a library whose every member the link never pulls\n")
     kept_members = list(members) if "sources" in levers else []
     pch = PCH_HEADERS if PCH_LEVER in levers else None
-    _write_if_changed(overlay_path(build_dir), overlay_cmake(swaps, drops, kept_members, stub, pch))
+    exports = None
+    if exports_text is not None:
+        exports = gen / "ortprune-exports.h"
+        _write_if_changed(exports, exports_text)
+        report.generated.append(str(exports))
+    overlay = overlay_cmake(swaps, drops, kept_members, stub, pch, exports, WHERE_LEVER in levers)
+    _write_if_changed(overlay_path(build_dir), overlay)
     return [f"CMAKE_PROJECT_onnxruntime_INCLUDE={overlay_path(build_dir)}"], report
 
 

@@ -62,7 +62,7 @@ class BuildSpec:
     target: str | None = None  # a cross build's target (ortbuild.cross); None: a native build for this machine
 
     def __post_init__(self) -> None:
-        from ortprune.ortbuild.prune import CONFIG_LEVERS, check_levers
+        from ortprune.ortbuild.prune import CONFIG_LEVERS, VTABLES_LEVER, check_levers
 
         v = variant(self.variant)
         toolchain(self.toolchain_name)
@@ -72,6 +72,11 @@ class BuildSpec:
             check_cross(self.target, self.toolchain_name, self.wheel, self.prune)
         object.__setattr__(self, "prune", check_levers((*v.prune, *self.prune)))
         object.__setattr__(self, "keep_transformers", tuple(sorted(set(self.keep_transformers))))
+        if VTABLES_LEVER in self.prune and (self.toolchain_name != "clang" or "--enable_lto" not in self.extra_flags):
+            raise BuildError(
+                f"--prune {VTABLES_LEVER} needs --toolchain clang and --extra=--enable_lto: clang drops the "
+                "unreachable virtual functions while optimizing the whole library at link time"
+            )
         if not v.needs_config and any(lv in CONFIG_LEVERS for lv in self.prune):
             raise BuildError(
                 f"--prune {','.join(lv for lv in self.prune if lv in CONFIG_LEVERS)} needs a config-built variant "

@@ -42,6 +42,7 @@ class Consumer:
     needs_layout_level: bool = False
     separate_artifact: bool = False  # served by another build output, not by this .so
     source: str = ""
+    ortprune_runtime: bool = False  # calls only the C API functions ``--prune c-api`` keeps
 
 
 CONSUMERS: tuple[Consumer, ...] = (
@@ -100,6 +101,7 @@ CONSUMERS: tuple[Consumer, ...] = (
         f'{LIBRARY_ENV}={{lib}} python app.py  # or TextEmbedding(..., lib="{{lib}}")',
         min_api=_capi.MIN_API_VERSION,
         source="ortprune.runtime._capi.MIN_API_VERSION",
+        ortprune_runtime=True,
     ),
 )
 
@@ -112,6 +114,7 @@ class LibraryFacts:
     soname: str | None
     accepts_layout_level: bool  # SetSessionGraphOptimizationLevel(3) succeeds
     providers: tuple[str, ...] = ()
+    c_api_pruned: bool = False  # built with --prune c-api: only ortprune's runtime's C API functions work
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,10 @@ def library_facts(path: str | os.PathLike[str]) -> LibraryFacts:
             lib.f.ReleaseStatus(status)
     finally:
         lib.f.ReleaseSessionOptions(opts)
-    return LibraryFacts(lib.path, lib.version, level, _soname(lib.path), accepts, tuple(lib.available_providers()))
+    from ortprune.ortbuild.capi import c_api_pruned
+
+    return LibraryFacts(lib.path, lib.version, level, _soname(lib.path), accepts, tuple(lib.available_providers()),
+                        c_api_pruned(lib.path))  # fmt: skip
 
 
 def verdicts(facts: LibraryFacts) -> list[Verdict]:
@@ -180,6 +186,9 @@ def verdicts(facts: LibraryFacts) -> list[Verdict]:
                             f"{facts.api_level} (build one: ortprune build --source git:v1.{c.min_api}.x)")  # fmt: skip
         if c.needs_layout_level and not facts.accepts_layout_level:
             problems.append("sets graph optimization level 3 (ORT_ENABLE_LAYOUT), which this library rejects")
+        if facts.c_api_pruned and not c.ortprune_runtime and not c.separate_artifact:
+            problems.append("calls C API functions this library was built without (--prune c-api keeps only "
+                            "those ortprune's runtime calls; the others return ORT_NOT_IMPLEMENTED)")  # fmt: skip
         if c.exact_minor and facts.soname not in (None, "libonnxruntime.so.1"):
             problems.append(f"loads libonnxruntime.so.1, this library's SONAME is {facts.soname}")
         why = "; ".join(problems) or (
