@@ -43,9 +43,10 @@ void DestroyAll(Message** items, int n) { for (int i = 0; i < n; ++i) delete ite
 FRAMEWORK_CC = """#include <cstdio>
 #include <cstring>
 #include "message.h"
+extern "C" int Three(void);  // C code in the same LTO link (a C object must be an LTO unit split the same way)
 int destroyed = 0;
 struct Tensor final : Message {
-  int n = 3;
+  int n = Three();
   ~Tensor() override { ++destroyed; }
   int Size() const override { return n; }
   int Parse(const char* text) override {  // never called: the lever drops it (and its string)
@@ -77,9 +78,9 @@ OrtStatus* OrtSessionOptionsAppendExecutionProvider_CPU(OrtSessionOptions*, int)
 """
 LDS = "VERS_1 {\n global:\n  OrtGetApiBase;\n  OrtSessionOptionsAppendExecutionProvider_CPU;\n local:\n  *;\n};\n"
 CMAKE = """cmake_minimum_required(VERSION 3.20)
-project(onnxruntime CXX)
+project(onnxruntime C CXX)
 add_library(protobuf-lite STATIC proto.cc)
-add_library(onnxruntime_framework STATIC framework.cc)
+add_library(onnxruntime_framework STATIC framework.cc helper.c)
 set_property(TARGET onnxruntime_framework PROPERTY INTERPROCEDURAL_OPTIMIZATION ON)
 set_target_properties(protobuf-lite onnxruntime_framework PROPERTIES POSITION_INDEPENDENT_CODE ON)
 add_library(onnxruntime SHARED api.cc)
@@ -107,7 +108,8 @@ def _project(root: Path) -> Path:
     proj = root / "proj"
     proj.mkdir(parents=True)
     for name, text in {"message.h": MESSAGE_H, "proto.cc": PROTO_CC, "framework.cc": FRAMEWORK_CC,
-                       "api.cc": API_CC, "ort.lds": LDS, "CMakeLists.txt": CMAKE}.items():  # fmt: skip
+                       "helper.c": "int Three(void) { return 3; }\n", "api.cc": API_CC, "ort.lds": LDS,
+                       "CMakeLists.txt": CMAKE}.items():  # fmt: skip
         (proj / name).write_text(text)
     symbols = proj / EXPORTS_LIST  # the project doubles as the ORT source tree the header is made from
     symbols.parent.mkdir(parents=True)

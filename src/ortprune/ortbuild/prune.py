@@ -113,6 +113,8 @@ VTABLES_FLAGS = (
     "-flto=full", "-fwhole-program-vtables", "-fvirtual-function-elimination",
     "-fvisibility=hidden", "-fvisibility-inlines-hidden",
 )  # fmt: skip
+#: ... and every C object's: lld refuses to link LTO units split for whole-program vtables with unsplit ones.
+VTABLES_C_FLAGS = ("-fsplit-lto-unit",)
 #: The C entry points a CPU build exports (ORT's list) and their declarations: hidden visibility would hide
 #: them too (``ORT_EXPORT`` is empty off Apple), so ``vtables`` declares them visible in a header every C++
 #: source includes first; a later declaration without the attribute keeps it.
@@ -651,7 +653,7 @@ _OVERLAY_CLANG = """  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
     message(FATAL_ERROR "ortprune: --prune {lever} needs clang (--toolchain clang), not ${{CMAKE_CXX_COMPILER_ID}}")
   endif()
 """
-_OVERLAY_OPTIONS = """  # C++ flags of every target that compiles (dependencies' too): {what}
+_OVERLAY_OPTIONS = """  # compile flags of every target that compiles (dependencies' too): {what}
   set(_opt 0)
   foreach(_t IN LISTS _targets)
     get_target_property(_type ${{_t}} TYPE)
@@ -704,17 +706,20 @@ def overlay_cmake(
         )
         pch_block = _OVERLAY_PCH.format(targets=targets)
     flags: list[str] = []
+    c_flags: list[str] = []
     what: list[str] = []
     options_block = ""
     if vtables_header is not None:  # the joined -include form: CMake de-duplicates a repeated "-include"
         options_block = _OVERLAY_CLANG.format(lever=VTABLES_LEVER)
         flags += [*VTABLES_FLAGS, f"-include{vtables_header.as_posix()}"]
+        c_flags += VTABLES_C_FLAGS
         what.append("whole-program vtables and virtual function elimination")
     if short_where:
         flags.append(WHERE_FLAG)
         what.append("error locations without signatures")
     if flags:
-        options = " ".join(f'"$<$<COMPILE_LANGUAGE:CXX>:{f}>"' for f in flags)
+        options = " ".join([*(f'"$<$<COMPILE_LANGUAGE:CXX>:{f}>"' for f in flags),
+                            *(f'"$<$<COMPILE_LANGUAGE:C>:{f}>"' for f in c_flags)])  # fmt: skip
         options_block += _OVERLAY_OPTIONS.format(what=", ".join(what), options=options)
     return OVERLAY_CMAKE.format(cases=cases, origs=quoted(swaps), drops=quoted(drops), members=quoted(members),
                                 stub=stub_path, pch=pch_block, options=options_block)  # fmt: skip
