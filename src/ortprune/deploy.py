@@ -105,9 +105,9 @@ def make_bundle(
     from ortprune.cache import file_digest
     from ortprune.convert import convert_model
     from ortprune.elf import ElfFile
-    from ortprune.ortbuild.capi import c_api_pruned
     from ortprune.platform import cpu_flags
     from ortprune.runtime import load_library
+    from ortprune.runtime._capi import c_api_pruned
     from ortprune.verify import verify
 
     if model_format not in MODEL_FORMATS:

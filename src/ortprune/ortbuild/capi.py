@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ortprune.errors import BuildError
+from ortprune.runtime._capi import NOT_BUILT_MESSAGE, c_api_pruned
+
+__all__ = ["CAPI_LEVER", "MESSAGE", "c_api_pruned", "cut_c_api", "runtime_functions", "status_functions"]
 
 CAPI_LEVER = "c-api"
 C_API_CC = "onnxruntime/core/session/onnxruntime_c_api.cc"
@@ -26,7 +29,7 @@ _ENTRY = re.compile(r"^(\s*)&OrtApis::(\w+),", re.M)
 _STATUS_DECL = re.compile(r"ORT_API_STATUS_IMPL\(\s*(\w+)")
 #: Kept besides the runtime's own: the stub itself creates its status with it.
 ALWAYS_KEPT = ("CreateStatus",)
-MESSAGE = "this C API function is not in this pruned ONNX Runtime (ortprune --prune c-api keeps what its runtime calls)"
+MESSAGE = NOT_BUILT_MESSAGE
 STUB = """// ortprune --prune c-api: the type of every C API function a table entry stubs, returning ORT_NOT_IMPLEMENTED
 namespace ortprune_c_api {{
 template <typename F>
@@ -39,11 +42,6 @@ struct NotBuilt<OrtStatus*(ORT_API_CALL*)(Args...) noexcept> {{
 }};
 }}  // namespace ortprune_c_api
 """
-
-
-def c_api_pruned(library: str | Path) -> bool:
-    """Whether ``library`` was built with ``--prune c-api`` (its stub's message is in the file)."""
-    return MESSAGE.encode() in Path(library).read_bytes()
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 from ctypes import POINTER, c_char_p, c_int, c_int64, c_size_t, c_uint32, c_void_p
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,18 @@ MIN_API_VERSION = 17
 #: Newest C API we have checked the table against (PyPI onnxruntime 1.32.0). Newer libraries are asked
 #: for this version: ORT keeps serving old API versions, and we use no slot added after it.
 MAX_API_VERSION = 32
+
+#: The message of the stub a library built with ``--prune c-api`` returns for every C API function it left out.
+NOT_BUILT_MESSAGE = (
+    "this C API function is not in this pruned ONNX Runtime (ortprune --prune c-api keeps what its runtime calls)"
+)
+
+
+def c_api_pruned(library: str | os.PathLike[str]) -> bool:
+    """Whether ``library`` was built with ``--prune c-api`` (its stub's message is in the file)."""
+    with open(library, "rb") as f:
+        return NOT_BUILT_MESSAGE.encode() in f.read()
+
 
 STATUS = c_void_p  # OrtStatus*: NULL means success
 PTR = c_void_p  # any opaque Ort* handle

@@ -169,10 +169,8 @@ def library_facts(path: str | os.PathLike[str]) -> LibraryFacts:
             lib.f.ReleaseStatus(status)
     finally:
         lib.f.ReleaseSessionOptions(opts)
-    from ortprune.ortbuild.capi import c_api_pruned
-
     return LibraryFacts(lib.path, lib.version, level, _soname(lib.path), accepts, tuple(lib.available_providers()),
-                        c_api_pruned(lib.path))  # fmt: skip
+                        _capi.c_api_pruned(lib.path))  # fmt: skip
 
 
 def verdicts(facts: LibraryFacts) -> list[Verdict]:
