@@ -110,7 +110,8 @@ PruneOption = Annotated[
         "on run-time weights in the pre-packed K slices: a keep-quantized .ort computes as the folded .onnx), "
         "pch (precompiled headers for ORT's own targets: compile time only; the reduced variants use it), "
         "vtables (clang full LTO with whole-program vtables drops virtual functions no call reaches; needs "
-        "--toolchain clang --extra=--enable_lto).",
+        "--toolchain clang --extra=--enable_lto), c-api (the C API table keeps what ortprune's runtime calls; "
+        "other clients get ORT_NOT_IMPLEMENTED), short-where (error locations without signatures).",
     ),
 ]
 CcacheRemoteOption = Annotated[

@@ -18,13 +18,13 @@ from ortprune.errors import BuildError
 from ortprune.ortbuild.capi import (
     C_API_CC,
     CAPI_LEVER,
-    MESSAGE,
     ORT_APIS_H,
     cut_c_api,
     runtime_functions,
     status_functions,
 )
 from ortprune.ortbuild.prune import check_levers, prepare_sources
+from ortprune.runtime._capi import NOT_BUILT_MESSAGE as MESSAGE
 from ortprune.runtime._capi import SLOTS
 
 HEADER = """#pragma once

@@ -174,7 +174,8 @@ def test_onnxruntime_node_on_the_ortprune_builds(node_modules: Path, int8_model:
 def test_a_c_api_pruned_library_serves_only_ortprunes_runtime(tmp_path: Path) -> None:
     """``--prune c-api`` keeps the C API functions ortprune's runtime calls: every other client is told so."""
     from ortprune.deploy import consumers
-    from ortprune.ortbuild.capi import MESSAGE, c_api_pruned
+    from ortprune.runtime._capi import NOT_BUILT_MESSAGE as MESSAGE
+    from ortprune.runtime._capi import c_api_pruned
     from ortprune.runtime.consumers import LibraryFacts, verdicts
 
     lib = tmp_path / "libonnxruntime.so.1.21.0"

@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ortprune.errors import BuildError
-from ortprune.runtime._capi import NOT_BUILT_MESSAGE, c_api_pruned
-
-__all__ = ["CAPI_LEVER", "MESSAGE", "c_api_pruned", "cut_c_api", "runtime_functions", "status_functions"]
+from ortprune.runtime._capi import NOT_BUILT_MESSAGE, SLOTS
 
 CAPI_LEVER = "c-api"
 C_API_CC = "onnxruntime/core/session/onnxruntime_c_api.cc"
@@ -29,7 +27,6 @@ _ENTRY = re.compile(r"^(\s*)&OrtApis::(\w+),", re.M)
 _STATUS_DECL = re.compile(r"ORT_API_STATUS_IMPL\(\s*(\w+)")
 #: Kept besides the runtime's own: the stub itself creates its status with it.
 ALWAYS_KEPT = ("CreateStatus",)
-MESSAGE = NOT_BUILT_MESSAGE
 STUB = """// ortprune --prune c-api: the type of every C API function a table entry stubs, returning ORT_NOT_IMPLEMENTED
 namespace ortprune_c_api {{
 template <typename F>
@@ -55,8 +52,6 @@ class CApiCut:
 
 def runtime_functions() -> frozenset[str]:
     """The C API functions ortprune's runtime calls (``Session``, ``TextEmbedding``, the probes)."""
-    from ortprune.runtime._capi import SLOTS
-
     return frozenset(SLOTS) | frozenset(ALWAYS_KEPT)
 
 
@@ -90,5 +85,5 @@ def cut_c_api(text: str, status: set[str], keep: Iterable[str], path: str | Path
 
     table = _ENTRY.sub(one, text[start:end])
     kept = [name for _, name in entries if name not in stubbed]
-    out = text[:start] + STUB.format(message=MESSAGE) + table + text[end:]
+    out = text[:start] + STUB.format(message=NOT_BUILT_MESSAGE) + table + text[end:]
     return out, CApiCut(tables[0][1], stubbed, kept)
